@@ -1,0 +1,28 @@
+// The flash devices of one simulated board and the supply they share.
+#pragma once
+
+#include "ota/profile.hpp"
+#include "sim/emulated_flash.hpp"
+#include "sim/power.hpp"
+
+namespace ota::sim {
+
+// Internal flash timed as the STM32F4's, external as the W25Q128's. Not copyable or
+// movable: both devices hold a pointer to `power`.
+struct BoardFlash {
+  explicit BoardFlash(const BoardProfile& profile);
+  BoardFlash(const BoardFlash&) = delete;
+  BoardFlash& operator=(const BoardFlash&) = delete;
+
+  Flash& flash(FlashId id) { return emulated(id); }
+  EmulatedFlash& emulated(FlashId id) { return id == FlashId::kInternal ? internal : external; }
+  // Both devices' counters added up.
+  FlashCounters counters() const;
+  void ResetCounters();
+
+  PowerSupply power;  // declared first: the devices point at it
+  EmulatedFlash internal;
+  EmulatedFlash external;
+};
+
+}  // namespace ota::sim

@@ -1,0 +1,20 @@
+#include "sim/board_flash.hpp"
+
+namespace ota::sim {
+
+BoardFlash::BoardFlash(const BoardProfile& profile)
+    : internal(profile.internal, kStm32f4InternalTiming, &power),
+      external(profile.external, kW25q128Timing, &power) {}
+
+FlashCounters BoardFlash::counters() const {
+  FlashCounters sum = internal.counters();
+  sum += external.counters();
+  return sum;
+}
+
+void BoardFlash::ResetCounters() {
+  internal.ResetCounters();
+  external.ResetCounters();
+}
+
+}  // namespace ota::sim

@@ -1,0 +1,48 @@
+// A simulated board for loader tests: both flash devices, the loader, and the few things the
+// app would do (stage a package, confirm an image), done directly.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "ota/boot_state.hpp"
+#include "ota/installer.hpp"
+#include "ota/loader.hpp"
+#include "sim/board_flash.hpp"
+
+namespace ota::testing {
+
+class SimBoard {
+ public:
+  explicit SimBoard(const BoardProfile& profile) : profile_(profile), flash_(profile) {}
+
+  const BoardProfile& profile() const { return profile_; }
+  sim::BoardFlash& flash() { return flash_; }
+  sim::PowerSupply& power() { return flash_.power; }
+  uint32_t running_address() const;
+
+  // Writes an image into the running slot as a programmer would (no flash ops counted).
+  void FlashRunning(const std::vector<uint8_t>& image);
+  // Puts a package in the download region and marks it downloaded, as the app does.
+  Status Stage(const std::vector<uint8_t>& package, const char* version);
+  // One power-on of the loader.
+  Result<BootDecision> Boot(Installer& installer);
+  Result<BootDecision> Boot() { return Boot(plain_); }
+  // What the app does once it is healthy after an upgrade.
+  Status Confirm();
+  Result<BootRecord> Record();
+
+  bool RunningHolds(const std::vector<uint8_t>& image) const;
+  std::vector<uint8_t> RunningSlot() const;
+
+ private:
+  BootStore Store();
+  FlashArea Area(PartitionId id);
+
+  const BoardProfile& profile_;
+  sim::BoardFlash flash_;
+  PlainImageInstaller plain_;
+  uint8_t work_[1024];  // the loader's scratch buffer, as on the board
+};
+
+}  // namespace ota::testing
