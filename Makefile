@@ -34,6 +34,8 @@ cross: deps
 	@cmake --build --preset cortex-m4 -j $(JOBS)
 	@arm-none-eabi-size -t build/cortex-m4/device/libota_device.a | tail -1 | \
 	  awk '{print "cortex-m4: device library text=" $$1 " data=" $$2 " bss=" $$3}'
+	@scripts/check-device-symbols.sh build/cortex-m4/device/libota_device.a \
+	  build/cortex-m4/boards/libota_boards.a
 
 # Long runs kept out of `make test`: full-size power-cut sweeps.
 test-long: build

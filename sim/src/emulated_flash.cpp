@@ -9,13 +9,16 @@
 #include <cstring>
 #include <random>
 
+#include "ota/bytes.hpp"
+
 namespace ota::sim {
 namespace {
 
-// pwrite/pread may transfer less than asked; these loop until done or an error.
-bool WriteAll(int fd, const uint8_t* data, size_t len, off_t offset) {
+// pwrite/pread may transfer less than asked; this loops until done or an error.
+template <typename Buffer, typename Io>
+bool TransferAll(Io io, int fd, Buffer* data, size_t len, off_t offset) {
   while (len > 0) {
-    const ssize_t n = ::pwrite(fd, data, len, offset);
+    const ssize_t n = io(fd, data, len, offset);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return false;
     data += n;
@@ -23,30 +26,14 @@ bool WriteAll(int fd, const uint8_t* data, size_t len, off_t offset) {
     offset += n;
   }
   return true;
+}
+
+bool WriteAll(int fd, const uint8_t* data, size_t len, off_t offset) {
+  return TransferAll(::pwrite, fd, data, len, offset);
 }
 
 bool ReadAll(int fd, uint8_t* data, size_t len, off_t offset) {
-  while (len > 0) {
-    const ssize_t n = ::pread(fd, data, len, offset);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    data += n;
-    len -= static_cast<size_t>(n);
-    offset += n;
-  }
-  return true;
-}
-
-void EncodeLe32(uint32_t value, uint8_t* out) {
-  for (int i = 0; i < 4; ++i)
-    out[i] = static_cast<uint8_t>(value >> (8 * i));
-}
-
-uint32_t DecodeLe32(const uint8_t* in) {
-  uint32_t value = 0;
-  for (int i = 0; i < 4; ++i)
-    value |= static_cast<uint32_t>(in[i]) << (8 * i);
-  return value;
+  return TransferAll(::pread, fd, data, len, offset);
 }
 
 // Opens `path` read-write. A missing file is first created with `initial` contents under a
@@ -155,7 +142,7 @@ Status EmulatedFlash::OpenFile(const std::string& path) {
   }
   contents_ = std::move(contents);
   for (size_t i = 0; i < wear_.size(); ++i)
-    wear_[i] = DecodeLe32(&wear_bytes[i * 4]);
+    wear_[i] = LoadLe32(&wear_bytes[i * 4]);
   data_fd_ = data_fd;
   wear_fd_ = wear_fd;
   return Status::Ok();
@@ -306,7 +293,7 @@ Status EmulatedFlash::WriteWearThrough(uint32_t first_sector, uint32_t count) {
   if (wear_fd_ < 0) return Status::Ok();
   std::vector<uint8_t> bytes(size_t{count} * 4);
   for (uint32_t i = 0; i < count; ++i)
-    EncodeLe32(wear_[first_sector + i], &bytes[i * 4]);
+    StoreLe32(&bytes[i * 4], wear_[first_sector + i]);
   if (!WriteAll(wear_fd_, bytes.data(), bytes.size(), static_cast<off_t>(first_sector) * 4)) {
     return StatusCode::kIoError;
   }

@@ -97,8 +97,8 @@ TEST_F(PowerCut, DoubleCutRecovery_EveryOperationThenRandom_NeverBricks) {
 // Full-size FIRE profile: 300 KB -> 320 KB images, ~100k operations; a seeded sample.
 TEST_F(PowerCut, Long_FireProfileFullInstall_SampledNeverBricks) {
   SweepOptions options;
-  options.stride = 997;
-  options.random_samples = 200;
+  options.stride = 211;
+  options.random_samples = 300;
   options.seed = 3;
   Sweep(Make("fire-full-install", kStm32f429Fire, 300 * 1024, 320 * 1024), options);
 }
@@ -108,10 +108,21 @@ TEST_F(PowerCut, Long_FireProfileRecovery_SampledNeverBricks) {
   s.installer = &corrupting_;
   s.expect = Expect::kOldImage;
   SweepOptions options;
-  options.stride = 1999;
-  options.random_samples = 100;
+  options.stride = 499;
+  options.random_samples = 200;
   options.double_cut = true;
   options.seed = 5;
+  Sweep(s, options);
+}
+
+TEST_F(PowerCut, Long_FireProfileTrialRevert_SampledNeverBricks) {
+  Scenario s = Make("fire-trial-revert", kStm32f429Fire, 300 * 1024, 320 * 1024);
+  s.app_confirms = false;
+  s.expect = Expect::kOldImage;
+  SweepOptions options;
+  options.stride = 1999;
+  options.random_samples = 100;
+  options.seed = 6;
   Sweep(s, options);
 }
 

@@ -51,7 +51,6 @@ struct FlashGeometry {
 class Flash {
  public:
   explicit Flash(const FlashGeometry& geometry) : geometry_(geometry) {}
-  virtual ~Flash() = default;
   Flash(const Flash&) = delete;
   Flash& operator=(const Flash&) = delete;
 
@@ -66,6 +65,11 @@ class Flash {
   Status Program(uint32_t addr, ConstByteSpan data);
   // Erases [addr, addr+len) to 0xFF; both ends must be sector boundaries.
   Status Erase(uint32_t addr, uint32_t len);
+
+ protected:
+  // Not virtual: a Flash is never deleted through this interface, and a virtual destructor
+  // would pull operator delete (the heap) into the firmware.
+  ~Flash() = default;
 
  private:
   virtual Status DoRead(uint32_t addr, ByteSpan out) = 0;

@@ -32,8 +32,6 @@ struct InstallerContext {
 
 class Installer {
  public:
-  virtual ~Installer() = default;
-
   // Before anything is touched: authenticates the package and checks it against the running
   // image (source hash for a diff, anti-rollback, slot size). On refusal sets `*reason`.
   virtual Result<PackageInfo> Check(const InstallerContext& ctx, FailReason* reason) = 0;
@@ -43,6 +41,9 @@ class Installer {
   // Writes the new image through `out`, in order. The old image can be read from `old`
   // (the backup region), never from the running slot, which is being overwritten.
   virtual Status Apply(const InstallerContext& ctx, const FlashArea& old, SlotWriter& out) = 0;
+
+ protected:
+  ~Installer() = default;  // not virtual: see Flash; never deleted through this interface
 };
 
 // The plain full-image installer: the staged package is an app image (header + SHA-256

@@ -37,7 +37,7 @@ class EmulatedFlash : public Flash {
   // `geometry` must outlive the device (the base keeps a reference); `power` may be nullptr
   // for a supply that never fails. Contents start erased (all 0xFF).
   EmulatedFlash(const FlashGeometry& geometry, const FlashTiming& timing, PowerSupply* power);
-  ~EmulatedFlash() override;
+  ~EmulatedFlash();
 
   // Backs the device with the file at `path` so a simulated board keeps its flash across
   // process restarts. A missing file is created erased; an existing one is loaded and must
