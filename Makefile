@@ -20,8 +20,10 @@ test: deps
 	@$(MAKE) --no-print-directory test-host test-asan cross format-check
 	@echo "make test: all passed"
 
+# The power-cut sweeps' summary lines are shown after the run (CTest captures test output).
 test-host: build
 	@ctest --preset host
+	@grep -h '^powercut:' build/host/Testing/Temporary/LastTest.log || true
 
 test-asan: deps
 	@cmake --preset asan >/dev/null
@@ -40,6 +42,7 @@ cross: deps
 # Long runs kept out of `make test`: full-size power-cut sweeps.
 test-long: build
 	@ctest --preset long
+	@grep -h '^powercut:' build/host/Testing/Temporary/LastTest.log || true
 
 bench-upgrade: build
 	@build/host/bench/upgrade_time
