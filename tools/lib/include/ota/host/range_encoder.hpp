@@ -1,0 +1,32 @@
+// Binary range encoder, the host half of ota/codec/range_decoder.hpp. Same probabilities,
+// same update rule (ota/codec/prob.hpp), so the decoder reproduces every bit.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "ota/codec/prob.hpp"
+
+namespace ota::host {
+
+class RangeEncoder {
+ public:
+  void EncodeBit(codec::Prob& prob, uint32_t bit);
+  // The low `count` bits of `value`, most significant first, each with probability one half.
+  void EncodeDirect(uint32_t value, int count);
+  // A `bits`-bit symbol through a binary tree of probabilities (probs[1..2^bits-1]).
+  void EncodeTree(codec::Prob* probs, int bits, uint32_t symbol);
+  // Flushes the coder; the returned bytes are the whole stream. The encoder is done after.
+  std::vector<uint8_t> Finish();
+
+ private:
+  void ShiftLow();
+
+  uint64_t low_ = 0;
+  uint32_t range_ = 0xFFFFFFFFu;
+  uint8_t cache_ = 0;
+  uint64_t cache_size_ = 1;
+  std::vector<uint8_t> out_;
+};
+
+}  // namespace ota::host
