@@ -1,7 +1,8 @@
 # The two commands of the quick start are `make demo` and `make test`; the rest are helpers.
 # Every target installs missing Debian packages first (scripts/install-deps.sh).
 
-.PHONY: all deps build test test-host test-asan cross test-long bench-upgrade format format-check clean
+.PHONY: all deps build test test-host test-asan cross fuzz fuzz-smoke test-long bench-upgrade format \
+        format-check clean
 
 JOBS ?= $(shell nproc)
 
@@ -17,8 +18,8 @@ build: deps
 # The whole suite: host tests, the device library's tests under ASan+UBSan, the Cortex-M4
 # cross build of the device library, and formatting. Fails on the first failure.
 test: deps
-	@$(MAKE) --no-print-directory test-host test-asan cross format-check
-	@echo "make test: all passed"
+	@$(MAKE) --no-print-directory test-host test-asan cross fuzz-smoke format-check
+	@scripts/test-summary.sh build/host build/asan
 
 # The power-cut sweeps' summary lines are shown after the run (CTest captures test output).
 test-host: build
@@ -38,6 +39,24 @@ cross: deps
 	  awk '{print "cortex-m4: device library text=" $$1 " data=" $$2 " bss=" $$3}'
 	@scripts/check-device-symbols.sh build/cortex-m4/device/libota_device.a \
 	  build/cortex-m4/boards/libota_boards.a
+
+# libFuzzer over every parser of untrusted input: FUZZ_SECONDS each (corpus in build/fuzz).
+FUZZ_TARGETS := boot_record image_header range_decoder
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@cmake --preset fuzz >/dev/null
+	@cmake --build --preset fuzz -j $(JOBS)
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build/fuzz/corpus/$$t; \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+	  build/fuzz/fuzz/$${t}_fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    build/fuzz/corpus/$$t 2>build/fuzz/$$t.log || { tail -40 build/fuzz/$$t.log; exit 1; }; \
+	  grep -h 'number_of_executed_units' build/fuzz/$$t.log | sed "s/^/fuzz: $$t /"; \
+	done
+
+# The short run inside `make test`.
+fuzz-smoke:
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=10
 
 # Long runs kept out of `make test`: full-size power-cut sweeps.
 test-long: build

@@ -152,6 +152,14 @@ Result<BootRecord> DecodeBootRecord(const uint8_t (&in)[kBootRecordSize]) {
   std::memcpy(r.package_version, in + kOffVersion, sizeof(r.package_version));
   std::memcpy(r.package_sha256, in + kOffPackageSha, kSha256Size);
   if (r.package_version[sizeof(r.package_version) - 1] != '\0') return StatusCode::kCorrupt;
+  // Reserved bytes and unknown flags must be zero: a record from a newer format that this
+  // loader cannot understand is not silently half-read.
+  if ((r.flags & ~kBootFlagConfirmed) != 0 || in[26] != 0 || in[27] != 0) {
+    return StatusCode::kCorrupt;
+  }
+  for (uint32_t i = kOffReserved; i < kOffCrc; ++i) {
+    if (in[i] != 0) return StatusCode::kCorrupt;
+  }
   return r;
 }
 

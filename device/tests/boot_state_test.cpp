@@ -5,6 +5,7 @@
 #include <cstring>
 #include <random>
 
+#include "ota/crc32.hpp"
 #include "sim/board_flash.hpp"
 
 namespace ota {
@@ -66,6 +67,21 @@ TEST(BootRecord, Decode_AnyFlippedBit_Corrupt) {
     std::memcpy(bad, raw, sizeof(raw));
     bad[bit / 8] ^= static_cast<uint8_t>(1u << (bit % 8));
     EXPECT_FALSE(DecodeBootRecord(bad).ok()) << "bit " << bit;
+  }
+}
+
+TEST(BootRecord, Decode_NonzeroReservedOrUnknownFlag_Corrupt) {
+  for (int offset : {25, 26, 27, 96, 123}) {
+    uint8_t raw[kBootRecordSize];
+    EncodeBootRecord(BootRecord{}, raw);
+    raw[offset] = offset == 25 ? 0x02 : 0x01;
+    // Re-seal the CRC so only the field itself is wrong.
+    const uint32_t crc = Crc32(0, ConstByteSpan(raw, 124));
+    raw[124] = static_cast<uint8_t>(crc);
+    raw[125] = static_cast<uint8_t>(crc >> 8);
+    raw[126] = static_cast<uint8_t>(crc >> 16);
+    raw[127] = static_cast<uint8_t>(crc >> 24);
+    EXPECT_EQ(DecodeBootRecord(raw).status().code(), StatusCode::kCorrupt) << offset;
   }
 }
 
