@@ -41,7 +41,7 @@ cross: deps
 	  build/cortex-m4/boards/libota_boards.a
 
 # libFuzzer over every parser of untrusted input: FUZZ_SECONDS each (corpus in build/fuzz).
-FUZZ_TARGETS := boot_record image_header range_decoder
+FUZZ_TARGETS := boot_record delta_decoder image_header range_decoder
 FUZZ_SECONDS ?= 60
 fuzz: deps
 	@cmake --preset fuzz >/dev/null

@@ -1,0 +1,65 @@
+// Fuzz target: the delta decoder on arbitrary patches against a fixed old image must return
+// an error or at most new_size bytes; never fault, hang, or read outside the old image.
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "ota/bytes.hpp"
+#include "ota/codec/delta_decoder.hpp"
+#include "sim/board_flash.hpp"
+
+namespace {
+class Source final : public ota::codec::ByteSource {
+ public:
+  Source(const uint8_t* data, size_t size) : data_(data), size_(size) {}
+  ota::Result<size_t> Read(ota::ByteSpan out) override {
+    const size_t n = out.size() < size_ - pos_ ? out.size() : size_ - pos_;
+    std::memcpy(out.data(), data_ + pos_, n);
+    pos_ += n;
+    return n;
+  }
+
+ private:
+  const uint8_t* data_;
+  size_t size_;
+  size_t pos_ = 0;
+};
+
+constexpr uint32_t kOldSize = 4096;
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static ota::sim::BoardFlash board(ota::kSimSmall);
+  const ota::Partition& backup = ota::kSimSmall.partition(ota::PartitionId::kBackup);
+  static bool filled = false;
+  if (!filled) {
+    for (uint32_t i = 0; i < kOldSize; ++i) {
+      board.external.raw()[backup.offset + i] = static_cast<uint8_t>(i * 7);
+    }
+    filled = true;
+  }
+  // Give the fuzzer a valid header most of the time, so it spends its effort on the stream;
+  // cap new_size so one input cannot take long.
+  uint8_t patch[1 << 16];
+  if (size < ota::codec::kDeltaHeaderSize || size > sizeof(patch)) return 0;
+  std::memcpy(patch, data, size);
+  if (data[0] & 1) {
+    ota::StoreLe32(patch, ota::codec::kDeltaMagic);
+    patch[4] = ota::codec::kDeltaFormat;
+    patch[5] = patch[6] = patch[7] = 0;
+    ota::StoreLe32(patch + 8, kOldSize);
+  }
+  ota::StoreLe32(patch + 12, ota::LoadLe32(patch + 12) % (1u << 18));
+  Source source(patch, size);
+  ota::codec::DeltaDecoder decoder(source, ota::FlashArea(board.external, backup.offset, kOldSize));
+  if (!decoder.Init(kOldSize).ok()) return 0;
+  uint8_t out[512];
+  uint64_t total = 0;
+  for (;;) {
+    const ota::Result<size_t> n = decoder.Read(ota::ByteSpan(out));
+    if (!n.ok() || n.value() == 0) break;
+    total += n.value();
+    if (total > decoder.new_size()) __builtin_trap();
+  }
+  return 0;
+}

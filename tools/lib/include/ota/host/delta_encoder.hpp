@@ -1,0 +1,22 @@
+// Delta encoder (host): old image + new image -> patch in the format of
+// ota/codec/delta_format.hpp, decoded on the device by ota::codec::DeltaDecoder. With an
+// empty old image it compresses a full image.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace ota::host {
+
+struct DeltaStats {
+  uint64_t blocks = 0;
+  uint64_t diff_bytes = 0;     // bytes coded as old + difference
+  uint64_t nonzero_diffs = 0;  // of which the difference is not zero
+  uint64_t extra_bytes = 0;    // bytes coded as literals
+};
+
+std::vector<uint8_t> EncodeDelta(std::span<const uint8_t> old_image,
+                                 std::span<const uint8_t> new_image, DeltaStats* stats = nullptr);
+
+}  // namespace ota::host
