@@ -1,7 +1,7 @@
 # The two commands of the quick start are `make demo` and `make test`; the rest are helpers.
 # Every target installs missing Debian packages first (scripts/install-deps.sh).
 
-.PHONY: all deps build test test-host test-asan cross fuzz fuzz-smoke test-long bench-upgrade format \
+.PHONY: all deps build test test-host test-asan cross fuzz fuzz-smoke test-long bench-upgrade bench-delta format \
         format-check clean
 
 JOBS ?= $(shell nproc)
@@ -65,6 +65,10 @@ test-long: build
 
 bench-upgrade: build
 	@build/host/bench/upgrade_time
+
+# Patch sizes against bsdiff, xdelta3 and zstd on ../shared/firmware-pairs and PAIRS=dirs.
+bench-delta: build
+	@build/host/bench/delta_bench $(PAIRS)
 
 format:
 	@git ls-files '*.cpp' '*.hpp' | xargs clang-format -i

@@ -8,6 +8,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libmbedtls-dev zlib1g-dev libdivsufsort-dev
   clang-14 libclang-rt-14-dev
+  bsdiff xdelta3 zstd xz-utils
   gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib
 )
 

@@ -92,13 +92,20 @@ bool ClockInit() {
   return ok;
 }
 
-uint32_t SysclkHz() { return g_sysclk_hz; }
-uint32_t Apb2Hz() { return g_apb2_hz; }
-uint32_t Millis() { return g_millis; }
+uint32_t SysclkHz() {
+  return g_sysclk_hz;
+}
+uint32_t Apb2Hz() {
+  return g_apb2_hz;
+}
+uint32_t Millis() {
+  return g_millis;
+}
 
 void DelayMs(uint32_t ms) {
   const uint32_t start = Millis();
-  while (Millis() - start < ms) __asm volatile("wfi");
+  while (Millis() - start < ms)
+    __asm volatile("wfi");
 }
 
 }  // namespace fire

@@ -9,25 +9,27 @@ namespace fire::reg {
 
 // RCC, RM0090 section 6.3 (register map 6.3.27).
 struct Rcc {
-  volatile uint32_t CR;          // 0x00
-  volatile uint32_t PLLCFGR;     // 0x04
-  volatile uint32_t CFGR;        // 0x08
-  volatile uint32_t CIR;         // 0x0C
-  volatile uint32_t AHB1RSTR;    // 0x10
-  volatile uint32_t AHB2RSTR;    // 0x14
-  volatile uint32_t AHB3RSTR;    // 0x18
-  uint32_t reserved0;            // 0x1C
-  volatile uint32_t APB1RSTR;    // 0x20
-  volatile uint32_t APB2RSTR;    // 0x24
-  uint32_t reserved1[2];         // 0x28
-  volatile uint32_t AHB1ENR;     // 0x30
-  volatile uint32_t AHB2ENR;     // 0x34
-  volatile uint32_t AHB3ENR;     // 0x38
-  uint32_t reserved2;            // 0x3C
-  volatile uint32_t APB1ENR;     // 0x40
-  volatile uint32_t APB2ENR;     // 0x44
+  volatile uint32_t CR;        // 0x00
+  volatile uint32_t PLLCFGR;   // 0x04
+  volatile uint32_t CFGR;      // 0x08
+  volatile uint32_t CIR;       // 0x0C
+  volatile uint32_t AHB1RSTR;  // 0x10
+  volatile uint32_t AHB2RSTR;  // 0x14
+  volatile uint32_t AHB3RSTR;  // 0x18
+  uint32_t reserved0;          // 0x1C
+  volatile uint32_t APB1RSTR;  // 0x20
+  volatile uint32_t APB2RSTR;  // 0x24
+  uint32_t reserved1[2];       // 0x28
+  volatile uint32_t AHB1ENR;   // 0x30
+  volatile uint32_t AHB2ENR;   // 0x34
+  volatile uint32_t AHB3ENR;   // 0x38
+  uint32_t reserved2;          // 0x3C
+  volatile uint32_t APB1ENR;   // 0x40
+  volatile uint32_t APB2ENR;   // 0x44
 };
-inline Rcc& RCC() { return *reinterpret_cast<Rcc*>(0x40023800u); }
+inline Rcc& RCC() {
+  return *reinterpret_cast<Rcc*>(0x40023800u);
+}
 inline constexpr uint32_t kRccCrHseOn = 1u << 16;
 inline constexpr uint32_t kRccCrHseRdy = 1u << 17;
 inline constexpr uint32_t kRccCrPllOn = 1u << 24;
@@ -48,7 +50,9 @@ struct Pwr {
   volatile uint32_t CR;   // 0x00
   volatile uint32_t CSR;  // 0x04
 };
-inline Pwr& PWR() { return *reinterpret_cast<Pwr*>(0x40007000u); }
+inline Pwr& PWR() {
+  return *reinterpret_cast<Pwr*>(0x40007000u);
+}
 inline constexpr uint32_t kPwrCrVosScale1 = 3u << 14;
 inline constexpr uint32_t kPwrCrOdEn = 1u << 16;
 inline constexpr uint32_t kPwrCrOdSwEn = 1u << 17;
@@ -64,7 +68,9 @@ struct FlashIf {
   volatile uint32_t SR;       // 0x0C
   volatile uint32_t CR;       // 0x10
 };
-inline FlashIf& FLASH() { return *reinterpret_cast<FlashIf*>(0x40023C00u); }
+inline FlashIf& FLASH() {
+  return *reinterpret_cast<FlashIf*>(0x40023C00u);
+}
 inline constexpr uint32_t kFlashKey1 = 0x45670123u;  // RM0090 3.5.1, unlocking the FLASH_CR
 inline constexpr uint32_t kFlashKey2 = 0xCDEF89ABu;
 inline constexpr uint32_t kFlashAcrLatencyMask = 0xFu;
@@ -103,8 +109,12 @@ struct Gpio {
   volatile uint32_t LCKR;     // 0x1C
   volatile uint32_t AFR[2];   // 0x20 AFRL, 0x24 AFRH
 };
-inline Gpio& GPIOA() { return *reinterpret_cast<Gpio*>(0x40020000u); }
-inline Gpio& GPIOF() { return *reinterpret_cast<Gpio*>(0x40021400u); }
+inline Gpio& GPIOA() {
+  return *reinterpret_cast<Gpio*>(0x40020000u);
+}
+inline Gpio& GPIOF() {
+  return *reinterpret_cast<Gpio*>(0x40021400u);
+}
 inline constexpr uint32_t kGpioModeOutput = 1;
 inline constexpr uint32_t kGpioModeAf = 2;
 inline constexpr uint32_t kGpioSpeedHigh = 2;
@@ -117,7 +127,9 @@ struct Spi {
   volatile uint32_t SR;   // 0x08
   volatile uint32_t DR;   // 0x0C
 };
-inline Spi& SPI5() { return *reinterpret_cast<Spi*>(0x40015000u); }
+inline Spi& SPI5() {
+  return *reinterpret_cast<Spi*>(0x40015000u);
+}
 inline constexpr uint32_t kSpiCr1Mstr = 1u << 2;
 inline constexpr uint32_t kSpiCr1BrShift = 3;
 inline constexpr uint32_t kSpiCr1Spe = 1u << 6;
@@ -136,7 +148,9 @@ struct Usart {
   volatile uint32_t CR2;  // 0x10
   volatile uint32_t CR3;  // 0x14
 };
-inline Usart& USART1() { return *reinterpret_cast<Usart*>(0x40011000u); }
+inline Usart& USART1() {
+  return *reinterpret_cast<Usart*>(0x40011000u);
+}
 inline constexpr uint32_t kUsartSrTc = 1u << 6;
 inline constexpr uint32_t kUsartSrTxe = 1u << 7;
 inline constexpr uint32_t kUsartCr1Re = 1u << 2;
@@ -149,19 +163,29 @@ struct SysTickRegs {
   volatile uint32_t LOAD;  // 0x04
   volatile uint32_t VAL;   // 0x08
 };
-inline SysTickRegs& SYSTICK() { return *reinterpret_cast<SysTickRegs*>(0xE000E010u); }
+inline SysTickRegs& SYSTICK() {
+  return *reinterpret_cast<SysTickRegs*>(0xE000E010u);
+}
 inline constexpr uint32_t kSysTickEnable = 1u << 0;
 inline constexpr uint32_t kSysTickTickInt = 1u << 1;
 inline constexpr uint32_t kSysTickCpuClock = 1u << 2;
 
 // NVIC, PM0214 section 4.2: ICER at 0xE000E180, ICPR at 0xE000E280, 8 words each.
-inline volatile uint32_t* NVIC_ICER() { return reinterpret_cast<volatile uint32_t*>(0xE000E180u); }
-inline volatile uint32_t* NVIC_ICPR() { return reinterpret_cast<volatile uint32_t*>(0xE000E280u); }
+inline volatile uint32_t* NVIC_ICER() {
+  return reinterpret_cast<volatile uint32_t*>(0xE000E180u);
+}
+inline volatile uint32_t* NVIC_ICPR() {
+  return reinterpret_cast<volatile uint32_t*>(0xE000E280u);
+}
 inline constexpr int kNvicWords = 8;
 
 // System control block, PM0214 section 4.3 (ICSR, VTOR, AIRCR) and 4.6.1 (CPACR).
-inline volatile uint32_t& SCB_ICSR() { return *reinterpret_cast<volatile uint32_t*>(0xE000ED04u); }
-inline volatile uint32_t& SCB_VTOR() { return *reinterpret_cast<volatile uint32_t*>(0xE000ED08u); }
+inline volatile uint32_t& SCB_ICSR() {
+  return *reinterpret_cast<volatile uint32_t*>(0xE000ED04u);
+}
+inline volatile uint32_t& SCB_VTOR() {
+  return *reinterpret_cast<volatile uint32_t*>(0xE000ED08u);
+}
 inline volatile uint32_t& SCB_AIRCR() {
   return *reinterpret_cast<volatile uint32_t*>(0xE000ED0Cu);
 }
@@ -173,7 +197,11 @@ inline constexpr uint32_t kIcsrPendSvClr = 1u << 27;
 inline constexpr uint32_t kAircrSysResetReq = (0x05FAu << 16) | (1u << 2);
 inline constexpr uint32_t kCpacrCp10Cp11Full = 0xFu << 20;
 
-inline void Dsb() { __asm volatile("dsb 0xF" ::: "memory"); }
-inline void Isb() { __asm volatile("isb 0xF" ::: "memory"); }
+inline void Dsb() {
+  __asm volatile("dsb 0xF" ::: "memory");
+}
+inline void Isb() {
+  __asm volatile("isb 0xF" ::: "memory");
+}
 
 }  // namespace fire::reg
