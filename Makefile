@@ -38,7 +38,11 @@ cross: deps
 	@arm-none-eabi-size -t build/cortex-m4/device/libota_device.a | tail -1 | \
 	  awk '{print "cortex-m4: device library text=" $$1 " data=" $$2 " bss=" $$3}'
 	@scripts/check-device-symbols.sh build/cortex-m4/device/libota_device.a \
-	  build/cortex-m4/boards/libota_boards.a
+	  build/cortex-m4/boards/libota_boards.a build/cortex-m4/firmware/libota_fire_port.a
+	@cd build/cortex-m4/firmware && for e in loader appv1 appv2; do \
+	  [ -f $$e.elf ] && arm-none-eabi-size $$e.elf | tail -1 | \
+	    awk -v e=$$e '{print "cortex-m4: " e ".elf text=" $$1 " data=" $$2 " bss=" $$3}'; \
+	done; true
 
 # libFuzzer over every parser of untrusted input: FUZZ_SECONDS each (corpus in build/fuzz).
 FUZZ_TARGETS := boot_record delta_decoder image_header range_decoder

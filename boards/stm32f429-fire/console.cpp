@@ -31,7 +31,8 @@ void ConsoleInit() {
   (void)rcc.APB2ENR;  // read back: clocks are on before the peripherals are written
 
   Gpio& gpio = GPIOA();
-  for (const uint32_t pin : {kTxPin, kRxPin}) {
+  const uint32_t pins[] = {kTxPin, kRxPin};
+  for (const uint32_t pin : pins) {
     gpio.MODER = (gpio.MODER & ~(3u << (pin * 2))) | (kGpioModeAf << (pin * 2));
     gpio.OSPEEDR = (gpio.OSPEEDR & ~(3u << (pin * 2))) | (kGpioSpeedHigh << (pin * 2));
     gpio.PUPDR = (gpio.PUPDR & ~(3u << (pin * 2))) | (kGpioPullUp << (pin * 2));

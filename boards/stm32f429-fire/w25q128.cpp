@@ -153,8 +153,8 @@ ota::Status W25q128::WriteEnable() {
 
 ota::Status W25q128::WaitReady(uint32_t timeout_ms) {
   bool failed = false;
-  const bool ready = WaitWhile(
-      [&] { return !failed && (ReadStatus1(&failed) & kStatusBusy) != 0; }, timeout_ms);
+  const bool ready =
+      WaitWhile([&] { return !failed && (ReadStatus1(&failed) & kStatusBusy) != 0; }, timeout_ms);
   return ready && !failed ? ota::StatusCode::kOk : ota::StatusCode::kIoError;
 }
 

@@ -98,21 +98,23 @@ Result<size_t> DeltaDecoder::Read(ByteSpan out) {
     }
     uint8_t byte;
     if (phase_ == Phase::kDiff) {
-      const uint32_t nonzero = rc_.DecodeBit(model_.diff_zero[diff_flags_ & 3]);
+      const uint32_t lane = produced_ & 3;
+      const uint32_t nonzero = rc_.DecodeBit(model_.diff_zero[diff_flags_][lane]);
       uint8_t d = 0;
       if (nonzero) {
-        d = rc_.DecodeBit(model_.diff_repeat)
-                ? last_diff_
-                : static_cast<uint8_t>(rc_.DecodeTree(model_.diff_byte, 8));
-        last_diff_ = d;
+        d = rc_.DecodeBit(model_.diff_repeat[lane])
+                ? last_diff_[lane]
+                : static_cast<uint8_t>(rc_.DecodeTree(model_.diff_byte[lane], 8));
+        last_diff_[lane] = d;
       }
-      diff_flags_ = static_cast<uint8_t>(((diff_flags_ << 1) | nonzero) & 3);
+      diff_flags_ =
+          static_cast<uint8_t>(((diff_flags_ << 1) | nonzero) & (kDiffHistoryContexts - 1));
       OTA_TRY_ASSIGN(const uint8_t old_byte, OldByte(static_cast<uint32_t>(old_pos_)));
       byte = static_cast<uint8_t>(old_byte + d);
       ++old_pos_;
     } else {
       byte = static_cast<uint8_t>(
-          rc_.DecodeTree(model_.literal[prev_byte_ >> (8 - kLiteralContextBits)], 8));
+          rc_.DecodeTree(model_.literal[LiteralContext(produced_, prev_byte_)], 8));
     }
     OTA_TRY(rc_.status());
     prev_byte_ = byte;

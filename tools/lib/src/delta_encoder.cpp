@@ -85,20 +85,23 @@ class BlockWriter {
     for (int64_t i = 0; i < diff_len; ++i) {
       const auto d = static_cast<uint8_t>(neu[new_pos + i] - old[old_pos + i]);
       const uint32_t nonzero = d != 0;
-      rc_.EncodeBit(model_->diff_zero[flags_ & 3], nonzero);
+      const auto lane = static_cast<uint32_t>((new_pos + i) & 3);
+      rc_.EncodeBit(model_->diff_zero[flags_][lane], nonzero);
       if (nonzero) {
-        const uint32_t repeat = d == last_diff_;
-        rc_.EncodeBit(model_->diff_repeat, repeat);
-        if (!repeat) rc_.EncodeTree(model_->diff_byte, 8, d);
-        last_diff_ = d;
+        const uint32_t repeat = d == last_diff_[lane];
+        rc_.EncodeBit(model_->diff_repeat[lane], repeat);
+        if (!repeat) rc_.EncodeTree(model_->diff_byte[lane], 8, d);
+        last_diff_[lane] = d;
         if (stats_) ++stats_->nonzero_diffs;
       }
-      flags_ = static_cast<uint8_t>(((flags_ << 1) | nonzero) & 3);
+      flags_ = static_cast<uint8_t>(((flags_ << 1) | nonzero) & (codec::kDiffHistoryContexts - 1));
       prev_ = neu[new_pos + i];
     }
     for (int64_t i = 0; i < extra_len; ++i) {
       const uint8_t b = neu[new_pos + diff_len + i];
-      rc_.EncodeTree(model_->literal[prev_ >> (8 - codec::kLiteralContextBits)], 8, b);
+      rc_.EncodeTree(model_->literal[codec::LiteralContext(
+                         static_cast<uint32_t>(new_pos + diff_len + i), prev_)],
+                     8, b);
       prev_ = b;
     }
     if (stats_) {
@@ -116,7 +119,7 @@ class BlockWriter {
   DeltaStats* stats_;
   int64_t decoder_old_pos_ = 0;
   uint8_t flags_ = 0;
-  uint8_t last_diff_ = 0;
+  uint8_t last_diff_[4] = {};
   uint8_t prev_ = 0;
 };
 

@@ -51,8 +51,8 @@ class DeltaDecoder final : public ByteSource {
   uint32_t remaining_ = 0;  // bytes left in the current diff or extra run
   uint32_t extra_after_ = 0;
   int64_t old_pos_ = 0;
-  uint8_t diff_flags_ = 0;  // last two zero/non-zero flags
-  uint8_t last_diff_ = 0;
+  uint8_t diff_flags_ = 0;     // last two zero/non-zero flags
+  uint8_t last_diff_[4] = {};  // last non-zero difference per byte lane
   uint8_t prev_byte_ = 0;
   bool initialized_ = false;
   uint8_t cache_[kOldCacheSize] = {};
