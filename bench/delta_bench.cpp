@@ -143,7 +143,8 @@ int main(int argc, char** argv) {
       const Bytes old = Load(pair.old_path);
       const Bytes neu = Load(pair.new_path);
       const auto start = std::chrono::steady_clock::now();
-      const Bytes patch = ota::host::EncodeDelta(old, neu);
+      ota::host::DeltaStats stats;
+      const Bytes patch = ota::host::EncodeDelta(old, neu, &stats);
       const double encode_s =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       const Decoded decoded = Decode(old, patch, neu);
@@ -172,6 +173,15 @@ int main(int argc, char** argv) {
           best > 0 ? static_cast<double>(patch.size()) / static_cast<double>(best) : 0.0,
           sizeof(ota::codec::DeltaDecoder), encode_s,
           static_cast<double>(neu.size()) / 1e6 / std::max(decoded.seconds, 1e-9));
+
+      std::printf(
+          "delta-detail: %s blocks=%llu diff_bytes=%llu nonzero=%llu extra_bytes=%llu "
+          "cost_control=%.0f cost_diff_flags=%.0f cost_diff_values=%.0f cost_literals=%.0f\n",
+          pair.name.c_str(), static_cast<unsigned long long>(stats.blocks),
+          static_cast<unsigned long long>(stats.diff_bytes),
+          static_cast<unsigned long long>(stats.nonzero_diffs),
+          static_cast<unsigned long long>(stats.extra_bytes), stats.control_cost,
+          stats.diff_flag_cost, stats.diff_value_cost, stats.literal_cost);
 
       // The full image against an empty old one, next to xz -9e.
       const Bytes full = ota::host::EncodeDelta({}, neu);

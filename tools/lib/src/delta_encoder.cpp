@@ -76,22 +76,31 @@ class BlockWriter {
   // A block: seek (from where the decoder's old position is), diff run, literal run.
   void Block(std::span<const uint8_t> old, std::span<const uint8_t> neu, int64_t old_pos,
              int64_t new_pos, int64_t diff_len, int64_t extra_len) {
+    double mark = rc_.cost_bits();
+    // Adds what was coded since the last call to `bucket` (in bytes).
+    auto charge = [&](double DeltaStats::*bucket) {
+      if (stats_) stats_->*bucket += (rc_.cost_bits() - mark) / 8;
+      mark = rc_.cost_bits();
+    };
     const int64_t seek = diff_len > 0 ? old_pos - decoder_old_pos_ : 0;
     rc_.EncodeBit(model_->seek_negative, seek < 0);
     Number(codec::kSeekMagnitude, static_cast<uint32_t>(seek < 0 ? -seek : seek));
     if (diff_len > 0) decoder_old_pos_ = old_pos + diff_len;
     Number(codec::kDiffLength, static_cast<uint32_t>(diff_len));
     Number(codec::kExtraLength, static_cast<uint32_t>(extra_len));
+    charge(&DeltaStats::control_cost);
     for (int64_t i = 0; i < diff_len; ++i) {
       const auto d = static_cast<uint8_t>(neu[new_pos + i] - old[old_pos + i]);
       const uint32_t nonzero = d != 0;
       const auto lane = static_cast<uint32_t>((new_pos + i) & 3);
       rc_.EncodeBit(model_->diff_zero[flags_][lane], nonzero);
+      charge(&DeltaStats::diff_flag_cost);
       if (nonzero) {
         const uint32_t repeat = d == last_diff_[lane];
         rc_.EncodeBit(model_->diff_repeat[lane], repeat);
         if (!repeat) rc_.EncodeTree(model_->diff_byte[lane], 8, d);
         last_diff_[lane] = d;
+        charge(&DeltaStats::diff_value_cost);
         if (stats_) ++stats_->nonzero_diffs;
       }
       flags_ = static_cast<uint8_t>(((flags_ << 1) | nonzero) & (codec::kDiffHistoryContexts - 1));
@@ -104,6 +113,7 @@ class BlockWriter {
                      8, b);
       prev_ = b;
     }
+    charge(&DeltaStats::literal_cost);
     if (stats_) {
       ++stats_->blocks;
       stats_->diff_bytes += static_cast<uint64_t>(diff_len);

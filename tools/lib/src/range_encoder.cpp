@@ -23,6 +23,8 @@ void RangeEncoder::ShiftLow() {
 
 void RangeEncoder::EncodeBit(codec::Prob& prob, uint32_t bit) {
   const uint32_t bound = (range_ >> kProbBits) * prob.p;
+  const double p0 = static_cast<double>(prob.p) / codec::kProbOne;
+  cost_bits_ -= std::log2(bit == 0 ? p0 : 1.0 - p0);
   if (bit == 0) {
     range_ = bound;
   } else {
@@ -37,6 +39,7 @@ void RangeEncoder::EncodeBit(codec::Prob& prob, uint32_t bit) {
 }
 
 void RangeEncoder::EncodeDirect(uint32_t value, int count) {
+  cost_bits_ += count;
   for (int i = count - 1; i >= 0; --i) {
     range_ >>= 1;
     if ((value >> i) & 1u) low_ += range_;

@@ -14,6 +14,11 @@ struct DeltaStats {
   uint64_t diff_bytes = 0;     // bytes coded as old + difference
   uint64_t nonzero_diffs = 0;  // of which the difference is not zero
   uint64_t extra_bytes = 0;    // bytes coded as literals
+  // Where the patch's bits go (ideal code lengths, in bytes).
+  double control_cost = 0;     // seeks and run lengths
+  double diff_flag_cost = 0;   // zero / non-zero flags of diff bytes
+  double diff_value_cost = 0;  // the non-zero differences
+  double literal_cost = 0;     // extra bytes
 };
 
 std::vector<uint8_t> EncodeDelta(std::span<const uint8_t> old_image,

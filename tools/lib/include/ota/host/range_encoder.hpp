@@ -2,6 +2,7 @@
 // same update rule (ota/codec/prob.hpp), so the decoder reproduces every bit.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -19,6 +20,10 @@ class RangeEncoder {
   // Flushes the coder; the returned bytes are the whole stream. The encoder is done after.
   std::vector<uint8_t> Finish();
 
+  // Ideal code length of everything encoded so far, in bits (-log2 of each probability):
+  // lets the encoder report where the bytes go.
+  double cost_bits() const { return cost_bits_; }
+
  private:
   void ShiftLow();
 
@@ -27,6 +32,7 @@ class RangeEncoder {
   uint8_t cache_ = 0;
   uint64_t cache_size_ = 1;
   std::vector<uint8_t> out_;
+  double cost_bits_ = 0;
 };
 
 }  // namespace ota::host
