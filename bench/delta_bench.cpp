@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "ota/codec/delta_decoder.hpp"
+#include "ota/codec/memory_source.hpp"
 #include "ota/host/delta_encoder.hpp"
 #include "sim/board_flash.hpp"
 #include "sim/emulated_flash.hpp"
@@ -77,21 +78,6 @@ std::string Q(const fs::path& p) {
   return "'" + p.string() + "'";
 }
 
-class VectorSource final : public ota::codec::ByteSource {
- public:
-  explicit VectorSource(const Bytes& data) : data_(data) {}
-  ota::Result<size_t> Read(ota::ByteSpan out) override {
-    const size_t n = std::min(out.size(), data_.size() - pos_);
-    std::copy_n(data_.begin() + static_cast<long>(pos_), n, out.begin());
-    pos_ += n;
-    return n;
-  }
-
- private:
-  const Bytes& data_;
-  size_t pos_ = 0;
-};
-
 struct Decoded {
   bool exact = false;
   double seconds = 0;
@@ -102,7 +88,7 @@ Decoded Decode(const Bytes& old, const Bytes& patch, const Bytes& expected) {
   static ota::sim::EmulatedFlash flash(ota::kStm32f429Fire.external, ota::sim::kW25q128Timing,
                                        nullptr);
   std::copy(old.begin(), old.end(), flash.raw().begin());
-  VectorSource source(patch);
+  ota::codec::MemorySource source(ota::ConstByteSpan(patch.data(), patch.size()));
   const auto start = std::chrono::steady_clock::now();
   ota::codec::DeltaDecoder decoder(
       source, ota::FlashArea(flash, 0, static_cast<uint32_t>(std::max<size_t>(old.size(), 1))));

@@ -6,25 +6,10 @@
 
 #include "ota/bytes.hpp"
 #include "ota/codec/delta_decoder.hpp"
+#include "ota/codec/memory_source.hpp"
 #include "sim/board_flash.hpp"
 
 namespace {
-class Source final : public ota::codec::ByteSource {
- public:
-  Source(const uint8_t* data, size_t size) : data_(data), size_(size) {}
-  ota::Result<size_t> Read(ota::ByteSpan out) override {
-    const size_t n = out.size() < size_ - pos_ ? out.size() : size_ - pos_;
-    std::memcpy(out.data(), data_ + pos_, n);
-    pos_ += n;
-    return n;
-  }
-
- private:
-  const uint8_t* data_;
-  size_t size_;
-  size_t pos_ = 0;
-};
-
 constexpr uint32_t kOldSize = 4096;
 }  // namespace
 
@@ -50,7 +35,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     ota::StoreLe32(patch + 8, kOldSize);
   }
   ota::StoreLe32(patch + 12, ota::LoadLe32(patch + 12) % (1u << 18));
-  Source source(patch, size);
+  ota::codec::MemorySource source(ota::ConstByteSpan(patch, size));
   ota::codec::DeltaDecoder decoder(source, ota::FlashArea(board.external, backup.offset, kOldSize));
   if (!decoder.Init(kOldSize).ok()) return 0;
   uint8_t out[512];

@@ -4,28 +4,11 @@
 #include <cstdint>
 #include <cstring>
 
+#include "ota/codec/memory_source.hpp"
 #include "ota/codec/range_decoder.hpp"
 
-namespace {
-class Source final : public ota::codec::ByteSource {
- public:
-  Source(const uint8_t* data, size_t size) : data_(data), size_(size) {}
-  ota::Result<size_t> Read(ota::ByteSpan out) override {
-    const size_t n = out.size() < size_ - pos_ ? out.size() : size_ - pos_;
-    std::memcpy(out.data(), data_ + pos_, n);
-    pos_ += n;
-    return n;
-  }
-
- private:
-  const uint8_t* data_;
-  size_t size_;
-  size_t pos_ = 0;
-};
-}  // namespace
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  Source source(data, size);
+  ota::codec::MemorySource source(ota::ConstByteSpan(data, size));
   ota::codec::RangeDecoder dec(source);
   if (!dec.Init().ok()) return 0;
   ota::codec::Prob bits[16];

@@ -8,27 +8,12 @@
 #include <vector>
 
 #include "ota/codec/delta_decoder.hpp"
+#include "ota/codec/memory_source.hpp"
 #include "ota/host/delta_encoder.hpp"
 #include "sim/board_flash.hpp"
 
 namespace ota::codec {
 namespace {
-
-class BufferSource final : public ByteSource {
- public:
-  BufferSource(const std::vector<uint8_t>& data, size_t chunk) : data_(data), chunk_(chunk) {}
-  Result<size_t> Read(ByteSpan out) override {
-    const size_t n = std::min({out.size(), chunk_, data_.size() - pos_});
-    std::memcpy(out.data(), data_.data() + pos_, n);
-    pos_ += n;
-    return n;
-  }
-
- private:
-  const std::vector<uint8_t>& data_;
-  size_t chunk_;
-  size_t pos_ = 0;
-};
 
 // Decodes `patch` against `old` (placed in the emulated backup region, as on the board).
 Result<std::vector<uint8_t>> Decode(const std::vector<uint8_t>& old,
@@ -38,7 +23,7 @@ Result<std::vector<uint8_t>> Decode(const std::vector<uint8_t>& old,
   const Partition& backup = kStm32f429Fire.partition(PartitionId::kBackup);
   if (old.size() > backup.size) return StatusCode::kOutOfRange;
   std::copy(old.begin(), old.end(), board.external.raw().begin() + backup.offset);
-  BufferSource source(patch, chunk);
+  MemorySource source(ConstByteSpan(patch.data(), patch.size()), chunk);
   DeltaDecoder decoder(source, FlashArea(board.external, backup.offset, backup.size));
   OTA_TRY(decoder.Init(static_cast<uint32_t>(old.size())));
   std::vector<uint8_t> out;

@@ -5,28 +5,12 @@
 #include <random>
 #include <vector>
 
+#include "ota/codec/memory_source.hpp"
 #include "ota/codec/range_decoder.hpp"
 #include "ota/host/range_encoder.hpp"
 
 namespace ota::codec {
 namespace {
-
-// Serves a buffer in pieces of at most `chunk` bytes, as a download would.
-class BufferSource final : public ByteSource {
- public:
-  BufferSource(const std::vector<uint8_t>& data, size_t chunk) : data_(data), chunk_(chunk) {}
-  Result<size_t> Read(ByteSpan out) override {
-    size_t n = std::min({out.size(), chunk_, data_.size() - pos_});
-    std::memcpy(out.data(), data_.data() + pos_, n);
-    pos_ += n;
-    return n;
-  }
-
- private:
-  const std::vector<uint8_t>& data_;
-  size_t chunk_;
-  size_t pos_ = 0;
-};
 
 class FailingSource final : public ByteSource {
  public:
@@ -91,7 +75,7 @@ TEST(RangeCoder, RoundTrip_MixedSymbolsAnyChunking_Identical) {
   const auto symbols = MakeSymbols(1, 200000);
   const auto stream = Encode(symbols);
   for (size_t chunk : {size_t{1}, size_t{7}, size_t{64}, size_t{4096}}) {
-    BufferSource source(stream, chunk);
+    MemorySource source(ConstByteSpan(stream.data(), stream.size()), chunk);
     Status status;
     EXPECT_EQ(DecodeAndCompare(source, symbols, &status), symbols.size()) << "chunk " << chunk;
     EXPECT_TRUE(status.ok()) << status.name();
@@ -101,7 +85,7 @@ TEST(RangeCoder, RoundTrip_MixedSymbolsAnyChunking_Identical) {
 TEST(RangeCoder, RoundTrip_ConsumesExactlyTheStream) {
   const auto symbols = MakeSymbols(2, 5000);
   const auto stream = Encode(symbols);
-  BufferSource source(stream, 64);
+  MemorySource source(ConstByteSpan(stream.data(), stream.size()), 64);
   RangeDecoder dec(source);
   ASSERT_TRUE(dec.Init().ok());
   Prob bits[4];
@@ -135,7 +119,7 @@ TEST(RangeCoder, TruncatedStream_ReportsCorruptInsteadOfReadingOn) {
   const auto symbols = MakeSymbols(4, 20000);
   auto stream = Encode(symbols);
   stream.resize(stream.size() / 2);
-  BufferSource source(stream, 64);
+  MemorySource source(ConstByteSpan(stream.data(), stream.size()), 64);
   Status status;
   const size_t matched = DecodeAndCompare(source, symbols, &status);
   EXPECT_LT(matched, symbols.size());
@@ -149,7 +133,7 @@ TEST(RangeCoder, GarbageStream_DecodesWithoutFault) {
     for (uint8_t& b : garbage)
       b = static_cast<uint8_t>(rng());
     garbage[0] = 0;
-    BufferSource source(garbage, 16);
+    MemorySource source(ConstByteSpan(garbage.data(), garbage.size()), 16);
     RangeDecoder dec(source);
     if (!dec.Init().ok()) continue;
     Prob tree[256];
@@ -161,11 +145,11 @@ TEST(RangeCoder, GarbageStream_DecodesWithoutFault) {
 
 TEST(RangeCoder, Init_BadPreambleOrSourceError_Refused) {
   const std::vector<uint8_t> bad = {1, 0, 0, 0, 0, 0};
-  BufferSource source(bad, 64);
+  MemorySource source(ConstByteSpan(bad.data(), bad.size()), 64);
   RangeDecoder dec(source);
   EXPECT_EQ(dec.Init().code(), StatusCode::kCorrupt);
   const std::vector<uint8_t> forged = {0, 0xFF, 0xFF, 0xFF, 0xFF};
-  BufferSource forged_source(forged, 64);
+  MemorySource forged_source(ConstByteSpan(forged.data(), forged.size()), 64);
   RangeDecoder dec2(forged_source);
   EXPECT_EQ(dec2.Init().code(), StatusCode::kCorrupt);
   FailingSource failing;
