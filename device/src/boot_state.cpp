@@ -26,6 +26,8 @@ uint8_t IotdaResultCode(FailReason reason) {
     case FailReason::kPackageInvalid:
       return 7;  // package verification failed
     case FailReason::kWrongSource:
+    case FailReason::kBadSignature:
+    case FailReason::kDowngrade:
       return 7;
     case FailReason::kUnsupported:
       return 8;  // package type not supported
@@ -67,6 +69,10 @@ const char* FailReasonName(FailReason reason) {
       return "backup-failed";
     case FailReason::kNoBootableImage:
       return "no-bootable-image";
+    case FailReason::kBadSignature:
+      return "bad-signature";
+    case FailReason::kDowngrade:
+      return "downgrade";
   }
   return "unknown";
 }
@@ -136,7 +142,7 @@ Result<BootRecord> DecodeBootRecord(const uint8_t (&in)[kBootRecordSize]) {
   BootRecord r;
   if (in[kOffStatus] > static_cast<uint8_t>(UpgradeStatus::kUpgradedFailed) ||
       in[kOffStep] > static_cast<uint8_t>(UpgradeStep::kDone) ||
-      in[kOffReason] > static_cast<uint8_t>(FailReason::kNoBootableImage)) {
+      in[kOffReason] > static_cast<uint8_t>(kLastFailReason)) {
     return StatusCode::kCorrupt;
   }
   r.status = static_cast<UpgradeStatus>(in[kOffStatus]);

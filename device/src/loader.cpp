@@ -152,7 +152,9 @@ Result<bool> Loader::Verify(BootRecord& r) {
   r.reason = FailReason::kNone;
   r.trial_boots_left = static_cast<uint8_t>(profile_.trial_boots);
   r.flags = static_cast<uint8_t>(r.flags & ~kBootFlagConfirmed);
-  if (info->security_counter > r.security_counter) r.security_counter = info->security_counter;
+  if (info->security_counter > r.security_counter || info->downgrade) {
+    r.security_counter = info->security_counter;
+  }
   OTA_TRY(store_.Save(r));
   return true;  // the trial-boot accounting runs next
 }

@@ -44,7 +44,10 @@ enum class FailReason : uint8_t {
   kNotConfirmed = 7,     // the new image was not confirmed within its trial boots
   kBackupFailed = 8,     // the running image could not be backed up: nothing was touched
   kNoBootableImage = 9,  // neither the new image nor a backup can be booted
+  kBadSignature = 10,    // unsigned, signed by an unknown key, or the signature is wrong
+  kDowngrade = 11,       // security counter below the installed one, and not authorised
 };
+inline constexpr FailReason kLastFailReason = FailReason::kDowngrade;
 
 uint8_t IotdaResultCode(FailReason reason);
 const char* FailReasonName(FailReason reason);

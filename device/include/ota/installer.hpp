@@ -18,6 +18,8 @@ struct PackageInfo {
   Sha256Digest target_sha256 = {};  // SHA-256 of all target_size bytes
   char version[kVersionMax] = {};
   uint32_t security_counter = 0;
+  // An authorised downgrade: the loader records this package's (lower) counter once installed.
+  bool downgrade = false;
 };
 
 // An installer's refusal: which FailReason to record (and so which IoTDA result code).

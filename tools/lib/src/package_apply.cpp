@@ -1,0 +1,138 @@
+#include "ota/host/package_apply.hpp"
+
+#include <algorithm>
+#include <memory>
+
+#include "ota/loader.hpp"
+#include "ota/package_installer.hpp"
+#include "sim/board_flash.hpp"
+
+namespace ota::host {
+
+namespace {
+
+std::vector<uint8_t> Slice(const std::vector<uint8_t>& raw, const Partition& p) {
+  return std::vector<uint8_t>(raw.begin() + p.offset, raw.begin() + p.offset + p.size);
+}
+
+}  // namespace
+
+ApplyResult ApplyPackage(std::span<const uint8_t> package, std::span<const uint8_t> old_image,
+                         const ApplyOptions& options) {
+  ApplyResult result;
+  const BoardProfile& profile = *options.profile;
+  const Partition& running = profile.partition(PartitionId::kRunning);
+  const Partition& download = profile.partition(PartitionId::kDownload);
+  if (package.size() > download.size) {
+    result.error = "the package is " + std::to_string(package.size()) +
+                   " bytes, larger than the download region (" + std::to_string(download.size) +
+                   ")";
+    return result;
+  }
+  if (old_image.size() > running.size) {
+    result.error = "the old image is larger than the running slot";
+    return result;
+  }
+  // 17 MB of simulated flash: on the heap, not the stack.
+  auto board = std::make_unique<sim::BoardFlash>(profile);
+  auto& internal = board->internal.raw();
+  std::copy(old_image.begin(), old_image.end(), internal.begin() + running.offset);
+  auto& external = board->external.raw();
+  std::copy(package.begin(), package.end(), external.begin() + download.offset);
+  result.running_slot_before = Slice(internal, running);
+
+  Flash* const flashes[kFlashCount] = {&board->internal, &board->external};
+  BootStore store(OpenPartition(profile, flashes, PartitionId::kBootStateA),
+                  OpenPartition(profile, flashes, PartitionId::kBootStateB));
+  Result<BootRecord> loaded = store.Load();
+  if (!loaded.ok()) {
+    result.error = std::string("simulated boot state: ") + loaded.status().name();
+    return result;
+  }
+  BootRecord record = loaded.value();
+  record.status = UpgradeStatus::kDownloaded;
+  record.step = UpgradeStep::kStart;
+  record.package_size = static_cast<uint32_t>(package.size());
+  record.download_offset = record.package_size;
+  record.security_counter = options.security_counter;
+  if (const Status saved = store.Save(record); !saved.ok()) {
+    result.error = std::string("simulated boot state: ") + saved.name();
+    return result;
+  }
+  board->ResetCounters();
+
+  PackagePolicy policy;
+  policy.keys = Span<const TrustedKey>(options.keys.data(), options.keys.size());
+  policy.accept_unsigned = options.keys.empty();
+  auto installer = std::make_unique<PackageInstaller>(policy);
+  uint8_t work[1024];  // the loader's scratch buffer, as on the board
+  Loader loader(profile, flashes, *installer, ByteSpan(work));
+  const Result<BootDecision> decision = loader.Boot();
+  result.board_seconds = static_cast<double>(board->counters().time_typ_us) / 1e6;
+  result.running_slot_after = Slice(internal, running);
+  if (!decision.ok()) {
+    result.error = std::string("simulated loader: ") + decision.status().name();
+    return result;
+  }
+  const BootRecord& after = decision->record;
+  result.reason = after.reason;
+  result.security_counter_after = after.security_counter;
+  if (after.status == UpgradeStatus::kUpgradedOk && decision->boot_app) {
+    result.installed = true;
+    result.image.assign(internal.begin() + running.offset,
+                        internal.begin() + running.offset + decision->image.total_size);
+    return result;
+  }
+  result.error = std::string("refused: ") + FailReasonName(after.reason) + " (IoTDA result " +
+                 std::to_string(IotdaResultCode(after.reason)) + ")";
+  if (installer->package_error() != PackageError::kNone) {
+    result.error += std::string(": ") + PackageErrorName(installer->package_error());
+  }
+  return result;
+}
+
+}  // namespace ota::host
+
+namespace ota::host {
+
+VerifyResult VerifyPackage(std::span<const uint8_t> package, const ApplyOptions& options) {
+  VerifyResult result;
+  const BoardProfile& profile = *options.profile;
+  const Partition& download = profile.partition(PartitionId::kDownload);
+  if (package.empty() || package.size() > download.size) {
+    result.reason = FailReason::kPackageInvalid;
+    result.error =
+        package.empty() ? "the package is empty" : "the package is larger than the download region";
+    return result;
+  }
+  auto board = std::make_unique<sim::BoardFlash>(profile);
+  auto& external = board->external.raw();
+  std::copy(package.begin(), package.end(), external.begin() + download.offset);
+  Flash* const flashes[kFlashCount] = {&board->internal, &board->external};
+  const FlashArea staged = OpenPartition(profile, flashes, PartitionId::kDownload);
+  const FlashArea running = OpenPartition(profile, flashes, PartitionId::kRunning);
+
+  BootRecord record;
+  record.security_counter = options.security_counter;
+  PackagePolicy policy;
+  policy.keys = Span<const TrustedKey>(options.keys.data(), options.keys.size());
+  auto installer = std::make_unique<PackageInstaller>(policy);
+  uint8_t work[1024];
+  const InstallerContext ctx{staged,  static_cast<uint32_t>(package.size()),
+                             running, profile.internal_base + running.offset(),
+                             record,  ByteSpan(work)};
+  FailReason reason = FailReason::kNone;
+  const Result<PackageInfo> info = installer->Inspect(ctx, &reason);
+  result.valid = info.ok();
+  result.reason = info.ok() ? FailReason::kNone : reason;
+  if (!result.valid) {
+    result.error = std::string(FailReasonName(result.reason)) + " (IoTDA result " +
+                   std::to_string(IotdaResultCode(result.reason)) + ")";
+    if (installer->package_error() != PackageError::kNone) {
+      result.error += std::string(": ") + PackageErrorName(installer->package_error());
+    }
+  }
+  return result;
+}
+
+}  // namespace ota::host
