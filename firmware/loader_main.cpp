@@ -1,11 +1,14 @@
 // The loader for the stm32f429-fire board: finishes or undoes any upgrade the boot state
 // records (ota::Loader), then starts the verified app in the running slot.
+#include <mbedtls/memory_buffer_alloc.h>
+
 #include <cstdint>
 
 #include "clock.hpp"
 #include "console.hpp"
-#include "ota/installer.hpp"
+#include "loader_keys.hpp"
 #include "ota/loader.hpp"
+#include "ota/package_installer.hpp"
 #include "ota/profile.hpp"
 #include "stm32f4_flash.hpp"
 #include "stm32f4_regs.hpp"
@@ -19,9 +22,14 @@ constexpr uint32_t kHaltReportMs = 5000;
 
 fire::Stm32f4Flash g_internal;
 fire::W25q128 g_external;
-ota::PlainImageInstaller g_installer;
+// Signed packages only, checked against the keys built into this loader.
+ota::PackageInstaller g_installer(ota::PackagePolicy{
+    ota::Span<const ota::TrustedKey>(fire::kLoaderKeys), false});
 // The loader's only scratch buffer (flash copies and hashing).
 uint8_t g_work[1024];
+// mbedTLS's bignums during ECDSA verification allocate from here and nowhere else.
+constexpr uint32_t kMbedtlsArenaSize = 6 * 1024;
+alignas(8) unsigned char g_mbedtls_arena[kMbedtlsArenaSize];
 
 void Print(const char* a, const char* b = "", const char* c = "") {
   fire::ConsoleWrite(a);
@@ -71,10 +79,22 @@ void Print(const char* a, const char* b = "", const char* c = "") {
 
 }  // namespace
 
+// mbedTLS found its arena corrupted (memory_buffer_alloc): nothing in RAM can be trusted.
+extern "C" void ota_mbedtls_fatal(int /*status*/) {
+  fire::ConsoleWrite("loader: mbedTLS arena corrupted, resetting\n");
+  fire::ConsoleFlush();
+  fire::reg::Dsb();
+  fire::reg::SCB_AIRCR() = fire::reg::kAircrSysResetReq;
+  fire::reg::Dsb();
+  for (;;) {
+  }
+}
+
 int main() {
   const bool hse = fire::ClockInit();
   fire::ConsoleInit();
   Print("\nloader: stm32f429-fire\n");
+  mbedtls_memory_buffer_alloc_init(g_mbedtls_arena, sizeof(g_mbedtls_arena));
   if (!hse) Print("loader: HSE did not start, running on HSI 16 MHz\n");
 
   const ota::Status init = g_external.Init();

@@ -1,10 +1,40 @@
-/* mbedTLS configuration for the Cortex-M4 build of the two files the loader links
- * (library/sha256.c, library/platform_util.c): SHA-256 and nothing else. No self-test (it
- * would pull in printf), no time/date, no platform layer. */
+/* mbedTLS configuration for the Cortex-M4 loader: SHA-256 and ECDSA P-256 verification, and
+ * nothing else. Bignums allocate from a fixed static arena (memory_buffer_alloc, set up by the
+ * loader at start-up): the C library's heap is never linked in. Verification needs no random
+ * numbers (nothing secret is computed), so no RNG either. No self-tests, no time, no files. */
 #ifndef OTA_MBEDTLS_CONFIG_M4_H_
 #define OTA_MBEDTLS_CONFIG_M4_H_
 
+#define MBEDTLS_PLATFORM_C
+#define MBEDTLS_PLATFORM_MEMORY
+#define MBEDTLS_PLATFORM_NO_STD_FUNCTIONS /* calloc/free stay unset until the arena is */
+#define MBEDTLS_MEMORY_BUFFER_ALLOC_C
+#define MBEDTLS_MEMORY_ALIGN_MULTIPLE 8
+/* memory_buffer_alloc calls exit() on a corrupted arena: the loader resets instead. */
+#define MBEDTLS_PLATFORM_EXIT_MACRO ota_mbedtls_fatal
+#ifdef __cplusplus
+extern "C" {
+#endif
+void ota_mbedtls_fatal(int status);
+#ifdef __cplusplus
+}
+#endif
+
 #define MBEDTLS_SHA256_C
+#define MBEDTLS_SHA256_SMALLER
+
+#define MBEDTLS_BIGNUM_C
+#define MBEDTLS_ASN1_PARSE_C
+#define MBEDTLS_ASN1_WRITE_C
+#define MBEDTLS_ECP_C
+#define MBEDTLS_ECP_DP_SECP256R1_ENABLED
+#define MBEDTLS_ECP_NIST_OPTIM
+#define MBEDTLS_ECP_NO_INTERNAL_RNG
+#define MBEDTLS_ECP_MAX_BITS 256
+#define MBEDTLS_ECP_WINDOW_SIZE 2        /* RAM over speed: the loader verifies once a boot */
+#define MBEDTLS_ECP_FIXED_POINT_OPTIM 0
+#define MBEDTLS_MPI_MAX_SIZE 64
+#define MBEDTLS_ECDSA_C
 
 #include "mbedtls/check_config.h"
 

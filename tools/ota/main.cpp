@@ -22,6 +22,7 @@ namespace ota::cli {
 namespace {
 
 int Fail(int code, const std::string& message) {
+  Progress::ClearActive();  // the error gets a line of its own
   std::fprintf(stderr, "ota: %s\n", message.c_str());
   return code;
 }
@@ -97,6 +98,10 @@ int Keygen(const KeygenArgs& a) {
   const std::optional<std::string> password =
       GetPassword(a.password_file, true, "Password for the new key: ", &error);
   if (!password) return Fail(kExitInput, error);
+  if (password->size() < host::kMinPasswordLength) {
+    return Fail(kExitInput, "the password must be at least " +
+                                std::to_string(host::kMinPasswordLength) + " characters");
+  }
   error = host::GenerateKeyFiles(a.out, a.pub, *password);
   if (!error.empty()) return Fail(kExitOutput, error);
   std::string key_id;
@@ -284,7 +289,8 @@ int Inspect(const InspectArgs& a) {
     j["signature"] = nullptr;
   }
   if (a.json) {
-    std::printf("%s\n", j.dump(2).c_str());
+    // Names and descriptions are bytes, not necessarily UTF-8: never throw on them.
+    std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     return kExitOk;
   }
   std::printf("package          %s (%zu bytes)\n", a.package.c_str(), bytes->size());
@@ -463,6 +469,17 @@ int main(int argc, char** argv) {
   stamp->add_option("--board", st.board, "board profile (the slot's link address and size)");
   stamp->footer(kExitCodes);
 
+  // CLI11 would only say "a subcommand is required" for a misspelt one.
+  const auto known = [&](const char* name) {
+    for (const CLI::App* sub : app.get_subcommands({})) {
+      if (sub->get_name() == name) return true;
+    }
+    return false;
+  };
+  if (argc > 1 && argv[1][0] != '-' && !known(argv[1])) {
+    return Fail(kExitUsage,
+                std::string("unknown subcommand '") + argv[1] + "' (ota --help lists them)");
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

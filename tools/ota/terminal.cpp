@@ -130,14 +130,33 @@ bool StdoutIsTerminal() {
   return ::isatty(STDOUT_FILENO) == 1;
 }
 
+Progress* Progress::active_progress_ = nullptr;
+
 Progress::Progress(std::string task, int stages)
     : task_(std::move(task)),
       stages_(stages),
       active_(StdoutIsTerminal()),
-      start_(std::chrono::steady_clock::now()) {}
+      start_(std::chrono::steady_clock::now()) {
+  if (active_) active_progress_ = this;
+}
 
+// Left without Done(): the work failed; the bar goes, nothing claims "done".
 Progress::~Progress() {
-  if (active_ && current_ > 0) Done();
+  Clear();
+}
+
+void Progress::ClearActive() {
+  if (active_progress_ != nullptr) active_progress_->Clear();
+}
+
+void Progress::Clear() {
+  if (active_progress_ == this) active_progress_ = nullptr;
+  if (!active_) return;
+  if (current_ > 0) {
+    std::fputs("\r\033[K", stdout);
+    std::fflush(stdout);
+  }
+  active_ = false;
 }
 
 void Progress::Stage(const std::string& what) {
@@ -150,17 +169,20 @@ void Progress::Done() {
   if (!active_) return;
   current_ = stages_;
   what_ = "done";
+  done_ = true;
   Draw();
   std::fputs("\n", stdout);
   std::fflush(stdout);
   active_ = false;
+  if (active_progress_ == this) active_progress_ = nullptr;
 }
 
 void Progress::Draw() {
   if (!active_) return;
   constexpr int kWidth = 20;
-  const int filled =
-      stages_ > 0 ? kWidth * (current_ - (current_ < stages_ ? 1 : 0)) / stages_ : kWidth;
+  // A stage's share fills when it is over, not when it starts.
+  const int finished = done_ ? stages_ : current_ - 1;
+  const int filled = stages_ > 0 ? kWidth * finished / stages_ : kWidth;
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   std::printf("\r\033[K%s [%s%s] %d/%d %s (%.1f s)", task_.c_str(),

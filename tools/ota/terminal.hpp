@@ -43,14 +43,19 @@ class Progress {
   ~Progress();
   void Stage(const std::string& what);
   void Done();
+  // Clears the bar of the progress being drawn, if any (before an error is printed).
+  static void ClearActive();
 
  private:
   void Draw();
+  void Clear();
+  static Progress* active_progress_;
   std::string task_;
   int stages_;
   int current_ = 0;
   std::string what_;
   bool active_;
+  bool done_ = false;
   std::chrono::steady_clock::time_point start_;
 };
 

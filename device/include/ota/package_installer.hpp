@@ -38,7 +38,17 @@ class PackageInstaller final : public Installer {
                            FailReason* reason) const;
   Status CheckCodecHeader(const FlashArea& staged, ByteSpan work) const;
 
+  // The last signature that verified (see Authenticate).
+  struct Verified {
+    bool valid = false;
+    const TrustedKey* signer = nullptr;
+    Sha256Digest digest = {};
+    uint8_t der[kSignatureDerMax] = {};
+    uint32_t der_length = 0;
+  };
+
   PackagePolicy policy_;
+  Verified verified_;
   PackageManifest manifest_;
   PackageError package_error_ = PackageError::kNone;
   // The decoder lives here, not on the loader's small stack (kDeltaDecoderRamBudget).

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <openssl/core_names.h>
+#include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <unistd.h>
@@ -82,6 +83,12 @@ std::string WriteNewFile(const std::filesystem::path& path, const std::string& p
   return {};
 }
 
+// Never lets OpenSSL prompt on the terminal for a passphrase (it would when a public-key
+// reader is handed an encrypted private key).
+int NoPassphrase(char* /*buf*/, int /*size*/, int /*rwflag*/, void* /*u*/) {
+  return 0;
+}
+
 std::string BioText(BIO* bio) {
   char* data = nullptr;
   const long len = BIO_get_mem_data(bio, &data);
@@ -102,7 +109,9 @@ std::string OpensslError() {
 std::string GenerateKeyFiles(const std::filesystem::path& private_path,
                              const std::filesystem::path& public_path,
                              const std::string& password) {
-  if (password.size() < 4) return "the password must be at least 4 characters";
+  if (password.size() < kMinPasswordLength) {
+    return "the password must be at least " + std::to_string(kMinPasswordLength) + " characters";
+  }
   for (const auto& p : {private_path, public_path}) {
     if (!p.empty() && std::filesystem::exists(p)) {
       return p.string() + ": exists; ota keygen never overwrites a key";
@@ -180,10 +189,10 @@ PublicKeyResult LoadPublicKey(const std::filesystem::path& path) {
   const std::string text = ReadText(path, &result.error);
   if (!result.error.empty()) return result;
   Bio bio(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())));
-  Pkey key(PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr));
+  Pkey key(PEM_read_bio_PUBKEY(bio.get(), nullptr, NoPassphrase, nullptr));
   if (!key && text.find("-----BEGIN PRIVATE KEY-----") != std::string::npos) {
     Bio again(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())));
-    key.reset(PEM_read_bio_PrivateKey(again.get(), nullptr, nullptr, nullptr));
+    key.reset(PEM_read_bio_PrivateKey(again.get(), nullptr, NoPassphrase, nullptr));
   }
   ERR_clear_error();
   if (!key) {

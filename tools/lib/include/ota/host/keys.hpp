@@ -34,6 +34,8 @@ struct PublicKeyResult {
   std::string error;
 };
 
+inline constexpr size_t kMinPasswordLength = 4;
+
 // Writes a new P-256 key, encrypted with `password` (PKCS#8, AES-256-CBC), mode 0600, and its
 // public key if `public_path` is not empty. Refuses to overwrite either file. Returns the error.
 std::string GenerateKeyFiles(const std::filesystem::path& private_path,
