@@ -23,6 +23,7 @@ if [[ ! -x $1 || -d $1 ]]; then
   exit 2
 fi
 OTA=$(realpath "$1")
+HERE=$(cd "$(dirname "$0")" && pwd)
 if ! command -v python3 >/dev/null; then
   echo "$0: FAIL: python3 is missing" >&2
   exit 1
@@ -786,6 +787,42 @@ EOF
 PTY_TIMEOUT=3 runpty "" "$OTA" verify full.pkg --pub key.pem
 check "terminal: verify --pub with an encrypted private key fails at once, no prompt" \
   'rc_is 3 && ! grep -qi "pass phrase" tty.out'
+
+# ---------------------------------------------------------------------------------------------
+# Real firmware (../shared/firmware-pairs, p3 and p2): 64 reserved bytes inserted at 0x200 make
+# each file an app binary for `ota stamp`; the diff and full packages must rebuild the new
+# image exactly through `ota apply`.
+PAIRS=$(realpath "$HERE/../../../shared/firmware-pairs" 2>/dev/null || true)
+for pair in p3_detools_shell_cortexm4 p2_pybv11_stm32f405; do
+  old=$(ls "$PAIRS"/"$pair"*.old.bin 2>/dev/null | head -1 || true)
+  new=$(ls "$PAIRS"/"$pair"*.new.bin 2>/dev/null | head -1 || true)
+  if [[ -z $old || -z $new ]]; then
+    check "real pair $pair is in ../shared/firmware-pairs" 'false'
+    continue
+  fi
+  for side in old new; do
+    src=$old
+    [[ $side == new ]] && src=$new
+    "$PY" -c 'import sys; d=open(sys.argv[1],"rb").read(); open(sys.argv[2],"wb").write(d[:0x200]+bytes(64)+d[0x200:])' \
+      "$src" "$pair.$side.raw"
+  done
+  run "$OTA" stamp "$pair.old.raw" --version REALV1 -o "$pair.v1.bin"
+  run "$OTA" stamp "$pair.new.raw" --version REALV2 -o "$pair.v2.bin"
+  run "$OTA" pack --diff "$pair.v1.bin" "$pair.v2.bin" --from-version REALV1 --version REALV2 \
+    -o "$pair.diff.pkg" --key key.pem --password-file pw
+  check "real pair $pair: pack --diff --key: exit 0" 'succeeded "pack: $pair.diff.pkg"'
+  run "$OTA" pack --full "$pair.v2.bin" --version REALV2 -o "$pair.full.pkg" --key key.pem \
+    --password-file pw
+  check "real pair $pair: pack --full --key: exit 0" 'succeeded "pack: $pair.full.pkg"'
+  run "$OTA" apply "$pair.diff.pkg" --old "$pair.v1.bin" -o "$pair.diff.out" --pub key.pub
+  check "real pair $pair: apply of the diff rebuilds the new image exactly" \
+    'succeeded "apply:" && same "$pair.diff.out" "$pair.v2.bin"'
+  run "$OTA" apply "$pair.full.pkg" -o "$pair.full.out" --pub key.pub
+  check "real pair $pair: apply of the full package rebuilds the new image exactly" \
+    'succeeded "apply:" && same "$pair.full.out" "$pair.v2.bin"'
+  check "real pair $pair: the diff is smaller than the full package" \
+    '(( $(stat -c %s "$pair.diff.pkg") < $(stat -c %s "$pair.full.pkg") ))'
+done
 
 # ---------------------------------------------------------------------------------------------
 echo "1..$total"
