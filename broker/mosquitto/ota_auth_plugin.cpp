@@ -1,0 +1,181 @@
+// Mosquitto plugin (plugin API v5): devices log in by the IoTDA rules against the platform's
+// credential store and may only use their own `$oc/devices/{id}/...` topics; the platform logs
+// in with its own privileged identity. The narrow boundary: two callbacks, five options
+// (docs/spec/broker-auth.md).
+#include <mosquitto.h>
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "ota/broker/credential_store.hpp"
+#include "ota/broker/device_auth.hpp"
+
+namespace {
+
+using ota::broker::ConnectVerdict;
+using ota::broker::TopicAccess;
+
+struct Plugin {
+  mosquitto_plugin_id_t* id = nullptr;
+  std::unique_ptr<ota::broker::CredentialStore> store;
+  std::string platform_username = "ota-server";
+  std::string platform_password;
+  int window_hours = 1;
+};
+
+Plugin* g_plugin = nullptr;
+
+const char* Safe(const char* s) {
+  return s != nullptr ? s : "";
+}
+
+int OnBasicAuth(int /*event*/, void* event_data, void* user) {
+  auto* p = static_cast<Plugin*>(user);
+  auto* ed = static_cast<mosquitto_evt_basic_auth*>(event_data);
+  const char* client_id = Safe(mosquitto_client_id(ed->client));
+  const std::string username = Safe(ed->username);
+  const std::string password = Safe(ed->password);
+  if (!p->platform_password.empty() && username == p->platform_username) {
+    if (ota::broker::SafeEqual(password, p->platform_password)) return MOSQ_ERR_SUCCESS;
+    mosquitto_log_printf(MOSQ_LOG_WARNING, "ota-auth: refused platform login from %s",
+                         Safe(mosquitto_client_address(ed->client)));
+    return MOSQ_ERR_AUTH;
+  }
+  const ConnectVerdict v = ota::broker::CheckDeviceConnect(
+      client_id, username, password, std::time(nullptr), p->window_hours,
+      [&](const std::string& device) { return p->store->Lookup(device); });
+  if (v == ConnectVerdict::kAccepted) return MOSQ_ERR_SUCCESS;
+  // The device ID is logged when the client ID names a valid one; never the password.
+  const std::optional<ota::broker::ClientId> parsed = ota::broker::ParseClientId(client_id);
+  mosquitto_log_printf(MOSQ_LOG_NOTICE, "ota-auth: refused device %s from %s: %s",
+                       parsed ? parsed->device_id.c_str() : "(unparsable client id)",
+                       Safe(mosquitto_client_address(ed->client)),
+                       ota::broker::ConnectVerdictName(v));
+  return MOSQ_ERR_AUTH;
+}
+
+int OnAclCheck(int /*event*/, void* event_data, void* user) {
+  auto* p = static_cast<Plugin*>(user);
+  auto* ed = static_cast<mosquitto_evt_acl_check*>(event_data);
+  const std::string username = Safe(mosquitto_client_username(ed->client));
+  if (!p->platform_password.empty() && username == p->platform_username) {
+    return MOSQ_ERR_SUCCESS;
+  }
+  TopicAccess access = TopicAccess::kReceive;
+  switch (ed->access) {
+    case MOSQ_ACL_WRITE:
+      access = TopicAccess::kPublish;
+      break;
+    case MOSQ_ACL_SUBSCRIBE:
+      access = TopicAccess::kSubscribe;
+      break;
+    case MOSQ_ACL_UNSUBSCRIBE:
+      return MOSQ_ERR_SUCCESS;  // dropping a subscription never exposes anything
+    default:
+      break;
+  }
+  // Authentication made the username the device ID.
+  if (ota::broker::DeviceTopicAllowed(username, Safe(ed->topic), access)) return MOSQ_ERR_SUCCESS;
+  if (access != TopicAccess::kReceive) {
+    mosquitto_log_printf(MOSQ_LOG_NOTICE, "ota-auth: denied device %s %s on %s", username.c_str(),
+                         access == TopicAccess::kPublish ? "publish" : "subscribe",
+                         Safe(ed->topic));
+  }
+  return MOSQ_ERR_ACL_DENIED;
+}
+
+bool ReadFirstLine(const std::string& path, std::string* out) {
+  std::ifstream in(path);
+  if (!in) return false;
+  std::getline(in, *out);
+  while (!out->empty() && (out->back() == '\r' || out->back() == ' '))
+    out->pop_back();
+  return !out->empty();
+}
+
+}  // namespace
+
+extern "C" {
+
+int mosquitto_plugin_version(int supported_version_count, const int* supported_versions) {
+  for (int i = 0; i < supported_version_count; ++i) {
+    if (supported_versions[i] == 5) return 5;
+  }
+  return -1;
+}
+
+int mosquitto_plugin_init(mosquitto_plugin_id_t* identifier, void** userdata,
+                          struct mosquitto_opt* options, int option_count) {
+  auto plugin = std::make_unique<Plugin>();
+  plugin->id = identifier;
+  std::string registry, key_file, error;
+  for (int i = 0; i < option_count; ++i) {
+    const std::string k = Safe(options[i].key);
+    const std::string v = Safe(options[i].value);
+    if (k == "registry") {
+      registry = v;
+    } else if (k == "secret_key") {
+      key_file = v;
+    } else if (k == "platform_username") {
+      plugin->platform_username = v;
+    } else if (k == "platform_password_file") {
+      if (!ReadFirstLine(v, &plugin->platform_password)) {
+        mosquitto_log_printf(MOSQ_LOG_ERR, "ota-auth: cannot read platform_password_file %s",
+                             v.c_str());
+        return MOSQ_ERR_INVAL;
+      }
+    } else if (k == "time_window_hours") {
+      plugin->window_hours = std::atoi(v.c_str());
+    } else {
+      mosquitto_log_printf(MOSQ_LOG_ERR, "ota-auth: unknown option %s", k.c_str());
+      return MOSQ_ERR_INVAL;
+    }
+  }
+  if (registry.empty() || key_file.empty()) {
+    mosquitto_log_printf(MOSQ_LOG_ERR,
+                         "ota-auth: plugin_opt_registry and plugin_opt_secret_key "
+                         "are required");
+    return MOSQ_ERR_INVAL;
+  }
+  const std::optional<ota::broker::SecretBox> box =
+      ota::broker::SecretBox::FromKeyFile(key_file, &error);
+  if (!box) {
+    mosquitto_log_printf(MOSQ_LOG_ERR, "ota-auth: %s", error.c_str());
+    return MOSQ_ERR_INVAL;
+  }
+  plugin->store = ota::broker::CredentialStore::Open(registry, false, *box, &error);
+  if (!plugin->store) {
+    mosquitto_log_printf(MOSQ_LOG_ERR, "ota-auth: %s", error.c_str());
+    return MOSQ_ERR_INVAL;
+  }
+  if (mosquitto_callback_register(identifier, MOSQ_EVT_BASIC_AUTH, OnBasicAuth, nullptr,
+                                  plugin.get()) != MOSQ_ERR_SUCCESS ||
+      mosquitto_callback_register(identifier, MOSQ_EVT_ACL_CHECK, OnAclCheck, nullptr,
+                                  plugin.get()) != MOSQ_ERR_SUCCESS) {
+    return MOSQ_ERR_UNKNOWN;
+  }
+  mosquitto_log_printf(MOSQ_LOG_INFO, "ota-auth: devices from %s, platform user %s",
+                       registry.c_str(), plugin->platform_username.c_str());
+  g_plugin = plugin.get();
+  *userdata = plugin.release();
+  return MOSQ_ERR_SUCCESS;
+}
+
+int mosquitto_plugin_cleanup(void* userdata, struct mosquitto_opt* /*options*/,
+                             int /*option_count*/) {
+  auto* plugin = static_cast<Plugin*>(userdata);
+  if (plugin != nullptr) {
+    mosquitto_callback_unregister(plugin->id, MOSQ_EVT_BASIC_AUTH, OnBasicAuth, nullptr);
+    mosquitto_callback_unregister(plugin->id, MOSQ_EVT_ACL_CHECK, OnAclCheck, nullptr);
+  }
+  delete plugin;
+  g_plugin = nullptr;
+  return MOSQ_ERR_SUCCESS;
+}
+
+}  // extern "C"
