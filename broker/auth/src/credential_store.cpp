@@ -91,18 +91,31 @@ std::optional<DeviceCredential> CredentialStore::Lookup(std::string_view device_
 
 bool CredentialStore::Put(std::string_view device_id, std::string_view secret, bool enabled,
                           std::string* error) {
+  return PutCredential(db_, box_, device_id, secret, enabled, error);
+}
+
+bool CredentialStore::SetEnabled(std::string_view device_id, bool enabled, std::string* error) {
+  return SetCredentialEnabled(db_, device_id, enabled, error);
+}
+
+bool CreateCredentialSchema(sqlite3* db, std::string* error) {
+  return Exec(db, kSchema, error);
+}
+
+bool PutCredential(sqlite3* db, const SecretBox& box, std::string_view device_id,
+                   std::string_view secret, bool enabled, std::string* error) {
   if (!IsValidDeviceId(device_id)) {
     *error = "invalid device id";
     return false;
   }
-  const std::vector<uint8_t> sealed = box_.Seal(secret);
+  const std::vector<uint8_t> sealed = box.Seal(secret);
   sqlite3_stmt* st = nullptr;
   const char* sql =
       "INSERT INTO broker_credentials (device_id, secret_sealed, enabled, updated_at) "
       "VALUES (?, ?, ?, ?) ON CONFLICT(device_id) DO UPDATE SET "
       "secret_sealed = excluded.secret_sealed, enabled = excluded.enabled, "
       "updated_at = excluded.updated_at";
-  bool ok = sqlite3_prepare_v2(db_, sql, -1, &st, nullptr) == SQLITE_OK;
+  bool ok = !sealed.empty() && sqlite3_prepare_v2(db, sql, -1, &st, nullptr) == SQLITE_OK;
   if (ok) {
     sqlite3_bind_text(st, 1, device_id.data(), static_cast<int>(device_id.size()),
                       SQLITE_TRANSIENT);
@@ -111,27 +124,41 @@ bool CredentialStore::Put(std::string_view device_id, std::string_view secret, b
     sqlite3_bind_int64(st, 4, static_cast<sqlite3_int64>(std::time(nullptr)));
     ok = sqlite3_step(st) == SQLITE_DONE;
   }
-  if (!ok) *error = sqlite3_errmsg(db_);
+  if (!ok) *error = sqlite3_errmsg(db);
   sqlite3_finalize(st);
   return ok;
 }
 
-bool CredentialStore::SetEnabled(std::string_view device_id, bool enabled, std::string* error) {
+namespace {
+bool UpdateOne(sqlite3* db, const char* sql, std::string_view device_id, int enabled,
+               std::string* error) {
   sqlite3_stmt* st = nullptr;
-  bool ok = sqlite3_prepare_v2(db_,
-                               "UPDATE broker_credentials SET enabled = ?, updated_at = ? "
-                               "WHERE device_id = ?",
-                               -1, &st, nullptr) == SQLITE_OK;
+  bool ok = sqlite3_prepare_v2(db, sql, -1, &st, nullptr) == SQLITE_OK;
   if (ok) {
-    sqlite3_bind_int(st, 1, enabled ? 1 : 0);
-    sqlite3_bind_int64(st, 2, static_cast<sqlite3_int64>(std::time(nullptr)));
-    sqlite3_bind_text(st, 3, device_id.data(), static_cast<int>(device_id.size()),
+    int i = 1;
+    if (enabled >= 0) {
+      sqlite3_bind_int(st, i++, enabled);
+      sqlite3_bind_int64(st, i++, static_cast<sqlite3_int64>(std::time(nullptr)));
+    }
+    sqlite3_bind_text(st, i, device_id.data(), static_cast<int>(device_id.size()),
                       SQLITE_TRANSIENT);
-    ok = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(db_) == 1;
+    ok = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(db) == 1;
   }
-  if (!ok) *error = std::string("no device ") + std::string(device_id);
+  if (!ok) *error = "no device " + std::string(device_id);
   sqlite3_finalize(st);
   return ok;
+}
+}  // namespace
+
+bool SetCredentialEnabled(sqlite3* db, std::string_view device_id, bool enabled,
+                          std::string* error) {
+  return UpdateOne(db,
+                   "UPDATE broker_credentials SET enabled = ?, updated_at = ? WHERE device_id = ?",
+                   device_id, enabled ? 1 : 0, error);
+}
+
+bool DeleteCredential(sqlite3* db, std::string_view device_id, std::string* error) {
+  return UpdateOne(db, "DELETE FROM broker_credentials WHERE device_id = ?", device_id, -1, error);
 }
 
 }  // namespace ota::broker

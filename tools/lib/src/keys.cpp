@@ -188,6 +188,11 @@ PublicKeyResult LoadPublicKey(const std::filesystem::path& path) {
   PublicKeyResult result;
   const std::string text = ReadText(path, &result.error);
   if (!result.error.empty()) return result;
+  return ParsePublicKeyPem(text, path.string());
+}
+
+PublicKeyResult ParsePublicKeyPem(const std::string& text, const std::string& name) {
+  PublicKeyResult result;
   Bio bio(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())));
   Pkey key(PEM_read_bio_PUBKEY(bio.get(), nullptr, NoPassphrase, nullptr));
   if (!key && text.find("-----BEGIN PRIVATE KEY-----") != std::string::npos) {
@@ -196,16 +201,22 @@ PublicKeyResult LoadPublicKey(const std::filesystem::path& path) {
   }
   ERR_clear_error();
   if (!key) {
-    result.error = path.string() + ": not a PEM public key";
+    result.error = name + ": not a PEM public key";
     return result;
   }
   if (!IsP256(key.get())) {
-    result.error = path.string() + ": wrong key type " + Describe(key.get()) +
+    result.error = name + ": wrong key type " + Describe(key.get()) +
                    "; packages are verified with ECDSA P-256";
     return result;
   }
   result.point = PublicPointOf(key.get());
   return result;
+}
+
+std::string PublicKeyPem(EVP_PKEY* key) {
+  Bio pub(BIO_new(BIO_s_mem()));
+  if (!pub || PEM_write_bio_PUBKEY(pub.get(), key) != 1) return {};
+  return BioText(pub.get());
 }
 
 PublicPoint PublicPointOf(EVP_PKEY* key) {

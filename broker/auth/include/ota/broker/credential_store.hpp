@@ -18,6 +18,15 @@ namespace ota::broker {
 
 inline constexpr int kCredentialSchemaVersion = 1;
 
+// The writer's side on a connection the caller owns (the platform writes credentials in the
+// same transaction as its device rows).
+bool CreateCredentialSchema(sqlite3* db, std::string* error);
+bool PutCredential(sqlite3* db, const SecretBox& box, std::string_view device_id,
+                   std::string_view secret, bool enabled, std::string* error);
+bool SetCredentialEnabled(sqlite3* db, std::string_view device_id, bool enabled,
+                          std::string* error);
+bool DeleteCredential(sqlite3* db, std::string_view device_id, std::string* error);
+
 class CredentialStore {
  public:
   // Read-only (the plugin) or read-write (the platform, which creates the table). nullopt with

@@ -48,8 +48,12 @@ bool IsEncryptedPrivateKey(const std::filesystem::path& path);
 
 // Reads a public key PEM (or the public half of an unencrypted private key PEM).
 PublicKeyResult LoadPublicKey(const std::filesystem::path& path);
+// The same from PEM text; `name` says where it came from in error messages.
+PublicKeyResult ParsePublicKeyPem(const std::string& pem, const std::string& name);
 
 PublicPoint PublicPointOf(EVP_PKEY* key);
+// The public half as a PEM SubjectPublicKeyInfo (what `ota keygen --pub` writes).
+std::string PublicKeyPem(EVP_PKEY* key);
 KeyId KeyIdOf(const PublicPoint& point);
 
 // DER ECDSA signature of a SHA-256 digest; empty on failure.

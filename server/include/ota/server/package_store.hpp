@@ -1,0 +1,46 @@
+// Uploaded update packages: verified against the product's keys before anything is stored,
+// kept as content-addressed blobs (the file's SHA-256 names it), and chosen per device.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ota/server/database.hpp"
+#include "ota/server/registry.hpp"
+
+namespace ota::server {
+
+struct PackageRecord {
+  int64_t package_id = 0;
+  std::string product_id, sha256, kind, version, source_version, key_id, file_name, description;
+  int64_t size = 0;
+};
+
+class PackageStore {
+ public:
+  PackageStore(Database& db, Registry& registry, std::filesystem::path blob_dir);
+
+  // Refuses (ApiError) a file that is not a package, is unsigned, is not signed by one of the
+  // product's keys, or is already stored; the blob is written before the row, atomically.
+  PackageRecord Upload(const std::string& product_id, const std::vector<uint8_t>& bytes,
+                       const std::string& file_name);
+  PackageRecord Get(int64_t package_id);
+  std::vector<PackageRecord> List(const std::string& product_id);
+  std::filesystem::path BlobPath(const PackageRecord& record) const;
+
+  // For a device on `current_version`: the diff package to `target_version` when one exists,
+  // else the full package; nullopt when neither does.
+  std::optional<PackageRecord> Choose(const std::string& product_id,
+                                      const std::string& target_version,
+                                      const std::string& current_version);
+
+ private:
+  Database& db_;
+  Registry& registry_;
+  std::filesystem::path blob_dir_;
+};
+
+}  // namespace ota::server

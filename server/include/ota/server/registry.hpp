@@ -1,0 +1,92 @@
+// Products, their signing keys and model, devices (with their broker credentials), groups,
+// and reported properties. Every write that a device's login depends on goes to the broker's
+// credential table in the same transaction (docs/spec/broker-auth.md).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "ota/broker/secret_box.hpp"
+#include "ota/server/database.hpp"
+#include "ota/signature.hpp"
+
+namespace ota::server {
+
+// A refusal the API reports: HTTP status and a one-line message.
+struct ApiError : std::runtime_error {
+  ApiError(int http_status, const std::string& message)
+      : std::runtime_error(message), status(http_status) {}
+  int status;
+};
+
+struct ProductKey {
+  std::string key_id;
+  std::string public_pem;
+  bool may_downgrade = false;
+};
+
+struct Product {
+  std::string product_id, name, manufacturer, protocol;
+  nlohmann::json model;  // {"services":[{"service_id":..,"properties":[{"name","type",..}]}]}
+  std::vector<ProductKey> keys;
+};
+
+struct Device {
+  std::string device_id, product_id, node_id;
+  bool enabled = true;
+  bool online = false;
+  int64_t last_seen = 0;
+  std::string fw_version, sw_version;
+  std::vector<std::string> groups;
+};
+
+class Registry {
+ public:
+  Registry(Database& db, const broker::SecretBox& box);
+
+  Product CreateProduct(const std::string& product_id, const std::string& name,
+                        const std::string& manufacturer, const std::string& protocol,
+                        const nlohmann::json& model);
+  Product GetProduct(const std::string& product_id);
+  std::vector<Product> ListProducts();
+  // A PEM public key (P-256) allowed to sign this product's packages.
+  ProductKey AddProductKey(const std::string& product_id, const std::string& public_pem,
+                           bool may_downgrade);
+  std::vector<TrustedKey> TrustedKeys(const std::string& product_id);
+
+  // Returns the device and, only here, its secret (generated when `secret` is empty).
+  std::pair<Device, std::string> CreateDevice(const std::string& product_id,
+                                              const std::string& node_id,
+                                              const std::string& device_id,
+                                              const std::string& secret);
+  Device GetDevice(const std::string& device_id);
+  std::vector<Device> ListDevices(const std::string& product_id, const std::string& group);
+  void SetDeviceEnabled(const std::string& device_id, bool enabled);
+  void AddToGroup(const std::string& device_id, const std::string& group);
+
+  // From the device: presence and reported versions.
+  void MarkSeen(const std::string& device_id, bool online);
+  void SetVersions(const std::string& device_id, const std::string& fw, const std::string& sw);
+
+  // A properties report (iotda-protocol.md): every property must be in the product model with
+  // the right type; otherwise nothing of the report is stored and ApiError(400) says why.
+  void StoreProperties(const std::string& device_id, const nlohmann::json& report);
+  nlohmann::json Properties(const std::string& device_id);
+
+  void Count(const std::string& counter, int64_t by = 1);
+  int64_t Counter(const std::string& counter);
+
+ private:
+  Database& db_;
+  broker::SecretBox box_;
+};
+
+// Checks a product model's shape; throws ApiError(400) with the first problem.
+void ValidateModel(const nlohmann::json& model);
+
+}  // namespace ota::server

@@ -1,0 +1,294 @@
+#include "ota/server/http_api.hpp"
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include <ctime>
+#include <fstream>
+#include <sstream>
+
+namespace ota::server {
+
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kMaxBody = 2 * 1024 * 1024;  // a package (512 KB slot) with room to spare
+constexpr int kDefaultTokenSeconds = 24 * 3600;
+
+json ToJson(const Product& p) {
+  json keys = json::array();
+  for (const ProductKey& k : p.keys) {
+    keys.push_back({{"key_id", k.key_id}, {"may_downgrade", k.may_downgrade}});
+  }
+  return {{"product_id", p.product_id}, {"name", p.name},   {"manufacturer", p.manufacturer},
+          {"protocol", p.protocol},     {"model", p.model}, {"keys", keys}};
+}
+
+json ToJson(const Device& d) {
+  return {{"device_id", d.device_id},   {"product_id", d.product_id}, {"node_id", d.node_id},
+          {"enabled", d.enabled},       {"online", d.online},         {"last_seen", d.last_seen},
+          {"fw_version", d.fw_version}, {"sw_version", d.sw_version}, {"groups", d.groups}};
+}
+
+json ToJson(const PackageRecord& r) {
+  json j = {{"package_id", r.package_id},
+            {"product_id", r.product_id},
+            {"sha256", r.sha256},
+            {"size", r.size},
+            {"kind", r.kind},
+            {"version", r.version},
+            {"key_id", r.key_id},
+            {"file_name", r.file_name},
+            {"description", r.description}};
+  j["source_version"] = r.source_version.empty() ? json(nullptr) : json(r.source_version);
+  return j;
+}
+
+void Reply(httplib::Response& res, int status, const json& body) {
+  res.status = status;
+  res.set_content(body.dump(), "application/json");
+}
+
+void Error(httplib::Response& res, int status, const std::string& message) {
+  Reply(res, status, {{"error", message}});
+}
+
+std::string Bearer(const httplib::Request& req) {
+  const std::string h = req.get_header_value("Authorization");
+  const std::string prefix = "Bearer ";
+  return h.rfind(prefix, 0) == 0 ? h.substr(prefix.size()) : std::string();
+}
+
+json Body(const httplib::Request& req) {
+  try {
+    json j = json::parse(req.body);
+    if (!j.is_object()) throw ApiError(400, "the body must be a JSON object");
+    return j;
+  } catch (const json::parse_error&) {
+    throw ApiError(400, "the body is not valid JSON");
+  }
+}
+
+std::string Str(const json& j, const char* key, bool required = false) {
+  if (!j.contains(key) || j[key].is_null()) {
+    if (required) throw ApiError(400, std::string(key) + " is required");
+    return {};
+  }
+  if (!j[key].is_string()) throw ApiError(400, std::string(key) + " must be a string");
+  return j[key];
+}
+
+int64_t PackageId(const std::string& s) {
+  try {
+    size_t used = 0;
+    const int64_t id = std::stoll(s, &used);
+    if (used == s.size() && id > 0) return id;
+  } catch (const std::exception&) {
+  }
+  throw ApiError(404, "no package " + s);
+}
+
+}  // namespace
+
+HttpApi::HttpApi(Platform& platform)
+    : platform_(platform),
+      server_(std::make_unique<httplib::SSLServer>(platform.tls().server_cert.c_str(),
+                                                   platform.tls().server_key.c_str())) {
+  if (!server_->is_valid()) throw std::runtime_error("https: cannot load the TLS files");
+  server_->set_payload_max_length(kMaxBody);
+  Routes();
+}
+
+HttpApi::~HttpApi() = default;
+
+int HttpApi::Bind(const std::string& host, int port) {
+  const int bound =
+      port == 0 ? server_->bind_to_any_port(host) : (server_->bind_to_port(host, port) ? port : -1);
+  if (bound > 0) base_url_ = "https://" + host + ":" + std::to_string(bound);
+  return bound;
+}
+
+bool HttpApi::Serve() {
+  return server_->listen_after_bind();
+}
+
+void HttpApi::Stop() {
+  server_->stop();
+}
+
+void HttpApi::Routes() {
+  httplib::SSLServer& s = *server_;
+  Platform& p = platform_;
+
+  // Every handler runs under the platform lock; ApiError becomes its status, anything else 500.
+  using Fn = std::function<void(const httplib::Request&, httplib::Response&)>;
+  auto api = [&p](Fn fn) {
+    return [&p, fn](const httplib::Request& req, httplib::Response& res) {
+      try {
+        std::lock_guard<std::mutex> guard(p.lock());
+        if (!p.CheckApiToken(Bearer(req))) {
+          res.set_header("WWW-Authenticate", "Bearer");
+          return Error(res, 401, "missing or unknown API token");
+        }
+        fn(req, res);
+      } catch (const ApiError& e) {
+        Error(res, e.status, e.what());
+      } catch (const std::exception& e) {
+        Error(res, 500, std::string("internal error: ") + e.what());
+      }
+    };
+  };
+
+  s.Get("/api/v1/openapi.json", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(OpenApiDocument(), "application/json");
+  });
+
+  s.Post("/api/v1/products", api([&p](const httplib::Request& req, httplib::Response& res) {
+           const json b = Body(req);
+           const json model = b.contains("model") ? b["model"] : json();
+           Reply(res, 201,
+                 ToJson(p.registry().CreateProduct(
+                     Str(b, "product_id"), Str(b, "name", true), Str(b, "manufacturer"),
+                     b.contains("protocol") ? Str(b, "protocol") : "MQTT", model)));
+         }));
+  s.Get("/api/v1/products", api([&p](const httplib::Request&, httplib::Response& res) {
+          json out = json::array();
+          for (const Product& prod : p.registry().ListProducts())
+            out.push_back(ToJson(prod));
+          Reply(res, 200, out);
+        }));
+  s.Get(R"(/api/v1/products/([^/]+))",
+        api([&p](const httplib::Request& req, httplib::Response& res) {
+          Reply(res, 200, ToJson(p.registry().GetProduct(req.matches[1])));
+        }));
+  s.Post(R"(/api/v1/products/([^/]+)/keys)",
+         api([&p](const httplib::Request& req, httplib::Response& res) {
+           const json b = Body(req);
+           const bool down = b.contains("may_downgrade") && b["may_downgrade"].is_boolean() &&
+                             b["may_downgrade"].get<bool>();
+           const ProductKey k =
+               p.registry().AddProductKey(req.matches[1], Str(b, "public_pem", true), down);
+           Reply(res, 201, {{"key_id", k.key_id}, {"may_downgrade", k.may_downgrade}});
+         }));
+  s.Post(R"(/api/v1/products/([^/]+)/packages)",
+         api([&p](const httplib::Request& req, httplib::Response& res) {
+           const std::vector<uint8_t> bytes(req.body.begin(), req.body.end());
+           const std::string name =
+               req.has_param("file_name") ? req.get_param_value("file_name") : "";
+           Reply(res, 201, ToJson(p.packages().Upload(req.matches[1], bytes, name)));
+         }));
+
+  s.Post("/api/v1/devices", api([&p](const httplib::Request& req, httplib::Response& res) {
+           const json b = Body(req);
+           auto [device, secret] =
+               p.registry().CreateDevice(Str(b, "product_id", true), Str(b, "node_id", true),
+                                         Str(b, "device_id"), Str(b, "secret"));
+           json out = ToJson(device);
+           out["secret"] = secret;  // shown once, here; never logged
+           Reply(res, 201, out);
+         }));
+  s.Get("/api/v1/devices", api([&p](const httplib::Request& req, httplib::Response& res) {
+          json out = json::array();
+          for (const Device& d : p.registry().ListDevices(req.get_param_value("product_id"),
+                                                          req.get_param_value("group"))) {
+            out.push_back(ToJson(d));
+          }
+          Reply(res, 200, out);
+        }));
+  s.Get(R"(/api/v1/devices/([^/]+))",
+        api([&p](const httplib::Request& req, httplib::Response& res) {
+          Reply(res, 200, ToJson(p.registry().GetDevice(req.matches[1])));
+        }));
+  s.Patch(R"(/api/v1/devices/([^/]+))",
+          api([&p](const httplib::Request& req, httplib::Response& res) {
+            const json b = Body(req);
+            if (!b.contains("enabled") || !b["enabled"].is_boolean()) {
+              throw ApiError(400, "enabled (true or false) is required");
+            }
+            p.registry().SetDeviceEnabled(req.matches[1], b["enabled"].get<bool>());
+            Reply(res, 200, ToJson(p.registry().GetDevice(req.matches[1])));
+          }));
+  s.Post(R"(/api/v1/devices/([^/]+)/groups)",
+         api([&p](const httplib::Request& req, httplib::Response& res) {
+           const json b = Body(req);
+           p.registry().AddToGroup(req.matches[1], Str(b, "group", true));
+           Reply(res, 200, ToJson(p.registry().GetDevice(req.matches[1])));
+         }));
+  s.Get(R"(/api/v1/devices/([^/]+)/properties)",
+        api([&p](const httplib::Request& req, httplib::Response& res) {
+          Reply(res, 200, p.registry().Properties(req.matches[1]));
+        }));
+
+  s.Get("/api/v1/packages", api([&p](const httplib::Request& req, httplib::Response& res) {
+          json out = json::array();
+          for (const PackageRecord& r : p.packages().List(req.get_param_value("product_id"))) {
+            out.push_back(ToJson(r));
+          }
+          Reply(res, 200, out);
+        }));
+  s.Get(R"(/api/v1/packages/(\d+))", api([&p](const httplib::Request& req, httplib::Response& res) {
+          Reply(res, 200, ToJson(p.packages().Get(PackageId(req.matches[1]))));
+        }));
+  // What a firmware_upgrade command carries (iotda-protocol.md): URL, token, expiry, size, sign.
+  s.Post(R"(/api/v1/packages/(\d+)/download-tokens)",
+         api([this, &p](const httplib::Request& req, httplib::Response& res) {
+           const json b = Body(req);
+           const PackageRecord r = p.packages().Get(PackageId(req.matches[1]));
+           const Device d = p.registry().GetDevice(Str(b, "device_id", true));
+           if (d.product_id != r.product_id) {
+             throw ApiError(400, "device " + d.device_id + " is not of product " + r.product_id);
+           }
+           const int expires = b.contains("expires") && b["expires"].is_number_integer()
+                                   ? b["expires"].get<int>()
+                                   : kDefaultTokenSeconds;
+           if (expires < 1 || expires > 7 * 24 * 3600) throw ApiError(400, "expires: 1..604800");
+           const std::string token =
+               p.download_tokens().Issue(d.device_id, r.package_id, std::time(nullptr) + expires);
+           Reply(res, 201,
+                 {{"version", r.version},
+                  {"url", base_url_ + "/download/packages/" + std::to_string(r.package_id)},
+                  {"access_token", token},
+                  {"expires", expires},
+                  {"file_size", r.size},
+                  {"file_name", r.file_name},
+                  {"sign", r.sha256}});
+         }));
+
+  // Device downloads: the token must be valid, unexpired and for this very package.
+  s.Get(R"(/download/packages/(\d+))", [&p](const httplib::Request& req, httplib::Response& res) {
+    try {
+      const int64_t id = PackageId(req.matches[1]);
+      const std::string token = Bearer(req);
+      if (token.empty()) {
+        res.set_header("WWW-Authenticate", "Bearer");
+        return Error(res, 401, "missing download token");
+      }
+      std::string device;
+      switch (p.download_tokens().Verify(token, id, std::time(nullptr), &device)) {
+        case DownloadTokens::Check::kValid:
+          break;
+        case DownloadTokens::Check::kExpired:
+          return Error(res, 401, "download token expired");
+        case DownloadTokens::Check::kOtherPackage:
+          return Error(res, 403, "download token is for another package");
+        default:
+          return Error(res, 401, "invalid download token");
+      }
+      std::filesystem::path blob;
+      {
+        std::lock_guard<std::mutex> guard(p.lock());
+        blob = p.packages().BlobPath(p.packages().Get(id));
+      }
+      std::ifstream in(blob, std::ios::binary);
+      std::stringstream data;
+      data << in.rdbuf();
+      // cpp-httplib answers Range requests from this: 206 + Content-Range, or 416.
+      res.set_content(data.str(), "application/octet-stream");
+    } catch (const ApiError& e) {
+      Error(res, e.status, e.what());
+    }
+  });
+}
+
+}  // namespace ota::server

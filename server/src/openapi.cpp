@@ -1,0 +1,77 @@
+#include "ota/server/http_api.hpp"
+
+namespace ota::server {
+
+// Kept next to the routes in http_api.cpp; the API test checks that every route is listed.
+const char* OpenApiDocument() {
+  return R"json({
+  "openapi": "3.0.3",
+  "info": {"title": "ota-server API", "version": "1"},
+  "servers": [{"url": "/api/v1"}],
+  "components": {
+    "securitySchemes": {"apiToken": {"type": "http", "scheme": "bearer"},
+                        "downloadToken": {"type": "http", "scheme": "bearer"}},
+    "schemas": {
+      "Error": {"type": "object", "properties": {"error": {"type": "string"}}},
+      "Product": {"type": "object", "properties": {
+        "product_id": {"type": "string"}, "name": {"type": "string"},
+        "manufacturer": {"type": "string"}, "protocol": {"type": "string", "enum": ["MQTT"]},
+        "model": {"type": "object", "description": "{\"services\":[{\"service_id\",\"properties\":[{\"name\",\"type\":\"int|decimal|string|bool\"}]}]}"},
+        "keys": {"type": "array", "items": {"type": "object", "properties": {
+          "key_id": {"type": "string"}, "may_downgrade": {"type": "boolean"}}}}}},
+      "Device": {"type": "object", "properties": {
+        "device_id": {"type": "string"}, "product_id": {"type": "string"},
+        "node_id": {"type": "string"}, "enabled": {"type": "boolean"},
+        "online": {"type": "boolean"}, "last_seen": {"type": "integer"},
+        "fw_version": {"type": "string"}, "sw_version": {"type": "string"},
+        "groups": {"type": "array", "items": {"type": "string"}},
+        "secret": {"type": "string", "description": "only in the answer to POST /devices"}}},
+      "Package": {"type": "object", "properties": {
+        "package_id": {"type": "integer"}, "product_id": {"type": "string"},
+        "sha256": {"type": "string"}, "size": {"type": "integer"},
+        "kind": {"type": "string", "enum": ["full", "diff"]}, "version": {"type": "string"},
+        "source_version": {"type": "string", "nullable": true}, "key_id": {"type": "string"},
+        "file_name": {"type": "string"}, "description": {"type": "string"}}},
+      "DownloadGrant": {"type": "object", "properties": {
+        "version": {"type": "string"}, "url": {"type": "string"},
+        "access_token": {"type": "string"}, "expires": {"type": "integer"},
+        "file_size": {"type": "integer"}, "file_name": {"type": "string"},
+        "sign": {"type": "string"}}}
+    }
+  },
+  "security": [{"apiToken": []}],
+  "paths": {
+    "/products": {
+      "get": {"summary": "List products", "responses": {"200": {"description": "Products"}}},
+      "post": {"summary": "Create a product", "responses": {"201": {"description": "Created"}, "400": {"description": "Invalid"}, "409": {"description": "Exists"}}}},
+    "/products/{product_id}": {
+      "get": {"summary": "One product", "responses": {"200": {"description": "Product"}, "404": {"description": "Unknown"}}}},
+    "/products/{product_id}/keys": {
+      "post": {"summary": "Register a P-256 public key (PEM) that may sign the product's packages", "responses": {"201": {"description": "Registered"}, "400": {"description": "Not a P-256 key"}, "409": {"description": "Already registered"}}}},
+    "/products/{product_id}/packages": {
+      "post": {"summary": "Upload a signed package (application/octet-stream body; ?file_name=)", "responses": {"201": {"description": "Stored"}, "409": {"description": "Duplicate"}, "422": {"description": "Not a package, unsigned, or not signed by a key of the product"}}}},
+    "/devices": {
+      "get": {"summary": "List devices (?product_id=, ?group=)", "responses": {"200": {"description": "Devices"}}},
+      "post": {"summary": "Register a device; the answer carries its secret, once", "responses": {"201": {"description": "Created"}, "409": {"description": "Exists"}}}},
+    "/devices/{device_id}": {
+      "get": {"summary": "One device", "responses": {"200": {"description": "Device"}, "404": {"description": "Unknown"}}},
+      "patch": {"summary": "Enable or disable ({\"enabled\": bool})", "responses": {"200": {"description": "Device"}}}},
+    "/devices/{device_id}/groups": {
+      "post": {"summary": "Add to a group ({\"group\": name})", "responses": {"200": {"description": "Device"}}}},
+    "/devices/{device_id}/properties": {
+      "get": {"summary": "Latest reported properties by service", "responses": {"200": {"description": "Properties"}}}},
+    "/packages": {
+      "get": {"summary": "List packages (?product_id=)", "responses": {"200": {"description": "Packages"}}}},
+    "/packages/{package_id}": {
+      "get": {"summary": "One package", "responses": {"200": {"description": "Package"}, "404": {"description": "Unknown"}}}},
+    "/packages/{package_id}/download-tokens": {
+      "post": {"summary": "Grant a device a download ({\"device_id\", \"expires\": seconds})", "responses": {"201": {"description": "DownloadGrant"}}}},
+    "/openapi.json": {
+      "get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI 3"}}}}
+  },
+  "x-download": {"path": "/download/packages/{package_id}", "security": "downloadToken",
+    "responses": {"200": "whole file", "206": "Range answered (Content-Range)", "401": "missing, invalid or expired token", "403": "token for another package", "416": "unsatisfiable range"}}
+})json";
+}
+
+}  // namespace ota::server

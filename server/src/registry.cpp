@@ -1,0 +1,366 @@
+#include "ota/server/registry.hpp"
+
+#include <openssl/rand.h>
+
+#include <cstring>
+#include <ctime>
+
+#include "ota/broker/credential_store.hpp"
+#include "ota/broker/device_auth.hpp"
+#include "ota/host/keys.hpp"
+
+namespace ota::server {
+
+namespace {
+
+int64_t Now() {
+  return static_cast<int64_t>(std::time(nullptr));
+}
+
+std::string RandomHex(size_t bytes) {
+  std::vector<uint8_t> raw(bytes);
+  if (RAND_bytes(raw.data(), static_cast<int>(raw.size())) != 1) {
+    throw ApiError(500, "no random bytes");
+  }
+  static const char kDigits[] = "0123456789abcdef";
+  std::string s;
+  for (uint8_t b : raw) {
+    s.push_back(kDigits[b >> 4]);
+    s.push_back(kDigits[b & 15]);
+  }
+  return s;
+}
+
+bool IsName(const std::string& s) {
+  return broker::IsValidDeviceId(s) && s.size() <= 64;
+}
+
+const char* kTypes[] = {"int", "decimal", "string", "bool"};
+
+bool TypeMatches(const std::string& type, const nlohmann::json& v) {
+  if (type == "int") return v.is_number_integer();
+  if (type == "decimal") return v.is_number();
+  if (type == "string") return v.is_string();
+  if (type == "bool") return v.is_boolean();
+  return false;
+}
+
+}  // namespace
+
+void ValidateModel(const nlohmann::json& model) {
+  if (!model.is_object() || !model.contains("services") || !model["services"].is_array()) {
+    throw ApiError(400, "model: expected {\"services\": [...]}");
+  }
+  for (const auto& svc : model["services"]) {
+    if (!svc.is_object() || !svc.contains("service_id") || !svc["service_id"].is_string() ||
+        !svc.contains("properties") || !svc["properties"].is_array()) {
+      throw ApiError(400, "model: each service needs a service_id and a properties array");
+    }
+    for (const auto& p : svc["properties"]) {
+      if (!p.is_object() || !p.contains("name") || !p["name"].is_string() || !p.contains("type") ||
+          !p["type"].is_string()) {
+        throw ApiError(400, "model: each property needs a name and a type");
+      }
+      const std::string type = p["type"];
+      bool known = false;
+      for (const char* t : kTypes)
+        known = known || type == t;
+      if (!known) throw ApiError(400, "model: unknown property type '" + type + "'");
+    }
+  }
+}
+
+Registry::Registry(Database& db, const broker::SecretBox& box) : db_(db), box_(box) {
+  std::string error;
+  if (!broker::CreateCredentialSchema(db_.handle(), &error)) {
+    throw DbError("broker credential table: " + error);
+  }
+}
+
+Product Registry::CreateProduct(const std::string& product_id, const std::string& name,
+                                const std::string& manufacturer, const std::string& protocol,
+                                const nlohmann::json& model) {
+  const std::string id = product_id.empty() ? RandomHex(12) : product_id;
+  if (!IsName(id)) throw ApiError(400, "product_id: 1-64 characters of A-Z a-z 0-9 _ -");
+  if (name.empty() || name.size() > 128) throw ApiError(400, "name: 1-128 characters");
+  if (protocol != "MQTT") throw ApiError(400, "protocol: only MQTT is supported");
+  const nlohmann::json m =
+      model.is_null() ? nlohmann::json{{"services", nlohmann::json::array()}} : model;
+  ValidateModel(m);
+  Transaction tx(db_);
+  if (db_.Prepare("SELECT 1 FROM products WHERE product_id = ?").Bind(1, id).Step()) {
+    throw ApiError(409, "product " + id + " exists");
+  }
+  db_.Prepare(
+         "INSERT INTO products (product_id, name, manufacturer, protocol, model, created_at) "
+         "VALUES (?, ?, ?, ?, ?, ?)")
+      .Bind(1, id)
+      .Bind(2, name)
+      .Bind(3, manufacturer)
+      .Bind(4, protocol)
+      .Bind(5, m.dump())
+      .Bind(6, Now())
+      .Run();
+  tx.Commit();
+  return GetProduct(id);
+}
+
+Product Registry::GetProduct(const std::string& product_id) {
+  Statement st = db_.Prepare(
+      "SELECT product_id, name, manufacturer, protocol, model FROM products WHERE product_id = ?");
+  st.Bind(1, product_id);
+  if (!st.Step()) throw ApiError(404, "no product " + product_id);
+  Product p{st.Text(0), st.Text(1), st.Text(2), st.Text(3), nlohmann::json::parse(st.Text(4)), {}};
+  Statement keys = db_.Prepare(
+      "SELECT key_id, public_pem, may_downgrade FROM product_keys WHERE product_id = ? "
+      "ORDER BY created_at, key_id");
+  keys.Bind(1, product_id);
+  while (keys.Step())
+    p.keys.push_back({keys.Text(0), keys.Text(1), keys.Int(2) != 0});
+  return p;
+}
+
+std::vector<Product> Registry::ListProducts() {
+  std::vector<std::string> ids;
+  Statement st = db_.Prepare("SELECT product_id FROM products ORDER BY created_at, product_id");
+  while (st.Step())
+    ids.push_back(st.Text(0));
+  std::vector<Product> out;
+  for (const std::string& id : ids)
+    out.push_back(GetProduct(id));
+  return out;
+}
+
+ProductKey Registry::AddProductKey(const std::string& product_id, const std::string& public_pem,
+                                   bool may_downgrade) {
+  GetProduct(product_id);  // 404 first
+  const host::PublicKeyResult key = host::ParsePublicKeyPem(public_pem, "public_pem");
+  if (!key.error.empty()) throw ApiError(400, key.error);
+  const host::KeyId id = host::KeyIdOf(key.point);
+  std::string key_id;
+  static const char kDigits[] = "0123456789abcdef";
+  for (uint8_t b : id) {
+    key_id.push_back(kDigits[b >> 4]);
+    key_id.push_back(kDigits[b & 15]);
+  }
+  Transaction tx(db_);
+  if (db_.Prepare("SELECT 1 FROM product_keys WHERE key_id = ?").Bind(1, key_id).Step()) {
+    throw ApiError(409, "key " + key_id + " is already registered");
+  }
+  db_.Prepare(
+         "INSERT INTO product_keys (key_id, product_id, public_pem, may_downgrade, created_at) "
+         "VALUES (?, ?, ?, ?, ?)")
+      .Bind(1, key_id)
+      .Bind(2, product_id)
+      .Bind(3, public_pem)
+      .Bind(4, may_downgrade)
+      .Bind(5, Now())
+      .Run();
+  tx.Commit();
+  return {key_id, public_pem, may_downgrade};
+}
+
+std::vector<TrustedKey> Registry::TrustedKeys(const std::string& product_id) {
+  std::vector<TrustedKey> out;
+  for (const ProductKey& k : GetProduct(product_id).keys) {
+    const host::PublicKeyResult key = host::ParsePublicKeyPem(k.public_pem, k.key_id);
+    if (!key.error.empty()) continue;
+    TrustedKey t{};
+    std::memcpy(t.point, key.point.data(), kPublicKeySize);
+    t.permissions = k.may_downgrade ? static_cast<uint32_t>(kKeyMayDowngrade) : 0u;
+    out.push_back(t);
+  }
+  return out;
+}
+
+std::pair<Device, std::string> Registry::CreateDevice(const std::string& product_id,
+                                                      const std::string& node_id,
+                                                      const std::string& device_id,
+                                                      const std::string& secret) {
+  GetProduct(product_id);
+  if (!IsName(node_id)) throw ApiError(400, "node_id: 1-64 characters of A-Z a-z 0-9 _ -");
+  const std::string id = device_id.empty() ? product_id + "_" + node_id : device_id;
+  if (!broker::IsValidDeviceId(id)) {
+    throw ApiError(400, "device_id: 1-128 characters of A-Z a-z 0-9 _ -");
+  }
+  const std::string s = secret.empty() ? RandomHex(16) : secret;
+  if (s.size() < 8 || s.size() > 128) throw ApiError(400, "secret: 8-128 characters");
+  Transaction tx(db_);
+  if (db_.Prepare("SELECT 1 FROM devices WHERE device_id = ?").Bind(1, id).Step()) {
+    throw ApiError(409, "device " + id + " exists");
+  }
+  db_.Prepare(
+         "INSERT INTO devices (device_id, product_id, node_id, created_at) VALUES (?, ?, ?, ?)")
+      .Bind(1, id)
+      .Bind(2, product_id)
+      .Bind(3, node_id)
+      .Bind(4, Now())
+      .Run();
+  std::string error;
+  if (!broker::PutCredential(db_.handle(), box_, id, s, true, &error)) {
+    throw DbError("broker credential: " + error);
+  }
+  tx.Commit();
+  return {GetDevice(id), s};
+}
+
+Device Registry::GetDevice(const std::string& device_id) {
+  Statement st = db_.Prepare(
+      "SELECT device_id, product_id, node_id, enabled, online, last_seen, fw_version, "
+      "sw_version FROM devices WHERE device_id = ?");
+  st.Bind(1, device_id);
+  if (!st.Step()) throw ApiError(404, "no device " + device_id);
+  Device d{st.Text(0), st.Text(1), st.Text(2), st.Int(3) != 0, st.Int(4) != 0, st.Int(5),
+           st.Text(6), st.Text(7), {}};
+  Statement g =
+      db_.Prepare("SELECT group_name FROM device_groups WHERE device_id = ? ORDER BY group_name");
+  g.Bind(1, device_id);
+  while (g.Step())
+    d.groups.push_back(g.Text(0));
+  return d;
+}
+
+std::vector<Device> Registry::ListDevices(const std::string& product_id, const std::string& group) {
+  Statement st = db_.Prepare(
+      "SELECT device_id FROM devices WHERE (?1 = '' OR product_id = ?1) AND (?2 = '' OR "
+      "device_id IN (SELECT device_id FROM device_groups WHERE group_name = ?2)) "
+      "ORDER BY device_id");
+  st.Bind(1, product_id).Bind(2, group);
+  std::vector<std::string> ids;
+  while (st.Step())
+    ids.push_back(st.Text(0));
+  std::vector<Device> out;
+  for (const std::string& id : ids)
+    out.push_back(GetDevice(id));
+  return out;
+}
+
+void Registry::SetDeviceEnabled(const std::string& device_id, bool enabled) {
+  Transaction tx(db_);
+  if (db_.Prepare("UPDATE devices SET enabled = ? WHERE device_id = ?")
+          .Bind(1, enabled)
+          .Bind(2, device_id)
+          .Run() != 1) {
+    throw ApiError(404, "no device " + device_id);
+  }
+  std::string error;
+  if (!broker::SetCredentialEnabled(db_.handle(), device_id, enabled, &error)) {
+    throw DbError("broker credential: " + error);
+  }
+  tx.Commit();
+}
+
+void Registry::AddToGroup(const std::string& device_id, const std::string& group) {
+  if (!IsName(group)) throw ApiError(400, "group: 1-64 characters of A-Z a-z 0-9 _ -");
+  GetDevice(device_id);
+  db_.Prepare("INSERT OR IGNORE INTO device_groups (group_name, device_id) VALUES (?, ?)")
+      .Bind(1, group)
+      .Bind(2, device_id)
+      .Run();
+}
+
+void Registry::MarkSeen(const std::string& device_id, bool online) {
+  db_.Prepare("UPDATE devices SET online = ?, last_seen = ? WHERE device_id = ?")
+      .Bind(1, online)
+      .Bind(2, Now())
+      .Bind(3, device_id)
+      .Run();
+}
+
+void Registry::SetVersions(const std::string& device_id, const std::string& fw,
+                           const std::string& sw) {
+  db_.Prepare(
+         "UPDATE devices SET fw_version = ?, sw_version = ?, last_seen = ? WHERE device_id = ?")
+      .Bind(1, fw)
+      .Bind(2, sw)
+      .Bind(3, Now())
+      .Bind(4, device_id)
+      .Run();
+}
+
+void Registry::StoreProperties(const std::string& device_id, const nlohmann::json& report) {
+  const Device device = GetDevice(device_id);
+  const Product product = GetProduct(device.product_id);
+  if (!report.is_object() || !report.contains("services") || !report["services"].is_array()) {
+    throw ApiError(400, "properties report: expected {\"services\": [...]}");
+  }
+  struct Row {
+    std::string service, name, value, time;
+  };
+  std::vector<Row> rows;
+  for (const auto& svc : report["services"]) {
+    if (!svc.is_object() || !svc.contains("service_id") || !svc["service_id"].is_string() ||
+        !svc.contains("properties") || !svc["properties"].is_object()) {
+      throw ApiError(400, "properties report: a service needs service_id and properties");
+    }
+    const std::string service = svc["service_id"];
+    const nlohmann::json* model_service = nullptr;
+    for (const auto& ms : product.model["services"]) {
+      if (ms["service_id"] == service) model_service = &ms;
+    }
+    if (model_service == nullptr) {
+      throw ApiError(400, "properties report: service " + service + " is not in the model");
+    }
+    std::string time;
+    if (svc.contains("event_time") && svc["event_time"].is_string()) time = svc["event_time"];
+    for (const auto& [name, value] : svc["properties"].items()) {
+      std::string type;
+      for (const auto& p : (*model_service)["properties"]) {
+        if (p["name"] == name) type = p["type"];
+      }
+      if (type.empty()) {
+        throw ApiError(400, "properties report: " + service + "." + name + " is not in the model");
+      }
+      if (!TypeMatches(type, value)) {
+        throw ApiError(400, "properties report: " + service + "." + name + " must be " + type);
+      }
+      rows.push_back({service, name, value.dump(), time});
+    }
+  }
+  Transaction tx(db_);
+  for (const Row& r : rows) {
+    db_.Prepare(
+           "INSERT INTO properties (device_id, service_id, name, value, event_time, received_at) "
+           "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(device_id, service_id, name) DO UPDATE SET "
+           "value = excluded.value, event_time = excluded.event_time, "
+           "received_at = excluded.received_at")
+        .Bind(1, device_id)
+        .Bind(2, r.service)
+        .Bind(3, r.name)
+        .Bind(4, r.value)
+        .Bind(5, r.time)
+        .Bind(6, Now())
+        .Run();
+  }
+  tx.Commit();
+}
+
+nlohmann::json Registry::Properties(const std::string& device_id) {
+  GetDevice(device_id);
+  nlohmann::json out = nlohmann::json::object();
+  Statement st = db_.Prepare(
+      "SELECT service_id, name, value, event_time FROM properties WHERE device_id = ? "
+      "ORDER BY service_id, name");
+  st.Bind(1, device_id);
+  while (st.Step()) {
+    out[st.Text(0)][st.Text(1)] = nlohmann::json::parse(st.Text(2));
+  }
+  return out;
+}
+
+void Registry::Count(const std::string& counter, int64_t by) {
+  db_.Prepare(
+         "INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET "
+         "value = value + excluded.value")
+      .Bind(1, counter)
+      .Bind(2, by)
+      .Run();
+}
+
+int64_t Registry::Counter(const std::string& counter) {
+  Statement st = db_.Prepare("SELECT value FROM counters WHERE name = ?");
+  st.Bind(1, counter);
+  return st.Step() ? st.Int(0) : 0;
+}
+
+}  // namespace ota::server

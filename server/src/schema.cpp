@@ -1,0 +1,69 @@
+#include "ota/server/schema.hpp"
+
+namespace ota::server {
+
+const std::vector<std::string>& Migrations() {
+  // Append only: a released migration never changes.
+  static const std::vector<std::string> kMigrations = {
+      R"sql(
+CREATE TABLE products (
+  product_id   TEXT PRIMARY KEY NOT NULL,
+  name         TEXT NOT NULL,
+  manufacturer TEXT NOT NULL DEFAULT '',
+  protocol     TEXT NOT NULL DEFAULT 'MQTT',
+  model        TEXT NOT NULL,              -- JSON: services and their typed properties
+  created_at   INTEGER NOT NULL);
+CREATE TABLE product_keys (
+  key_id        TEXT PRIMARY KEY NOT NULL,  -- hex SHA-256 of the public point
+  product_id    TEXT NOT NULL REFERENCES products ON DELETE CASCADE,
+  public_pem    TEXT NOT NULL,
+  may_downgrade INTEGER NOT NULL DEFAULT 0,
+  created_at    INTEGER NOT NULL);
+CREATE TABLE devices (
+  device_id  TEXT PRIMARY KEY NOT NULL,
+  product_id TEXT NOT NULL REFERENCES products,
+  node_id    TEXT NOT NULL,
+  enabled    INTEGER NOT NULL DEFAULT 1,
+  online     INTEGER NOT NULL DEFAULT 0,
+  last_seen  INTEGER,
+  fw_version TEXT,
+  sw_version TEXT,
+  created_at INTEGER NOT NULL);
+CREATE INDEX devices_by_product ON devices (product_id);
+CREATE TABLE device_groups (
+  group_name TEXT NOT NULL,
+  device_id  TEXT NOT NULL REFERENCES devices ON DELETE CASCADE,
+  PRIMARY KEY (group_name, device_id));
+CREATE TABLE properties (
+  device_id   TEXT NOT NULL REFERENCES devices ON DELETE CASCADE,
+  service_id  TEXT NOT NULL,
+  name        TEXT NOT NULL,
+  value       TEXT NOT NULL,               -- JSON value
+  event_time  TEXT,
+  received_at INTEGER NOT NULL,
+  PRIMARY KEY (device_id, service_id, name));
+CREATE TABLE packages (
+  package_id     INTEGER PRIMARY KEY,
+  product_id     TEXT NOT NULL REFERENCES products,
+  sha256         TEXT NOT NULL UNIQUE,     -- of the whole file: the blob's name, IoTDA "sign"
+  size           INTEGER NOT NULL,
+  kind           TEXT NOT NULL,            -- full | diff
+  version        TEXT NOT NULL,
+  source_version TEXT,
+  key_id         TEXT NOT NULL,
+  file_name      TEXT NOT NULL,
+  description    TEXT NOT NULL DEFAULT '',
+  created_at     INTEGER NOT NULL);
+CREATE TABLE api_tokens (
+  token_sha256 TEXT PRIMARY KEY NOT NULL,  -- tokens are stored hashed
+  name         TEXT NOT NULL,
+  created_at   INTEGER NOT NULL);
+CREATE TABLE counters (
+  name  TEXT PRIMARY KEY NOT NULL,
+  value INTEGER NOT NULL);
+)sql",
+  };
+  return kMigrations;
+}
+
+}  // namespace ota::server
