@@ -8,6 +8,7 @@
 
 #include "ota/broker/device_auth.hpp"
 #include "ota/broker/secret_box.hpp"
+#include "ota/server/hex.hpp"
 
 namespace ota::server {
 
@@ -43,13 +44,7 @@ std::string DownloadTokens::Mac(const std::string& body) const {
   unsigned int len = 0;
   HMAC(EVP_sha256(), key_.data(), static_cast<int>(key_.size()),
        reinterpret_cast<const unsigned char*>(body.data()), body.size(), mac, &len);
-  static const char kDigits[] = "0123456789abcdef";
-  std::string s;
-  for (unsigned int i = 0; i < len; ++i) {
-    s.push_back(kDigits[mac[i] >> 4]);
-    s.push_back(kDigits[mac[i] & 15]);
-  }
-  return s;
+  return ToHex(std::span<const uint8_t>(mac, len));
 }
 
 std::string DownloadTokens::Issue(const std::string& device_id, int64_t package_id,

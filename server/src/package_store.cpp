@@ -9,21 +9,12 @@
 
 #include "ota/host/package_apply.hpp"
 #include "ota/package.hpp"
+#include "ota/server/hex.hpp"
 #include "ota/sha256.hpp"
 
 namespace ota::server {
 
 namespace {
-
-std::string Hex(const uint8_t* p, size_t n) {
-  static const char kDigits[] = "0123456789abcdef";
-  std::string s;
-  for (size_t i = 0; i < n; ++i) {
-    s.push_back(kDigits[p[i] >> 4]);
-    s.push_back(kDigits[p[i] & 15]);
-  }
-  return s;
-}
 
 void WriteBlob(const std::filesystem::path& path, const std::vector<uint8_t>& bytes) {
   if (std::filesystem::exists(path)) return;  // content-addressed: already there, identical
@@ -101,12 +92,12 @@ PackageRecord PackageStore::Upload(const std::string& product_id, const std::vec
   }
   PackageRecord r;
   r.product_id = product_id;
-  r.sha256 = Hex(digest, kSha256Size);
+  r.sha256 = ToHex(std::span<const uint8_t>(digest, kSha256Size));
   r.size = static_cast<int64_t>(bytes.size());
   r.kind = m->kind == PackageKind::kDiff ? "diff" : "full";
   r.version = m->target_version;
   r.source_version = m->kind == PackageKind::kDiff ? m->source_version : "";
-  r.key_id = Hex(sig->key_id, kKeyIdSize);
+  r.key_id = ToHex(sig->key_id);
   r.file_name = file_name.empty() ? r.version + "-" + r.kind + ".bin" : file_name;
   r.description = m->description;
 

@@ -7,27 +7,18 @@
 
 #include <ctime>
 
+#include "ota/server/hex.hpp"
 #include "ota/server/schema.hpp"
 
 namespace ota::server {
 
 namespace {
 
-std::string HexOf(const unsigned char* p, size_t n) {
-  static const char kDigits[] = "0123456789abcdef";
-  std::string s;
-  for (size_t i = 0; i < n; ++i) {
-    s.push_back(kDigits[p[i] >> 4]);
-    s.push_back(kDigits[p[i] & 15]);
-  }
-  return s;
-}
-
 std::string Sha256Hex(const std::string& s) {
   unsigned char d[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
   EVP_Digest(s.data(), s.size(), d, &n, EVP_sha256(), nullptr);
-  return HexOf(d, n);
+  return ToHex(std::span<const uint8_t>(d, n));
 }
 
 }  // namespace
@@ -64,7 +55,7 @@ Platform::Platform(const std::filesystem::path& data_dir) : data_dir_(data_dir) 
 std::string Platform::CreateApiToken(const std::string& name) {
   unsigned char raw[24];
   if (RAND_bytes(raw, sizeof(raw)) != 1) throw std::runtime_error("no random bytes");
-  const std::string token = "ota_" + HexOf(raw, sizeof(raw));
+  const std::string token = "ota_" + ToHex(raw);
   db_->Prepare("INSERT INTO api_tokens (token_sha256, name, created_at) VALUES (?, ?, ?)")
       .Bind(1, Sha256Hex(token))
       .Bind(2, name)

@@ -8,6 +8,7 @@
 #include "ota/broker/credential_store.hpp"
 #include "ota/broker/device_auth.hpp"
 #include "ota/host/keys.hpp"
+#include "ota/server/hex.hpp"
 
 namespace ota::server {
 
@@ -22,13 +23,7 @@ std::string RandomHex(size_t bytes) {
   if (RAND_bytes(raw.data(), static_cast<int>(raw.size())) != 1) {
     throw ApiError(500, "no random bytes");
   }
-  static const char kDigits[] = "0123456789abcdef";
-  std::string s;
-  for (uint8_t b : raw) {
-    s.push_back(kDigits[b >> 4]);
-    s.push_back(kDigits[b & 15]);
-  }
-  return s;
+  return ToHex(raw);
 }
 
 bool IsName(const std::string& s) {
@@ -137,12 +132,7 @@ ProductKey Registry::AddProductKey(const std::string& product_id, const std::str
   const host::PublicKeyResult key = host::ParsePublicKeyPem(public_pem, "public_pem");
   if (!key.error.empty()) throw ApiError(400, key.error);
   const host::KeyId id = host::KeyIdOf(key.point);
-  std::string key_id;
-  static const char kDigits[] = "0123456789abcdef";
-  for (uint8_t b : id) {
-    key_id.push_back(kDigits[b >> 4]);
-    key_id.push_back(kDigits[b & 15]);
-  }
+  const std::string key_id = ToHex(id);
   Transaction tx(db_);
   if (db_.Prepare("SELECT 1 FROM product_keys WHERE key_id = ?").Bind(1, key_id).Step()) {
     throw ApiError(409, "key " + key_id + " is already registered");
