@@ -89,15 +89,69 @@ int64_t PackageId(const std::string& s) {
   throw ApiError(404, "no package " + s);
 }
 
+using Fn = std::function<void(const httplib::Request&, httplib::Response&)>;
+
+// Every API handler runs under the platform lock, after the operator token check; ApiError
+// becomes its status, anything else a 500 with the reason.
+httplib::Server::Handler Guard(Platform& p, Fn fn) {
+  return [&p, fn = std::move(fn)](const httplib::Request& req, httplib::Response& res) {
+    try {
+      std::lock_guard<std::mutex> guard(p.lock());
+      if (!p.CheckApiToken(Bearer(req))) {
+        res.set_header("WWW-Authenticate", "Bearer");
+        return Error(res, 401, "missing or unknown API token");
+      }
+      fn(req, res);
+    } catch (const ApiError& e) {
+      Error(res, e.status, e.what());
+    } catch (const std::exception& e) {
+      Error(res, 500, std::string("internal error: ") + e.what());
+    }
+  };
+}
+
+int64_t Number(const json& j, const char* key, int64_t fallback) {
+  if (!j.contains(key) || j[key].is_null()) return fallback;
+  if (!j[key].is_number_integer()) throw ApiError(400, std::string(key) + " must be an integer");
+  return j[key].get<int64_t>();
+}
+
+std::vector<std::string> Strings(const json& j, const char* key) {
+  std::vector<std::string> out;
+  if (!j.contains(key)) return out;
+  if (!j[key].is_array()) throw ApiError(400, std::string(key) + " must be an array of strings");
+  for (const auto& v : j[key]) {
+    if (!v.is_string()) throw ApiError(400, std::string(key) + " must be an array of strings");
+    out.push_back(v);
+  }
+  return out;
+}
+
 }  // namespace
 
-HttpApi::HttpApi(Platform& platform)
+json DownloadGrant(const Platform& platform, const std::string& base_url,
+                   const std::string& device_id, const PackageRecord& package,
+                   std::time_t expires_at) {
+  const std::string token =
+      platform.download_tokens().Issue(device_id, package.package_id, expires_at);
+  return {{"version", package.version},
+          {"url", base_url + "/download/packages/" + std::to_string(package.package_id)},
+          {"access_token", token},
+          {"expires", std::max<int64_t>(1, expires_at - std::time(nullptr))},
+          {"file_size", package.size},
+          {"file_name", package.file_name},
+          {"sign", package.sha256}};
+}
+
+HttpApi::HttpApi(Platform& platform, UpgradeTasks* tasks)
     : platform_(platform),
+      tasks_(tasks),
       server_(std::make_unique<httplib::SSLServer>(platform.tls().server_cert.c_str(),
                                                    platform.tls().server_key.c_str())) {
   if (!server_->is_valid()) throw std::runtime_error("https: cannot load the TLS files");
   server_->set_payload_max_length(kMaxBody);
   Routes();
+  if (tasks_ != nullptr) TaskRoutes();
 }
 
 HttpApi::~HttpApi() = default;
@@ -121,24 +175,7 @@ void HttpApi::Routes() {
   httplib::SSLServer& s = *server_;
   Platform& p = platform_;
 
-  // Every handler runs under the platform lock; ApiError becomes its status, anything else 500.
-  using Fn = std::function<void(const httplib::Request&, httplib::Response&)>;
-  auto api = [&p](Fn fn) {
-    return [&p, fn](const httplib::Request& req, httplib::Response& res) {
-      try {
-        std::lock_guard<std::mutex> guard(p.lock());
-        if (!p.CheckApiToken(Bearer(req))) {
-          res.set_header("WWW-Authenticate", "Bearer");
-          return Error(res, 401, "missing or unknown API token");
-        }
-        fn(req, res);
-      } catch (const ApiError& e) {
-        Error(res, e.status, e.what());
-      } catch (const std::exception& e) {
-        Error(res, 500, std::string("internal error: ") + e.what());
-      }
-    };
-  };
+  auto api = [&p](Fn fn) { return Guard(p, std::move(fn)); };
 
   s.Get("/api/v1/openapi.json", [](const httplib::Request&, httplib::Response& res) {
     res.set_content(OpenApiDocument(), "application/json");
@@ -243,16 +280,9 @@ void HttpApi::Routes() {
                                    ? b["expires"].get<int>()
                                    : kDefaultTokenSeconds;
            if (expires < 1 || expires > 7 * 24 * 3600) throw ApiError(400, "expires: 1..604800");
-           const std::string token =
-               p.download_tokens().Issue(d.device_id, r.package_id, std::time(nullptr) + expires);
-           Reply(res, 201,
-                 {{"version", r.version},
-                  {"url", base_url_ + "/download/packages/" + std::to_string(r.package_id)},
-                  {"access_token", token},
-                  {"expires", expires},
-                  {"file_size", r.size},
-                  {"file_name", r.file_name},
-                  {"sign", r.sha256}});
+           json grant = DownloadGrant(p, base_url_, d.device_id, r, std::time(nullptr) + expires);
+           grant["expires"] = expires;
+           Reply(res, 201, grant);
          }));
 
   // Device downloads: the token must be valid, unexpired and for this very package.
@@ -289,6 +319,42 @@ void HttpApi::Routes() {
       Error(res, e.status, e.what());
     }
   });
+}
+
+void HttpApi::TaskRoutes() {
+  httplib::SSLServer& s = *server_;
+  Platform& p = platform_;
+  UpgradeTasks& t = *tasks_;
+  s.Post("/api/v1/tasks", Guard(p, [&t](const httplib::Request& req, httplib::Response& res) {
+           const json b = Body(req);
+           TaskSpec spec;
+           spec.product_id = Str(b, "product_id", true);
+           spec.name = Str(b, "name");
+           spec.target_version = Str(b, "target_version");
+           spec.package_id = Number(b, "package_id", 0);
+           spec.devices = Strings(b, "devices");
+           spec.groups = Strings(b, "groups");
+           spec.whole_product = b.contains("whole_product") && b["whole_product"].is_boolean() &&
+                                b["whole_product"].get<bool>();
+           spec.start_at = Number(b, "start_at", 0);
+           spec.deadline = Number(b, "deadline", 0);
+           spec.retry_count = static_cast<int>(Number(b, "retry_count", 0));
+           spec.retry_interval = static_cast<int>(Number(b, "retry_interval", 300));
+           const int64_t id = t.Create(spec, std::time(nullptr));
+           Reply(res, 201, t.Get(id));
+         }));
+  s.Get("/api/v1/tasks", Guard(p, [&t](const httplib::Request&, httplib::Response& res) {
+          Reply(res, 200, t.List());
+        }));
+  s.Get(R"(/api/v1/tasks/(\d+))",
+        Guard(p, [&t](const httplib::Request& req, httplib::Response& res) {
+          Reply(res, 200, t.Get(std::stoll(req.matches[1])));
+        }));
+  s.Post(R"(/api/v1/tasks/(\d+)/stop)",
+         Guard(p, [&t](const httplib::Request& req, httplib::Response& res) {
+           t.Stop(std::stoll(req.matches[1]), std::time(nullptr));
+           Reply(res, 200, t.Get(std::stoll(req.matches[1])));
+         }));
 }
 
 }  // namespace ota::server

@@ -3,31 +3,32 @@
 
 #include <csignal>
 #include <cstdio>
-#include <thread>
+#include <fstream>
 
-#include "ota/server/http_api.hpp"
 #include "ota/server/platform.hpp"
-
-namespace {
-
-ota::server::HttpApi* g_api = nullptr;
-
-void OnSignal(int) {
-  if (g_api != nullptr) g_api->Stop();
-}
-
-}  // namespace
+#include "ota/server/service.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"ota-server: products, devices, packages and upgrade tasks for OTA fleets"};
   app.require_subcommand(1);
   std::string data = "ota-data";
-  std::string host = "127.0.0.1";
-  int http_port = 8443;
-  CLI::App* serve = app.add_subcommand("serve", "Run the platform (HTTPS API and downloads)");
+  ota::server::ServiceOptions options;
+  std::string mqtt_password_file;
+  bool no_mqtt = false;
+  CLI::App* serve = app.add_subcommand("serve", "Run the platform (HTTPS API, downloads, MQTT)");
   serve->add_option("--data", data, "data directory (database, blobs, keys, TLS files)");
-  serve->add_option("--bind", host, "address to listen on");
-  serve->add_option("--http-port", http_port, "HTTPS port (0: any free port)");
+  serve->add_option("--bind", options.http_host, "address the HTTPS API listens on");
+  serve->add_option("--http-port", options.http_port, "HTTPS port (0: any free port)");
+  serve->add_option("--mqtt-host", options.mqtt.host, "broker address");
+  serve->add_option("--mqtt-port", options.mqtt.port, "broker port");
+  serve->add_option("--mqtt-username", options.mqtt.username, "the platform's broker identity");
+  serve->add_option("--mqtt-password-file", mqtt_password_file,
+                    "file whose first line is that identity's password");
+  serve->add_option("--mqtt-ca", options.mqtt.ca_file, "CA file: TLS to the broker");
+  serve->add_option("--share-group", options.mqtt.share_group,
+                    "shared-subscription group of all instances (brokers that share "
+                    "$-topics; not Mosquitto 2.0)");
+  serve->add_flag("--no-mqtt", no_mqtt, "HTTPS only (no device protocol)");
 
   std::string token_name;
   CLI::App* token = app.add_subcommand("token", "Create an operator API token (printed once)");
@@ -45,20 +46,40 @@ int main(int argc, char** argv) {
       std::printf("%s\n", platform.CreateApiToken(token_name).c_str());
       return 0;
     }
-    ota::server::HttpApi api(platform);
-    const int port = api.Bind(host, http_port);
-    if (port < 0) {
-      std::fprintf(stderr, "ota-server: cannot listen on %s:%d\n", host.c_str(), http_port);
+    options.mqtt_enabled = !no_mqtt;
+    if (options.mqtt_enabled) {
+      std::ifstream in(mqtt_password_file);
+      if (mqtt_password_file.empty() || !std::getline(in, options.mqtt.password) ||
+          options.mqtt.password.empty()) {
+        std::fprintf(stderr,
+                     "ota-server: --mqtt-password-file (first line: the password) is "
+                     "required unless --no-mqtt\n");
+        return 2;
+      }
+    }
+    // SIGINT/SIGTERM are taken by sigwait below, so no thread dies of them.
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    ota::server::Service service(platform, options);
+    std::string error;
+    if (!service.Start(&error)) {
+      std::fprintf(stderr, "ota-server: %s\n", error.c_str());
       return 1;
     }
-    g_api = &api;
-    std::signal(SIGINT, OnSignal);
-    std::signal(SIGTERM, OnSignal);
-    std::printf("ota-server: api=%s/api/v1 ca=%s admin_token_file=%s\n", api.base_url().c_str(),
+    std::printf("ota-server: api=%s/api/v1 mqtt=%s ca=%s admin_token_file=%s\n",
+                service.api().base_url().c_str(),
+                options.mqtt_enabled
+                    ? (options.mqtt.host + ":" + std::to_string(options.mqtt.port)).c_str()
+                    : "off",
                 platform.tls().ca_cert.c_str(), (platform.data_dir() / "admin.token").c_str());
     std::fflush(stdout);
-    api.Serve();
-    g_api = nullptr;
+    int sig = 0;
+    sigwait(&set, &sig);
+    std::printf("ota-server: stopping (signal %d)\n", sig);
+    service.Stop();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ota-server: %s\n", e.what());
     return 1;

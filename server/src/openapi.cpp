@@ -66,6 +66,13 @@ const char* OpenApiDocument() {
       "get": {"summary": "One package", "responses": {"200": {"description": "Package"}, "404": {"description": "Unknown"}}}},
     "/packages/{package_id}/download-tokens": {
       "post": {"summary": "Grant a device a download ({\"device_id\", \"expires\": seconds})", "responses": {"201": {"description": "DownloadGrant"}}}},
+    "/tasks": {
+      "get": {"summary": "List upgrade tasks with their status and per-state device counts", "responses": {"200": {"description": "Tasks"}}},
+      "post": {"summary": "Create an upgrade task ({product_id, target_version | package_id, devices[], groups[], whole_product, start_at, deadline, retry_count 0..5, retry_interval s})", "responses": {"201": {"description": "Task"}, "400": {"description": "Invalid, no targets, or no package for the version"}}}},
+    "/tasks/{task_id}": {
+      "get": {"summary": "One task with every device's state (Waiting, Processing, Success, Fail, FailWaitRetry, Stopped)", "responses": {"200": {"description": "Task"}, "404": {"description": "Unknown"}}}},
+    "/tasks/{task_id}/stop": {
+      "post": {"summary": "Stop a task: devices not yet finished become Stopped", "responses": {"200": {"description": "Task"}}}},
     "/openapi.json": {
       "get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI 3"}}}}
   },

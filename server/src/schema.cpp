@@ -62,6 +62,33 @@ CREATE TABLE counters (
   name  TEXT PRIMARY KEY NOT NULL,
   value INTEGER NOT NULL);
 )sql",
+      R"sql(
+CREATE TABLE tasks (
+  task_id        INTEGER PRIMARY KEY,
+  product_id     TEXT NOT NULL REFERENCES products,
+  name           TEXT NOT NULL,
+  target_version TEXT NOT NULL,
+  package_id     INTEGER REFERENCES packages,  -- NULL: diff or full chosen per device
+  stopped        INTEGER NOT NULL DEFAULT 0,
+  start_at       INTEGER NOT NULL,
+  deadline       INTEGER NOT NULL,
+  retry_count    INTEGER NOT NULL,
+  retry_interval INTEGER NOT NULL,             -- seconds
+  created_at     INTEGER NOT NULL);
+CREATE TABLE task_devices (
+  task_id     INTEGER NOT NULL REFERENCES tasks ON DELETE CASCADE,
+  device_id   TEXT NOT NULL REFERENCES devices,
+  status      TEXT NOT NULL,                   -- Waiting Processing Success Fail FailWaitRetry Stopped
+  attempts    INTEGER NOT NULL DEFAULT 0,
+  next_at     INTEGER NOT NULL DEFAULT 0,      -- when the engine acts on this device next
+  package_id  INTEGER,
+  progress    INTEGER NOT NULL DEFAULT 0,
+  result_code INTEGER,
+  description TEXT NOT NULL DEFAULT '',
+  updated_at  INTEGER NOT NULL,
+  PRIMARY KEY (task_id, device_id));
+CREATE INDEX task_devices_by_device ON task_devices (device_id);
+)sql",
   };
   return kMigrations;
 }

@@ -31,7 +31,8 @@ uint32_t LoadAddress() {
 class Server {
  public:
   explicit Server(const std::filesystem::path& dir)
-      : platform_(std::make_unique<Platform>(dir)), api_(std::make_unique<HttpApi>(*platform_)) {
+      : platform_(std::make_unique<Platform>(dir)),
+        api_(std::make_unique<HttpApi>(*platform_, nullptr)) {
     port_ = api_->Bind("127.0.0.1", 0);
     thread_ = std::thread([this] { api_->Serve(); });
     std::ifstream(dir / "admin.token") >> token_;
@@ -246,7 +247,8 @@ TEST_F(HttpApiTest, OpenApi_ListsEveryRoute) {
        {"/products", "/products/{product_id}", "/products/{product_id}/keys",
         "/products/{product_id}/packages", "/devices", "/devices/{device_id}",
         "/devices/{device_id}/groups", "/devices/{device_id}/properties", "/packages",
-        "/packages/{package_id}", "/packages/{package_id}/download-tokens"}) {
+        "/packages/{package_id}", "/packages/{package_id}/download-tokens", "/tasks",
+        "/tasks/{task_id}", "/tasks/{task_id}/stop"}) {
     EXPECT_TRUE(doc["paths"].contains(path)) << path;
   }
 }

@@ -6,7 +6,10 @@
 #include <memory>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "ota/server/platform.hpp"
+#include "ota/server/upgrade_tasks.hpp"
 
 namespace httplib {
 class SSLServer;
@@ -16,7 +19,8 @@ namespace ota::server {
 
 class HttpApi {
  public:
-  explicit HttpApi(Platform& platform);
+  // `tasks` may be null (no task routes).
+  HttpApi(Platform& platform, UpgradeTasks* tasks);
   ~HttpApi();
 
   // Binds 127.0.0.1 (or `host`) on `port` (0 = any free port); returns the port, or -1.
@@ -29,10 +33,17 @@ class HttpApi {
 
  private:
   void Routes();
+  void TaskRoutes();
   Platform& platform_;
+  UpgradeTasks* tasks_;
   std::unique_ptr<httplib::SSLServer> server_;
   std::string base_url_;
 };
+
+// The firmware_upgrade paras that let `device_id` download `package` until `expires_at`.
+nlohmann::json DownloadGrant(const Platform& platform, const std::string& base_url,
+                             const std::string& device_id, const PackageRecord& package,
+                             std::time_t expires_at);
 
 // The OpenAPI 3 document of the API.
 const char* OpenApiDocument();

@@ -1,0 +1,49 @@
+// The IoTDA device protocol as the platform sees it (iotda-protocol.md): which device and what
+// kind of message an incoming topic is, the $ota events in an envelope, and the messages the
+// platform sends. Pure functions; the broker's ACL already guarantees the topic's device ID.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ota::server {
+
+enum class UpKind { kPropertiesReport, kEventsUp, kCommandResponse, kMessagesUp };
+
+struct UpTopic {
+  std::string device_id;
+  UpKind kind = UpKind::kMessagesUp;
+  std::string request_id;  // command responses
+};
+
+// nullopt for a topic the platform does not take from devices.
+std::optional<UpTopic> ParseUpTopic(std::string_view topic);
+
+// The topic filters the platform subscribes to: as one shared-subscription group when
+// `share_group` is set (brokers that share `$`-topics, e.g. EMQX: instances split the
+// traffic), plainly when it is empty (Mosquitto 2.0).
+std::vector<std::string> UpSubscriptions(const std::string& share_group);
+
+struct OtaEvent {
+  std::string event_type;
+  nlohmann::json paras;
+};
+
+// The $ota events of an events/up envelope; other services are ignored. Throws ApiError(400)
+// for an envelope that is not one.
+std::vector<OtaEvent> ParseOtaEvents(const nlohmann::json& envelope);
+
+struct Outgoing {
+  std::string topic;
+  std::string payload;
+};
+
+Outgoing VersionQuery(const std::string& device_id);
+// paras: version, url, file_size, access_token, expires, sign, file_name (iotda-protocol.md).
+Outgoing FirmwareUpgrade(const std::string& device_id, const nlohmann::json& paras);
+
+}  // namespace ota::server

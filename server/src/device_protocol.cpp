@@ -1,0 +1,97 @@
+#include "ota/server/device_protocol.hpp"
+
+#include <ctime>
+
+#include "ota/broker/device_auth.hpp"
+#include "ota/server/registry.hpp"
+
+namespace ota::server {
+
+namespace {
+
+constexpr std::string_view kPrefix = "$oc/devices/";
+
+std::string EventTime() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y%m%dT%H%M%SZ", &tm);
+  return buf;
+}
+
+Outgoing Event(const std::string& device_id, const std::string& type, const nlohmann::json& paras) {
+  const nlohmann::json envelope = {{"object_device_id", device_id},
+                                   {"services",
+                                    {{{"service_id", "$ota"},
+                                      {"event_type", type},
+                                      {"event_time", EventTime()},
+                                      {"paras", paras}}}}};
+  return {std::string(kPrefix) + device_id + "/sys/events/down", envelope.dump()};
+}
+
+}  // namespace
+
+std::optional<UpTopic> ParseUpTopic(std::string_view topic) {
+  if (topic.substr(0, kPrefix.size()) != kPrefix) return std::nullopt;
+  topic.remove_prefix(kPrefix.size());
+  const size_t slash = topic.find('/');
+  if (slash == std::string_view::npos) return std::nullopt;
+  UpTopic up;
+  up.device_id = std::string(topic.substr(0, slash));
+  if (!broker::IsValidDeviceId(up.device_id)) return std::nullopt;
+  const std::string_view rest = topic.substr(slash);
+  constexpr std::string_view kResponse = "/sys/commands/response/request_id=";
+  if (rest == "/sys/properties/report") {
+    up.kind = UpKind::kPropertiesReport;
+  } else if (rest == "/sys/events/up") {
+    up.kind = UpKind::kEventsUp;
+  } else if (rest == "/sys/messages/up") {
+    up.kind = UpKind::kMessagesUp;
+  } else if (rest.substr(0, kResponse.size()) == kResponse && rest.size() > kResponse.size()) {
+    up.kind = UpKind::kCommandResponse;
+    up.request_id = std::string(rest.substr(kResponse.size()));
+  } else {
+    return std::nullopt;
+  }
+  return up;
+}
+
+std::vector<std::string> UpSubscriptions(const std::string& share_group) {
+  // Mosquitto 2.0 does not route topics that start with '$' to $share subscriptions (checked
+  // with 2.0.11): with it, the one instance subscribes plainly (empty group).
+  const std::string base =
+      (share_group.empty() ? std::string() : "$share/" + share_group + "/") + "$oc/devices/+/sys/";
+  return {base + "properties/report", base + "events/up", base + "messages/up",
+          base + "commands/response/#"};
+}
+
+std::vector<OtaEvent> ParseOtaEvents(const nlohmann::json& envelope) {
+  if (!envelope.is_object() || !envelope.contains("services") || !envelope["services"].is_array()) {
+    throw ApiError(400, "event: expected {\"services\": [...]}");
+  }
+  std::vector<OtaEvent> out;
+  for (const auto& s : envelope["services"]) {
+    if (!s.is_object() || !s.contains("service_id") || !s["service_id"].is_string()) {
+      throw ApiError(400, "event: a service needs a service_id");
+    }
+    if (s["service_id"] != "$ota") continue;
+    if (!s.contains("event_type") || !s["event_type"].is_string()) {
+      throw ApiError(400, "event: $ota needs an event_type");
+    }
+    OtaEvent e{s["event_type"], s.contains("paras") ? s["paras"] : nlohmann::json::object()};
+    if (!e.paras.is_object()) throw ApiError(400, "event: paras must be an object");
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+Outgoing VersionQuery(const std::string& device_id) {
+  return Event(device_id, "version_query", nlohmann::json::object());
+}
+
+Outgoing FirmwareUpgrade(const std::string& device_id, const nlohmann::json& paras) {
+  return Event(device_id, "firmware_upgrade", paras);
+}
+
+}  // namespace ota::server

@@ -1,0 +1,98 @@
+#include "ota/server/mqtt_bridge.hpp"
+
+#include <mosquitto.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+namespace ota::server {
+
+namespace {
+struct LibInit {
+  LibInit() { mosquitto_lib_init(); }
+};
+}  // namespace
+
+MqttBridge::MqttBridge(MqttOptions options, Handler on_message)
+    : options_(std::move(options)), handler_(std::move(on_message)) {
+  static LibInit init;
+  if (options_.client_id.empty()) options_.client_id = "ota-server-" + std::to_string(::getpid());
+  m_ = mosquitto_new(options_.client_id.c_str(), true, this);
+  mosquitto_connect_callback_set(m_, OnConnect);
+  mosquitto_disconnect_callback_set(m_, OnDisconnect);
+  mosquitto_message_callback_set(m_, OnMessage);
+  mosquitto_reconnect_delay_set(m_, 1, 10, true);
+}
+
+MqttBridge::~MqttBridge() {
+  Stop();
+  mosquitto_destroy(m_);
+}
+
+void MqttBridge::OnConnect(mosquitto* m, void* self, int rc) {
+  auto* b = static_cast<MqttBridge*>(self);
+  b->last_connack_ = rc;
+  if (rc != 0) return;
+  for (const std::string& filter : UpSubscriptions(b->options_.share_group)) {
+    mosquitto_subscribe(m, nullptr, filter.c_str(), 1);
+  }
+  b->connected_ = true;
+}
+
+void MqttBridge::OnDisconnect(mosquitto*, void* self, int) {
+  static_cast<MqttBridge*>(self)->connected_ = false;
+}
+
+void MqttBridge::OnMessage(mosquitto*, void* self, const mosquitto_message* msg) {
+  auto* b = static_cast<MqttBridge*>(self);
+  b->handler_(msg->topic, std::string(static_cast<const char*>(msg->payload),
+                                      static_cast<size_t>(msg->payloadlen)));
+}
+
+bool MqttBridge::Start(int timeout_ms, std::string* error) {
+  mosquitto_username_pw_set(m_, options_.username.c_str(), options_.password.c_str());
+  if (!options_.ca_file.empty() && mosquitto_tls_set(m_, options_.ca_file.c_str(), nullptr, nullptr,
+                                                     nullptr, nullptr) != MOSQ_ERR_SUCCESS) {
+    *error = "mqtt: cannot use CA " + options_.ca_file;
+    return false;
+  }
+  const int rc = mosquitto_connect(m_, options_.host.c_str(), options_.port, 30);
+  if (rc != MOSQ_ERR_SUCCESS) {
+    *error = "mqtt: cannot connect to " + options_.host + ":" + std::to_string(options_.port) +
+             ": " + mosquitto_strerror(rc);
+    return false;
+  }
+  mosquitto_loop_start(m_);
+  started_ = true;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (!connected_ && last_connack_ <= 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (!connected_) {
+    *error = last_connack_ > 0
+                 ? std::string("mqtt: broker refused: ") + mosquitto_connack_string(last_connack_)
+                 : "mqtt: no answer from the broker";
+    Stop();
+    return false;
+  }
+  return true;
+}
+
+void MqttBridge::Stop() {
+  if (!started_) return;
+  started_ = false;
+  // A disconnect ends the network thread by itself; cancelling it (force) could leave one of
+  // libmosquitto's mutexes locked.
+  mosquitto_disconnect(m_);
+  mosquitto_loop_stop(m_, false);
+  connected_ = false;
+}
+
+bool MqttBridge::Publish(const Outgoing& message) {
+  return mosquitto_publish(m_, nullptr, message.topic.c_str(),
+                           static_cast<int>(message.payload.size()), message.payload.data(), 1,
+                           false) == MOSQ_ERR_SUCCESS;
+}
+
+}  // namespace ota::server
