@@ -15,25 +15,34 @@
 namespace ota::codec {
 namespace {
 
-// Decodes `patch` against `old` (placed in the emulated backup region, as on the board).
+// Decodes `patch` against `old` (placed in the emulated backup region, as on the board). The
+// new image goes to the running slot as it comes out, the last `held` bytes held back as a
+// flash writer holds an incomplete program unit (at most DeltaDecoder::kUnflushed).
 Result<std::vector<uint8_t>> Decode(const std::vector<uint8_t>& old,
                                     const std::vector<uint8_t>& patch, size_t chunk = 61,
-                                    size_t out_piece = 173) {
+                                    size_t out_piece = 173, size_t held = 7) {
   static sim::BoardFlash board(kStm32f429Fire);
   const Partition& backup = kStm32f429Fire.partition(PartitionId::kBackup);
+  const Partition& running = kStm32f429Fire.partition(PartitionId::kRunning);
   if (old.size() > backup.size) return StatusCode::kOutOfRange;
   std::copy(old.begin(), old.end(), board.external.raw().begin() + backup.offset);
+  auto slot = board.internal.raw().begin() + running.offset;
+  std::fill(slot, slot + running.size, 0xFF);
   MemorySource source(ConstByteSpan(patch.data(), patch.size()), chunk);
-  DeltaDecoder decoder(source, FlashArea(board.external, backup.offset, backup.size));
+  DeltaDecoder decoder(source, FlashArea(board.external, backup.offset, backup.size),
+                       FlashArea(board.internal, running.offset, running.size));
   OTA_TRY(decoder.Init(static_cast<uint32_t>(old.size())));
   std::vector<uint8_t> out;
   std::vector<uint8_t> piece(out_piece);
+  size_t flushed = 0;
   for (;;) {
     const Result<size_t> n = decoder.Read(ByteSpan(piece.data(), piece.size()));
     if (!n.ok()) return n.status();
     if (n.value() == 0) break;
     out.insert(out.end(), piece.begin(), piece.begin() + static_cast<long>(n.value()));
     if (out.size() > decoder.new_size()) return StatusCode::kTooLarge;
+    for (; flushed + held < out.size(); ++flushed)
+      slot[static_cast<long>(flushed)] = out[flushed];
   }
   return out;
 }
@@ -107,7 +116,7 @@ TEST(DeltaCodec, Init_WrongOldSizeOrHeader_Refused) {
   bad_magic[0] ^= 1;
   EXPECT_EQ(Decode(old, bad_magic).status().code(), StatusCode::kCorrupt);
   auto bad_format = patch;
-  bad_format[4] = 2;
+  bad_format[4] = kDeltaFormat + 1;
   EXPECT_EQ(Decode(old, bad_format).status().code(), StatusCode::kUnsupported);
 }
 

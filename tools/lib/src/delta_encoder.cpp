@@ -3,7 +3,9 @@
 #include <divsufsort.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <memory>
 
 #include "ota/bytes.hpp"
@@ -57,40 +59,274 @@ Match LongestMatch(const std::vector<saidx_t>& sa, std::span<const uint8_t> old,
   return best;
 }
 
-class BlockWriter {
- public:
-  explicit BlockWriter(DeltaStats* stats) : stats_(stats) {}
+// Where bits go: the range encoder (updating the model) or a price sum (model read-only).
+// Token coding is written once, over either.
+struct EncodeSink {
+  RangeEncoder& rc;
+  void Bit(codec::Prob& p, uint32_t bit) { rc.EncodeBit(p, bit); }
+  void Direct(uint32_t value, int count) { rc.EncodeDirect(value, count); }
+};
 
-  void Number(NumberKind kind, uint32_t value) {
-    codec::NumberModel& m = model_->numbers[kind];
-    const uint64_t w = static_cast<uint64_t>(value) + 1;
-    int below = 63 - __builtin_clzll(w);  // bits under the leading one
-    rc_.EncodeTree(m.length, codec::kNumberLengthBits, static_cast<uint32_t>(below));
-    const int modelled = std::min(below, codec::kNumberModelledBits);
-    const int direct = below - modelled;
-    const auto rest = static_cast<uint32_t>(w & ((uint64_t{1} << below) - 1));
-    rc_.EncodeTree(m.high[below], modelled, rest >> direct);
-    rc_.EncodeDirect(rest & ((1u << direct) - 1u), direct);
+// -log2 of each probability value, for bit 0 (index p) and bit 1 (index 4096 - p).
+const std::vector<float>& PriceTable() {
+  static const std::vector<float> table = [] {
+    std::vector<float> t(codec::kProbOne + 1);
+    for (uint32_t p = 1; p < codec::kProbOne; ++p) {
+      t[p] = static_cast<float>(-std::log2(static_cast<double>(p) / codec::kProbOne));
+    }
+    t[0] = t[1];
+    t[codec::kProbOne] = 0;
+    return t;
+  }();
+  return table;
+}
+
+struct PriceSink {
+  float cost = 0;
+  void Bit(const codec::Prob& p, uint32_t bit) {
+    cost += PriceTable()[bit == 0 ? p.p : codec::kProbOne - p.p];
+  }
+  void Direct(uint32_t, int count) { cost += static_cast<float>(count); }
+};
+
+template <typename Sink>
+void CodeTree(Sink& sink, codec::Prob* probs, int bits, uint32_t symbol) {
+  uint32_t node = 1;
+  for (int i = bits - 1; i >= 0; --i) {
+    const uint32_t bit = (symbol >> i) & 1u;
+    sink.Bit(probs[node], bit);
+    node = (node << 1) | bit;
+  }
+}
+
+template <typename Sink>
+void CodeNumber(Sink& sink, codec::NumberModel& m, uint32_t value) {
+  const uint64_t w = static_cast<uint64_t>(value) + 1;
+  const int below = 63 - __builtin_clzll(w);  // bits under the leading one
+  CodeTree(sink, m.length, codec::kNumberLengthBits, static_cast<uint32_t>(below));
+  const int modelled = std::min(below, codec::kNumberModelledBits);
+  const int direct = below - modelled;
+  const auto rest = static_cast<uint32_t>(w & ((uint64_t{1} << below) - 1));
+  CodeTree(sink, m.high[below], modelled, rest >> direct);
+  sink.Direct(rest & ((1u << direct) - 1u), direct);
+}
+
+template <typename Sink>
+void CodeLength(Sink& sink, DeltaModel& model, codec::LengthModel& m, NumberKind high,
+                uint32_t pos_state, uint32_t len) {
+  if (len < codec::kMinMatch + codec::kLenLowSymbols) {
+    sink.Bit(m.choice, 0);
+    CodeTree(sink, m.low[pos_state], 3, len - codec::kMinMatch);
+  } else if (len < codec::kLenHighBase) {
+    sink.Bit(m.choice, 1);
+    sink.Bit(m.choice2, 0);
+    CodeTree(sink, m.mid[pos_state], 3, len - codec::kMinMatch - codec::kLenLowSymbols);
+  } else {
+    sink.Bit(m.choice, 1);
+    sink.Bit(m.choice2, 1);
+    CodeNumber(sink, model.numbers[high], len - codec::kLenHighBase);
+  }
+}
+
+uint32_t LenState(uint32_t len) {
+  return std::min<uint32_t>(len - codec::kMinMatch, codec::kLenStates - 1);
+}
+
+template <typename Sink>
+void CodeDistance(Sink& sink, DeltaModel& model, uint32_t len, uint32_t d0) {
+  const uint32_t slot = codec::DistSlot(d0);
+  CodeTree(sink, model.dist_slot[LenState(len)], codec::kDistSlotBits, slot);
+  if (slot < 4) return;
+  const int footer = codec::DistFooterBits(slot);
+  const uint32_t rest = d0 - codec::DistBase(slot);
+  if (slot < codec::kEndModelledSlot) {
+    CodeTree(sink, model.dist_footer[slot], footer, rest);
+  } else {
+    sink.Direct(rest >> codec::kAlignBits, footer - codec::kAlignBits);
+    CodeTree(sink, model.dist_align, codec::kAlignBits, rest & ((1u << codec::kAlignBits) - 1));
+  }
+}
+
+template <typename Sink>
+void CodeLiteral(Sink& sink, DeltaModel& model, uint8_t prev, bool matched, uint8_t match_byte,
+                 uint8_t byte) {
+  uint32_t node = 1;
+  int i = 7;
+  if (matched) {
+    for (; i >= 0; --i) {
+      const uint32_t match_bit = (match_byte >> i) & 1u;
+      const uint32_t bit = (byte >> i) & 1u;
+      sink.Bit(model.matched[match_bit][node], bit);
+      node = (node << 1) | bit;
+      if (bit != match_bit) {
+        --i;
+        break;
+      }
+    }
+  }
+  codec::Prob* probs = model.literal[codec::LiteralContext(prev)];
+  for (; i >= 0; --i) {
+    const uint32_t bit = (byte >> i) & 1u;
+    sink.Bit(probs[node], bit);
+    node = (node << 1) | bit;
+  }
+}
+
+// Literal-run items.
+enum class Item : uint8_t { kLiteral, kMatch, kRep0, kRep1, kRep2, kRep3, kShortRep };
+
+struct LzState {
+  uint32_t rep[4] = {1, 1, 1, 1};
+  uint8_t state = 0;
+};
+
+// Codes one item (`arg` is the distance of a kMatch) and advances `lz` as the decoder does.
+template <typename Sink>
+void CodeItem(Sink& sink, DeltaModel& model, LzState& lz, Item item, uint32_t pos_state,
+              uint32_t len, uint32_t arg, uint8_t prev, uint8_t match_byte, uint8_t byte) {
+  const uint8_t s = lz.state;
+  if (item == Item::kLiteral) {
+    sink.Bit(model.is_match[s][pos_state], 0);
+    CodeLiteral(sink, model, prev, s >= 7, match_byte, byte);
+    lz.state = codec::StateAfterLiteral(s);
+    return;
+  }
+  sink.Bit(model.is_match[s][pos_state], 1);
+  if (item == Item::kMatch) {
+    sink.Bit(model.is_rep[s], 0);
+    CodeLength(sink, model, model.match_len, codec::kMatchLengthHigh, pos_state, len);
+    CodeDistance(sink, model, len, arg - 1);
+    lz.rep[3] = lz.rep[2];
+    lz.rep[2] = lz.rep[1];
+    lz.rep[1] = lz.rep[0];
+    lz.rep[0] = arg;
+    lz.state = codec::StateAfterMatch(s);
+    return;
+  }
+  sink.Bit(model.is_rep[s], 1);
+  if (item == Item::kShortRep || item == Item::kRep0) {
+    sink.Bit(model.is_rep0[s], 0);
+    sink.Bit(model.is_rep0_long[s][pos_state], item == Item::kRep0);
+    if (item == Item::kShortRep) {
+      lz.state = codec::StateAfterShortRep(s);
+      return;
+    }
+  } else {
+    sink.Bit(model.is_rep0[s], 1);
+    uint32_t d;
+    if (item == Item::kRep1) {
+      sink.Bit(model.is_rep1[s], 0);
+      d = lz.rep[1];
+    } else {
+      sink.Bit(model.is_rep1[s], 1);
+      sink.Bit(model.is_rep2[s], item == Item::kRep3);
+      if (item == Item::kRep2) {
+        d = lz.rep[2];
+      } else {
+        d = lz.rep[3];
+        lz.rep[3] = lz.rep[2];
+      }
+      lz.rep[2] = lz.rep[1];
+    }
+    lz.rep[1] = lz.rep[0];
+    lz.rep[0] = d;
+  }
+  CodeLength(sink, model, model.rep_len, codec::kRepLengthHigh, pos_state, len);
+  lz.state = codec::StateAfterRep(s);
+}
+
+// Hash chains over V = old image followed by the new image (the copy source space).
+class MatchFinder {
+ public:
+  MatchFinder(std::span<const uint8_t> old, std::span<const uint8_t> neu)
+      : old_size_(static_cast<uint32_t>(old.size())) {
+    v_.reserve(old.size() + neu.size());
+    v_.insert(v_.end(), old.begin(), old.end());
+    v_.insert(v_.end(), neu.begin(), neu.end());
+    head_.assign(kHashSize, -1);
+    prev_.assign(v_.size(), -1);
   }
 
+  uint8_t At(uint64_t v) const { return v_[v]; }
+  uint32_t old_size() const { return old_size_; }
+
+  // Length of the common run at virtual positions a < b, at most `limit`.
+  uint32_t CommonLength(uint64_t a, uint64_t b, uint32_t limit) const {
+    uint32_t n = 0;
+    while (n < limit && v_[a + n] == v_[b + n])
+      ++n;
+    return n;
+  }
+
+  // Candidates at virtual position `v` (every earlier position is inserted first): pairs of
+  // (length, distance) with increasing length, each the nearest giving that length.
+  void Find(uint64_t v, uint32_t limit, std::vector<std::pair<uint32_t, uint32_t>>& out) {
+    InsertUpTo(v);
+    out.clear();
+    if (limit < 3 || v + 3 > v_.size()) return;
+    uint32_t best = 2;
+    int64_t c = head_[Hash(v)];
+    for (int depth = 0; c >= 0 && depth < kDepth; ++depth, c = prev_[c]) {
+      if (v_[c + best] != v_[v + best] && best < limit) continue;
+      const uint32_t len = CommonLength(static_cast<uint64_t>(c), v, limit);
+      if (len > best) {
+        best = len;
+        out.emplace_back(len, static_cast<uint32_t>(v - static_cast<uint64_t>(c)));
+        if (len >= limit || len >= kStopLength) break;
+      }
+    }
+  }
+
+ private:
+  static constexpr uint32_t kHashBits = 20;
+  static constexpr uint32_t kHashSize = 1u << kHashBits;
+  static constexpr int kDepth = 96;
+  static constexpr uint32_t kStopLength = 1024;
+
+  uint32_t Hash(uint64_t v) const {
+    const uint32_t x = v_[v] | (v_[v + 1] << 8) | (v_[v + 2] << 16);
+    return (x * 2654435761u) >> (32 - kHashBits);
+  }
+  void InsertUpTo(uint64_t v) {
+    for (; inserted_ < v && inserted_ + 3 <= v_.size(); ++inserted_) {
+      const uint32_t h = Hash(inserted_);
+      prev_[inserted_] = head_[h];
+      head_[h] = static_cast<int64_t>(inserted_);
+    }
+    if (inserted_ < v) inserted_ = v;
+  }
+
+  std::vector<uint8_t> v_;
+  std::vector<int64_t> head_;
+  std::vector<int64_t> prev_;
+  uint64_t inserted_ = 0;
+  uint32_t old_size_;
+};
+
+class BlockWriter {
+ public:
+  BlockWriter(std::span<const uint8_t> old, std::span<const uint8_t> neu, DeltaStats* stats)
+      : old_(old), neu_(neu), finder_(old, neu), stats_(stats) {}
+
   // A block: seek (from where the decoder's old position is), diff run, literal run.
-  void Block(std::span<const uint8_t> old, std::span<const uint8_t> neu, int64_t old_pos,
-             int64_t new_pos, int64_t diff_len, int64_t extra_len) {
+  void Block(int64_t old_pos, int64_t new_pos, int64_t diff_len, int64_t extra_len) {
     double mark = rc_.cost_bits();
     // Adds what was coded since the last call to `bucket` (in bytes).
     auto charge = [&](double DeltaStats::*bucket) {
       if (stats_) stats_->*bucket += (rc_.cost_bits() - mark) / 8;
       mark = rc_.cost_bits();
     };
+    EncodeSink sink{rc_};
     const int64_t seek = diff_len > 0 ? old_pos - decoder_old_pos_ : 0;
     rc_.EncodeBit(model_->seek_negative, seek < 0);
-    Number(codec::kSeekMagnitude, static_cast<uint32_t>(seek < 0 ? -seek : seek));
+    CodeNumber(sink, model_->numbers[codec::kSeekMagnitude],
+               static_cast<uint32_t>(seek < 0 ? -seek : seek));
     if (diff_len > 0) decoder_old_pos_ = old_pos + diff_len;
-    Number(codec::kDiffLength, static_cast<uint32_t>(diff_len));
-    Number(codec::kExtraLength, static_cast<uint32_t>(extra_len));
+    CodeNumber(sink, model_->numbers[codec::kDiffLength], static_cast<uint32_t>(diff_len));
+    CodeNumber(sink, model_->numbers[codec::kExtraLength], static_cast<uint32_t>(extra_len));
     charge(&DeltaStats::control_cost);
     for (int64_t i = 0; i < diff_len; ++i) {
-      const auto d = static_cast<uint8_t>(neu[new_pos + i] - old[old_pos + i]);
+      const auto d = static_cast<uint8_t>(neu_[new_pos + i] - old_[old_pos + i]);
       const uint32_t nonzero = d != 0;
       const auto lane = static_cast<uint32_t>((new_pos + i) & 3);
       rc_.EncodeBit(model_->diff_zero[flags_][lane], nonzero);
@@ -104,15 +340,8 @@ class BlockWriter {
         if (stats_) ++stats_->nonzero_diffs;
       }
       flags_ = static_cast<uint8_t>(((flags_ << 1) | nonzero) & (codec::kDiffHistoryContexts - 1));
-      prev_ = neu[new_pos + i];
     }
-    for (int64_t i = 0; i < extra_len; ++i) {
-      const uint8_t b = neu[new_pos + diff_len + i];
-      rc_.EncodeTree(model_->literal[codec::LiteralContext(
-                         static_cast<uint32_t>(new_pos + diff_len + i), prev_)],
-                     8, b);
-      prev_ = b;
-    }
+    LiteralRun(static_cast<uint32_t>(new_pos + diff_len), static_cast<uint32_t>(extra_len));
     charge(&DeltaStats::literal_cost);
     if (stats_) {
       ++stats_->blocks;
@@ -124,13 +353,142 @@ class BlockWriter {
   std::vector<uint8_t> Finish() { return rc_.Finish(); }
 
  private:
+  struct Node {
+    float price = 0;
+    uint32_t from = 0;
+    uint32_t len = 0;
+    uint32_t dist = 0;
+    Item item = Item::kLiteral;
+    LzState lz;
+  };
+  static constexpr uint32_t kChunk = 2048;     // positions per parse
+  static constexpr uint32_t kNiceLength = 96;  // a copy this long is taken at once
+
+  uint8_t Prev(uint32_t pos) const { return pos > 0 ? neu_[pos - 1] : 0; }
+  uint64_t Virtual(uint32_t pos) const { return finder_.old_size() + uint64_t{pos}; }
+  bool Reachable(uint32_t pos, uint32_t dist) const { return dist >= 1 && dist <= Virtual(pos); }
+  uint8_t Source(uint32_t pos, uint32_t dist) const { return finder_.At(Virtual(pos) - dist); }
+
+  void Emit(uint32_t pos, Item item, uint32_t len, uint32_t dist) {
+    EncodeSink sink{rc_};
+    const uint8_t match_byte = Reachable(pos, lz_.rep[0]) ? Source(pos, lz_.rep[0]) : 0;
+    CodeItem(sink, *model_, lz_, item, pos % codec::kPosStates, len, dist, Prev(pos), match_byte,
+             neu_[pos]);
+  }
+
+  // The price of an item after `lz`, which it advances.
+  float ItemPrice(LzState& lz, uint32_t pos, Item item, uint32_t len, uint32_t dist) {
+    PriceSink sink;
+    const uint8_t match_byte = Reachable(pos, lz.rep[0]) ? Source(pos, lz.rep[0]) : 0;
+    CodeItem(sink, *model_, lz, item, pos % codec::kPosStates, len, dist, Prev(pos), match_byte,
+             neu_[pos]);
+    return sink.cost;
+  }
+
+  // Codes neu_[start, start + len) as literals and copies: an optimal parse over chunks,
+  // priced with the model as it stands at the start of each chunk.
+  void LiteralRun(uint32_t start, uint32_t len) {
+    uint32_t pos = start;
+    const uint32_t end = start + len;
+    std::vector<Node> nodes;
+    std::vector<std::pair<uint32_t, uint32_t>> found;
+    while (pos < end) {
+      const uint32_t n = std::min(end - pos, kChunk);
+      nodes.assign(n + 1, Node{});
+      for (auto& node : nodes)
+        node.price = std::numeric_limits<float>::infinity();
+      nodes[0].price = 0;
+      nodes[0].lz = lz_;
+      uint32_t stop = n;  // where the parse ends
+      uint32_t long_len = 0, long_dist = 0;
+      Item long_item = Item::kLiteral;
+      for (uint32_t i = 0; i < n; ++i) {
+        const Node& at = nodes[i];
+        const uint32_t p = pos + i;
+        const uint32_t limit = end - p;
+        auto relax = [&](Item item, uint32_t l, uint32_t d) {
+          const uint32_t to = i + l;
+          if (to > n) return;
+          LzState lz = at.lz;
+          const float price = at.price + ItemPrice(lz, p, item, l, d);
+          if (price >= nodes[to].price) return;
+          Node& node = nodes[to];
+          node.price = price;
+          node.from = i;
+          node.item = item;
+          node.len = l;
+          node.dist = d;
+          node.lz = lz;
+        };
+        relax(Item::kLiteral, 1, 0);
+        uint32_t longest = 0, longest_dist = 0;
+        Item longest_item = Item::kLiteral;
+        for (int j = 0; j < 4; ++j) {
+          const uint32_t d = at.lz.rep[j];
+          if (!Reachable(p, d)) continue;
+          const uint32_t l = finder_.CommonLength(Virtual(p) - d, Virtual(p), limit);
+          const auto item = static_cast<Item>(static_cast<int>(Item::kRep0) + j);
+          if (j == 0 && l >= 1) {
+            relax(Item::kShortRep, 1, 0);
+          }
+          for (uint32_t k = codec::kMinMatch; k <= l; ++k) {
+            if (k > kNiceLength && k != l) continue;
+            relax(item, k, 0);
+          }
+          if (l > longest) {
+            longest = l;
+            longest_item = item;
+            longest_dist = 0;
+          }
+        }
+        finder_.Find(Virtual(p), limit, found);
+        uint32_t from_len = codec::kMinMatch;
+        for (const auto& [l, d] : found) {
+          for (uint32_t k = std::max(from_len, 3u); k <= l; ++k) {
+            if (k > kNiceLength && k != l) continue;
+            relax(Item::kMatch, k, d);
+          }
+          from_len = l + 1;
+          if (l > longest + 1) {
+            longest = l;
+            longest_item = Item::kMatch;
+            longest_dist = d;
+          }
+        }
+        if (longest >= kNiceLength) {
+          stop = i;
+          long_len = longest;
+          long_dist = longest_dist;
+          long_item = longest_item;
+          break;
+        }
+      }
+      // Walk back from `stop`, then emit forwards.
+      std::vector<uint32_t> path;
+      for (uint32_t i = stop; i > 0; i = nodes[i].from)
+        path.push_back(i);
+      for (auto it = path.rbegin(); it != path.rend(); ++it) {
+        const Node& node = nodes[*it];
+        Emit(pos + node.from, node.item, node.len, node.dist);
+      }
+      pos += stop;
+      if (long_len > 0) {
+        Emit(pos, long_item, long_len, long_dist);
+        pos += long_len;
+      }
+    }
+  }
+
+  std::span<const uint8_t> old_;
+  std::span<const uint8_t> neu_;
+  MatchFinder finder_;
   std::unique_ptr<DeltaModel> model_ = std::make_unique<DeltaModel>();
   RangeEncoder rc_;
   DeltaStats* stats_;
+  LzState lz_;
   int64_t decoder_old_pos_ = 0;
   uint8_t flags_ = 0;
   uint8_t last_diff_[4] = {};
-  uint8_t prev_ = 0;
 };
 
 }  // namespace
@@ -143,7 +501,7 @@ std::vector<uint8_t> EncodeDelta(std::span<const uint8_t> old, std::span<const u
   if (!old.empty()) divsufsort(old.data(), sa.data(), static_cast<saidx_t>(old.size()));
   const auto old_size = static_cast<int64_t>(old.size());
   const auto new_size = static_cast<int64_t>(neu.size());
-  BlockWriter out(stats);
+  BlockWriter out(old, neu, stats);
 
   int64_t scan = 0, len = 0, pos = 0;
   int64_t last_scan = 0, last_pos = 0, last_offset = 0;
@@ -198,7 +556,7 @@ std::vector<uint8_t> EncodeDelta(std::span<const uint8_t> old, std::span<const u
       len_b -= len_s;
     }
     const int64_t extra = (scan - len_b) - (last_scan + len_f);
-    if (len_f > 0 || extra > 0) out.Block(old, neu, last_pos, last_scan, len_f, extra);
+    if (len_f > 0 || extra > 0) out.Block(last_pos, last_scan, len_f, extra);
     last_scan = scan - len_b;
     last_pos = pos - len_b;
     last_offset = pos - scan;

@@ -1,6 +1,8 @@
-// The delta patch format, version 1 (docs/spec/delta.md): a 16-byte plain header, then one
-// range-coded stream of bsdiff-style blocks. The probability model is defined here, once, and
-// used by both the host encoder and the device decoder.
+// The delta patch format, version 2 (docs/spec/delta.md): a 16-byte plain header, then one
+// range-coded stream of bsdiff-style blocks whose literal runs are LZ-coded (copies from the
+// old image or from the part of the new image already produced). The probability model and
+// the small state machines are defined here, once, and used by both the host encoder and the
+// device decoder.
 #pragma once
 
 #include <cstdint>
@@ -10,45 +12,120 @@
 namespace ota::codec {
 
 inline constexpr uint32_t kDeltaMagic = 0x5044544F;  // bytes "OTDP"
-inline constexpr uint8_t kDeltaFormat = 1;
+inline constexpr uint8_t kDeltaFormat = 2;
 inline constexpr uint32_t kDeltaHeaderSize = 16;
 // Header: 0 u32 magic, 4 u8 format, 5 u8 flags (0), 6 u16 reserved (0), 8 u32 old_size,
 // 12 u32 new_size. Little-endian.
 
-// Numbers (block lengths, seeks) are coded as the bit length of value+1 through a 6-bit tree,
-// then the bits below the leading one: the top kNumberModelledBits through a tree per bit
-// length, the rest as direct bits.
+// Numbers (block lengths, seeks, long copy lengths) are coded as the bit length of value+1
+// through a 6-bit tree, then the bits below the leading one: the top kNumberModelledBits
+// through a tree per bit length, the rest as direct bits.
 inline constexpr int kNumberLengthBits = 6;
 inline constexpr int kNumberModelledBits = 2;
 inline constexpr int kLiteralContextBits = 3;  // literal context: previous byte's top bits
 inline constexpr int kDiffHistoryBits = 4;     // zero/non-zero flags of the previous diffs
 inline constexpr int kDiffHistoryContexts = 1 << kDiffHistoryBits;
 
-enum NumberKind : uint8_t { kDiffLength = 0, kExtraLength = 1, kSeekMagnitude = 2, kNumberKinds };
+enum NumberKind : uint8_t {
+  kDiffLength = 0,
+  kExtraLength = 1,
+  kSeekMagnitude = 2,
+  kMatchLengthHigh = 3,  // copy length - kLenHighBase, new distance
+  kRepLengthHigh = 4,    // copy length - kLenHighBase, repeated distance
+  kNumberKinds
+};
+
+// Copies inside literal runs. The source is the "virtual buffer" V = old image followed by
+// the new image: a copy at new position `pos` with distance `d` (1 <= d <= old_size + pos)
+// reads V[old_size + pos - d + i]; so small distances reach back into the new image (read
+// back from the slot it is written to) and larger ones into the old image.
+inline constexpr uint32_t kMinMatch = 2;
+inline constexpr uint32_t kLenLowSymbols = 8;  // lengths 2..9
+inline constexpr uint32_t kLenMidSymbols = 8;  // lengths 10..17
+inline constexpr uint32_t kLenHighBase = kMinMatch + kLenLowSymbols + kLenMidSymbols;  // 18
+inline constexpr int kPosStates = 4;  // contexts by new position mod 4
+inline constexpr int kStates = 12;    // kinds of the last few items (LZMA's)
+inline constexpr int kLenStates = 4;  // distance-slot contexts by length
+inline constexpr int kDistSlotBits = 6;
+inline constexpr uint32_t kEndModelledSlot = 14;  // slots 4..13: low bits modelled
+inline constexpr int kAlignBits = 4;              // slots >= 14: lowest bits modelled
+
+// State transitions after each kind of item (states 0..6 follow a literal).
+inline constexpr uint8_t StateAfterLiteral(uint8_t s) {
+  return s < 4 ? 0 : (s < 10 ? static_cast<uint8_t>(s - 3) : static_cast<uint8_t>(s - 6));
+}
+inline constexpr uint8_t StateAfterMatch(uint8_t s) {
+  return s < 7 ? 7 : 10;
+}
+inline constexpr uint8_t StateAfterRep(uint8_t s) {
+  return s < 7 ? 8 : 11;
+}
+inline constexpr uint8_t StateAfterShortRep(uint8_t s) {
+  return s < 7 ? 9 : 11;
+}
+
+// Distance slot of d0 = distance - 1: d0 itself below 4, else 2 * (bit length - 1) plus the
+// bit below the leading one. The remaining `DistFooterBits` bits follow.
+inline constexpr uint32_t DistSlot(uint32_t d0) {
+  if (d0 < 4) return d0;
+  uint32_t n = 31;
+  while (((d0 >> n) & 1u) == 0)
+    --n;
+  return 2 * n + ((d0 >> (n - 1)) & 1u);
+}
+inline constexpr int DistFooterBits(uint32_t slot) {
+  return slot < 4 ? 0 : static_cast<int>(slot / 2) - 1;
+}
+inline constexpr uint32_t DistBase(uint32_t slot) {
+  return slot < 4 ? slot : (2u | (slot & 1u)) << DistFooterBits(slot);
+}
 
 struct NumberModel {
   Prob length[1 << kNumberLengthBits];
   Prob high[33][1 << kNumberModelledBits];
 };
 
-// The literal model for a byte at new-image position `pos` after byte `prev`. (Position
-// lanes helped the Thumb-2 pairs and hurt the Xtensa one by about 2%: not used, for now.)
-inline uint32_t LiteralContext([[maybe_unused]] uint32_t pos, uint8_t prev) {
+// Copy lengths: a choice bit (2..9 or more), a second (10..17 or more), 3-bit trees per
+// position state, and a number above 17.
+struct LengthModel {
+  Prob choice;
+  Prob choice2;
+  Prob low[kPosStates][kLenLowSymbols];
+  Prob mid[kPosStates][kLenMidSymbols];
+};
+
+// The literal model for a byte after byte `prev`.
+inline uint32_t LiteralContext(uint8_t prev) {
   return static_cast<uint32_t>(prev >> (8 - kLiteralContextBits));
 }
 
 struct DeltaModel {
   NumberModel numbers[kNumberKinds];
   Prob seek_negative;
-  // Diff bytes (new - old): zero or not, in the context of the two previous flags; a non-zero
+  // Diff bytes (new - old): zero or not, in the context of the previous flags; a non-zero
   // diff is often the same as the previous non-zero one (a shifted pointer), else a byte.
   // Contexts include the byte's position in a 32-bit word: changed pointers and branch
   // offsets differ in the same lanes.
   Prob diff_zero[kDiffHistoryContexts][4];
   Prob diff_repeat[4];
   Prob diff_byte[4][256];
-  // Extra (literal) bytes, in the context of the previous new byte's top bits.
+  // Literal-run items.
+  Prob is_match[kStates][kPosStates];
+  Prob is_rep[kStates];
+  Prob is_rep0[kStates];
+  Prob is_rep1[kStates];
+  Prob is_rep2[kStates];
+  Prob is_rep0_long[kStates][kPosStates];
+  LengthModel match_len;
+  LengthModel rep_len;
+  Prob dist_slot[kLenStates][1 << kDistSlotBits];
+  Prob dist_footer[kEndModelledSlot][1 << 5];  // slots 4..13, up to 5 bits each
+  Prob dist_align[1 << kAlignBits];
+  // Literals, in the context of the previous new byte's top bits; right after a copy, while
+  // the literal's bits agree with the byte the copy would have continued with, `matched`
+  // (by that byte's bit) instead.
   Prob literal[1 << kLiteralContextBits][256];
+  Prob matched[2][256];
 };
 
 }  // namespace ota::codec
