@@ -33,7 +33,7 @@ Status RangeDecoder::Init() {
 }
 
 uint32_t RangeDecoder::DecodeBit(Prob& prob) {
-  const uint32_t bound = (range_ >> kProbBits) * prob.p;
+  const uint32_t bound = (range_ >> kProbBits) * prob.p();
   uint32_t bit;
   if (code_ < bound) {
     range_ = bound;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -84,7 +85,7 @@ const std::vector<float>& PriceTable() {
 struct PriceSink {
   float cost = 0;
   void Bit(const codec::Prob& p, uint32_t bit) {
-    cost += PriceTable()[bit == 0 ? p.p : codec::kProbOne - p.p];
+    cost += PriceTable()[bit == 0 ? p.p() : codec::kProbOne - p.p()];
   }
   void Direct(uint32_t, int count) { cost += static_cast<float>(count); }
 };
@@ -280,7 +281,7 @@ class MatchFinder {
  private:
   static constexpr uint32_t kHashBits = 20;
   static constexpr uint32_t kHashSize = 1u << kHashBits;
-  static constexpr int kDepth = 96;
+  static constexpr int kDepth = 256;  // candidates tried per position
   static constexpr uint32_t kStopLength = 1024;
 
   uint32_t Hash(uint64_t v) const {

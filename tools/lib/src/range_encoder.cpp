@@ -22,8 +22,8 @@ void RangeEncoder::ShiftLow() {
 }
 
 void RangeEncoder::EncodeBit(codec::Prob& prob, uint32_t bit) {
-  const uint32_t bound = (range_ >> kProbBits) * prob.p;
-  const double p0 = static_cast<double>(prob.p) / codec::kProbOne;
+  const uint32_t bound = (range_ >> kProbBits) * prob.p();
+  const double p0 = static_cast<double>(prob.p()) / codec::kProbOne;
   cost_bits_ -= std::log2(bit == 0 ? p0 : 1.0 - p0);
   if (bit == 0) {
     range_ = bound;

@@ -46,7 +46,7 @@ class RangeDecoder {
  private:
   uint8_t NextByte();
   void Normalize() {
-    if (range_ < kRangeTop) {
+    while (range_ < kRangeTop) {
       range_ <<= 8;
       code_ = (code_ << 8) | NextByte();
     }
