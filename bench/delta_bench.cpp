@@ -166,12 +166,14 @@ int main(int argc, char** argv) {
 
       std::printf(
           "delta-detail: %s blocks=%llu diff_bytes=%llu nonzero=%llu extra_bytes=%llu "
-          "cost_control=%.0f cost_diff_flags=%.0f cost_diff_values=%.0f cost_literals=%.0f\n",
+          "cost_control=%.0f cost_diff_flags=%.0f cost_diff_values=%.0f cost_literals=%.0f "
+          "cost_map=%.0f flags=%u predicted_units=%llu\n",
           pair.name.c_str(), static_cast<unsigned long long>(stats.blocks),
           static_cast<unsigned long long>(stats.diff_bytes),
           static_cast<unsigned long long>(stats.nonzero_diffs),
           static_cast<unsigned long long>(stats.extra_bytes), stats.control_cost,
-          stats.diff_flag_cost, stats.diff_value_cost, stats.literal_cost);
+          stats.diff_flag_cost, stats.diff_value_cost, stats.literal_cost, stats.map_cost,
+          stats.flags, static_cast<unsigned long long>(stats.predicted_units));
 
       // The full image against an empty old one, next to xz -9e.
       const Bytes full = ota::host::EncodeDelta({}, neu);

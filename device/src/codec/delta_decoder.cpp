@@ -24,15 +24,54 @@ Status DeltaDecoder::Init(uint32_t old_size) {
     got += n.value();
   }
   if (LoadLe32(header) != kDeltaMagic) return StatusCode::kCorrupt;
-  if (header[4] != kDeltaFormat || header[5] != 0) return StatusCode::kUnsupported;
+  if (header[4] != kDeltaFormat || (header[5] & ~kKnownFlags) != 0) {
+    return StatusCode::kUnsupported;
+  }
+  flags_ = header[5];
   if (header[6] != 0 || header[7] != 0) return StatusCode::kCorrupt;
   old_size_ = LoadLe32(header + 8);
   new_size_ = LoadLe32(header + 12);
   if (old_size_ != old_size || old_size_ > old_.size()) return StatusCode::kFailedPrecondition;
   if (new_size_ > written_.size()) return StatusCode::kTooLarge;
   OTA_TRY(rc_.Init());
+  if (flags_ != 0) OTA_TRY(ReadMap());
   initialized_ = true;
   return Status::Ok();
+}
+
+// The displacement map: base (32 direct bits), the entry count (16 direct bits), then per
+// entry the start's increase over the previous start and the shift's change (signed).
+Status DeltaDecoder::ReadMap() {
+  base_ = rc_.DecodeDirect(32);
+  map_entries_ = rc_.DecodeDirect(16);
+  if (map_entries_ > kMaxMapEntries) return StatusCode::kCorrupt;
+  uint32_t start = 0;
+  int32_t shift = 0;
+  for (uint32_t i = 0; i < map_entries_; ++i) {
+    OTA_TRY_ASSIGN(const uint32_t step, DecodeNumber(kExtraLength));
+    const uint32_t negative = rc_.DecodeBit(model_.seek_negative);
+    OTA_TRY_ASSIGN(const uint32_t change, DecodeNumber(kSeekMagnitude));
+    if ((i > 0 && step == 0) || step > old_size_ - start) return StatusCode::kCorrupt;
+    start += step;
+    shift = static_cast<int32_t>(static_cast<uint32_t>(shift) +
+                                 (negative ? 0u - change : change));  // wraps like the encoder
+    map_start_[i] = start;
+    map_shift_[i] = shift;
+  }
+  return rc_.status();
+}
+
+int32_t DeltaDecoder::ShiftOf(uint32_t old_offset) const {
+  uint32_t lo = 0, hi = map_entries_;  // the last entry starting at or before old_offset
+  while (lo < hi) {
+    const uint32_t mid = (lo + hi) / 2;
+    if (map_start_[mid] <= old_offset) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo == 0 ? 0 : map_shift_[lo - 1];
 }
 
 Result<uint32_t> DeltaDecoder::DecodeNumber(NumberKind kind) {
@@ -66,7 +105,7 @@ Result<uint32_t> DeltaDecoder::DecodeDistance(uint32_t len) {
   const int footer = DistFooterBits(slot);
   uint32_t d0 = DistBase(slot);
   if (slot < kEndModelledSlot) {
-    d0 += rc_.DecodeTree(model_.dist_footer[slot], footer);
+    d0 += rc_.DecodeTree(model_.dist_footer[slot - 4], footer);
   } else {
     d0 += rc_.DecodeDirect(footer - kAlignBits) << kAlignBits;
     d0 += rc_.DecodeTree(model_.dist_align, kAlignBits);
@@ -174,6 +213,21 @@ Result<uint8_t> DeltaDecoder::SourceByte(uint32_t distance, const uint8_t* out) 
   return NewByte(static_cast<uint32_t>(v - old_size_), out);
 }
 
+// Starts a predicted unit if the old bytes at the diff run's position form one.
+Status DeltaDecoder::Predict() {
+  uint8_t old[4];
+  const auto pos = static_cast<uint32_t>(old_pos_);
+  for (uint32_t i = 0; i < 4; ++i) {
+    OTA_TRY_ASSIGN(old[i], OldByte(pos + i));
+  }
+  if (PredictUnit(
+          flags_, base_, old_size_, old, pos, produced_, [this](uint32_t x) { return ShiftOf(x); },
+          pred_)) {
+    pred_left_ = 4;
+  }
+  return Status::Ok();
+}
+
 Status DeltaDecoder::StartBlock() {
   const uint32_t negative = rc_.DecodeBit(model_.seek_negative);
   OTA_TRY_ASSIGN(const uint32_t magnitude, DecodeNumber(kSeekMagnitude));
@@ -219,6 +273,7 @@ Result<size_t> DeltaDecoder::Read(ByteSpan out) {
     }
     uint8_t byte = 0;
     if (phase_ == Phase::kDiff) {
+      if (flags_ != 0 && pred_left_ == 0 && remaining_ >= 4) OTA_TRY(Predict());
       const uint32_t lane = produced_ & 3;
       const uint32_t nonzero = rc_.DecodeBit(model_.diff_zero[diff_flags_][lane]);
       uint8_t d = 0;
@@ -230,7 +285,11 @@ Result<size_t> DeltaDecoder::Read(ByteSpan out) {
       }
       diff_flags_ =
           static_cast<uint8_t>(((diff_flags_ << 1) | nonzero) & (kDiffHistoryContexts - 1));
-      OTA_TRY_ASSIGN(const uint8_t old_byte, OldByte(static_cast<uint32_t>(old_pos_)));
+      OTA_TRY_ASSIGN(uint8_t old_byte, OldByte(static_cast<uint32_t>(old_pos_)));
+      if (pred_left_ > 0) {
+        old_byte = pred_[4 - pred_left_];
+        --pred_left_;
+      }
       byte = static_cast<uint8_t>(old_byte + d);
       ++old_pos_;
     } else {

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <memory>
 
 #include "ota/bytes.hpp"
@@ -141,7 +142,7 @@ void CodeDistance(Sink& sink, DeltaModel& model, uint32_t len, uint32_t d0) {
   const int footer = codec::DistFooterBits(slot);
   const uint32_t rest = d0 - codec::DistBase(slot);
   if (slot < codec::kEndModelledSlot) {
-    CodeTree(sink, model.dist_footer[slot], footer, rest);
+    CodeTree(sink, model.dist_footer[slot - 4], footer, rest);
   } else {
     sink.Direct(rest >> codec::kAlignBits, footer - codec::kAlignBits);
     CodeTree(sink, model.dist_align, codec::kAlignBits, rest & ((1u << codec::kAlignBits) - 1));
@@ -261,7 +262,7 @@ class MatchFinder {
 
   // Candidates at virtual position `v` (every earlier position is inserted first): pairs of
   // (length, distance) with increasing length, each the nearest giving that length.
-  void Find(uint64_t v, uint32_t limit, std::vector<std::pair<uint32_t, uint32_t>>& out) {
+  void Find(uint64_t v, uint32_t limit, std::vector<std::pair<uint32_t, uint32_t>>& out) const {
     InsertUpTo(v);
     out.clear();
     if (limit < 3 || v + 3 > v_.size()) return;
@@ -288,7 +289,7 @@ class MatchFinder {
     const uint32_t x = v_[v] | (v_[v + 1] << 8) | (v_[v + 2] << 16);
     return (x * 2654435761u) >> (32 - kHashBits);
   }
-  void InsertUpTo(uint64_t v) {
+  void InsertUpTo(uint64_t v) const {
     for (; inserted_ < v && inserted_ + 3 <= v_.size(); ++inserted_) {
       const uint32_t h = Hash(inserted_);
       prev_[inserted_] = head_[h];
@@ -298,16 +299,49 @@ class MatchFinder {
   }
 
   std::vector<uint8_t> v_;
-  std::vector<int64_t> head_;
-  std::vector<int64_t> prev_;
-  uint64_t inserted_ = 0;
+  // Filled lazily as positions are asked for (one finder per encode pass).
+  mutable std::vector<int64_t> head_;
+  mutable std::vector<int64_t> prev_;
+  mutable uint64_t inserted_ = 0;
   uint32_t old_size_;
+};
+
+// What the diff runs predict: header flags, the run address and the displacement map
+// (old offset where an entry starts, new - old from there on).
+struct Prediction {
+  uint8_t flags = 0;
+  uint32_t base = 0;
+  std::vector<std::pair<uint32_t, int32_t>> map;
+
+  int32_t ShiftOf(uint32_t x) const {
+    auto it = std::upper_bound(map.begin(), map.end(), x,
+                               [](uint32_t v, const auto& e) { return v < e.first; });
+    return it == map.begin() ? 0 : std::prev(it)->second;
+  }
 };
 
 class BlockWriter {
  public:
-  BlockWriter(std::span<const uint8_t> old, std::span<const uint8_t> neu, DeltaStats* stats)
-      : old_(old), neu_(neu), finder_(old, neu), stats_(stats) {}
+  BlockWriter(std::span<const uint8_t> old, std::span<const uint8_t> neu, const MatchFinder& finder,
+              const Prediction& pred, DeltaStats* stats)
+      : old_(old), neu_(neu), finder_(finder), pred_(pred), stats_(stats) {
+    if (pred_.flags == 0) return;
+    EncodeSink sink{rc_};
+    rc_.EncodeDirect(pred_.base, 32);
+    rc_.EncodeDirect(static_cast<uint32_t>(pred_.map.size()), 16);
+    uint32_t start = 0;
+    int32_t shift = 0;
+    for (const auto& [s, sh] : pred_.map) {
+      CodeNumber(sink, model_->numbers[codec::kExtraLength], s - start);
+      const int64_t change = int64_t{sh} - shift;
+      rc_.EncodeBit(model_->seek_negative, change < 0);
+      CodeNumber(sink, model_->numbers[codec::kSeekMagnitude],
+                 static_cast<uint32_t>(change < 0 ? -change : change));
+      start = s;
+      shift = sh;
+    }
+    if (stats_) stats_->map_cost = rc_.cost_bits() / 8;
+  }
 
   // A block: seek (from where the decoder's old position is), diff run, literal run.
   void Block(int64_t old_pos, int64_t new_pos, int64_t diff_len, int64_t extra_len) {
@@ -326,8 +360,21 @@ class BlockWriter {
     CodeNumber(sink, model_->numbers[codec::kDiffLength], static_cast<uint32_t>(diff_len));
     CodeNumber(sink, model_->numbers[codec::kExtraLength], static_cast<uint32_t>(extra_len));
     charge(&DeltaStats::control_cost);
+    uint8_t unit[4];
+    int unit_left = 0;
     for (int64_t i = 0; i < diff_len; ++i) {
-      const auto d = static_cast<uint8_t>(neu_[new_pos + i] - old_[old_pos + i]);
+      const auto o = static_cast<uint32_t>(old_pos + i);
+      if (pred_.flags != 0 && unit_left == 0 && diff_len - i >= 4 &&
+          codec::PredictUnit(
+              pred_.flags, pred_.base, static_cast<uint32_t>(old_.size()), &old_[o], o,
+              static_cast<uint32_t>(new_pos + i), [this](uint32_t x) { return pred_.ShiftOf(x); },
+              unit)) {
+        unit_left = 4;
+        if (stats_) ++stats_->predicted_units;
+      }
+      uint8_t base = old_[o];
+      if (unit_left > 0) base = unit[4 - unit_left--];
+      const auto d = static_cast<uint8_t>(neu_[new_pos + i] - base);
       const uint32_t nonzero = d != 0;
       const auto lane = static_cast<uint32_t>((new_pos + i) & 3);
       rc_.EncodeBit(model_->diff_zero[flags_][lane], nonzero);
@@ -482,7 +529,8 @@ class BlockWriter {
 
   std::span<const uint8_t> old_;
   std::span<const uint8_t> neu_;
-  MatchFinder finder_;
+  const MatchFinder& finder_;
+  const Prediction& pred_;
   std::unique_ptr<DeltaModel> model_ = std::make_unique<DeltaModel>();
   RangeEncoder rc_;
   DeltaStats* stats_;
@@ -494,15 +542,20 @@ class BlockWriter {
 
 }  // namespace
 
+namespace {
+
+struct BlockSpec {
+  int64_t old_pos, new_pos, diff_len, extra_len;
+};
+
 // Matching follows bsdiff's idea (approximate matches extended forwards and backwards, the
-// rest as literals), coded with the adaptive model instead of bzip2.
-std::vector<uint8_t> EncodeDelta(std::span<const uint8_t> old, std::span<const uint8_t> neu,
-                                 DeltaStats* stats) {
+// rest as literals).
+std::vector<BlockSpec> MatchBlocks(std::span<const uint8_t> old, std::span<const uint8_t> neu) {
+  std::vector<BlockSpec> blocks;
   std::vector<saidx_t> sa(old.size());
   if (!old.empty()) divsufsort(old.data(), sa.data(), static_cast<saidx_t>(old.size()));
   const auto old_size = static_cast<int64_t>(old.size());
   const auto new_size = static_cast<int64_t>(neu.size());
-  BlockWriter out(old, neu, stats);
 
   int64_t scan = 0, len = 0, pos = 0;
   int64_t last_scan = 0, last_pos = 0, last_offset = 0;
@@ -557,20 +610,146 @@ std::vector<uint8_t> EncodeDelta(std::span<const uint8_t> old, std::span<const u
       len_b -= len_s;
     }
     const int64_t extra = (scan - len_b) - (last_scan + len_f);
-    if (len_f > 0 || extra > 0) out.Block(last_pos, last_scan, len_f, extra);
+    if (len_f > 0 || extra > 0) blocks.push_back({last_pos, last_scan, len_f, extra});
     last_scan = scan - len_b;
     last_pos = pos - len_b;
     last_offset = pos - scan;
   }
 
+  return blocks;
+}
+
+std::vector<uint8_t> Encode(std::span<const uint8_t> old, std::span<const uint8_t> neu,
+                            const std::vector<BlockSpec>& blocks, const Prediction& pred,
+                            DeltaStats* stats) {
+  const MatchFinder finder(old, neu);
+  if (stats) stats->flags = pred.flags;
+  BlockWriter out(old, neu, finder, pred, stats);
+  for (const BlockSpec& b : blocks)
+    out.Block(b.old_pos, b.new_pos, b.diff_len, b.extra_len);
   std::vector<uint8_t> patch(codec::kDeltaHeaderSize, 0);
   StoreLe32(patch.data(), codec::kDeltaMagic);
   patch[4] = codec::kDeltaFormat;
+  patch[5] = pred.flags;
   StoreLe32(patch.data() + 8, static_cast<uint32_t>(old.size()));
   StoreLe32(patch.data() + 12, static_cast<uint32_t>(neu.size()));
   const std::vector<uint8_t> body = out.Finish();
   patch.insert(patch.end(), body.begin(), body.end());
   return patch;
+}
+
+uint32_t Le32(const uint8_t* p) {
+  return static_cast<uint32_t>(p[0] | (p[1] << 8) | (p[2] << 16)) | (uint32_t{p[3]} << 24);
+}
+
+// The address the image most likely runs at: the 64 KB-aligned value whose image-sized range
+// holds the most aligned words (candidates: the high halves of the commonest words). 0 and
+// `found` false if too few words look like pointers to bother.
+uint32_t GuessBase(std::span<const uint8_t> image, bool* found) {
+  *found = false;
+  if (image.size() < 1024) return 0;
+  std::map<uint32_t, uint32_t> high;
+  for (size_t i = 0; i + 4 <= image.size(); i += 4)
+    ++high[Le32(&image[i]) >> 16];
+  std::vector<std::pair<uint32_t, uint32_t>> by_count(high.begin(), high.end());
+  std::sort(by_count.begin(), by_count.end(),
+            [](const auto& a, const auto& b) { return a.second > b.second; });
+  uint32_t best = 0, best_count = 0;
+  for (size_t c = 0; c < std::min<size_t>(by_count.size(), 16); ++c) {
+    const uint32_t base = by_count[c].first << 16;
+    if (base == 0) continue;  // small integers are not pointers
+    uint32_t count = 0;
+    for (size_t i = 0; i + 4 <= image.size(); i += 4)
+      count += Le32(&image[i]) - base < image.size();
+    if (count > best_count || (count == best_count && base < best)) {
+      best = base;
+      best_count = count;
+    }
+  }
+  *found = best_count * 64 >= image.size() / 4;  // at least 1 word in 64
+  return best;
+}
+
+// A copy of `image` with the fields that prediction takes care of zeroed, so that matching
+// does not break blocks at them.
+std::vector<uint8_t> ZeroUnits(std::span<const uint8_t> image, uint8_t flags, uint32_t base,
+                               uint32_t size) {
+  std::vector<uint8_t> out(image.begin(), image.end());
+  for (size_t i = 0; i + 4 <= out.size();) {
+    if ((flags & codec::kFlagPredictPointers) && i % 4 == 0 && Le32(&out[i]) - base < size) {
+      std::fill(out.begin() + static_cast<long>(i), out.begin() + static_cast<long>(i) + 4, 0);
+      i += 4;
+    } else if ((flags & codec::kFlagPredictBranches) && (out[i + 1] & 0xF8) == 0xF0 &&
+               (out[i + 3] & 0xF8) == 0xF8) {
+      out[i] = 0;
+      out[i + 1] &= 0xF8;
+      out[i + 2] = 0;
+      out[i + 3] &= 0xF8;
+      i += 4;
+    } else {
+      i += 2;
+    }
+  }
+  return out;
+}
+
+// The displacement map from the diff runs: their shifts (new - old) by old offset, equal
+// neighbours merged, runs shorter than a threshold dropped (raised until the map fits).
+std::vector<std::pair<uint32_t, int32_t>> BuildMap(const std::vector<BlockSpec>& blocks) {
+  std::vector<BlockSpec> runs;
+  for (const BlockSpec& b : blocks) {
+    if (b.diff_len > 0) runs.push_back(b);
+  }
+  std::sort(runs.begin(), runs.end(),
+            [](const BlockSpec& a, const BlockSpec& b) { return a.old_pos < b.old_pos; });
+  for (int64_t min_len = 64;; min_len *= 2) {
+    std::vector<std::pair<uint32_t, int32_t>> map;
+    for (const BlockSpec& r : runs) {
+      if (r.diff_len < min_len) continue;
+      const auto shift = static_cast<int32_t>(r.new_pos - r.old_pos);
+      if (!map.empty() && map.back().second == shift) continue;
+      const auto start = static_cast<uint32_t>(map.empty() ? 0 : r.old_pos);
+      if (!map.empty() && map.back().first == start) {
+        map.back().second = shift;
+      } else {
+        map.emplace_back(start, shift);
+      }
+    }
+    if (map.size() <= codec::kMaxMapEntries) return map;
+  }
+}
+
+}  // namespace
+
+// Tries the prediction variants (none; branches and/or pointers, with matching on images
+// whose predicted fields are zeroed or not) and keeps the smallest patch.
+std::vector<uint8_t> EncodeDelta(std::span<const uint8_t> old, std::span<const uint8_t> neu,
+                                 DeltaStats* stats) {
+  const std::vector<BlockSpec> plain = MatchBlocks(old, neu);
+  std::vector<uint8_t> best = Encode(old, neu, plain, Prediction{}, stats);
+  if (old.empty() || neu.empty()) return best;
+  bool have_base = false;
+  const uint32_t base = GuessBase(old, &have_base);
+  for (uint8_t flags = 1; flags <= codec::kKnownFlags; ++flags) {
+    if ((flags & codec::kFlagPredictPointers) && !have_base) continue;
+    for (bool zeroed : {false, true}) {
+      const std::vector<BlockSpec> blocks =
+          zeroed ? MatchBlocks(ZeroUnits(old, flags, base, static_cast<uint32_t>(old.size())),
+                               ZeroUnits(neu, flags, base, static_cast<uint32_t>(neu.size())))
+                 : plain;
+      Prediction pred;
+      pred.flags = flags;
+      pred.base = base;
+      pred.map = BuildMap(blocks);
+      DeltaStats trial_stats;
+      std::vector<uint8_t> patch = Encode(old, neu, blocks, pred, &trial_stats);
+      if (patch.size() < best.size()) {
+        best = std::move(patch);
+        if (stats) *stats = trial_stats;
+      }
+    }
+  }
+  return best;
 }
 
 }  // namespace ota::host

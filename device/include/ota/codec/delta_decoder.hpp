@@ -55,6 +55,9 @@ class DeltaDecoder final : public ByteSource {
   Result<uint8_t> NewByte(uint32_t pos, const uint8_t* out);
   Result<uint8_t> SourceByte(uint32_t distance, const uint8_t* out);
   Status StartBlock();
+  Status ReadMap();
+  Status Predict();
+  int32_t ShiftOf(uint32_t old_offset) const;
 
   ByteSource& patch_;
   RangeDecoder rc_;
@@ -75,9 +78,16 @@ class DeltaDecoder final : public ByteSource {
   uint8_t diff_flags_ = 0;     // last zero/non-zero flags
   uint8_t last_diff_[4] = {};  // last non-zero difference per byte lane
   uint8_t prev_byte_ = 0;
+  uint8_t flags_ = 0;
+  uint8_t pred_[4] = {};  // the predicted unit being decoded
+  uint8_t pred_left_ = 0;
   bool initialized_ = false;
-  uint8_t recent_[kUnflushed] = {};  // the last kUnflushed bytes produced (ring)
-  uint8_t seam_[kUnflushed] = {};    // recent_ as it was when this Read() began
+  uint32_t base_ = 0;
+  uint32_t map_entries_ = 0;
+  uint32_t map_start_[kMaxMapEntries] = {};  // old offsets, increasing
+  int32_t map_shift_[kMaxMapEntries] = {};   // new - old from there on
+  uint8_t recent_[kUnflushed] = {};          // the last kUnflushed bytes produced (ring)
+  uint8_t seam_[kUnflushed] = {};            // recent_ as it was when this Read() began
   uint8_t cache_[kOldCacheSize] = {};
   uint32_t cache_start_ = 0;
   uint32_t cache_len_ = 0;

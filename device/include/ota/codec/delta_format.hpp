@@ -80,6 +80,52 @@ inline constexpr uint32_t DistBase(uint32_t slot) {
   return slot < 4 ? slot : (2u | (slot & 1u)) << DistFooterBits(slot);
 }
 
+// Header flags: which 32-bit units of diff runs are predicted through the displacement map
+// (docs/spec/delta.md, "Predicted units"). A patch with flags != 0 starts with the map.
+inline constexpr uint8_t kFlagPredictBranches = 1;  // Thumb-2 BL: its target moves with the map
+inline constexpr uint8_t kFlagPredictPointers = 2;  // absolute pointers into the image
+inline constexpr uint8_t kKnownFlags = kFlagPredictBranches | kFlagPredictPointers;
+inline constexpr uint32_t kMaxMapEntries = 320;
+
+// If the 4 old bytes at old-image offset `old_pos` form a predicted unit, writes the bytes
+// the unit is expected to have at new-image offset `new_pos` to `pred` and returns true.
+// `shift_of(x)` is the displacement map: new offset - old offset of old offset x (x < old_size).
+// `base` is the address the images run at (pointers only).
+template <typename ShiftOf>
+bool PredictUnit(uint8_t flags, uint32_t base, uint32_t old_size, const uint8_t* old,
+                 uint32_t old_pos, uint32_t new_pos, const ShiftOf& shift_of, uint8_t* pred) {
+  if ((flags & kFlagPredictPointers) != 0 && (old_pos & 3u) == 0) {
+    const uint32_t x = static_cast<uint32_t>(old[0] | (old[1] << 8) | (old[2] << 16)) |
+                       (static_cast<uint32_t>(old[3]) << 24);
+    const uint32_t offset = x - base;
+    if (offset < old_size) {
+      const uint32_t value = x + static_cast<uint32_t>(shift_of(offset));
+      for (int i = 0; i < 4; ++i)
+        pred[i] = static_cast<uint8_t>(value >> (8 * i));
+      return true;
+    }
+  }
+  // BL with J1 = J2 = 1 (targets within +-4 MB): hw1 = 11110 S imm10, hw2 = 11111 imm11;
+  // the offset is the sign-extended S:imm10:imm11, times 2, from the instruction + 4.
+  if ((flags & kFlagPredictBranches) != 0 && (old_pos & 1u) == 0 && (old[1] & 0xF8) == 0xF0 &&
+      (old[3] & 0xF8) == 0xF8) {
+    const uint32_t imm =
+        ((old[1] & 7u) << 19) | (uint32_t{old[0]} << 11) | ((old[3] & 7u) << 8) | old[2];
+    const int32_t offset = static_cast<int32_t>(imm << 10) >> 9;  // sign-extended, times 2
+    const int64_t target = int64_t{old_pos} + 4 + offset;
+    const int64_t shift =
+        target >= 0 && target < int64_t{old_size} ? shift_of(static_cast<uint32_t>(target)) : 0;
+    const auto field =
+        static_cast<uint32_t>((target + shift - int64_t{new_pos} - 4) >> 1) & 0x3FFFFFu;
+    pred[0] = static_cast<uint8_t>(field >> 11);
+    pred[1] = static_cast<uint8_t>(0xF0 | (field >> 19));
+    pred[2] = static_cast<uint8_t>(field);
+    pred[3] = static_cast<uint8_t>(0xF8 | ((field >> 8) & 7u));
+    return true;
+  }
+  return false;
+}
+
 struct NumberModel {
   Prob length[1 << kNumberLengthBits];
   Prob high[33][1 << kNumberModelledBits];
@@ -119,7 +165,7 @@ struct DeltaModel {
   LengthModel match_len;
   LengthModel rep_len;
   Prob dist_slot[kLenStates][1 << kDistSlotBits];
-  Prob dist_footer[kEndModelledSlot][1 << 5];  // slots 4..13, up to 5 bits each
+  Prob dist_footer[kEndModelledSlot - 4][1 << 5];  // slots 4..13, up to 5 bits each
   Prob dist_align[1 << kAlignBits];
   // Literals, in the context of the previous new byte's top bits; right after a copy, while
   // the literal's bits agree with the byte the copy would have continued with, `matched`
