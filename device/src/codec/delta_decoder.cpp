@@ -34,7 +34,7 @@ Status DeltaDecoder::Init(uint32_t old_size) {
   if (old_size_ != old_size || old_size_ > old_.size()) return StatusCode::kFailedPrecondition;
   if (new_size_ > written_.size()) return StatusCode::kTooLarge;
   OTA_TRY(rc_.Init());
-  if (flags_ != 0) OTA_TRY(ReadMap());
+  if ((flags_ & kPredictFlags) != 0) OTA_TRY(ReadMap());
   initialized_ = true;
   return Status::Ok();
 }
@@ -174,7 +174,7 @@ uint8_t DeltaDecoder::DecodeLiteral(uint8_t match_byte, bool matched) {
       if (bit != match_bit) break;
     }
   }
-  Prob* probs = model_.literal[LiteralContext(prev_byte_)];
+  Prob* probs = model_.literal[LiteralContext(produced_, prev_byte_, flags_)];
   while (node < 256)
     node = (node << 1) | rc_.DecodeBit(probs[node]);
   return static_cast<uint8_t>(node - 256);
@@ -273,7 +273,9 @@ Result<size_t> DeltaDecoder::Read(ByteSpan out) {
     }
     uint8_t byte = 0;
     if (phase_ == Phase::kDiff) {
-      if (flags_ != 0 && pred_left_ == 0 && remaining_ >= 4) OTA_TRY(Predict());
+      if ((flags_ & kPredictFlags) != 0 && pred_left_ == 0 && remaining_ >= 4) {
+        OTA_TRY(Predict());
+      }
       const uint32_t lane = produced_ & 3;
       const uint32_t nonzero = rc_.DecodeBit(model_.diff_zero[diff_flags_][lane]);
       uint8_t d = 0;

@@ -150,8 +150,8 @@ void CodeDistance(Sink& sink, DeltaModel& model, uint32_t len, uint32_t d0) {
 }
 
 template <typename Sink>
-void CodeLiteral(Sink& sink, DeltaModel& model, uint8_t prev, bool matched, uint8_t match_byte,
-                 uint8_t byte) {
+void CodeLiteral(Sink& sink, DeltaModel& model, uint8_t flags, uint32_t pos, uint8_t prev,
+                 bool matched, uint8_t match_byte, uint8_t byte) {
   uint32_t node = 1;
   int i = 7;
   if (matched) {
@@ -166,7 +166,7 @@ void CodeLiteral(Sink& sink, DeltaModel& model, uint8_t prev, bool matched, uint
       }
     }
   }
-  codec::Prob* probs = model.literal[codec::LiteralContext(prev)];
+  codec::Prob* probs = model.literal[codec::LiteralContext(pos, prev, flags)];
   for (; i >= 0; --i) {
     const uint32_t bit = (byte >> i) & 1u;
     sink.Bit(probs[node], bit);
@@ -180,16 +180,18 @@ enum class Item : uint8_t { kLiteral, kMatch, kRep0, kRep1, kRep2, kRep3, kShort
 struct LzState {
   uint32_t rep[4] = {1, 1, 1, 1};
   uint8_t state = 0;
+  uint8_t flags = 0;  // the header's (constant)
 };
 
 // Codes one item (`arg` is the distance of a kMatch) and advances `lz` as the decoder does.
 template <typename Sink>
-void CodeItem(Sink& sink, DeltaModel& model, LzState& lz, Item item, uint32_t pos_state,
-              uint32_t len, uint32_t arg, uint8_t prev, uint8_t match_byte, uint8_t byte) {
+void CodeItem(Sink& sink, DeltaModel& model, LzState& lz, Item item, uint32_t pos, uint32_t len,
+              uint32_t arg, uint8_t prev, uint8_t match_byte, uint8_t byte) {
   const uint8_t s = lz.state;
+  const uint32_t pos_state = pos % codec::kPosStates;
   if (item == Item::kLiteral) {
     sink.Bit(model.is_match[s][pos_state], 0);
-    CodeLiteral(sink, model, prev, s >= 7, match_byte, byte);
+    CodeLiteral(sink, model, lz.flags, pos, prev, s >= 7, match_byte, byte);
     lz.state = codec::StateAfterLiteral(s);
     return;
   }
@@ -325,7 +327,8 @@ class BlockWriter {
   BlockWriter(std::span<const uint8_t> old, std::span<const uint8_t> neu, const MatchFinder& finder,
               const Prediction& pred, DeltaStats* stats)
       : old_(old), neu_(neu), finder_(finder), pred_(pred), stats_(stats) {
-    if (pred_.flags == 0) return;
+    lz_.flags = pred_.flags;
+    if ((pred_.flags & codec::kPredictFlags) == 0) return;
     EncodeSink sink{rc_};
     rc_.EncodeDirect(pred_.base, 32);
     rc_.EncodeDirect(static_cast<uint32_t>(pred_.map.size()), 16);
@@ -364,7 +367,7 @@ class BlockWriter {
     int unit_left = 0;
     for (int64_t i = 0; i < diff_len; ++i) {
       const auto o = static_cast<uint32_t>(old_pos + i);
-      if (pred_.flags != 0 && unit_left == 0 && diff_len - i >= 4 &&
+      if ((pred_.flags & codec::kPredictFlags) != 0 && unit_left == 0 && diff_len - i >= 4 &&
           codec::PredictUnit(
               pred_.flags, pred_.base, static_cast<uint32_t>(old_.size()), &old_[o], o,
               static_cast<uint32_t>(new_pos + i), [this](uint32_t x) { return pred_.ShiftOf(x); },
@@ -420,16 +423,14 @@ class BlockWriter {
   void Emit(uint32_t pos, Item item, uint32_t len, uint32_t dist) {
     EncodeSink sink{rc_};
     const uint8_t match_byte = Reachable(pos, lz_.rep[0]) ? Source(pos, lz_.rep[0]) : 0;
-    CodeItem(sink, *model_, lz_, item, pos % codec::kPosStates, len, dist, Prev(pos), match_byte,
-             neu_[pos]);
+    CodeItem(sink, *model_, lz_, item, pos, len, dist, Prev(pos), match_byte, neu_[pos]);
   }
 
   // The price of an item after `lz`, which it advances.
   float ItemPrice(LzState& lz, uint32_t pos, Item item, uint32_t len, uint32_t dist) {
     PriceSink sink;
     const uint8_t match_byte = Reachable(pos, lz.rep[0]) ? Source(pos, lz.rep[0]) : 0;
-    CodeItem(sink, *model_, lz, item, pos % codec::kPosStates, len, dist, Prev(pos), match_byte,
-             neu_[pos]);
+    CodeItem(sink, *model_, lz, item, pos, len, dist, Prev(pos), match_byte, neu_[pos]);
     return sink.cost;
   }
 
@@ -722,18 +723,21 @@ std::vector<std::pair<uint32_t, int32_t>> BuildMap(const std::vector<BlockSpec>&
 }  // namespace
 
 // Tries the prediction variants (none; branches and/or pointers, with matching on images
-// whose predicted fields are zeroed or not) and keeps the smallest patch.
+// whose predicted fields are zeroed or not), then the literal context with position on the
+// best, and keeps the smallest patch.
 std::vector<uint8_t> EncodeDelta(std::span<const uint8_t> old, std::span<const uint8_t> neu,
                                  DeltaStats* stats) {
   const std::vector<BlockSpec> plain = MatchBlocks(old, neu);
-  std::vector<uint8_t> best = Encode(old, neu, plain, Prediction{}, stats);
-  if (old.empty() || neu.empty()) return best;
+  DeltaStats best_stats;
+  std::vector<uint8_t> best = Encode(old, neu, plain, Prediction{}, &best_stats);
+  std::vector<BlockSpec> best_blocks = plain;
+  Prediction best_pred;
   bool have_base = false;
-  const uint32_t base = GuessBase(old, &have_base);
-  for (uint8_t flags = 1; flags <= codec::kKnownFlags; ++flags) {
+  const uint32_t base = old.empty() || neu.empty() ? 0 : GuessBase(old, &have_base);
+  for (uint8_t flags = 1; !old.empty() && !neu.empty() && flags <= codec::kPredictFlags; ++flags) {
     if ((flags & codec::kFlagPredictPointers) && !have_base) continue;
     for (bool zeroed : {false, true}) {
-      const std::vector<BlockSpec> blocks =
+      std::vector<BlockSpec> blocks =
           zeroed ? MatchBlocks(ZeroUnits(old, flags, base, static_cast<uint32_t>(old.size())),
                                ZeroUnits(neu, flags, base, static_cast<uint32_t>(neu.size())))
                  : plain;
@@ -745,10 +749,20 @@ std::vector<uint8_t> EncodeDelta(std::span<const uint8_t> old, std::span<const u
       std::vector<uint8_t> patch = Encode(old, neu, blocks, pred, &trial_stats);
       if (patch.size() < best.size()) {
         best = std::move(patch);
-        if (stats) *stats = trial_stats;
+        best_stats = trial_stats;
+        best_blocks = std::move(blocks);
+        best_pred = std::move(pred);
       }
     }
   }
+  best_pred.flags |= codec::kFlagLiteralPosition;
+  DeltaStats trial_stats;
+  std::vector<uint8_t> patch = Encode(old, neu, best_blocks, best_pred, &trial_stats);
+  if (patch.size() < best.size()) {
+    best = std::move(patch);
+    best_stats = trial_stats;
+  }
+  if (stats) *stats = best_stats;
   return best;
 }
 

@@ -84,7 +84,9 @@ inline constexpr uint32_t DistBase(uint32_t slot) {
 // (docs/spec/delta.md, "Predicted units"). A patch with flags != 0 starts with the map.
 inline constexpr uint8_t kFlagPredictBranches = 1;  // Thumb-2 BL: its target moves with the map
 inline constexpr uint8_t kFlagPredictPointers = 2;  // absolute pointers into the image
-inline constexpr uint8_t kKnownFlags = kFlagPredictBranches | kFlagPredictPointers;
+inline constexpr uint8_t kFlagLiteralPosition = 4;  // literal context: position parity
+inline constexpr uint8_t kPredictFlags = kFlagPredictBranches | kFlagPredictPointers;
+inline constexpr uint8_t kKnownFlags = kPredictFlags | kFlagLiteralPosition;
 inline constexpr uint32_t kMaxMapEntries = 320;
 
 // If the 4 old bytes at old-image offset `old_pos` form a predicted unit, writes the bytes
@@ -140,9 +142,12 @@ struct LengthModel {
   Prob mid[kPosStates][kLenMidSymbols];
 };
 
-// The literal model for a byte after byte `prev`.
-inline uint32_t LiteralContext(uint8_t prev) {
-  return static_cast<uint32_t>(prev >> (8 - kLiteralContextBits));
+// The literal model for a byte at new-image position `pos` after byte `prev`: the previous
+// byte's top 3 bits, or with kFlagLiteralPosition, pos mod 2 and its top 2 bits (helps
+// 16-bit instruction sets, hurts byte-oriented ones: the encoder tries both).
+inline uint32_t LiteralContext(uint32_t pos, uint8_t prev, uint8_t flags) {
+  if ((flags & kFlagLiteralPosition) == 0) return prev >> (8 - kLiteralContextBits);
+  return ((pos & 1u) << (kLiteralContextBits - 1)) | (prev >> (9 - kLiteralContextBits));
 }
 
 struct DeltaModel {
