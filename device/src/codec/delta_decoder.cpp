@@ -24,7 +24,8 @@ Status DeltaDecoder::Init(uint32_t old_size) {
     got += n.value();
   }
   if (LoadLe32(header) != kDeltaMagic) return StatusCode::kCorrupt;
-  if (header[4] != kDeltaFormat || (header[5] & ~kKnownFlags) != 0) {
+  if (header[4] != kDeltaFormat || (header[5] & ~kKnownFlags) != 0 ||
+      ((header[5] & kLiteralModeMask) >> kLiteralModeShift) >= kLiteralModes) {
     return StatusCode::kUnsupported;
   }
   flags_ = header[5];
@@ -105,7 +106,7 @@ Result<uint32_t> DeltaDecoder::DecodeDistance(uint32_t len) {
   const int footer = DistFooterBits(slot);
   uint32_t d0 = DistBase(slot);
   if (slot < kEndModelledSlot) {
-    d0 += rc_.DecodeTree(model_.dist_footer[slot - 4], footer);
+    d0 += rc_.DecodeTree(model_.dist_footer + DistFooterOffset(slot), footer);
   } else {
     d0 += rc_.DecodeDirect(footer - kAlignBits) << kAlignBits;
     d0 += rc_.DecodeTree(model_.dist_align, kAlignBits);

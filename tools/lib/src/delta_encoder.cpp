@@ -142,7 +142,7 @@ void CodeDistance(Sink& sink, DeltaModel& model, uint32_t len, uint32_t d0) {
   const int footer = codec::DistFooterBits(slot);
   const uint32_t rest = d0 - codec::DistBase(slot);
   if (slot < codec::kEndModelledSlot) {
-    CodeTree(sink, model.dist_footer[slot - 4], footer, rest);
+    CodeTree(sink, model.dist_footer + codec::DistFooterOffset(slot), footer, rest);
   } else {
     sink.Direct(rest >> codec::kAlignBits, footer - codec::kAlignBits);
     CodeTree(sink, model.dist_align, codec::kAlignBits, rest & ((1u << codec::kAlignBits) - 1));
@@ -267,11 +267,19 @@ class MatchFinder {
   void Find(uint64_t v, uint32_t limit, std::vector<std::pair<uint32_t, uint32_t>>& out) const {
     InsertUpTo(v);
     out.clear();
-    if (limit < 3 || v + 3 > v_.size()) return;
+    if (limit < 2 || v + 2 > v_.size()) return;
+    // The nearest earlier occurrence of the next two bytes.
     uint32_t best = 2;
+    const int64_t c2 = last2_[v_[v] | (v_[v + 1] << 8)];
+    if (c2 >= 0 && static_cast<uint64_t>(c2) < v) {
+      out.emplace_back(2, static_cast<uint32_t>(v - static_cast<uint64_t>(c2)));
+    }
+    if (limit < 3 || v + 3 > v_.size()) return;
     int64_t c = head_[Hash(v)];
+    while (c >= 0 && static_cast<uint64_t>(c) >= v)  // inserted ahead by an earlier window
+      c = prev_[c];
     for (int depth = 0; c >= 0 && depth < kDepth; ++depth, c = prev_[c]) {
-      if (v_[c + best] != v_[v + best] && best < limit) continue;
+      if (v_[c + best] != v_[v + best]) continue;
       const uint32_t len = CommonLength(static_cast<uint64_t>(c), v, limit);
       if (len > best) {
         best = len;
@@ -284,7 +292,7 @@ class MatchFinder {
  private:
   static constexpr uint32_t kHashBits = 20;
   static constexpr uint32_t kHashSize = 1u << kHashBits;
-  static constexpr int kDepth = 256;  // candidates tried per position
+  static constexpr int kDepth = 1024;  // candidates tried per position
   static constexpr uint32_t kStopLength = 1024;
 
   uint32_t Hash(uint64_t v) const {
@@ -292,6 +300,8 @@ class MatchFinder {
     return (x * 2654435761u) >> (32 - kHashBits);
   }
   void InsertUpTo(uint64_t v) const {
+    for (; inserted2_ < v && inserted2_ + 2 <= v_.size(); ++inserted2_)
+      last2_[v_[inserted2_] | (v_[inserted2_ + 1] << 8)] = static_cast<int64_t>(inserted2_);
     for (; inserted_ < v && inserted_ + 3 <= v_.size(); ++inserted_) {
       const uint32_t h = Hash(inserted_);
       prev_[inserted_] = head_[h];
@@ -305,6 +315,8 @@ class MatchFinder {
   mutable std::vector<int64_t> head_;
   mutable std::vector<int64_t> prev_;
   mutable uint64_t inserted_ = 0;
+  mutable std::vector<int64_t> last2_ = std::vector<int64_t>(1 << 16, -1);
+  mutable uint64_t inserted2_ = 0;
   uint32_t old_size_;
 };
 
@@ -413,6 +425,7 @@ class BlockWriter {
     LzState lz;
   };
   static constexpr uint32_t kChunk = 2048;     // positions per parse
+  static constexpr uint32_t kLookahead = 256;  // parsed beyond the chunk, not committed
   static constexpr uint32_t kNiceLength = 96;  // a copy this long is taken at once
 
   uint8_t Prev(uint32_t pos) const { return pos > 0 ? neu_[pos - 1] : 0; }
@@ -442,7 +455,8 @@ class BlockWriter {
     std::vector<Node> nodes;
     std::vector<std::pair<uint32_t, uint32_t>> found;
     while (pos < end) {
-      const uint32_t n = std::min(end - pos, kChunk);
+      const uint32_t n = std::min(end - pos, kChunk + kLookahead);
+      const uint32_t commit = n == end - pos ? n : kChunk;  // items starting before this
       nodes.assign(n + 1, Node{});
       for (auto& node : nodes)
         node.price = std::numeric_limits<float>::infinity();
@@ -493,7 +507,7 @@ class BlockWriter {
         finder_.Find(Virtual(p), limit, found);
         uint32_t from_len = codec::kMinMatch;
         for (const auto& [l, d] : found) {
-          for (uint32_t k = std::max(from_len, 3u); k <= l; ++k) {
+          for (uint32_t k = from_len; k <= l; ++k) {
             if (k > kNiceLength && k != l) continue;
             relax(Item::kMatch, k, d);
           }
@@ -516,9 +530,16 @@ class BlockWriter {
       std::vector<uint32_t> path;
       for (uint32_t i = stop; i > 0; i = nodes[i].from)
         path.push_back(i);
+      uint32_t done = 0;
       for (auto it = path.rbegin(); it != path.rend(); ++it) {
         const Node& node = nodes[*it];
+        if (node.from >= commit) break;
         Emit(pos + node.from, node.item, node.len, node.dist);
+        done = *it;
+      }
+      if (done < stop) {  // the rest is parsed again with the next window
+        pos += done;
+        continue;
       }
       pos += stop;
       if (long_len > 0) {
@@ -723,7 +744,7 @@ std::vector<std::pair<uint32_t, int32_t>> BuildMap(const std::vector<BlockSpec>&
 }  // namespace
 
 // Tries the prediction variants (none; branches and/or pointers, with matching on images
-// whose predicted fields are zeroed or not), then the literal context with position on the
+// whose predicted fields are zeroed or not), then the other literal context modes on the
 // best, and keeps the smallest patch.
 std::vector<uint8_t> EncodeDelta(std::span<const uint8_t> old, std::span<const uint8_t> neu,
                                  DeltaStats* stats) {
@@ -755,12 +776,15 @@ std::vector<uint8_t> EncodeDelta(std::span<const uint8_t> old, std::span<const u
       }
     }
   }
-  best_pred.flags |= codec::kFlagLiteralPosition;
-  DeltaStats trial_stats;
-  std::vector<uint8_t> patch = Encode(old, neu, best_blocks, best_pred, &trial_stats);
-  if (patch.size() < best.size()) {
-    best = std::move(patch);
-    best_stats = trial_stats;
+  for (uint8_t mode = 1; mode < codec::kLiteralModes; ++mode) {
+    Prediction pred = best_pred;
+    pred.flags = static_cast<uint8_t>(pred.flags | (mode << codec::kLiteralModeShift));
+    DeltaStats trial_stats;
+    std::vector<uint8_t> patch = Encode(old, neu, best_blocks, pred, &trial_stats);
+    if (patch.size() < best.size()) {
+      best = std::move(patch);
+      best_stats = trial_stats;
+    }
   }
   if (stats) *stats = best_stats;
   return best;

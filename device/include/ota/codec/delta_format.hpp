@@ -79,14 +79,22 @@ inline constexpr int DistFooterBits(uint32_t slot) {
 inline constexpr uint32_t DistBase(uint32_t slot) {
   return slot < 4 ? slot : (2u | (slot & 1u)) << DistFooterBits(slot);
 }
+// Slots 4..13 have their footer in a bit tree of 2^DistFooterBits probabilities, one after
+// another in DeltaModel::dist_footer, from this index.
+inline constexpr uint32_t DistFooterOffset(uint32_t slot) {
+  return (1u << (slot / 2)) - 4 + (slot & 1u) * (1u << (slot / 2 - 1));
+}
+inline constexpr uint32_t kDistFooterProbs = DistFooterOffset(kEndModelledSlot);  // 124
 
 // Header flags: which 32-bit units of diff runs are predicted through the displacement map
 // (docs/spec/delta.md, "Predicted units"). A patch with flags != 0 starts with the map.
 inline constexpr uint8_t kFlagPredictBranches = 1;  // Thumb-2 BL: its target moves with the map
 inline constexpr uint8_t kFlagPredictPointers = 2;  // absolute pointers into the image
-inline constexpr uint8_t kFlagLiteralPosition = 4;  // literal context: position parity
 inline constexpr uint8_t kPredictFlags = kFlagPredictBranches | kFlagPredictPointers;
-inline constexpr uint8_t kKnownFlags = kPredictFlags | kFlagLiteralPosition;
+inline constexpr int kLiteralModeShift = 2;  // bits 2..3: literal context mode 0..2
+inline constexpr uint8_t kLiteralModeMask = 3 << kLiteralModeShift;
+inline constexpr uint8_t kLiteralModes = 3;
+inline constexpr uint8_t kKnownFlags = kPredictFlags | kLiteralModeMask;
 inline constexpr uint32_t kMaxMapEntries = 320;
 
 // If the 4 old bytes at old-image offset `old_pos` form a predicted unit, writes the bytes
@@ -142,12 +150,19 @@ struct LengthModel {
   Prob mid[kPosStates][kLenMidSymbols];
 };
 
-// The literal model for a byte at new-image position `pos` after byte `prev`: the previous
-// byte's top 3 bits, or with kFlagLiteralPosition, pos mod 2 and its top 2 bits (helps
-// 16-bit instruction sets, hurts byte-oriented ones: the encoder tries both).
+// The literal model for a byte at new-image position `pos` after byte `prev`, by the
+// header's literal mode: 0 the previous byte's top 3 bits (text, data); 1 pos mod 2 and its
+// top 2 bits (16-bit instruction sets); 2 its bits 1..3 (instruction sets with the opcode in
+// the low bits, like Xtensa). The encoder tries each.
 inline uint32_t LiteralContext(uint32_t pos, uint8_t prev, uint8_t flags) {
-  if ((flags & kFlagLiteralPosition) == 0) return prev >> (8 - kLiteralContextBits);
-  return ((pos & 1u) << (kLiteralContextBits - 1)) | (prev >> (9 - kLiteralContextBits));
+  switch ((flags & kLiteralModeMask) >> kLiteralModeShift) {
+    case 1:
+      return ((pos & 1u) << 2) | (prev >> 6);
+    case 2:
+      return (prev >> 1) & 7u;
+    default:
+      return prev >> 5;
+  }
 }
 
 struct DeltaModel {
@@ -170,7 +185,7 @@ struct DeltaModel {
   LengthModel match_len;
   LengthModel rep_len;
   Prob dist_slot[kLenStates][1 << kDistSlotBits];
-  Prob dist_footer[kEndModelledSlot - 4][1 << 5];  // slots 4..13, up to 5 bits each
+  Prob dist_footer[kDistFooterProbs];  // slots 4..13
   Prob dist_align[1 << kAlignBits];
   // Literals, in the context of the previous new byte's top bits; right after a copy, while
   // the literal's bits agree with the byte the copy would have continued with, `matched`
