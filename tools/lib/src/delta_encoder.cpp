@@ -665,7 +665,8 @@ uint32_t Le32(const uint8_t* p) {
 }
 
 // The address the image most likely runs at: the 64 KB-aligned value whose image-sized range
-// holds the most aligned words (candidates: the high halves of the commonest words). 0 and
+// holds the most aligned words. Candidates: the high halves of the commonest words (not
+// 0x0000 or 0xFFFF: small numbers, erased flash) and up to an image size below them. 0 and
 // `found` false if too few words look like pointers to bother.
 uint32_t GuessBase(std::span<const uint8_t> image, bool* found) {
   *found = false;
@@ -673,19 +674,25 @@ uint32_t GuessBase(std::span<const uint8_t> image, bool* found) {
   std::map<uint32_t, uint32_t> high;
   for (size_t i = 0; i + 4 <= image.size(); i += 4)
     ++high[Le32(&image[i]) >> 16];
+  high.erase(0);
+  high.erase(0xFFFF);
   std::vector<std::pair<uint32_t, uint32_t>> by_count(high.begin(), high.end());
   std::sort(by_count.begin(), by_count.end(),
             [](const auto& a, const auto& b) { return a.second > b.second; });
+  // Words per 64 KB of values, to count a range quickly.
+  const uint32_t span = static_cast<uint32_t>((image.size() + 0xFFFF) >> 16);
   uint32_t best = 0, best_count = 0;
   for (size_t c = 0; c < std::min<size_t>(by_count.size(), 16); ++c) {
-    const uint32_t base = by_count[c].first << 16;
-    if (base == 0) continue;  // small integers are not pointers
-    uint32_t count = 0;
-    for (size_t i = 0; i + 4 <= image.size(); i += 4)
-      count += Le32(&image[i]) - base < image.size();
-    if (count > best_count || (count == best_count && base < best)) {
-      best = base;
-      best_count = count;
+    for (uint32_t k = 0; k <= span && k <= by_count[c].first; ++k) {
+      const uint32_t base = (by_count[c].first - k) << 16;
+      if (base == 0 || uint64_t{base} + image.size() > 0xFFFF0000u) continue;
+      uint32_t count = 0;
+      for (size_t i = 0; i + 4 <= image.size(); i += 4)
+        count += Le32(&image[i]) - base < image.size();
+      if (count > best_count || (count == best_count && base < best)) {
+        best = base;
+        best_count = count;
+      }
     }
   }
   *found = best_count * 64 >= image.size() / 4;  // at least 1 word in 64
