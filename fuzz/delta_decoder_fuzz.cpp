@@ -33,7 +33,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (data[0] & 1) {
     ota::StoreLe32(patch, ota::codec::kDeltaMagic);
     patch[4] = ota::codec::kDeltaFormat;
-    patch[5] = patch[6] = patch[7] = 0;
+    patch[5] &= ota::codec::kKnownFlags;  // predictions and literal modes stay reachable
+    patch[6] = patch[7] = 0;
     ota::StoreLe32(patch + 8, kOldSize);
   }
   ota::StoreLe32(patch + 12, ota::LoadLe32(patch + 12) % kNewMax);
