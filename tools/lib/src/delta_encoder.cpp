@@ -83,6 +83,10 @@ const std::vector<float>& PriceTable() {
   return table;
 }
 
+float BitPrice(const codec::Prob& p, uint32_t bit) {
+  return PriceTable()[bit == 0 ? p.p() : codec::kProbOne - p.p()];
+}
+
 struct PriceSink {
   float cost = 0;
   void Bit(const codec::Prob& p, uint32_t bit) {
@@ -278,10 +282,14 @@ class MatchFinder {
     int64_t c = head_[Hash(v)];
     while (c >= 0 && static_cast<uint64_t>(c) >= v)  // inserted ahead by an earlier window
       c = prev_[c];
-    for (int depth = 0; c >= 0 && depth < kDepth; ++depth, c = prev_[c]) {
+    int depth_limit = kDepth;
+    for (int depth = 0; c >= 0 && depth < depth_limit; ++depth, c = prev_[c]) {
       if (v_[c + best] != v_[v + best]) continue;
       const uint32_t len = CommonLength(static_cast<uint64_t>(c), v, limit);
       if (len > best) {
+        // A good match found: look only a little further (bounds the time on repetitive data).
+        if (len >= kGoodLength && best < kGoodLength)
+          depth_limit = std::min(depth_limit, depth + kGoodDepth);
         best = len;
         out.emplace_back(len, static_cast<uint32_t>(v - static_cast<uint64_t>(c)));
         if (len >= limit || len >= kStopLength) break;
@@ -292,7 +300,9 @@ class MatchFinder {
  private:
   static constexpr uint32_t kHashBits = 20;
   static constexpr uint32_t kHashSize = 1u << kHashBits;
-  static constexpr int kDepth = 1024;  // candidates tried per position
+  static constexpr int kDepth = 1024;
+  static constexpr uint32_t kGoodLength = 32;
+  static constexpr int kGoodDepth = 64;  // candidates tried per position
   static constexpr uint32_t kStopLength = 1024;
 
   uint32_t Hash(uint64_t v) const {
@@ -427,6 +437,21 @@ class BlockWriter {
   static constexpr uint32_t kChunk = 2048;     // positions per parse
   static constexpr uint32_t kLookahead = 256;  // parsed beyond the chunk, not committed
   static constexpr uint32_t kNiceLength = 96;  // a copy this long is taken at once
+  // Copy length prices for the current window, by model, position state and length; valid
+  // where len_price_window_ says the current window.
+  float len_price_[2][codec::kPosStates][kNiceLength + 1] = {};
+  uint32_t len_price_window_[2][codec::kPosStates][kNiceLength + 1] = {};
+  uint32_t window_ = 0;
+
+  // The price of a copy length up to kNiceLength, cached for the window.
+  float CachedLengthPrice(bool rep, uint32_t pos_state, uint32_t len) {
+    if (len_price_window_[rep][pos_state][len] != window_) {
+      len_price_window_[rep][pos_state][len] = window_;
+      len_price_[rep][pos_state][len] =
+          LengthPrice(rep ? model_->rep_len : model_->match_len, pos_state, len);
+    }
+    return len_price_[rep][pos_state][len];
+  }
 
   uint8_t Prev(uint32_t pos) const { return pos > 0 ? neu_[pos - 1] : 0; }
   uint64_t Virtual(uint32_t pos) const { return finder_.old_size() + uint64_t{pos}; }
@@ -437,6 +462,14 @@ class BlockWriter {
     EncodeSink sink{rc_};
     const uint8_t match_byte = Reachable(pos, lz_.rep[0]) ? Source(pos, lz_.rep[0]) : 0;
     CodeItem(sink, *model_, lz_, item, pos, len, dist, Prev(pos), match_byte, neu_[pos]);
+  }
+
+  float LengthPrice(codec::LengthModel& m, uint32_t pos_state, uint32_t len) {
+    PriceSink sink;
+    const NumberKind high =
+        &m == &model_->match_len ? codec::kMatchLengthHigh : codec::kRepLengthHigh;
+    CodeLength(sink, *model_, m, high, pos_state, len);
+    return sink.cost;
   }
 
   // The price of an item after `lz`, which it advances.
@@ -457,6 +490,7 @@ class BlockWriter {
     while (pos < end) {
       const uint32_t n = std::min(end - pos, kChunk + kLookahead);
       const uint32_t commit = n == end - pos ? n : kChunk;  // items starting before this
+      ++window_;  // length prices are recomputed lazily for each window
       nodes.assign(n + 1, Node{});
       for (auto& node : nodes)
         node.price = std::numeric_limits<float>::infinity();
@@ -469,12 +503,9 @@ class BlockWriter {
         const Node& at = nodes[i];
         const uint32_t p = pos + i;
         const uint32_t limit = end - p;
-        auto relax = [&](Item item, uint32_t l, uint32_t d) {
+        auto relax_to = [&](uint32_t l, float price, Item item, uint32_t d, const LzState& lz) {
           const uint32_t to = i + l;
-          if (to > n) return;
-          LzState lz = at.lz;
-          const float price = at.price + ItemPrice(lz, p, item, l, d);
-          if (price >= nodes[to].price) return;
+          if (to > n || price >= nodes[to].price) return;
           Node& node = nodes[to];
           node.price = price;
           node.from = i;
@@ -483,6 +514,16 @@ class BlockWriter {
           node.dist = d;
           node.lz = lz;
         };
+        auto relax = [&](Item item, uint32_t l, uint32_t d) {
+          if (i + l > n) return;
+          LzState lz = at.lz;
+          const float price = at.price + ItemPrice(lz, p, item, l, d);
+          relax_to(l, price, item, d, lz);
+        };
+        const uint8_t st = at.lz.state;
+        const uint32_t ps = p % codec::kPosStates;
+        DeltaModel& m = *model_;
+        const float copy_price = BitPrice(m.is_match[st][ps], 1);
         relax(Item::kLiteral, 1, 0);
         uint32_t longest = 0, longest_dist = 0;
         Item longest_item = Item::kLiteral;
@@ -494,9 +535,16 @@ class BlockWriter {
           if (j == 0 && l >= 1) {
             relax(Item::kShortRep, 1, 0);
           }
-          for (uint32_t k = codec::kMinMatch; k <= l; ++k) {
+          if (l < codec::kMinMatch) continue;
+          // The price without the length, and the state after, are the same for every length.
+          LzState post = at.lz;
+          const float whole = ItemPrice(post, p, item, codec::kMinMatch, 0);
+          const float prefix = whole - CachedLengthPrice(true, ps, codec::kMinMatch);
+          for (uint32_t k = codec::kMinMatch; k <= l && i + k <= n; ++k) {
             if (k > kNiceLength && k != l) continue;
-            relax(item, k, 0);
+            const float len_price =
+                k <= kNiceLength ? CachedLengthPrice(true, ps, k) : LengthPrice(m.rep_len, ps, k);
+            relax_to(k, at.price + prefix + len_price, item, 0, post);
           }
           if (l > longest) {
             longest = l;
@@ -506,10 +554,22 @@ class BlockWriter {
         }
         finder_.Find(Virtual(p), limit, found);
         uint32_t from_len = codec::kMinMatch;
+        const float match_prefix = copy_price + BitPrice(m.is_rep[st], 0);
         for (const auto& [l, d] : found) {
-          for (uint32_t k = from_len; k <= l; ++k) {
+          LzState post = at.lz;
+          ItemPrice(post, p, Item::kMatch, codec::kMinMatch, d);
+          float dist_price[codec::kLenStates];
+          for (uint32_t ls = 0; ls < codec::kLenStates; ++ls) {
+            PriceSink sink;
+            CodeDistance(sink, m, codec::kMinMatch + ls, d - 1);
+            dist_price[ls] = sink.cost;
+          }
+          for (uint32_t k = from_len; k <= l && i + k <= n; ++k) {
             if (k > kNiceLength && k != l) continue;
-            relax(Item::kMatch, k, d);
+            const float len_price = k <= kNiceLength ? CachedLengthPrice(false, ps, k)
+                                                     : LengthPrice(m.match_len, ps, k);
+            relax_to(k, at.price + match_prefix + len_price + dist_price[LenState(k)], Item::kMatch,
+                     d, post);
           }
           from_len = l + 1;
           if (l > longest + 1) {
