@@ -218,14 +218,14 @@ Result<uint8_t> DeltaDecoder::SourceByte(uint32_t distance, const uint8_t* out) 
 Status DeltaDecoder::Predict() {
   uint8_t old[4];
   const auto pos = static_cast<uint32_t>(old_pos_);
-  for (uint32_t i = 0; i < 4; ++i) {
+  const uint32_t avail = remaining_ < 4 ? remaining_ : 4;  // the run holds them: old bytes
+  for (uint32_t i = 0; i < avail; ++i) {
     OTA_TRY_ASSIGN(old[i], OldByte(pos + i));
   }
-  if (PredictUnit(
-          flags_, base_, old_size_, old, pos, produced_, [this](uint32_t x) { return ShiftOf(x); },
-          pred_)) {
-    pred_left_ = 4;
-  }
+  unit_len_ = static_cast<uint8_t>(PredictUnit(
+      flags_, base_, old_size_, old, avail, pos, produced_,
+      [this](uint32_t x) { return ShiftOf(x); }, pred_, &xtensa_next_));
+  pred_left_ = unit_len_;
   return Status::Ok();
 }
 
@@ -274,7 +274,7 @@ Result<size_t> DeltaDecoder::Read(ByteSpan out) {
     }
     uint8_t byte = 0;
     if (phase_ == Phase::kDiff) {
-      if ((flags_ & kPredictFlags) != 0 && pred_left_ == 0 && remaining_ >= 4) {
+      if ((flags_ & kPredictFlags) != 0 && pred_left_ == 0 && remaining_ >= kMinUnit) {
         OTA_TRY(Predict());
       }
       const uint32_t lane = produced_ & 3;
@@ -290,7 +290,7 @@ Result<size_t> DeltaDecoder::Read(ByteSpan out) {
           static_cast<uint8_t>(((diff_flags_ << 1) | nonzero) & (kDiffHistoryContexts - 1));
       OTA_TRY_ASSIGN(uint8_t old_byte, OldByte(static_cast<uint32_t>(old_pos_)));
       if (pred_left_ > 0) {
-        old_byte = pred_[4 - pred_left_];
+        old_byte = pred_[unit_len_ - pred_left_];
         --pred_left_;
       }
       byte = static_cast<uint8_t>(old_byte + d);

@@ -386,19 +386,21 @@ class BlockWriter {
     CodeNumber(sink, model_->numbers[codec::kExtraLength], static_cast<uint32_t>(extra_len));
     charge(&DeltaStats::control_cost);
     uint8_t unit[4];
-    int unit_left = 0;
+    uint32_t unit_len = 0, unit_left = 0;
     for (int64_t i = 0; i < diff_len; ++i) {
       const auto o = static_cast<uint32_t>(old_pos + i);
-      if ((pred_.flags & codec::kPredictFlags) != 0 && unit_left == 0 && diff_len - i >= 4 &&
-          codec::PredictUnit(
-              pred_.flags, pred_.base, static_cast<uint32_t>(old_.size()), &old_[o], o,
-              static_cast<uint32_t>(new_pos + i), [this](uint32_t x) { return pred_.ShiftOf(x); },
-              unit)) {
-        unit_left = 4;
-        if (stats_) ++stats_->predicted_units;
+      if ((pred_.flags & codec::kPredictFlags) != 0 && unit_left == 0 &&
+          diff_len - i >= codec::kMinUnit) {
+        unit_len = codec::PredictUnit(
+            pred_.flags, pred_.base, static_cast<uint32_t>(old_.size()), &old_[o],
+            static_cast<uint32_t>(std::min<int64_t>(diff_len - i, 4)), o,
+            static_cast<uint32_t>(new_pos + i), [this](uint32_t x) { return pred_.ShiftOf(x); },
+            unit, &xtensa_next_);
+        unit_left = unit_len;
+        if (stats_ && unit_len > 0) ++stats_->predicted_units;
       }
       uint8_t base = old_[o];
-      if (unit_left > 0) base = unit[4 - unit_left--];
+      if (unit_left > 0) base = unit[unit_len - unit_left--];
       const auto d = static_cast<uint8_t>(neu_[new_pos + i] - base);
       const uint32_t nonzero = d != 0;
       const auto lane = static_cast<uint32_t>((new_pos + i) & 3);
@@ -618,6 +620,7 @@ class BlockWriter {
   DeltaStats* stats_;
   LzState lz_;
   int64_t decoder_old_pos_ = 0;
+  uint32_t xtensa_next_ = 0;
   uint8_t flags_ = 0;
   uint8_t last_diff_[4] = {};
 };
@@ -808,6 +811,64 @@ std::vector<std::pair<uint32_t, int32_t>> BuildMap(const std::vector<BlockSpec>&
   }
 }
 
+// The displacement map from what the units' targets actually became: for each unit of the
+// diff runs, (old target, new target - old target); runs of equal shifts seen at least twice,
+// by old target, become entries (the fewest-seen dropped until the map fits).
+std::vector<std::pair<uint32_t, int32_t>> ObservedMap(std::span<const uint8_t> old,
+                                                      std::span<const uint8_t> neu,
+                                                      const std::vector<BlockSpec>& blocks,
+                                                      uint8_t flags, uint32_t base) {
+  const auto old_size = static_cast<uint32_t>(old.size());
+  std::vector<std::pair<uint32_t, int32_t>> seen;
+  uint32_t xtensa_next = 0;
+  for (const BlockSpec& b : blocks) {
+    for (int64_t i = 0; i + codec::kMinUnit <= b.diff_len; ++i) {
+      const auto o = static_cast<uint32_t>(b.old_pos + i);
+      const auto np = static_cast<uint32_t>(b.new_pos + i);
+      const auto avail = static_cast<uint32_t>(std::min<int64_t>(b.diff_len - i, 4));
+      const codec::UnitKind kind =
+          codec::ClassifyUnit(flags, base, old_size, &old[o], avail, o, &xtensa_next);
+      if (kind == codec::UnitKind::kNone) continue;
+      const int64_t from = codec::UnitTarget(kind, base, &old[o], o);
+      uint32_t ignore = np;
+      const codec::UnitKind now = codec::ClassifyUnit(
+          flags, base, static_cast<uint32_t>(neu.size()), &neu[np], avail, np, &ignore);
+      if (now == kind && from >= 0 && from < int64_t{old_size}) {
+        const int64_t to = codec::UnitTarget(kind, base, &neu[np], np);
+        seen.emplace_back(static_cast<uint32_t>(from), static_cast<int32_t>(to - from));
+      }
+      i += codec::UnitLength(kind) - 1;
+    }
+  }
+  std::stable_sort(seen.begin(), seen.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  struct Run {
+    uint32_t start;
+    int32_t shift;
+    uint32_t count;
+  };
+  std::vector<Run> runs;
+  for (const auto& [at, shift] : seen) {
+    if (!runs.empty() && runs.back().shift == shift) {
+      ++runs.back().count;
+    } else {
+      runs.push_back({at, shift, 1});
+    }
+  }
+  for (uint32_t min_count = 2;; ++min_count) {
+    std::vector<std::pair<uint32_t, int32_t>> map;
+    for (const Run& r : runs) {
+      if (r.count < min_count || (!map.empty() && map.back().second == r.shift)) continue;
+      if (!map.empty() && map.back().first == r.start) {  // starts must increase
+        map.pop_back();
+        if (!map.empty() && map.back().second == r.shift) continue;
+      }
+      map.emplace_back(map.empty() ? 0 : r.start, r.shift);
+    }
+    if (map.size() <= codec::kMaxMapEntries) return map;
+  }
+}
+
 }  // namespace
 
 // Tries the prediction variants (none; branches and/or pointers, with matching on images
@@ -822,24 +883,35 @@ std::vector<uint8_t> EncodeDelta(std::span<const uint8_t> old, std::span<const u
   Prediction best_pred;
   bool have_base = false;
   const uint32_t base = old.empty() || neu.empty() ? 0 : GuessBase(old, &have_base);
-  for (uint8_t flags = 1; !old.empty() && !neu.empty() && flags <= codec::kPredictFlags; ++flags) {
-    if ((flags & codec::kFlagPredictPointers) && !have_base) continue;
+  // Thumb-2 and Xtensa units are not tried together.
+  std::vector<uint8_t> variants;
+  for (uint8_t arch : {uint8_t{0}, codec::kFlagPredictBranches, codec::kFlagPredictCalls,
+                       codec::kFlagPredictLiterals, codec::kXtensaFlags}) {
+    for (uint8_t pointers : {uint8_t{0}, codec::kFlagPredictPointers}) {
+      if ((arch | pointers) != 0 && (pointers == 0 || have_base))
+        variants.push_back(arch | pointers);
+    }
+  }
+  for (uint8_t flags : variants) {
+    if (old.empty() || neu.empty()) break;
     for (bool zeroed : {false, true}) {
       std::vector<BlockSpec> blocks =
           zeroed ? MatchBlocks(ZeroUnits(old, flags, base, static_cast<uint32_t>(old.size())),
                                ZeroUnits(neu, flags, base, static_cast<uint32_t>(neu.size())))
                  : plain;
-      Prediction pred;
-      pred.flags = flags;
-      pred.base = base;
-      pred.map = BuildMap(blocks);
-      DeltaStats trial_stats;
-      std::vector<uint8_t> patch = Encode(old, neu, blocks, pred, &trial_stats);
-      if (patch.size() < best.size()) {
-        best = std::move(patch);
-        best_stats = trial_stats;
-        best_blocks = std::move(blocks);
-        best_pred = std::move(pred);
+      for (bool observed : {false, true}) {
+        Prediction pred;
+        pred.flags = flags;
+        pred.base = base;
+        pred.map = observed ? ObservedMap(old, neu, blocks, flags, base) : BuildMap(blocks);
+        DeltaStats trial_stats;
+        std::vector<uint8_t> patch = Encode(old, neu, blocks, pred, &trial_stats);
+        if (patch.size() < best.size()) {
+          best = std::move(patch);
+          best_stats = trial_stats;
+          best_blocks = blocks;
+          best_pred = std::move(pred);
+        }
       }
     }
   }

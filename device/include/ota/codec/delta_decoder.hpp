@@ -81,6 +81,8 @@ class DeltaDecoder final : public ByteSource {
   uint8_t flags_ = 0;
   uint8_t pred_[4] = {};  // the predicted unit being decoded
   uint8_t pred_left_ = 0;
+  uint8_t unit_len_ = 0;
+  uint32_t xtensa_next_ = 0;  // old offset of the next Xtensa instruction (parse)
   bool initialized_ = false;
   uint32_t base_ = 0;
   uint32_t map_entries_ = 0;

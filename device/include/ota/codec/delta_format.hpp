@@ -86,54 +86,125 @@ inline constexpr uint32_t DistFooterOffset(uint32_t slot) {
 }
 inline constexpr uint32_t kDistFooterProbs = DistFooterOffset(kEndModelledSlot);  // 124
 
-// Header flags: which 32-bit units of diff runs are predicted through the displacement map
-// (docs/spec/delta.md, "Predicted units"). A patch with flags != 0 starts with the map.
-inline constexpr uint8_t kFlagPredictBranches = 1;  // Thumb-2 BL: its target moves with the map
-inline constexpr uint8_t kFlagPredictPointers = 2;  // absolute pointers into the image
-inline constexpr uint8_t kPredictFlags = kFlagPredictBranches | kFlagPredictPointers;
+// Header flags: which units of diff runs are predicted through the displacement map
+// (docs/spec/delta.md, "Predicted units"). A patch with any of them starts with the map.
+inline constexpr uint8_t kFlagPredictBranches = 1;   // Thumb-2 BL: its target moves with the map
+inline constexpr uint8_t kFlagPredictPointers = 2;   // absolute pointers into the image
+inline constexpr uint8_t kFlagPredictCalls = 16;     // Xtensa CALLn
+inline constexpr uint8_t kFlagPredictLiterals = 32;  // Xtensa L32R
+inline constexpr uint8_t kXtensaFlags = kFlagPredictCalls | kFlagPredictLiterals;
+inline constexpr uint8_t kPredictFlags = kFlagPredictBranches | kFlagPredictPointers | kXtensaFlags;
 inline constexpr int kLiteralModeShift = 2;  // bits 2..3: literal context mode 0..2
 inline constexpr uint8_t kLiteralModeMask = 3 << kLiteralModeShift;
 inline constexpr uint8_t kLiteralModes = 3;
 inline constexpr uint8_t kKnownFlags = kPredictFlags | kLiteralModeMask;
 inline constexpr uint32_t kMaxMapEntries = 320;
+inline constexpr uint32_t kMinUnit = 3;  // bytes of the shortest predicted unit
 
-// If the 4 old bytes at old-image offset `old_pos` form a predicted unit, writes the bytes
-// the unit is expected to have at new-image offset `new_pos` to `pred` and returns true.
-// `shift_of(x)` is the displacement map: new offset - old offset of old offset x (x < old_size).
-// `base` is the address the images run at (pointers only).
-template <typename ShiftOf>
-bool PredictUnit(uint8_t flags, uint32_t base, uint32_t old_size, const uint8_t* old,
-                 uint32_t old_pos, uint32_t new_pos, const ShiftOf& shift_of, uint8_t* pred) {
-  if ((flags & kFlagPredictPointers) != 0 && (old_pos & 3u) == 0) {
+enum class UnitKind : uint8_t { kNone, kPointer, kBranch, kCall, kLiteral };
+
+inline uint32_t UnitLength(UnitKind kind) {
+  return kind == UnitKind::kNone ? 0
+                                 : (kind == UnitKind::kCall || kind == UnitKind::kLiteral ? 3 : 4);
+}
+
+// What the old bytes at old-image offset `old_pos` (`avail` of them, 3 or 4) are. `base` is
+// the address the images run at (pointers only). `xtensa_next` is the old offset of the next
+// Xtensa instruction as far as the parse of the old bytes knows (updated here).
+inline UnitKind ClassifyUnit(uint8_t flags, uint32_t base, uint32_t old_size, const uint8_t* old,
+                             uint32_t avail, uint32_t old_pos, uint32_t* xtensa_next) {
+  if (avail >= 4 && (flags & kFlagPredictPointers) != 0 && (old_pos & 3u) == 0) {
     const uint32_t x = static_cast<uint32_t>(old[0] | (old[1] << 8) | (old[2] << 16)) |
                        (static_cast<uint32_t>(old[3]) << 24);
-    const uint32_t offset = x - base;
-    if (offset < old_size) {
-      const uint32_t value = x + static_cast<uint32_t>(shift_of(offset));
-      for (int i = 0; i < 4; ++i)
-        pred[i] = static_cast<uint8_t>(value >> (8 * i));
-      return true;
+    if (x - base < old_size) return UnitKind::kPointer;
+  }
+  // BL with J1 = J2 = 1 (targets within +-4 MB): hw1 = 11110 S imm10, hw2 = 11111 imm11.
+  if (avail >= 4 && (flags & kFlagPredictBranches) != 0 && (old_pos & 1u) == 0 &&
+      (old[1] & 0xF8) == 0xF0 && (old[3] & 0xF8) == 0xF8) {
+    return UnitKind::kBranch;
+  }
+  if ((flags & kXtensaFlags) == 0) return UnitKind::kNone;
+  // Xtensa: instructions are 2 bytes if op0 (the low 4 bits of the first byte) >= 8, else 3.
+  // The parse restarts wherever the old position is not within the instruction it expects.
+  if (old_pos != *xtensa_next) {
+    if (old_pos < *xtensa_next && *xtensa_next - old_pos < 3) return UnitKind::kNone;
+    *xtensa_next = old_pos;
+  }
+  const uint32_t op0 = old[0] & 15u;
+  *xtensa_next = old_pos + (op0 >= 8 ? 2 : 3);
+  if (op0 == 5 && (flags & kFlagPredictCalls) != 0) return UnitKind::kCall;
+  if (op0 == 1 && (flags & kFlagPredictLiterals) != 0) return UnitKind::kLiteral;
+  return UnitKind::kNone;
+}
+
+// The image offset a unit of `kind` at offset `pos` refers to (may be outside the image).
+inline int64_t UnitTarget(UnitKind kind, uint32_t base, const uint8_t* b, uint32_t pos) {
+  const uint32_t word =
+      static_cast<uint32_t>(b[0] | (b[1] << 8) | (b[2] << 16)) |
+      (kind == UnitKind::kCall || kind == UnitKind::kLiteral ? 0u
+                                                             : static_cast<uint32_t>(b[3]) << 24);
+  switch (kind) {
+    case UnitKind::kPointer:
+      return static_cast<int32_t>(word - base);
+    case UnitKind::kBranch: {
+      // The offset is the sign-extended S:imm10:imm11, times 2, from the instruction + 4.
+      const uint32_t imm = ((b[1] & 7u) << 19) | (uint32_t{b[0]} << 11) | ((b[3] & 7u) << 8) | b[2];
+      return int64_t{pos} + 4 + (static_cast<int32_t>(imm << 10) >> 9);
     }
+    case UnitKind::kCall:  // CALLn: (pc & ~3) + sign-extended offset18 * 4 + 4
+      return int64_t{pos & ~3u} + int64_t{static_cast<int32_t>(word << 8) >> 14} * 4 + 4;
+    case UnitKind::kLiteral:  // L32R: ((pc + 3) & ~3) + (imm16 - 65536) * 4
+      return int64_t{(pos + 3) & ~3u} + (int64_t{word >> 8} - 65536) * 4;
+    default:
+      return 0;
   }
-  // BL with J1 = J2 = 1 (targets within +-4 MB): hw1 = 11110 S imm10, hw2 = 11111 imm11;
-  // the offset is the sign-extended S:imm10:imm11, times 2, from the instruction + 4.
-  if ((flags & kFlagPredictBranches) != 0 && (old_pos & 1u) == 0 && (old[1] & 0xF8) == 0xF0 &&
-      (old[3] & 0xF8) == 0xF8) {
-    const uint32_t imm =
-        ((old[1] & 7u) << 19) | (uint32_t{old[0]} << 11) | ((old[3] & 7u) << 8) | old[2];
-    const int32_t offset = static_cast<int32_t>(imm << 10) >> 9;  // sign-extended, times 2
-    const int64_t target = int64_t{old_pos} + 4 + offset;
-    const int64_t shift =
-        target >= 0 && target < int64_t{old_size} ? shift_of(static_cast<uint32_t>(target)) : 0;
-    const auto field =
-        static_cast<uint32_t>((target + shift - int64_t{new_pos} - 4) >> 1) & 0x3FFFFFu;
-    pred[0] = static_cast<uint8_t>(field >> 11);
-    pred[1] = static_cast<uint8_t>(0xF0 | (field >> 19));
-    pred[2] = static_cast<uint8_t>(field);
-    pred[3] = static_cast<uint8_t>(0xF8 | ((field >> 8) & 7u));
-    return true;
+}
+
+// The bytes of a unit of `kind` like `b` (whose opcode bits it keeps) at offset `pos`
+// referring to `target`.
+inline void EncodeUnit(UnitKind kind, uint32_t base, const uint8_t* b, uint32_t pos, int64_t target,
+                       uint8_t* out) {
+  uint32_t word = 0;
+  switch (kind) {
+    case UnitKind::kPointer:
+      word = base + static_cast<uint32_t>(target);
+      break;
+    case UnitKind::kBranch: {
+      const auto f = static_cast<uint32_t>((target - int64_t{pos} - 4) >> 1) & 0x3FFFFFu;
+      word = (f >> 11) | ((0xF0 | (f >> 19)) << 8) | ((f & 0xFF) << 16) |
+             ((0xF8 | ((f >> 8) & 7u)) << 24);
+      break;
+    }
+    case UnitKind::kCall:
+      word = (b[0] & 0x3Fu) |
+             ((static_cast<uint32_t>((target - int64_t{pos & ~3u} - 4) >> 2) & 0x3FFFFu) << 6);
+      break;
+    case UnitKind::kLiteral:
+      word =
+          b[0] | ((static_cast<uint32_t>((target - int64_t{(pos + 3) & ~3u}) >> 2) & 0xFFFFu) << 8);
+      break;
+    default:
+      break;
   }
-  return false;
+  for (uint32_t i = 0; i < UnitLength(kind); ++i)
+    out[i] = static_cast<uint8_t>(word >> (8 * i));
+}
+
+// If the old bytes at `old_pos` form a predicted unit, writes the bytes it is expected to have
+// at new-image offset `new_pos` (its target moved by the map: `shift_of(x)` = new offset - old
+// offset of old offset x < old_size; targets outside the old image do not move) to `pred`
+// and returns its length (3 or 4), else 0.
+template <typename ShiftOf>
+uint32_t PredictUnit(uint8_t flags, uint32_t base, uint32_t old_size, const uint8_t* old,
+                     uint32_t avail, uint32_t old_pos, uint32_t new_pos, const ShiftOf& shift_of,
+                     uint8_t* pred, uint32_t* xtensa_next) {
+  const UnitKind kind = ClassifyUnit(flags, base, old_size, old, avail, old_pos, xtensa_next);
+  if (kind == UnitKind::kNone) return 0;
+  const int64_t target = UnitTarget(kind, base, old, old_pos);
+  const int64_t shift =
+      target >= 0 && target < int64_t{old_size} ? shift_of(static_cast<uint32_t>(target)) : 0;
+  EncodeUnit(kind, base, old, new_pos, target + shift, pred);
+  return UnitLength(kind);
 }
 
 struct NumberModel {
