@@ -399,16 +399,17 @@ class BlockWriter {
         unit_left = unit_len;
         if (stats_ && unit_len > 0) ++stats_->predicted_units;
       }
+      const auto lane = static_cast<uint32_t>((new_pos + i) & 3);
+      const uint32_t flag_lane = unit_left > 0 ? 4 + unit_len - unit_left : lane;
       uint8_t base = old_[o];
       if (unit_left > 0) base = unit[unit_len - unit_left--];
       const auto d = static_cast<uint8_t>(neu_[new_pos + i] - base);
       const uint32_t nonzero = d != 0;
-      const auto lane = static_cast<uint32_t>((new_pos + i) & 3);
-      rc_.EncodeBit(model_->diff_zero[flags_][lane], nonzero);
+      rc_.EncodeBit(model_->diff_zero[flags_][flag_lane], nonzero);
       charge(&DeltaStats::diff_flag_cost);
       if (nonzero) {
         const uint32_t repeat = d == last_diff_[lane];
-        rc_.EncodeBit(model_->diff_repeat[lane], repeat);
+        rc_.EncodeBit(model_->diff_repeat[flag_lane], repeat);
         if (!repeat) rc_.EncodeTree(model_->diff_byte[lane], 8, d);
         last_diff_[lane] = d;
         charge(&DeltaStats::diff_value_cost);

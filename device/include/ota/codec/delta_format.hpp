@@ -243,8 +243,8 @@ struct DeltaModel {
   // diff is often the same as the previous non-zero one (a shifted pointer), else a byte.
   // Contexts include the byte's position in a 32-bit word: changed pointers and branch
   // offsets differ in the same lanes.
-  Prob diff_zero[kDiffHistoryContexts][4];
-  Prob diff_repeat[4];
+  Prob diff_zero[kDiffHistoryContexts][8];  // lanes 0..3, or 4 + byte of a predicted unit
+  Prob diff_repeat[8];
   Prob diff_byte[4][256];
   // Literal-run items.
   Prob is_match[kStates][kPosStates];
