@@ -279,12 +279,13 @@ Result<size_t> DeltaDecoder::Read(ByteSpan out) {
       }
       const uint32_t lane = produced_ & 3;
       const uint32_t flag_lane = pred_left_ > 0 ? 4u + unit_len_ - pred_left_ : lane;
-      const uint32_t nonzero = rc_.DecodeBit(model_.diff_zero[diff_flags_][flag_lane]);
+      const uint32_t nonzero =
+          rc_.DecodeBit(model_.diff_zero[diff_flags_][flag_lane], kDiffAdaptShift);
       uint8_t d = 0;
       if (nonzero) {
-        d = rc_.DecodeBit(model_.diff_repeat[flag_lane])
+        d = rc_.DecodeBit(model_.diff_repeat[flag_lane], kDiffAdaptShift)
                 ? last_diff_[lane]
-                : static_cast<uint8_t>(rc_.DecodeTree(model_.diff_byte[lane], 8));
+                : static_cast<uint8_t>(rc_.DecodeTree(model_.diff_byte[lane], 8, kDiffAdaptShift));
         last_diff_[lane] = d;
       }
       diff_flags_ =

@@ -405,12 +405,12 @@ class BlockWriter {
       if (unit_left > 0) base = unit[unit_len - unit_left--];
       const auto d = static_cast<uint8_t>(neu_[new_pos + i] - base);
       const uint32_t nonzero = d != 0;
-      rc_.EncodeBit(model_->diff_zero[flags_][flag_lane], nonzero);
+      rc_.EncodeBit(model_->diff_zero[flags_][flag_lane], nonzero, codec::kDiffAdaptShift);
       charge(&DeltaStats::diff_flag_cost);
       if (nonzero) {
         const uint32_t repeat = d == last_diff_[lane];
-        rc_.EncodeBit(model_->diff_repeat[flag_lane], repeat);
-        if (!repeat) rc_.EncodeTree(model_->diff_byte[lane], 8, d);
+        rc_.EncodeBit(model_->diff_repeat[flag_lane], repeat, codec::kDiffAdaptShift);
+        if (!repeat) rc_.EncodeTree(model_->diff_byte[lane], 8, d, codec::kDiffAdaptShift);
         last_diff_[lane] = d;
         charge(&DeltaStats::diff_value_cost);
         if (stats_) ++stats_->nonzero_diffs;

@@ -25,6 +25,7 @@ inline constexpr int kNumberModelledBits = 2;
 inline constexpr int kLiteralContextBits = 3;  // literal context: previous byte's top bits
 inline constexpr int kDiffHistoryBits = 4;     // zero/non-zero flags of the previous diffs
 inline constexpr int kDiffHistoryContexts = 1 << kDiffHistoryBits;
+inline constexpr int kDiffAdaptShift = 4;  // diff-run tables follow faster (final rate 1/16)
 
 enum NumberKind : uint8_t {
   kDiffLength = 0,

@@ -23,10 +23,12 @@ struct Prob {
     return seen < 2 ? 2 : (seen < 5 ? 3 : (seen < 15 ? 4 : kAdaptShift));
   }
 
-  void Update(uint32_t bit) {
+  // `max_shift` caps the final rate (kAdaptShift, or 4 for tables that must follow faster).
+  void Update(uint32_t bit, int max_shift = kAdaptShift) {
     uint32_t seen = v >> kProbBits;
     uint32_t p = v & (kProbOne - 1);
-    const int shift = AdaptShift(seen);
+    const int adapt = AdaptShift(seen);
+    const int shift = adapt < max_shift ? adapt : max_shift;
     if (bit == 0) {
       p += (kProbOne - p) >> shift;
     } else {
