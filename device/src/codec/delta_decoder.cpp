@@ -77,11 +77,11 @@ int32_t DeltaDecoder::ShiftOf(uint32_t old_offset) const {
 
 Result<uint32_t> DeltaDecoder::DecodeNumber(NumberKind kind) {
   NumberModel& m = model_.numbers[kind];
-  const uint32_t below = rc_.DecodeTree(m.length, kNumberLengthBits);  // bits below the top
+  const uint32_t below = rc_.DecodeTree(m.length, kNumberLengthBits, kNumberAdaptShift);
   if (below > 31) return StatusCode::kCorrupt;
   const int modelled = below < kNumberModelledBits ? static_cast<int>(below) : kNumberModelledBits;
   uint64_t value = 1;
-  value = (value << modelled) | rc_.DecodeTree(m.high[below], modelled);
+  value = (value << modelled) | rc_.DecodeTree(m.high[below], modelled, kNumberAdaptShift);
   const int direct = static_cast<int>(below) - modelled;
   value = (value << direct) | rc_.DecodeDirect(direct);
   OTA_TRY(rc_.status());

@@ -65,7 +65,9 @@ Match LongestMatch(const std::vector<saidx_t>& sa, std::span<const uint8_t> old,
 // Token coding is written once, over either.
 struct EncodeSink {
   RangeEncoder& rc;
-  void Bit(codec::Prob& p, uint32_t bit) { rc.EncodeBit(p, bit); }
+  void Bit(codec::Prob& p, uint32_t bit, int max_shift = codec::kAdaptShift) {
+    rc.EncodeBit(p, bit, max_shift);
+  }
   void Direct(uint32_t value, int count) { rc.EncodeDirect(value, count); }
 };
 
@@ -89,18 +91,19 @@ float BitPrice(const codec::Prob& p, uint32_t bit) {
 
 struct PriceSink {
   float cost = 0;
-  void Bit(const codec::Prob& p, uint32_t bit) {
+  void Bit(const codec::Prob& p, uint32_t bit, int = 0) {
     cost += PriceTable()[bit == 0 ? p.p() : codec::kProbOne - p.p()];
   }
   void Direct(uint32_t, int count) { cost += static_cast<float>(count); }
 };
 
 template <typename Sink>
-void CodeTree(Sink& sink, codec::Prob* probs, int bits, uint32_t symbol) {
+void CodeTree(Sink& sink, codec::Prob* probs, int bits, uint32_t symbol,
+              int max_shift = codec::kAdaptShift) {
   uint32_t node = 1;
   for (int i = bits - 1; i >= 0; --i) {
     const uint32_t bit = (symbol >> i) & 1u;
-    sink.Bit(probs[node], bit);
+    sink.Bit(probs[node], bit, max_shift);
     node = (node << 1) | bit;
   }
 }
@@ -109,11 +112,12 @@ template <typename Sink>
 void CodeNumber(Sink& sink, codec::NumberModel& m, uint32_t value) {
   const uint64_t w = static_cast<uint64_t>(value) + 1;
   const int below = 63 - __builtin_clzll(w);  // bits under the leading one
-  CodeTree(sink, m.length, codec::kNumberLengthBits, static_cast<uint32_t>(below));
+  CodeTree(sink, m.length, codec::kNumberLengthBits, static_cast<uint32_t>(below),
+           codec::kNumberAdaptShift);
   const int modelled = std::min(below, codec::kNumberModelledBits);
   const int direct = below - modelled;
   const auto rest = static_cast<uint32_t>(w & ((uint64_t{1} << below) - 1));
-  CodeTree(sink, m.high[below], modelled, rest >> direct);
+  CodeTree(sink, m.high[below], modelled, rest >> direct, codec::kNumberAdaptShift);
   sink.Direct(rest & ((1u << direct) - 1u), direct);
 }
 
@@ -886,8 +890,7 @@ std::vector<uint8_t> EncodeDelta(std::span<const uint8_t> old, std::span<const u
   const uint32_t base = old.empty() || neu.empty() ? 0 : GuessBase(old, &have_base);
   // Thumb-2 and Xtensa units are not tried together.
   std::vector<uint8_t> variants;
-  for (uint8_t arch : {uint8_t{0}, codec::kFlagPredictBranches, codec::kFlagPredictCalls,
-                       codec::kFlagPredictLiterals, codec::kXtensaFlags}) {
+  for (uint8_t arch : {uint8_t{0}, codec::kFlagPredictBranches, codec::kFlagPredictCalls}) {
     for (uint8_t pointers : {uint8_t{0}, codec::kFlagPredictPointers}) {
       if ((arch | pointers) != 0 && (pointers == 0 || have_base))
         variants.push_back(arch | pointers);

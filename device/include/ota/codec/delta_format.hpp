@@ -22,6 +22,7 @@ inline constexpr uint32_t kDeltaHeaderSize = 16;
 // through a tree per bit length, the rest as direct bits.
 inline constexpr int kNumberLengthBits = 6;
 inline constexpr int kNumberModelledBits = 2;
+inline constexpr int kNumberAdaptShift = 4;    // number tables: final rate 1/16
 inline constexpr int kLiteralContextBits = 3;  // literal context: previous byte's top bits
 inline constexpr int kDiffHistoryBits = 4;     // zero/non-zero flags of the previous diffs
 inline constexpr int kDiffHistoryContexts = 1 << kDiffHistoryBits;
@@ -89,12 +90,11 @@ inline constexpr uint32_t kDistFooterProbs = DistFooterOffset(kEndModelledSlot);
 
 // Header flags: which units of diff runs are predicted through the displacement map
 // (docs/spec/delta.md, "Predicted units"). A patch with any of them starts with the map.
-inline constexpr uint8_t kFlagPredictBranches = 1;   // Thumb-2 BL: its target moves with the map
-inline constexpr uint8_t kFlagPredictPointers = 2;   // absolute pointers into the image
-inline constexpr uint8_t kFlagPredictCalls = 16;     // Xtensa CALLn
-inline constexpr uint8_t kFlagPredictLiterals = 32;  // Xtensa L32R
-inline constexpr uint8_t kXtensaFlags = kFlagPredictCalls | kFlagPredictLiterals;
-inline constexpr uint8_t kPredictFlags = kFlagPredictBranches | kFlagPredictPointers | kXtensaFlags;
+inline constexpr uint8_t kFlagPredictBranches = 1;  // Thumb-2 BL: its target moves with the map
+inline constexpr uint8_t kFlagPredictPointers = 2;  // absolute pointers into the image
+inline constexpr uint8_t kFlagPredictCalls = 16;    // Xtensa CALLn
+inline constexpr uint8_t kPredictFlags =
+    kFlagPredictBranches | kFlagPredictPointers | kFlagPredictCalls;
 inline constexpr int kLiteralModeShift = 2;  // bits 2..3: literal context mode 0..2
 inline constexpr uint8_t kLiteralModeMask = 3 << kLiteralModeShift;
 inline constexpr uint8_t kLiteralModes = 3;
@@ -102,11 +102,10 @@ inline constexpr uint8_t kKnownFlags = kPredictFlags | kLiteralModeMask;
 inline constexpr uint32_t kMaxMapEntries = 320;
 inline constexpr uint32_t kMinUnit = 3;  // bytes of the shortest predicted unit
 
-enum class UnitKind : uint8_t { kNone, kPointer, kBranch, kCall, kLiteral };
+enum class UnitKind : uint8_t { kNone, kPointer, kBranch, kCall };
 
 inline uint32_t UnitLength(UnitKind kind) {
-  return kind == UnitKind::kNone ? 0
-                                 : (kind == UnitKind::kCall || kind == UnitKind::kLiteral ? 3 : 4);
+  return kind == UnitKind::kNone ? 0 : (kind == UnitKind::kCall ? 3 : 4);
 }
 
 // What the old bytes at old-image offset `old_pos` (`avail` of them, 3 or 4) are. `base` is
@@ -124,7 +123,7 @@ inline UnitKind ClassifyUnit(uint8_t flags, uint32_t base, uint32_t old_size, co
       (old[1] & 0xF8) == 0xF0 && (old[3] & 0xF8) == 0xF8) {
     return UnitKind::kBranch;
   }
-  if ((flags & kXtensaFlags) == 0) return UnitKind::kNone;
+  if ((flags & kFlagPredictCalls) == 0) return UnitKind::kNone;
   // Xtensa: instructions are 2 bytes if op0 (the low 4 bits of the first byte) >= 8, else 3.
   // The parse restarts wherever the old position is not within the instruction it expects.
   if (old_pos != *xtensa_next) {
@@ -133,17 +132,13 @@ inline UnitKind ClassifyUnit(uint8_t flags, uint32_t base, uint32_t old_size, co
   }
   const uint32_t op0 = old[0] & 15u;
   *xtensa_next = old_pos + (op0 >= 8 ? 2 : 3);
-  if (op0 == 5 && (flags & kFlagPredictCalls) != 0) return UnitKind::kCall;
-  if (op0 == 1 && (flags & kFlagPredictLiterals) != 0) return UnitKind::kLiteral;
-  return UnitKind::kNone;
+  return op0 == 5 ? UnitKind::kCall : UnitKind::kNone;
 }
 
 // The image offset a unit of `kind` at offset `pos` refers to (may be outside the image).
 inline int64_t UnitTarget(UnitKind kind, uint32_t base, const uint8_t* b, uint32_t pos) {
-  const uint32_t word =
-      static_cast<uint32_t>(b[0] | (b[1] << 8) | (b[2] << 16)) |
-      (kind == UnitKind::kCall || kind == UnitKind::kLiteral ? 0u
-                                                             : static_cast<uint32_t>(b[3]) << 24);
+  const uint32_t word = static_cast<uint32_t>(b[0] | (b[1] << 8) | (b[2] << 16)) |
+                        (kind == UnitKind::kCall ? 0u : static_cast<uint32_t>(b[3]) << 24);
   switch (kind) {
     case UnitKind::kPointer:
       return static_cast<int32_t>(word - base);
@@ -154,8 +149,6 @@ inline int64_t UnitTarget(UnitKind kind, uint32_t base, const uint8_t* b, uint32
     }
     case UnitKind::kCall:  // CALLn: (pc & ~3) + sign-extended offset18 * 4 + 4
       return int64_t{pos & ~3u} + int64_t{static_cast<int32_t>(word << 8) >> 14} * 4 + 4;
-    case UnitKind::kLiteral:  // L32R: ((pc + 3) & ~3) + (imm16 - 65536) * 4
-      return int64_t{(pos + 3) & ~3u} + (int64_t{word >> 8} - 65536) * 4;
     default:
       return 0;
   }
@@ -179,10 +172,6 @@ inline void EncodeUnit(UnitKind kind, uint32_t base, const uint8_t* b, uint32_t 
     case UnitKind::kCall:
       word = (b[0] & 0x3Fu) |
              ((static_cast<uint32_t>((target - int64_t{pos & ~3u} - 4) >> 2) & 0x3FFFFu) << 6);
-      break;
-    case UnitKind::kLiteral:
-      word =
-          b[0] | ((static_cast<uint32_t>((target - int64_t{(pos + 3) & ~3u}) >> 2) & 0xFFFFu) << 8);
       break;
     default:
       break;
