@@ -847,8 +847,16 @@ std::vector<std::pair<uint32_t, int32_t>> ObservedMap(std::span<const uint8_t> o
   }
   std::stable_sort(seen.begin(), seen.end(),
                    [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<std::pair<uint32_t, int32_t>> diff_runs;  // (old start, shift), by old start
+  for (const BlockSpec& b : blocks) {
+    if (b.diff_len > 0) {
+      diff_runs.emplace_back(static_cast<uint32_t>(b.old_pos),
+                             static_cast<int32_t>(b.new_pos - b.old_pos));
+    }
+  }
+  std::sort(diff_runs.begin(), diff_runs.end());
   struct Run {
-    uint32_t start;
+    uint32_t first, last;  // old targets seen
     int32_t shift;
     uint32_t count;
   };
@@ -856,19 +864,41 @@ std::vector<std::pair<uint32_t, int32_t>> ObservedMap(std::span<const uint8_t> o
   for (const auto& [at, shift] : seen) {
     if (!runs.empty() && runs.back().shift == shift) {
       ++runs.back().count;
+      runs.back().last = at;
     } else {
-      runs.push_back({at, shift, 1});
+      runs.push_back({at, at, shift, 1});
     }
   }
   for (uint32_t min_count = 2;; ++min_count) {
-    std::vector<std::pair<uint32_t, int32_t>> map;
+    std::vector<Run> kept;
     for (const Run& r : runs) {
-      if (r.count < min_count || (!map.empty() && map.back().second == r.shift)) continue;
-      if (!map.empty() && map.back().first == r.start) {  // starts must increase
-        map.pop_back();
-        if (!map.empty() && map.back().second == r.shift) continue;
+      if (r.count < min_count) continue;
+      if (!kept.empty() && kept.back().shift == r.shift) {
+        kept.back().last = r.last;
+      } else {
+        kept.push_back(r);
       }
-      map.emplace_back(map.empty() ? 0 : r.start, r.shift);
+    }
+    // Each entry starts where, after the last target seen with the previous shift, a diff run
+    // with its shift starts; failing that, at the first target seen with its shift.
+    std::vector<std::pair<uint32_t, int32_t>> map;
+    for (size_t k = 0; k < kept.size(); ++k) {
+      uint32_t start = k == 0 ? 0 : kept[k].first;
+      if (k > 0) {
+        auto it = std::upper_bound(
+            diff_runs.begin(), diff_runs.end(), kept[k - 1].last,
+            [](uint32_t v, const std::pair<uint32_t, int32_t>& e) { return v < e.first; });
+        for (; it != diff_runs.end() && it->first < kept[k].first; ++it) {
+          if (it->second == kept[k].shift) {
+            start = it->first;
+            break;
+          }
+        }
+      }
+      while (!map.empty() && map.back().first >= start)  // starts must increase
+        map.pop_back();
+      if (!map.empty() && map.back().second == kept[k].shift) continue;
+      map.emplace_back(map.empty() ? 0 : start, kept[k].shift);
     }
     if (map.size() <= codec::kMaxMapEntries) return map;
   }
