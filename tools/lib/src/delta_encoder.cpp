@@ -709,6 +709,35 @@ std::vector<BlockSpec> MatchBlocks(std::span<const uint8_t> old, std::span<const
   return blocks;
 }
 
+// Diff runs with stretches of at least `min_len` bytes equal to the old ones are cut there:
+// the stretch becomes a literal run, coded as one copy from the old image (on long stretches a
+// zero flag per byte costs more than that).
+std::vector<BlockSpec> SplitIdentical(std::span<const uint8_t> old, std::span<const uint8_t> neu,
+                                      const std::vector<BlockSpec>& blocks, int64_t min_len) {
+  std::vector<BlockSpec> out;
+  for (BlockSpec b : blocks) {
+    int64_t i = 0;
+    while (i < b.diff_len) {
+      if (neu[b.new_pos + i] != old[b.old_pos + i]) {
+        ++i;
+        continue;
+      }
+      int64_t j = i;
+      while (j < b.diff_len && neu[b.new_pos + j] == old[b.old_pos + j])
+        ++j;
+      if (j - i < min_len) {
+        i = j;
+        continue;
+      }
+      out.push_back({b.old_pos, b.new_pos, i, j - i});
+      b = {b.old_pos + j, b.new_pos + j, b.diff_len - j, b.extra_len};
+      i = 0;
+    }
+    if (b.diff_len > 0 || b.extra_len > 0) out.push_back(b);
+  }
+  return out;
+}
+
 std::vector<uint8_t> Encode(std::span<const uint8_t> old, std::span<const uint8_t> neu,
                             const std::vector<BlockSpec>& blocks, const Prediction& pred,
                             DeltaStats* stats) {
@@ -906,9 +935,10 @@ std::vector<std::pair<uint32_t, int32_t>> ObservedMap(std::span<const uint8_t> o
 
 }  // namespace
 
-// Tries the prediction variants (none; branches and/or pointers, with matching on images
-// whose predicted fields are zeroed or not), then the other literal context modes on the
-// best, and keeps the smallest patch.
+// Tries the prediction variants (none; branches, calls and/or pointers; block-shift or
+// observed map; matching on images whose predicted fields are zeroed or not), then on the best
+// the other literal context modes, then cutting long identical stretches out of diff runs,
+// and keeps the smallest patch.
 std::vector<uint8_t> EncodeDelta(std::span<const uint8_t> old, std::span<const uint8_t> neu,
                                  DeltaStats* stats) {
   const std::vector<BlockSpec> plain = MatchBlocks(old, neu);
@@ -949,11 +979,23 @@ std::vector<uint8_t> EncodeDelta(std::span<const uint8_t> old, std::span<const u
       }
     }
   }
+  Prediction final_pred = best_pred;
   for (uint8_t mode = 1; mode < codec::kLiteralModes; ++mode) {
     Prediction pred = best_pred;
     pred.flags = static_cast<uint8_t>(pred.flags | (mode << codec::kLiteralModeShift));
     DeltaStats trial_stats;
     std::vector<uint8_t> patch = Encode(old, neu, best_blocks, pred, &trial_stats);
+    if (patch.size() < best.size()) {
+      best = std::move(patch);
+      best_stats = trial_stats;
+      final_pred = std::move(pred);
+    }
+  }
+  for (int64_t min_len : {256, 1024, 16384}) {
+    if (old.empty()) break;
+    DeltaStats trial_stats;
+    std::vector<uint8_t> patch =
+        Encode(old, neu, SplitIdentical(old, neu, best_blocks, min_len), final_pred, &trial_stats);
     if (patch.size() < best.size()) {
       best = std::move(patch);
       best_stats = trial_stats;
