@@ -350,9 +350,15 @@ struct Prediction {
 
 class BlockWriter {
  public:
+  // Without `code_literals` the literal runs are left out (for comparing the rest).
   BlockWriter(std::span<const uint8_t> old, std::span<const uint8_t> neu, const MatchFinder& finder,
-              const Prediction& pred, DeltaStats* stats)
-      : old_(old), neu_(neu), finder_(finder), pred_(pred), stats_(stats) {
+              const Prediction& pred, DeltaStats* stats, bool code_literals)
+      : old_(old),
+        neu_(neu),
+        finder_(finder),
+        pred_(pred),
+        stats_(stats),
+        code_literals_(code_literals) {
     lz_.flags = pred_.flags;
     if ((pred_.flags & codec::kPredictFlags) == 0) return;
     EncodeSink sink{rc_};
@@ -421,7 +427,9 @@ class BlockWriter {
       }
       flags_ = static_cast<uint8_t>(((flags_ << 1) | nonzero) & (codec::kDiffHistoryContexts - 1));
     }
-    LiteralRun(static_cast<uint32_t>(new_pos + diff_len), static_cast<uint32_t>(extra_len));
+    if (code_literals_) {
+      LiteralRun(static_cast<uint32_t>(new_pos + diff_len), static_cast<uint32_t>(extra_len));
+    }
     charge(&DeltaStats::literal_cost);
     if (stats_) {
       ++stats_->blocks;
@@ -623,6 +631,7 @@ class BlockWriter {
   std::unique_ptr<DeltaModel> model_ = std::make_unique<DeltaModel>();
   RangeEncoder rc_;
   DeltaStats* stats_;
+  bool code_literals_;
   LzState lz_;
   int64_t decoder_old_pos_ = 0;
   uint32_t xtensa_next_ = 0;
@@ -740,10 +749,10 @@ std::vector<BlockSpec> SplitIdentical(std::span<const uint8_t> old, std::span<co
 
 std::vector<uint8_t> Encode(std::span<const uint8_t> old, std::span<const uint8_t> neu,
                             const std::vector<BlockSpec>& blocks, const Prediction& pred,
-                            DeltaStats* stats) {
+                            DeltaStats* stats, bool code_literals = true) {
   const MatchFinder finder(old, neu);
   if (stats) stats->flags = pred.flags;
-  BlockWriter out(old, neu, finder, pred, stats);
+  BlockWriter out(old, neu, finder, pred, stats, code_literals);
   for (const BlockSpec& b : blocks)
     out.Block(b.old_pos, b.new_pos, b.diff_len, b.extra_len);
   std::vector<uint8_t> patch(codec::kDeltaHeaderSize, 0);
@@ -796,25 +805,35 @@ uint32_t GuessBase(std::span<const uint8_t> image, bool* found) {
   return best;
 }
 
-// A copy of `image` with the fields that prediction takes care of zeroed, so that matching
-// does not break blocks at them.
-std::vector<uint8_t> ZeroUnits(std::span<const uint8_t> image, uint8_t flags, uint32_t base,
-                               uint32_t size) {
+// A copy of `image` with the target fields of the units `flags` predict zeroed (parsed as
+// the decoder classifies them), so that matching does not break blocks at them.
+std::vector<uint8_t> ZeroUnits(std::span<const uint8_t> image, uint8_t flags, uint32_t base) {
   std::vector<uint8_t> out(image.begin(), image.end());
-  for (size_t i = 0; i + 4 <= out.size();) {
-    if ((flags & codec::kFlagPredictPointers) && i % 4 == 0 && Le32(&out[i]) - base < size) {
-      std::fill(out.begin() + static_cast<long>(i), out.begin() + static_cast<long>(i) + 4, 0);
-      i += 4;
-    } else if ((flags & codec::kFlagPredictBranches) && (out[i + 1] & 0xF8) == 0xF0 &&
-               (out[i + 3] & 0xF8) == 0xF8) {
-      out[i] = 0;
-      out[i + 1] &= 0xF8;
-      out[i + 2] = 0;
-      out[i + 3] &= 0xF8;
-      i += 4;
-    } else {
-      i += 2;
+  const auto size = static_cast<uint32_t>(out.size());
+  uint32_t xtensa_next = 0;
+  for (uint32_t i = 0; i + codec::kMinUnit <= size;) {
+    const auto avail = std::min<uint32_t>(size - i, 4);
+    const codec::UnitKind kind =
+        codec::ClassifyUnit(flags, base, size, &out[i], avail, i, &xtensa_next);
+    switch (kind) {
+      case codec::UnitKind::kPointer:
+        std::fill(out.begin() + i, out.begin() + i + 4, 0);
+        break;
+      case codec::UnitKind::kBranch:
+        out[i] = 0;
+        out[i + 1] &= 0xF8;
+        out[i + 2] = 0;
+        out[i + 3] &= 0xF8;
+        break;
+      case codec::UnitKind::kCall:
+        out[i] &= 0x3F;
+        out[i + 1] = out[i + 2] = 0;
+        break;
+      default:
+        break;
     }
+    i += kind != codec::UnitKind::kNone ? codec::UnitLength(kind)
+                                        : ((flags & codec::kFlagPredictCalls) ? 1 : 2);
   }
   return out;
 }
@@ -936,46 +955,68 @@ std::vector<std::pair<uint32_t, int32_t>> ObservedMap(std::span<const uint8_t> o
 }  // namespace
 
 // Tries the prediction variants (none; branches, calls and/or pointers; block-shift or
-// observed map; matching on images whose predicted fields are zeroed or not), then on the best
-// the other literal context modes, then cutting long identical stretches out of diff runs,
-// and keeps the smallest patch.
+// observed map), then on the best: matching on images with its fields zeroed, the other
+// literal context modes, cutting long identical stretches out of diff runs; keeps the
+// smallest patch.
 std::vector<uint8_t> EncodeDelta(std::span<const uint8_t> old, std::span<const uint8_t> neu,
                                  DeltaStats* stats) {
-  const std::vector<BlockSpec> plain = MatchBlocks(old, neu);
+  std::vector<BlockSpec> blocks = MatchBlocks(old, neu);
   DeltaStats best_stats;
-  std::vector<uint8_t> best = Encode(old, neu, plain, Prediction{}, &best_stats);
-  std::vector<BlockSpec> best_blocks = plain;
+  std::vector<uint8_t> best = Encode(old, neu, blocks, Prediction{}, &best_stats);
   Prediction best_pred;
-  bool have_base = false;
-  const uint32_t base = old.empty() || neu.empty() ? 0 : GuessBase(old, &have_base);
-  // Thumb-2 and Xtensa units are not tried together.
-  std::vector<uint8_t> variants;
-  for (uint8_t arch : {uint8_t{0}, codec::kFlagPredictBranches, codec::kFlagPredictCalls}) {
-    for (uint8_t pointers : {uint8_t{0}, codec::kFlagPredictPointers}) {
-      if ((arch | pointers) != 0 && (pointers == 0 || have_base))
-        variants.push_back(arch | pointers);
-    }
-  }
-  for (uint8_t flags : variants) {
-    if (old.empty() || neu.empty()) break;
-    for (bool zeroed : {false, true}) {
-      std::vector<BlockSpec> blocks =
-          zeroed ? MatchBlocks(ZeroUnits(old, flags, base, static_cast<uint32_t>(old.size())),
-                               ZeroUnits(neu, flags, base, static_cast<uint32_t>(neu.size())))
-                 : plain;
-      for (bool observed : {false, true}) {
-        Prediction pred;
-        pred.flags = flags;
-        pred.base = base;
-        pred.map = observed ? ObservedMap(old, neu, blocks, flags, base) : BuildMap(blocks);
-        DeltaStats trial_stats;
-        std::vector<uint8_t> patch = Encode(old, neu, blocks, pred, &trial_stats);
-        if (patch.size() < best.size()) {
-          best = std::move(patch);
-          best_stats = trial_stats;
-          best_blocks = blocks;
-          best_pred = std::move(pred);
+  if (!old.empty() && !neu.empty()) {
+    // Literal runs code the same whatever is predicted (their tables are their own), so the
+    // variants are compared on the rest of the patch, coded without them.
+    auto rest = [](const DeltaStats& s) {
+      return s.control_cost + s.diff_flag_cost + s.diff_value_cost + s.map_cost;
+    };
+    DeltaStats none;
+    Encode(old, neu, blocks, Prediction{}, &none, false);
+    double best_rest = rest(none);
+    bool have_base = false;
+    const uint32_t base = GuessBase(old, &have_base);
+    bool best_observed = false;
+    // Thumb-2 and Xtensa units are not tried together.
+    for (uint8_t arch : {uint8_t{0}, codec::kFlagPredictBranches, codec::kFlagPredictCalls}) {
+      for (uint8_t pointers : {uint8_t{0}, codec::kFlagPredictPointers}) {
+        if ((arch | pointers) == 0 || (pointers != 0 && !have_base)) continue;
+        for (bool observed : {false, true}) {
+          Prediction pred;
+          pred.flags = arch | pointers;
+          pred.base = base;
+          pred.map = observed ? ObservedMap(old, neu, blocks, pred.flags, base) : BuildMap(blocks);
+          DeltaStats trial;
+          Encode(old, neu, blocks, pred, &trial, false);
+          if (rest(trial) < best_rest) {
+            best_rest = rest(trial);
+            best_pred = std::move(pred);
+            best_observed = observed;
+          }
         }
+      }
+    }
+    if (best_pred.flags != 0) {
+      DeltaStats trial;
+      std::vector<uint8_t> patch = Encode(old, neu, blocks, best_pred, &trial);
+      if (patch.size() < best.size()) {
+        best = std::move(patch);
+        best_stats = trial;
+      } else {
+        best_pred = Prediction{};
+      }
+    }
+    if (best_pred.flags != 0) {  // the same prediction, matching with its fields zeroed
+      std::vector<BlockSpec> zeroed =
+          MatchBlocks(ZeroUnits(old, best_pred.flags, base), ZeroUnits(neu, best_pred.flags, base));
+      Prediction pred = best_pred;
+      pred.map = best_observed ? ObservedMap(old, neu, zeroed, pred.flags, base) : BuildMap(zeroed);
+      DeltaStats trial;
+      std::vector<uint8_t> patch = Encode(old, neu, zeroed, pred, &trial);
+      if (patch.size() < best.size()) {
+        best = std::move(patch);
+        best_stats = trial;
+        best_pred = std::move(pred);
+        blocks = std::move(zeroed);
       }
     }
   }
@@ -983,22 +1024,26 @@ std::vector<uint8_t> EncodeDelta(std::span<const uint8_t> old, std::span<const u
   for (uint8_t mode = 1; mode < codec::kLiteralModes; ++mode) {
     Prediction pred = best_pred;
     pred.flags = static_cast<uint8_t>(pred.flags | (mode << codec::kLiteralModeShift));
-    DeltaStats trial_stats;
-    std::vector<uint8_t> patch = Encode(old, neu, best_blocks, pred, &trial_stats);
+    DeltaStats trial;
+    std::vector<uint8_t> patch = Encode(old, neu, blocks, pred, &trial);
     if (patch.size() < best.size()) {
       best = std::move(patch);
-      best_stats = trial_stats;
+      best_stats = trial;
       final_pred = std::move(pred);
     }
   }
   for (int64_t min_len : {256, 1024, 16384}) {
-    if (old.empty()) break;
-    DeltaStats trial_stats;
-    std::vector<uint8_t> patch =
-        Encode(old, neu, SplitIdentical(old, neu, best_blocks, min_len), final_pred, &trial_stats);
+    const std::vector<BlockSpec> split = SplitIdentical(old, neu, blocks, min_len);
+    auto same = [](const BlockSpec& a, const BlockSpec& b) {
+      return a.old_pos == b.old_pos && a.new_pos == b.new_pos && a.diff_len == b.diff_len &&
+             a.extra_len == b.extra_len;
+    };
+    if (std::equal(split.begin(), split.end(), blocks.begin(), blocks.end(), same)) continue;
+    DeltaStats trial;
+    std::vector<uint8_t> patch = Encode(old, neu, split, final_pred, &trial);
     if (patch.size() < best.size()) {
       best = std::move(patch);
-      best_stats = trial_stats;
+      best_stats = trial;
     }
   }
   if (stats) *stats = best_stats;
