@@ -235,6 +235,57 @@ TEST(DeltaCodec, RoundTrip_MovedBranchesAndPointers_PredictedAndExact) {
   EXPECT_LT(patch.size(), 1000u);
 }
 
+// An Xtensa-like image: 2- and 3-byte instructions, CALL0s (op0 = 5) to functions before and
+// after a point where the new image inserts code, so call offsets across it change.
+std::pair<std::vector<uint8_t>, std::vector<uint8_t>> MakeMovedCallsPair() {
+  auto build = [](uint32_t inserted) {
+    auto moved = [&](uint32_t x) { return x < 4000 ? x : x + inserted; };
+    std::vector<uint8_t> img(40000 + inserted);
+    std::mt19937 r(21);
+    uint32_t x = 0;
+    while (x + 3 <= 40000) {
+      const auto kind = static_cast<uint32_t>(r() % 8);
+      const auto b1 = static_cast<uint32_t>(r() & 0xFF), b2 = static_cast<uint32_t>(r() & 0xFF);
+      if (kind < 3) {  // narrow: op0 8..13
+        img[moved(x)] = static_cast<uint8_t>(0x08 + r() % 6 + (b1 & 0xF0));
+        img[moved(x) + 1] = static_cast<uint8_t>(b2);
+        x += 2;
+      } else if (kind < 6 || x < 4000) {  // other 24-bit instructions: op0 0..4, 6, 7
+        static const uint8_t ops[] = {0, 1, 2, 3, 4, 6, 7};
+        img[moved(x)] = static_cast<uint8_t>(ops[r() % 7] | (b1 & 0xF0));
+        img[moved(x) + 1] = static_cast<uint8_t>(b2);
+        img[moved(x) + 2] = static_cast<uint8_t>(r());
+        x += 3;
+      } else {  // CALL0 to a 4-aligned function, half of them before the insertion
+        const auto target = static_cast<uint32_t>((r() % 2 ? r() % 900 : 1100 + r() % 8900) * 4);
+        const uint32_t pc = moved(x);
+        const int64_t field = (int64_t{moved(target)} - int64_t{pc & ~3u} - 4) >> 2;
+        const uint32_t ins = 0x05u | ((static_cast<uint32_t>(field) & 0x3FFFFu) << 6);
+        for (int i = 0; i < 3; ++i)
+          img[pc + i] = static_cast<uint8_t>(ins >> (8 * i));
+        x += 3;
+      }
+    }
+    std::mt19937 ins(22);
+    for (uint32_t i = 0; i < inserted; ++i)
+      img[4000 + i] = static_cast<uint8_t>(ins());
+    return img;
+  };
+  return {build(0), build(124)};
+}
+
+TEST(DeltaCodec, RoundTrip_MovedXtensaCalls_PredictedAndExact) {
+  const auto [old, neu] = MakeMovedCallsPair();
+  host::DeltaStats stats;
+  const auto patch = host::EncodeDelta(old, neu, &stats);
+  EXPECT_NE(patch[5] & kFlagPredictCalls, 0);
+  EXPECT_GT(stats.predicted_units, 1000u);
+  const Result<std::vector<uint8_t>> out = Decode(old, patch);
+  ASSERT_TRUE(out.ok()) << out.status().name();
+  EXPECT_EQ(out.value(), neu);
+  EXPECT_LT(patch.size(), 1500u);
+}
+
 // Hand-made streams for what the encoder never writes.
 class StreamBuilder {
  public:
