@@ -88,10 +88,13 @@ Decoded Decode(const Bytes& old, const Bytes& patch, const Bytes& expected) {
   static ota::sim::EmulatedFlash flash(ota::kStm32f429Fire.external, ota::sim::kW25q128Timing,
                                        nullptr);
   std::copy(old.begin(), old.end(), flash.raw().begin());
+  // The new image is written to the upper half of the same device as it comes out.
+  constexpr uint32_t kNewOffset = 8u << 20;
   ota::codec::MemorySource source(ota::ConstByteSpan(patch.data(), patch.size()));
   const auto start = std::chrono::steady_clock::now();
   ota::codec::DeltaDecoder decoder(
-      source, ota::FlashArea(flash, 0, static_cast<uint32_t>(std::max<size_t>(old.size(), 1))));
+      source, ota::FlashArea(flash, 0, static_cast<uint32_t>(std::max<size_t>(old.size(), 1))),
+      ota::FlashArea(flash, kNewOffset, kNewOffset));
   Decoded result;
   if (!decoder.Init(static_cast<uint32_t>(old.size())).ok()) return result;
   Bytes out;
@@ -101,6 +104,7 @@ Decoded Decode(const Bytes& old, const Bytes& patch, const Bytes& expected) {
     const ota::Result<size_t> n = decoder.Read(ota::ByteSpan(buf));
     if (!n.ok()) return result;
     if (n.value() == 0) break;
+    std::copy(buf, buf + n.value(), flash.raw().begin() + kNewOffset + out.size());
     out.insert(out.end(), buf, buf + n.value());
   }
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -162,12 +166,14 @@ int main(int argc, char** argv) {
 
       std::printf(
           "delta-detail: %s blocks=%llu diff_bytes=%llu nonzero=%llu extra_bytes=%llu "
-          "cost_control=%.0f cost_diff_flags=%.0f cost_diff_values=%.0f cost_literals=%.0f\n",
+          "cost_control=%.0f cost_diff_flags=%.0f cost_diff_values=%.0f cost_literals=%.0f "
+          "cost_map=%.0f flags=%u predicted_units=%llu\n",
           pair.name.c_str(), static_cast<unsigned long long>(stats.blocks),
           static_cast<unsigned long long>(stats.diff_bytes),
           static_cast<unsigned long long>(stats.nonzero_diffs),
           static_cast<unsigned long long>(stats.extra_bytes), stats.control_cost,
-          stats.diff_flag_cost, stats.diff_value_cost, stats.literal_cost);
+          stats.diff_flag_cost, stats.diff_value_cost, stats.literal_cost, stats.map_cost,
+          stats.flags, static_cast<unsigned long long>(stats.predicted_units));
 
       // The full image against an empty old one, next to xz -9e.
       const Bytes full = ota::host::EncodeDelta({}, neu);

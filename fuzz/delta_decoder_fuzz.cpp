@@ -11,6 +11,8 @@
 
 namespace {
 constexpr uint32_t kOldSize = 4096;
+constexpr uint32_t kNewOffset = 0x20000;  // free space above the sim-small partitions
+constexpr uint32_t kNewMax = 1u << 17;
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -31,20 +33,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (data[0] & 1) {
     ota::StoreLe32(patch, ota::codec::kDeltaMagic);
     patch[4] = ota::codec::kDeltaFormat;
-    patch[5] = patch[6] = patch[7] = 0;
+    patch[5] &= ota::codec::kKnownFlags;  // predictions and literal modes stay reachable
+    patch[6] = patch[7] = 0;
     ota::StoreLe32(patch + 8, kOldSize);
   }
-  ota::StoreLe32(patch + 12, ota::LoadLe32(patch + 12) % (1u << 18));
+  ota::StoreLe32(patch + 12, ota::LoadLe32(patch + 12) % kNewMax);
   ota::codec::MemorySource source(ota::ConstByteSpan(patch, size));
-  ota::codec::DeltaDecoder decoder(source, ota::FlashArea(board.external, backup.offset, kOldSize));
+  // The new image goes to the top of the external device as it comes out.
+  const ota::FlashArea written(board.external, kNewOffset, kNewMax);
+  ota::codec::DeltaDecoder decoder(source, ota::FlashArea(board.external, backup.offset, kOldSize),
+                                   written);
   if (!decoder.Init(kOldSize).ok()) return 0;
   uint8_t out[512];
   uint64_t total = 0;
   for (;;) {
     const ota::Result<size_t> n = decoder.Read(ota::ByteSpan(out));
     if (!n.ok() || n.value() == 0) break;
+    if (total + n.value() > decoder.new_size()) __builtin_trap();
+    std::memcpy(board.external.raw().data() + kNewOffset + total, out, n.value());
     total += n.value();
-    if (total > decoder.new_size()) __builtin_trap();
   }
   return 0;
 }

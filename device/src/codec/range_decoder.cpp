@@ -32,8 +32,8 @@ Status RangeDecoder::Init() {
   return status_;
 }
 
-uint32_t RangeDecoder::DecodeBit(Prob& prob) {
-  const uint32_t bound = (range_ >> kProbBits) * prob.p;
+uint32_t RangeDecoder::DecodeBit(Prob& prob, int max_shift) {
+  const uint32_t bound = (range_ >> kProbBits) * prob.p();
   uint32_t bit;
   if (code_ < bound) {
     range_ = bound;
@@ -43,7 +43,7 @@ uint32_t RangeDecoder::DecodeBit(Prob& prob) {
     range_ -= bound;
     bit = 1;
   }
-  prob.Update(bit);
+  prob.Update(bit, max_shift);
   Normalize();
   return bit;
 }
@@ -63,10 +63,10 @@ uint32_t RangeDecoder::DecodeDirect(int count) {
   return value;
 }
 
-uint32_t RangeDecoder::DecodeTree(Prob* probs, int bits) {
+uint32_t RangeDecoder::DecodeTree(Prob* probs, int bits, int max_shift) {
   uint32_t node = 1;
   for (int i = 0; i < bits; ++i)
-    node = (node << 1) | DecodeBit(probs[node]);
+    node = (node << 1) | DecodeBit(probs[node], max_shift);
   return node - (1u << bits);
 }
 

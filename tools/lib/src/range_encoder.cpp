@@ -21,9 +21,9 @@ void RangeEncoder::ShiftLow() {
   low_ = (low_ & 0x00FFFFFFu) << 8;
 }
 
-void RangeEncoder::EncodeBit(codec::Prob& prob, uint32_t bit) {
-  const uint32_t bound = (range_ >> kProbBits) * prob.p;
-  const double p0 = static_cast<double>(prob.p) / codec::kProbOne;
+void RangeEncoder::EncodeBit(codec::Prob& prob, uint32_t bit, int max_shift) {
+  const uint32_t bound = (range_ >> kProbBits) * prob.p();
+  const double p0 = static_cast<double>(prob.p()) / codec::kProbOne;
   cost_bits_ -= std::log2(bit == 0 ? p0 : 1.0 - p0);
   if (bit == 0) {
     range_ = bound;
@@ -31,7 +31,7 @@ void RangeEncoder::EncodeBit(codec::Prob& prob, uint32_t bit) {
     low_ += bound;
     range_ -= bound;
   }
-  prob.Update(bit);
+  prob.Update(bit, max_shift);
   while (range_ < kRangeTop) {
     range_ <<= 8;
     ShiftLow();
@@ -50,11 +50,11 @@ void RangeEncoder::EncodeDirect(uint32_t value, int count) {
   }
 }
 
-void RangeEncoder::EncodeTree(codec::Prob* probs, int bits, uint32_t symbol) {
+void RangeEncoder::EncodeTree(codec::Prob* probs, int bits, uint32_t symbol, int max_shift) {
   uint32_t node = 1;
   for (int i = bits - 1; i >= 0; --i) {
     const uint32_t bit = (symbol >> i) & 1u;
-    EncodeBit(probs[node], bit);
+    EncodeBit(probs[node], bit, max_shift);
     node = (node << 1) | bit;
   }
 }

@@ -31,11 +31,11 @@ class RangeDecoder {
   // Reads the 5-byte preamble. kCorrupt if the stream does not start like one we write.
   Status Init();
 
-  uint32_t DecodeBit(Prob& prob);
+  uint32_t DecodeBit(Prob& prob, int max_shift = kAdaptShift);
   // `count` equiprobable bits, most significant first (count <= 32).
   uint32_t DecodeDirect(int count);
   // A `bits`-bit symbol coded as a binary tree of 2^bits probabilities (probs[1..]).
-  uint32_t DecodeTree(Prob* probs, int bits);
+  uint32_t DecodeTree(Prob* probs, int bits, int max_shift = kAdaptShift);
 
   // kCorrupt once the decoder has needed bytes past the end of the stream (a truncated or
   // forged patch), or the source's error. Checked by callers at every symbol boundary.
@@ -46,7 +46,7 @@ class RangeDecoder {
  private:
   uint8_t NextByte();
   void Normalize() {
-    if (range_ < kRangeTop) {
+    while (range_ < kRangeTop) {
       range_ <<= 8;
       code_ = (code_ << 8) | NextByte();
     }

@@ -19,6 +19,9 @@ struct DeltaStats {
   double diff_flag_cost = 0;   // zero / non-zero flags of diff bytes
   double diff_value_cost = 0;  // the non-zero differences
   double literal_cost = 0;     // extra bytes
+  double map_cost = 0;         // the displacement map
+  uint8_t flags = 0;           // header flags: what the diff runs predict
+  uint64_t predicted_units = 0;
 };
 
 std::vector<uint8_t> EncodeDelta(std::span<const uint8_t> old_image,

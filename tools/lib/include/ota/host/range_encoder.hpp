@@ -12,11 +12,12 @@ namespace ota::host {
 
 class RangeEncoder {
  public:
-  void EncodeBit(codec::Prob& prob, uint32_t bit);
+  void EncodeBit(codec::Prob& prob, uint32_t bit, int max_shift = codec::kAdaptShift);
   // The low `count` bits of `value`, most significant first, each with probability one half.
   void EncodeDirect(uint32_t value, int count);
   // A `bits`-bit symbol through a binary tree of probabilities (probs[1..2^bits-1]).
-  void EncodeTree(codec::Prob* probs, int bits, uint32_t symbol);
+  void EncodeTree(codec::Prob* probs, int bits, uint32_t symbol,
+                  int max_shift = codec::kAdaptShift);
   // Flushes the coder; the returned bytes are the whole stream. The encoder is done after.
   std::vector<uint8_t> Finish();
 
