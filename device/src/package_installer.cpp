@@ -10,6 +10,9 @@ namespace ota {
 
 namespace {
 
+static_assert(SlotWriter::kMaxProgramAlign <= codec::DeltaDecoder::kUnflushed,
+              "the decoder must keep every byte the slot writer may still hold back");
+
 bool IsPowerLost(Status s) {
   return s.code() == StatusCode::kPowerLost;
 }
@@ -189,7 +192,10 @@ Status PackageInstaller::Apply(const InstallerContext& ctx, const FlashArea& old
   }
   const FlashArea source(old.flash(), old.offset(), old_size);
   AreaSource patch(payload);
-  codec::DeltaDecoder* const decoder = new (decoder_storage_) codec::DeltaDecoder(patch, source);
+  // Copies may reach back into the part of the new image already written: the decoder reads
+  // it from the running slot (SlotWriter holds back less than the decoder keeps itself).
+  codec::DeltaDecoder* const decoder =
+      new (decoder_storage_) codec::DeltaDecoder(patch, source, ctx.running);
   Status status = decoder->Init(old_size);
   if (status.ok() && decoder->new_size() != m.target_size) status = StatusCode::kCorrupt;
   while (status.ok()) {
