@@ -47,6 +47,8 @@ cross: deps
 	@cmake --build --preset cortex-m4 -j $(JOBS)
 	@arm-none-eabi-size -t build/cortex-m4/device/libota_device.a | tail -1 | \
 	  awk '{print "cortex-m4: device library text=" $$1 " data=" $$2 " bss=" $$3}'
+	@arm-none-eabi-size -t build/cortex-m4/device/CMakeFiles/ota_device.dir/src/codec/*.obj | tail -1 | \
+	  awk '{print "cortex-m4: codec decoder (delta + range decoder, -Os Thumb) text=" $$1 " data=" $$2 " bss=" $$3}'
 	@scripts/check-device-symbols.sh build/cortex-m4/device/libota_device.a \
 	  build/cortex-m4/boards/libota_boards.a build/cortex-m4/firmware/libota_fire_port.a
 	@cd build/cortex-m4/firmware && for e in loader appv1 appv2; do \
