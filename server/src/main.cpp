@@ -1,31 +1,84 @@
-// `ota-server`: the IoT platform (docs/server.md).
+// `ota-server`: the IoT platform (docs/server.md). `serve` runs it; `token` and
+// `broker-config` work on its data directory; the other subcommands are REST clients.
 #include <CLI/CLI.hpp>
 
 #include <csignal>
 #include <cstdio>
 #include <fstream>
 
+#include "cli_client.hpp"
 #include "ota/server/platform.hpp"
 #include "ota/server/service.hpp"
+
+namespace {
+
+using nlohmann::json;
+using ota::server::cli::Client;
+using ota::server::cli::ClientOptions;
+namespace cli = ota::server::cli;
+
+int Serve(const std::string& data, ota::server::ServiceOptions options,
+          std::string mqtt_password_file) {
+  ota::server::Platform platform(data);
+  if (options.mqtt_enabled) {
+    if (mqtt_password_file.empty()) mqtt_password_file = platform.platform_password_path();
+    std::ifstream in(mqtt_password_file);
+    if (!std::getline(in, options.mqtt.password) || options.mqtt.password.empty()) {
+      std::fprintf(stderr, "ota-server: no password in %s\n", mqtt_password_file.c_str());
+      return cli::kExitInput;
+    }
+  }
+  // SIGINT/SIGTERM are taken by sigwait below, so no thread dies of them.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  ota::server::Service service(platform, options);
+  std::string error;
+  if (!service.Start(&error)) {
+    std::fprintf(stderr, "ota-server: %s\n", error.c_str());
+    return 1;
+  }
+  std::printf("ota-server: api=%s/api/v1 mqtt=%s ca=%s admin_token_file=%s\n",
+              service.api().base_url().c_str(),
+              options.mqtt_enabled
+                  ? (options.mqtt.host + ":" + std::to_string(options.mqtt.port)).c_str()
+                  : "off",
+              platform.tls().ca_cert.c_str(), (platform.data_dir() / "admin.token").c_str());
+  std::fflush(stdout);
+  int sig = 0;
+  sigwait(&set, &sig);
+  std::printf("ota-server: stopping (signal %d)\n", sig);
+  service.Stop();
+  return 0;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"ota-server: products, devices, packages and upgrade tasks for OTA fleets"};
   app.require_subcommand(1);
+  app.footer(
+      "Exit codes: 0 success; 1 the server refused (the reason follows); 2 bad command line; "
+      "3 an input or the connection failed.");
+
+  // serve
   std::string data = "ota-data";
-  ota::server::ServiceOptions options;
+  ota::server::ServiceOptions sopt;
   std::string mqtt_password_file;
   bool no_mqtt = false;
   CLI::App* serve = app.add_subcommand("serve", "Run the platform (HTTPS API, downloads, MQTT)");
   serve->add_option("--data", data, "data directory (database, blobs, keys, TLS files)");
-  serve->add_option("--bind", options.http_host, "address the HTTPS API listens on");
-  serve->add_option("--http-port", options.http_port, "HTTPS port (0: any free port)");
-  serve->add_option("--mqtt-host", options.mqtt.host, "broker address");
-  serve->add_option("--mqtt-port", options.mqtt.port, "broker port");
-  serve->add_option("--mqtt-username", options.mqtt.username, "the platform's broker identity");
+  serve->add_option("--bind", sopt.http_host, "address the HTTPS API listens on");
+  serve->add_option("--http-port", sopt.http_port, "HTTPS port (0: any free port)");
+  serve->add_option("--mqtt-host", sopt.mqtt.host, "broker address");
+  serve->add_option("--mqtt-port", sopt.mqtt.port, "broker port");
+  serve->add_option("--mqtt-username", sopt.mqtt.username, "the platform's broker identity");
   serve->add_option("--mqtt-password-file", mqtt_password_file,
-                    "file whose first line is that identity's password");
-  serve->add_option("--mqtt-ca", options.mqtt.ca_file, "CA file: TLS to the broker");
-  serve->add_option("--share-group", options.mqtt.share_group,
+                    "that identity's password (default DATA/platform.pw)");
+  serve->add_option("--mqtt-ca", sopt.mqtt.ca_file, "CA file: TLS to the broker");
+  serve->add_option("--share-group", sopt.mqtt.share_group,
                     "shared-subscription group of all instances (brokers that share "
                     "$-topics; not Mosquitto 2.0)");
   serve->add_flag("--no-mqtt", no_mqtt, "HTTPS only (no device protocol)");
@@ -35,54 +88,178 @@ int main(int argc, char** argv) {
   token->add_option("--data", data, "data directory");
   token->add_option("name", token_name, "what the token is for")->required();
 
+  std::string plugin, bind = "127.0.0.1";
+  int mqtts_port = 8883, mqtt_port = 0;
+  CLI::App* bconf = app.add_subcommand(
+      "broker-config", "Print a Mosquitto configuration for this platform's devices");
+  bconf->add_option("--data", data, "data directory");
+  bconf->add_option("--plugin", plugin, "path of ota_auth_plugin.so")->required();
+  bconf->add_option("--mqtts-port", mqtts_port, "MQTT over TLS port for devices");
+  bconf->add_option("--mqtt-port", mqtt_port, "also plain MQTT on this port (0: none)");
+  bconf->add_option("--bind", bind, "address the listeners bind");
+
+  // REST clients
+  ClientOptions copt;
+  auto client_cmd = [&](CLI::App* parent, const char* name, const char* what) {
+    CLI::App* c = parent->add_subcommand(name, what);
+    copt.Add(c);
+    return c;
+  };
+  CLI::App* product = app.add_subcommand("product", "Products")->require_subcommand(1);
+  std::string id, name, manufacturer, model_file, pem_file, node, secret, group, file;
+  CLI::App* p_create = client_cmd(product, "create", "Create a product");
+  p_create->add_option("--id", id, "product id (default: generated)");
+  p_create->add_option("--name", name, "name")->required();
+  p_create->add_option("--manufacturer", manufacturer, "manufacturer");
+  p_create->add_option("--model", model_file, "product model JSON file");
+  CLI::App* p_list = client_cmd(product, "list", "List products");
+  CLI::App* p_show = client_cmd(product, "show", "Show a product");
+  p_show->add_option("id", id)->required();
+  bool may_downgrade = false;
+  CLI::App* p_key = client_cmd(product, "add-key", "Allow a public key to sign its packages");
+  p_key->add_option("id", id, "product id")->required();
+  p_key->add_option("pub", pem_file, "PEM public key (ota keygen --pub)")->required();
+  p_key->add_flag("--may-downgrade", may_downgrade, "the key may sign downgrades");
+
+  CLI::App* device = app.add_subcommand("device", "Devices")->require_subcommand(1);
+  CLI::App* d_create = client_cmd(device, "create", "Register a device (prints its secret)");
+  d_create->add_option("product", id, "product id")->required();
+  d_create->add_option("node", node, "node id")->required();
+  std::string device_id;
+  d_create->add_option("--id", device_id, "device id (default PRODUCT_NODE)");
+  d_create->add_option("--secret", secret, "secret (default: generated)");
+  CLI::App* d_list = client_cmd(device, "list", "List devices");
+  d_list->add_option("--product", id, "only this product");
+  d_list->add_option("--group", group, "only this group");
+  CLI::App* d_show = client_cmd(device, "show", "Show a device");
+  d_show->add_option("id", device_id)->required();
+  CLI::App* d_enable = client_cmd(device, "enable", "Enable a device");
+  d_enable->add_option("id", device_id)->required();
+  CLI::App* d_disable = client_cmd(device, "disable", "Disable a device (refused at login)");
+  d_disable->add_option("id", device_id)->required();
+  CLI::App* d_group = client_cmd(device, "add-group", "Put a device in a group");
+  d_group->add_option("id", device_id)->required();
+  d_group->add_option("group", group)->required();
+  CLI::App* d_props = client_cmd(device, "properties", "Latest reported properties");
+  d_props->add_option("id", device_id)->required();
+
+  CLI::App* package = app.add_subcommand("package", "Packages")->require_subcommand(1);
+  CLI::App* k_upload = client_cmd(package, "upload", "Upload a signed package");
+  k_upload->add_option("product", id, "product id")->required();
+  k_upload->add_option("file", file, "package file (ota pack)")->required();
+  CLI::App* k_list = client_cmd(package, "list", "List packages");
+  k_list->add_option("--product", id, "only this product");
+
+  CLI::App* task = app.add_subcommand("task", "Upgrade tasks")->require_subcommand(1);
+  std::string version;
+  int64_t package_id = 0, task_id = 0;
+  std::vector<std::string> devices, groups;
+  bool all = false;
+  int retries = 0, retry_interval = 300, timeout_s = 600;
+  int64_t deadline_s = 0;
+  CLI::App* t_create = client_cmd(task, "create", "Create an upgrade task");
+  t_create->add_option("product", id, "product id")->required();
+  t_create->add_option("--version", version, "target version");
+  t_create->add_option("--package", package_id, "exactly this package");
+  t_create->add_option("--device", devices, "target device (repeatable)");
+  t_create->add_option("--group", groups, "target group (repeatable)");
+  t_create->add_flag("--all", all, "every device of the product");
+  t_create->add_option("--retries", retries, "retries after a failure (0..5)");
+  t_create->add_option("--retry-interval", retry_interval, "seconds between retries");
+  t_create->add_option("--deadline", deadline_s, "seconds from now (default a day)");
+  CLI::App* t_list = client_cmd(task, "list", "List tasks");
+  CLI::App* t_show = client_cmd(task, "show", "Show a task and its devices");
+  t_show->add_option("id", task_id)->required();
+  CLI::App* t_stop = client_cmd(task, "stop", "Stop a task");
+  t_stop->add_option("id", task_id)->required();
+  CLI::App* t_wait = client_cmd(task, "wait", "Wait until a task ends (exit 0 on Success)");
+  t_wait->add_option("id", task_id)->required();
+  t_wait->add_option("--timeout", timeout_s, "seconds");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
+    return app.exit(e) == 0 ? 0 : cli::kExitUsage;
   }
+
   try {
-    ota::server::Platform platform(data);
+    if (serve->parsed()) {
+      sopt.mqtt_enabled = !no_mqtt;
+      return Serve(data, sopt, mqtt_password_file);
+    }
     if (token->parsed()) {
+      ota::server::Platform platform(data);
       std::printf("%s\n", platform.CreateApiToken(token_name).c_str());
       return 0;
     }
-    options.mqtt_enabled = !no_mqtt;
-    if (options.mqtt_enabled) {
-      std::ifstream in(mqtt_password_file);
-      if (mqtt_password_file.empty() || !std::getline(in, options.mqtt.password) ||
-          options.mqtt.password.empty()) {
-        std::fprintf(stderr,
-                     "ota-server: --mqtt-password-file (first line: the password) is "
-                     "required unless --no-mqtt\n");
-        return 2;
-      }
+    if (bconf->parsed()) {
+      ota::server::Platform platform(data);
+      std::printf(
+          "%s",
+          platform.MosquittoConfig(std::filesystem::absolute(plugin), mqtts_port, mqtt_port, bind)
+              .c_str());
+      return 0;
     }
-    // SIGINT/SIGTERM are taken by sigwait below, so no thread dies of them.
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, nullptr);
-    ota::server::Service service(platform, options);
-    std::string error;
-    if (!service.Start(&error)) {
-      std::fprintf(stderr, "ota-server: %s\n", error.c_str());
-      return 1;
-    }
-    std::printf("ota-server: api=%s/api/v1 mqtt=%s ca=%s admin_token_file=%s\n",
-                service.api().base_url().c_str(),
-                options.mqtt_enabled
-                    ? (options.mqtt.host + ":" + std::to_string(options.mqtt.port)).c_str()
-                    : "off",
-                platform.tls().ca_cert.c_str(), (platform.data_dir() / "admin.token").c_str());
-    std::fflush(stdout);
-    int sig = 0;
-    sigwait(&set, &sig);
-    std::printf("ota-server: stopping (signal %d)\n", sig);
-    service.Stop();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ota-server: %s\n", e.what());
     return 1;
   }
-  return 0;
+
+  const Client c(copt);
+  std::string error;
+  if (p_create->parsed()) {
+    json body = {{"name", name}, {"manufacturer", manufacturer}};
+    if (!id.empty()) body["product_id"] = id;
+    if (!model_file.empty()) {
+      std::optional<json> m = cli::ReadJsonFile(model_file, &error);
+      if (!m) return c.Fail(cli::kExitInput, error);
+      body["model"] = *m;
+    }
+    return c.Print("POST", "/api/v1/products", body);
+  }
+  if (p_list->parsed()) return c.Print("GET", "/api/v1/products", nullptr);
+  if (p_show->parsed()) return c.Print("GET", "/api/v1/products/" + id, nullptr);
+  if (p_key->parsed()) {
+    std::optional<std::string> pem = cli::ReadTextFile(pem_file, &error);
+    if (!pem) return c.Fail(cli::kExitInput, error);
+    return c.Print("POST", "/api/v1/products/" + id + "/keys",
+                   {{"public_pem", *pem}, {"may_downgrade", may_downgrade}});
+  }
+  if (d_create->parsed()) {
+    json body = {{"product_id", id}, {"node_id", node}};
+    if (!device_id.empty()) body["device_id"] = device_id;
+    if (!secret.empty()) body["secret"] = secret;
+    return c.Print("POST", "/api/v1/devices", body);
+  }
+  if (d_list->parsed()) {
+    return c.Print("GET", "/api/v1/devices?product_id=" + id + "&group=" + group, nullptr);
+  }
+  if (d_show->parsed()) return c.Print("GET", "/api/v1/devices/" + device_id, nullptr);
+  if (d_enable->parsed() || d_disable->parsed()) {
+    return c.Print("PATCH", "/api/v1/devices/" + device_id, {{"enabled", d_enable->parsed()}});
+  }
+  if (d_group->parsed()) {
+    return c.Print("POST", "/api/v1/devices/" + device_id + "/groups", {{"group", group}});
+  }
+  if (d_props->parsed()) {
+    return c.Print("GET", "/api/v1/devices/" + device_id + "/properties", nullptr);
+  }
+  if (k_upload->parsed()) return c.Upload(id, file);
+  if (k_list->parsed()) return c.Print("GET", "/api/v1/packages?product_id=" + id, nullptr);
+  if (t_create->parsed()) {
+    json body = {{"product_id", id},       {"devices", devices},
+                 {"groups", groups},       {"whole_product", all},
+                 {"retry_count", retries}, {"retry_interval", retry_interval}};
+    if (!version.empty()) body["target_version"] = version;
+    if (package_id != 0) body["package_id"] = package_id;
+    if (deadline_s != 0) body["deadline"] = static_cast<int64_t>(std::time(nullptr)) + deadline_s;
+    return c.Print("POST", "/api/v1/tasks", body);
+  }
+  if (t_list->parsed()) return c.Print("GET", "/api/v1/tasks", nullptr);
+  if (t_show->parsed()) return c.Print("GET", "/api/v1/tasks/" + std::to_string(task_id), nullptr);
+  if (t_stop->parsed()) {
+    return c.Print("POST", "/api/v1/tasks/" + std::to_string(task_id) + "/stop", nullptr);
+  }
+  if (t_wait->parsed()) return c.WaitTask(task_id, timeout_s);
+  return cli::kExitUsage;
 }

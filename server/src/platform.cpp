@@ -21,10 +21,22 @@ std::string Sha256Hex(const std::string& s) {
   return ToHex(std::span<const uint8_t>(d, n));
 }
 
+// A one-line secret file only its owner can read; never replaces one.
+void WriteSecretFile(const std::filesystem::path& path, const std::string& secret) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) throw std::runtime_error(path.string() + ": cannot create");
+  const std::string line = secret + "\n";
+  const bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  ::close(fd);
+  if (!ok) throw std::runtime_error(path.string() + ": cannot write");
+}
+
 }  // namespace
 
-Platform::Platform(const std::filesystem::path& data_dir) : data_dir_(data_dir) {
-  std::filesystem::create_directories(data_dir_);
+Platform::Platform(const std::filesystem::path& data_dir) {
+  std::filesystem::create_directories(data_dir);
+  // Absolute, so the paths it hands out (broker config, logs) hold from any directory.
+  data_dir_ = std::filesystem::canonical(data_dir);
   tls_ = EnsureTlsFiles(data_dir_ / "tls");
   std::string error;
   if (!std::filesystem::exists(secret_key_path()) &&
@@ -41,15 +53,29 @@ Platform::Platform(const std::filesystem::path& data_dir) : data_dir_(data_dir) 
   tokens_ = std::make_unique<DownloadTokens>(data_dir_ / "download.key");
 
   const std::filesystem::path admin = data_dir_ / "admin.token";
-  if (!std::filesystem::exists(admin)) {
-    const std::string token = CreateApiToken("admin");
-    const int fd = ::open(admin.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) throw std::runtime_error(admin.string() + ": cannot create");
-    const std::string line = token + "\n";
-    const bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
-    ::close(fd);
-    if (!ok) throw std::runtime_error(admin.string() + ": cannot write");
+  if (!std::filesystem::exists(admin)) WriteSecretFile(admin, CreateApiToken("admin"));
+  if (!std::filesystem::exists(platform_password_path())) {
+    unsigned char raw[24];
+    if (RAND_bytes(raw, sizeof(raw)) != 1) throw std::runtime_error("no random bytes");
+    WriteSecretFile(platform_password_path(), ToHex(raw));
   }
+}
+
+std::string Platform::MosquittoConfig(const std::filesystem::path& plugin, int mqtts_port,
+                                      int mqtt_port, const std::string& bind) const {
+  std::string c;
+  c += "# Made by ota-server for the data directory " + data_dir_.string() + "\n";
+  c += "per_listener_settings false\nallow_anonymous false\n";
+  c += "plugin " + plugin.string() + "\n";
+  c += "plugin_opt_registry " + database_path().string() + "\n";
+  c += "plugin_opt_secret_key " + secret_key_path().string() + "\n";
+  c += "plugin_opt_platform_password_file " + platform_password_path().string() + "\n";
+  c += "listener " + std::to_string(mqtts_port) + " " + bind + "\n";
+  c += "certfile " + tls_.server_cert.string() + "\n";
+  c += "keyfile " + tls_.server_key.string() + "\n";
+  c += "cafile " + tls_.ca_cert.string() + "\n";
+  if (mqtt_port > 0) c += "listener " + std::to_string(mqtt_port) + " " + bind + "\n";
+  return c;
 }
 
 std::string Platform::CreateApiToken(const std::string& name) {

@@ -26,6 +26,8 @@ class Platform {
   const std::filesystem::path& data_dir() const { return data_dir_; }
   std::filesystem::path database_path() const { return data_dir_ / "ota.db"; }
   std::filesystem::path secret_key_path() const { return data_dir_ / "secret.key"; }
+  // The password of the platform's broker identity (made on first start, mode 0600).
+  std::filesystem::path platform_password_path() const { return data_dir_ / "platform.pw"; }
   const TlsFiles& tls() const { return tls_; }
 
   std::mutex& lock() { return lock_; }
@@ -33,6 +35,11 @@ class Platform {
   Registry& registry() { return *registry_; }
   PackageStore& packages() { return *packages_; }
   const DownloadTokens& download_tokens() const { return *tokens_; }
+
+  // A Mosquitto configuration for this platform's devices: the auth plugin on this data
+  // directory, an MQTTS listener with this platform's certificate, and optionally plain MQTT.
+  std::string MosquittoConfig(const std::filesystem::path& plugin, int mqtts_port, int mqtt_port,
+                              const std::string& bind) const;
 
   // API tokens are stored hashed; the plain token is returned once.
   std::string CreateApiToken(const std::string& name);

@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# The seed's walkthrough driven from the shell (docs/server.md): a Mosquitto configured by
+# `ota-server broker-config` (MQTTS for devices), `ota-server serve`, and the client
+# subcommands; a device reports over MQTTS with mosquitto_pub.
+#
+# Usage: tests/cli/ota_server_cli_test.sh path/to/ota-server path/to/ota path/to/ota_auth_plugin.so
+# Prints `ok - NAME` / `not ok - NAME` per check; exits non-zero if any failed.
+set -euo pipefail
+
+if [[ $# -ne 3 ]]; then
+  echo "usage: $0 ota-server ota ota_auth_plugin.so" >&2
+  exit 2
+fi
+SERVER=$(realpath "$1")
+OTA=$(realpath "$2")
+PLUGIN=$(realpath "$3")
+for tool in python3 mosquitto_pub openssl; do
+  command -v "$tool" >/dev/null || { echo "$0: FAIL: $tool is missing (scripts/install-deps.sh)" >&2; exit 1; }
+done
+MOSQUITTO=/usr/sbin/mosquitto
+W=$(mktemp -d "${TMPDIR:-/tmp}/ota_server_cli.XXXXXX")
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$W"
+}
+trap cleanup EXIT
+cd "$W"
+
+total=0
+failed=0
+check() {  # check NAME COMMAND...: runs COMMAND, passes if it exits 0
+  local name=$1
+  shift
+  total=$((total + 1))
+  if "$@" >"$W/check.out" 2>&1; then
+    echo "ok - $name"
+  else
+    failed=$((failed + 1))
+    echo "not ok - $name"
+    sed 's/^/#   /' "$W/check.out" | head -20
+  fi
+}
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {
+  for _ in $(seq 100); do
+    python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$1),0.2)" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+# Runs the client; saves stdout to out.json, stderr to err.txt, and the exit code in RC.
+client() {
+  set +e
+  "$SERVER" "$@" --url "https://127.0.0.1:$HTTP" --data "$W/data" >out.json 2>err.txt
+  RC=$?
+  set -e
+}
+field() { python3 -c "import json,sys; d=json.load(open('out.json')); print($1)"; }
+
+MQTTS=$(free_port)
+HTTP=$(free_port)
+
+# ---- broker and server ----
+"$SERVER" broker-config --data data --plugin "$PLUGIN" --mqtts-port "$MQTTS" >mosquitto.conf
+printf 'user root\npersistence false\nlog_dest file %s/mosquitto.log\n' "$W" >>mosquitto.conf
+check "broker-config names the plugin, the registry and an MQTTS listener" \
+  grep -q "plugin_opt_registry $W/data/ota.db" mosquitto.conf
+"$MOSQUITTO" -c mosquitto.conf >/dev/null 2>&1 &
+pids+=($!)
+check "mosquitto starts with that configuration" wait_port "$MQTTS"
+
+"$SERVER" serve --data data --http-port "$HTTP" --mqtt-port "$MQTTS" --mqtt-ca data/tls/ca.pem \
+  --mqtt-host localhost >serve.log 2>&1 &
+SERVE_PID=$!
+pids+=($SERVE_PID)
+check "ota-server serve starts (HTTPS, and MQTTS to the broker)" wait_port "$HTTP"
+check "serve prints its one line" grep -q "^ota-server: api=https://127.0.0.1:$HTTP/api/v1 mqtt=localhost:$MQTTS" serve.log
+
+# ---- products, keys, devices ----
+cat >model.json <<'EOF'
+{"services":[{"service_id":"DeviceStatus","properties":[{"name":"radioValue","type":"int"}]}]}
+EOF
+client product create --id fire --name "FIRE board" --manufacturer embedfire --model model.json
+check "product create: exit 0, the product in JSON" test "$RC" -eq 0 -a "$(field 'd["product_id"]')" = fire
+client product create --id fire --name again
+check "product create again: exit 1, 409 on stderr" bash -c "[[ $RC -eq 1 ]] && grep -q '^ota-server: 409' err.txt"
+printf 'pw-for-the-key\n' >pw
+"$OTA" keygen -o key.pem --pub key.pub --password-file pw >/dev/null
+client product add-key fire key.pub
+check "product add-key: exit 0" test "$RC" -eq 0
+client device create fire n1 --secret device-secret-1
+check "device create: the secret is shown once" test "$(field 'd["secret"]')" = device-secret-1
+client device show fire_n1
+check "device show: no secret" test "$(field '"secret" in d')" = False
+
+# ---- packages ----
+python3 - <<'EOF'
+import random
+random.seed(7)
+body = bytes(random.getrandbits(8) & 0x3f for _ in range(40000))
+v1 = bytes(0x200) + bytes(64) + body
+v2 = bytes(0x200) + bytes(64) + body[:30000] + b"new code" * 100 + body[30000:]
+open("v1.raw", "wb").write(v1)
+open("v2.raw", "wb").write(v2)
+EOF
+"$OTA" stamp v1.raw --version FOTAV1 -o v1.bin >/dev/null
+"$OTA" stamp v2.raw --version FOTAV2 -o v2.bin >/dev/null
+"$OTA" pack --full v2.bin --version FOTAV2 -o appv2c.bin --key key.pem --password-file pw >/dev/null
+"$OTA" pack --diff v1.bin v2.bin --from-version FOTAV1 --version FOTAV2 -o appv1v2.bin \
+  --key key.pem --password-file pw >/dev/null
+client package upload fire appv2c.bin
+check "package upload (full): exit 0, kind full" test "$(field 'd["kind"]')" = full
+client package upload fire appv1v2.bin
+check "package upload (diff): source FOTAV1" test "$(field 'd["source_version"]')" = FOTAV1
+client package upload fire appv1v2.bin
+check "package upload again: exit 1 (409)" bash -c "[[ $RC -eq 1 ]] && grep -q 409 err.txt"
+"$OTA" pack --full v1.bin --version FOTAV1 -o unsigned.bin >/dev/null
+client package upload fire unsigned.bin
+check "package upload unsigned: exit 1 (422)" bash -c "[[ $RC -eq 1 ]] && grep -q 422 err.txt"
+client package list --product fire
+check "package list: two packages" test "$(field 'len(d)')" = 2
+
+# ---- a device over MQTTS ----
+HOUR=$(date -u +%Y%m%d%H)
+PASS=$(python3 -c "import hmac,hashlib; print(hmac.new(b'$HOUR', b'device-secret-1', hashlib.sha256).hexdigest())")
+pub() {
+  mosquitto_pub -h localhost -p "$MQTTS" --cafile data/tls/ca.pem -i "fire_n1_0_0_$HOUR" \
+    -u fire_n1 -P "$1" -t '$oc/devices/fire_n1/sys/properties/report' -q 1 \
+    -m '{"services":[{"service_id":"DeviceStatus","properties":{"radioValue":2}}]}'
+}
+refused() { ! pub "$1"; }
+check "device publishes over MQTTS with its IoTDA password" pub "$PASS"
+check "a wrong password is refused" refused wrongpassword
+stored_radio() {
+  for _ in $(seq 50); do
+    client device properties fire_n1
+    [[ $(field 'd.get("DeviceStatus",{}).get("radioValue")') == 2 ]] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+check "the report reached the platform and was stored" stored_radio
+
+# ---- tasks ----
+client task create fire --version FOTAV2 --device fire_n1 --retries 1
+check "task create: exit 0, Waiting or Processing" bash -c "[[ $RC -eq 0 ]] && grep -Eq '\"status\": \"(Waiting|Processing)\"' out.json"
+TASK=$(field 'd["task_id"]')
+client task create fire --version FOTAV9 --device fire_n1
+check "task for a version without a package: exit 1 (400)" bash -c "[[ $RC -eq 1 ]] && grep -q 400 err.txt"
+client task stop "$TASK"
+check "task stop: Stopped" test "$(field 'd["status"]')" = Stopped
+client task wait "$TASK" --timeout 5
+check "task wait on a stopped task: exit 1" test "$RC" -eq 1
+client device disable fire_n1
+check "device disable: enabled false" test "$(field 'd["enabled"]')" = False
+check "a disabled device is refused by the broker" refused "$PASS"
+
+# ---- client errors ----
+set +e
+"$SERVER" product list --url "https://127.0.0.1:$HTTP" --data "$W/nowhere" >/dev/null 2>err.txt
+RC=$?
+set -e
+check "no token file: exit 3, says where it looked" bash -c "[[ $RC -eq 3 ]] && grep -q 'nowhere/admin.token' err.txt"
+client product show nope
+check "unknown product: exit 1, 404" bash -c "[[ $RC -eq 1 ]] && grep -q 404 err.txt"
+
+# ---- stop ----
+kill -TERM "$SERVE_PID"
+set +e
+wait "$SERVE_PID"
+RC=$?
+set -e
+check "SIGTERM stops serve cleanly (exit 0)" test "$RC" -eq 0
+check "the broker log never holds the device secret" bash -c "! grep -q device-secret-1 mosquitto.log"
+
+echo "1..$total"
+if ((failed > 0)); then
+  echo "# $failed of $total checks failed"
+  exit 1
+fi
+echo "# all $total checks passed"
