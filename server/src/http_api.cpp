@@ -4,8 +4,10 @@
 #include <nlohmann/json.hpp>
 
 #include <ctime>
+
 #include <fstream>
 #include <sstream>
+#include "ota/broker/device_auth.hpp"
 
 namespace ota::server {
 
@@ -214,6 +216,32 @@ void HttpApi::Routes() {
            const std::string name =
                req.has_param("file_name") ? req.get_param_value("file_name") : "";
            Reply(res, 201, ToJson(p.packages().Upload(req.matches[1], bytes, name)));
+         }));
+
+  // For brokers that authenticate over HTTP (EMQX, VerneMQ webhooks): the same rules as the
+  // Mosquitto plugin, from the same store (docs/spec/broker-auth.md). The broker presents an
+  // operator token.
+  s.Post("/broker/v1/auth", api([&p](const httplib::Request& req, httplib::Response& res) {
+           const json b = Body(req);
+           const broker::ConnectVerdict v = broker::CheckDeviceConnect(
+               Str(b, "clientid"), Str(b, "username"), Str(b, "password"), std::time(nullptr), 1,
+               [&p](const std::string& id) { return p.registry().Credential(id); });
+           if (v != broker::ConnectVerdict::kAccepted) p.registry().Count("broker_auth_refused");
+           Reply(res, 200,
+                 {{"result", v == broker::ConnectVerdict::kAccepted ? "allow" : "deny"},
+                  {"reason", broker::ConnectVerdictName(v)}});
+         }));
+  s.Post("/broker/v1/acl", api([](const httplib::Request& req, httplib::Response& res) {
+           const json b = Body(req);
+           const std::string action = Str(b, "action", true);
+           if (action != "publish" && action != "subscribe") {
+             throw ApiError(400, "action: publish or subscribe");
+           }
+           const bool ok =
+               broker::DeviceTopicAllowed(Str(b, "username", true), Str(b, "topic", true),
+                                          action == "publish" ? broker::TopicAccess::kPublish
+                                                              : broker::TopicAccess::kSubscribe);
+           Reply(res, 200, {{"result", ok ? "allow" : "deny"}});
          }));
 
   s.Post("/api/v1/devices", api([&p](const httplib::Request& req, httplib::Response& res) {

@@ -76,6 +76,9 @@ const char* OpenApiDocument() {
     "/openapi.json": {
       "get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI 3"}}}}
   },
+  "x-broker-auth": {"description": "For brokers that authenticate over HTTP (EMQX, VerneMQ); operator token; answers {\"result\": \"allow\"|\"deny\"}",
+    "POST /broker/v1/auth": {"clientid": "string", "username": "string", "password": "string"},
+    "POST /broker/v1/acl": {"username": "string", "topic": "string", "action": "publish|subscribe"}},
   "x-download": {"path": "/download/packages/{package_id}", "security": "downloadToken",
     "responses": {"200": "whole file", "206": "Range answered (Content-Range)", "401": "missing, invalid or expired token", "403": "token for another package", "416": "unsatisfiable range"}}
 })json";

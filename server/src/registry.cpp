@@ -338,6 +338,16 @@ nlohmann::json Registry::Properties(const std::string& device_id) {
   return out;
 }
 
+std::optional<broker::DeviceCredential> Registry::Credential(const std::string& device_id) {
+  Statement st =
+      db_.Prepare("SELECT secret_sealed, enabled FROM broker_credentials WHERE device_id = ?");
+  st.Bind(1, device_id);
+  if (!st.Step()) return std::nullopt;
+  std::optional<std::string> secret = box_.Open(st.Blob(0));
+  if (!secret) return std::nullopt;
+  return broker::DeviceCredential{std::move(*secret), st.Int(1) != 0};
+}
+
 void Registry::Count(const std::string& counter, int64_t by) {
   db_.Prepare(
          "INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET "

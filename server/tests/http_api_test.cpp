@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "ota/broker/credential_store.hpp"
+#include "ota/broker/device_auth.hpp"
 #include "ota/host/keys.hpp"
 #include "ota/server/http_api.hpp"
 #include "ota/server/platform.hpp"
@@ -236,6 +237,35 @@ TEST_F(HttpApiTest, Downloads_TokenAndRanges) {
       server_->platform().download_tokens().Issue("fire_n1", id, std::time(nullptr) - 1);
   dev->set_bearer_token_auth(expired.c_str());
   EXPECT_EQ(dev->Get(path.c_str())->status, 401);
+}
+
+TEST_F(HttpApiTest, BrokerHttpAuth_SameRulesAsThePlugin) {
+  MakeProduct();
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char hour[16];
+  std::strftime(hour, sizeof(hour), "%Y%m%d%H", &tm);
+  const std::string client = std::string("fire_n1_0_1_") + hour;
+  auto r = Post("/broker/v1/auth", {{"clientid", client},
+                                    {"username", "fire_n1"},
+                                    {"password", broker::IotdaPassword(secret_, hour)}});
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(J(r)["result"], "allow");
+  r = Post("/broker/v1/auth",
+           {{"clientid", client}, {"username", "fire_n1"}, {"password", "nope"}});
+  EXPECT_EQ(J(r)["result"], "deny");
+  EXPECT_EQ(J(r)["reason"], "bad username or password");
+  r = Post("/broker/v1/acl", {{"username", "fire_n1"},
+                              {"topic", "$oc/devices/fire_n1/sys/events/up"},
+                              {"action", "publish"}});
+  EXPECT_EQ(J(r)["result"], "allow");
+  r = Post("/broker/v1/acl", {{"username", "fire_n1"},
+                              {"topic", "$oc/devices/other/sys/events/up"},
+                              {"action", "subscribe"}});
+  EXPECT_EQ(J(r)["result"], "deny");
+  auto anon = server_->Client();
+  EXPECT_EQ(anon->Post("/broker/v1/auth", "{}", "application/json")->status, 401);
 }
 
 TEST_F(HttpApiTest, OpenApi_ListsEveryRoute) {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "ota/broker/device_auth.hpp"
 #include "ota/broker/secret_box.hpp"
 #include "ota/server/database.hpp"
 #include "ota/signature.hpp"
@@ -77,6 +78,9 @@ class Registry {
   // the right type; otherwise nothing of the report is stored and ApiError(400) says why.
   void StoreProperties(const std::string& device_id, const nlohmann::json& report);
   nlohmann::json Properties(const std::string& device_id);
+
+  // The broker's view of a device (docs/spec/broker-auth.md), for brokers that ask over HTTP.
+  std::optional<broker::DeviceCredential> Credential(const std::string& device_id);
 
   void Count(const std::string& counter, int64_t by = 1);
   int64_t Counter(const std::string& counter);
