@@ -6,7 +6,7 @@ demo:
 	@echo "not built yet (open issues 4-6). What exists today: make test, make bench-upgrade, make bench-delta."
 	@exit 1
 
-.PHONY: all demo deps build test test-host test-asan cross fuzz fuzz-smoke test-long bench-upgrade bench-delta bench-package format \
+.PHONY: all demo deps build test test-host test-asan cross fuzz fuzz-smoke test-long bench-upgrade bench-delta bench-package bench-platform format \
         format-check clean
 
 JOBS ?= $(shell nproc)
@@ -87,6 +87,10 @@ bench-upgrade: build
 # Package overhead and verification times for a 512 KB package.
 bench-package: build
 	@build/host/bench/package_bench
+
+# Connect rate through the auth plugin, property ingest, HTTPS download throughput.
+bench-platform: build
+	@build/host/bench/platform_bench $(DEVICES)
 
 # Patch sizes against bsdiff, xdelta3 and zstd on ../shared/firmware-pairs and PAIRS=dirs.
 bench-delta: build

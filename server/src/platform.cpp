@@ -66,6 +66,9 @@ std::string Platform::MosquittoConfig(const std::filesystem::path& plugin, int m
   std::string c;
   c += "# Made by ota-server for the data directory " + data_dir_.string() + "\n";
   c += "per_listener_settings false\nallow_anonymous false\n";
+  // The platform's one subscription carries every device's traffic: a burst must queue at the
+  // broker, not be dropped (the default keeps 1000 messages per client).
+  c += "max_queued_messages 100000\n";
   c += "plugin " + plugin.string() + "\n";
   c += "plugin_opt_registry " + database_path().string() + "\n";
   c += "plugin_opt_secret_key " + secret_key_path().string() + "\n";
