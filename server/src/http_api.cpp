@@ -137,7 +137,8 @@ json DownloadGrant(const Platform& platform, const std::string& base_url,
   const std::string token =
       platform.download_tokens().Issue(device_id, package.package_id, expires_at);
   return {{"version", package.version},
-          {"url", base_url + "/download/packages/" + std::to_string(package.package_id)},
+          {"url", base_url + "/download/devices/" + device_id + "/packages/" +
+                      std::to_string(package.package_id)},
           {"access_token", token},
           {"expires", std::max<int64_t>(1, expires_at - std::time(nullptr))},
           {"file_size", package.size},
@@ -313,40 +314,45 @@ void HttpApi::Routes() {
            Reply(res, 201, grant);
          }));
 
-  // Device downloads: the token must be valid, unexpired and for this very package.
-  s.Get(R"(/download/packages/(\d+))", [&p](const httplib::Request& req, httplib::Response& res) {
-    try {
-      const int64_t id = PackageId(req.matches[1]);
-      const std::string token = Bearer(req);
-      if (token.empty()) {
-        res.set_header("WWW-Authenticate", "Bearer");
-        return Error(res, 401, "missing download token");
-      }
-      std::string device;
-      switch (p.download_tokens().Verify(token, id, std::time(nullptr), &device)) {
-        case DownloadTokens::Check::kValid:
-          break;
-        case DownloadTokens::Check::kExpired:
-          return Error(res, 401, "download token expired");
-        case DownloadTokens::Check::kOtherPackage:
-          return Error(res, 403, "download token is for another package");
-        default:
-          return Error(res, 401, "invalid download token");
-      }
-      std::filesystem::path blob;
-      {
-        std::lock_guard<std::mutex> guard(p.lock());
-        blob = p.packages().BlobPath(p.packages().Get(id));
-      }
-      std::ifstream in(blob, std::ios::binary);
-      std::stringstream data;
-      data << in.rdbuf();
-      // cpp-httplib answers Range requests from this: 206 + Content-Range, or 416.
-      res.set_content(data.str(), "application/octet-stream");
-    } catch (const ApiError& e) {
-      Error(res, e.status, e.what());
-    }
-  });
+  // Device downloads: the token must be valid, unexpired, for this very package, and issued to
+  // the device whose URL this is (so a token handed to another device is refused).
+  s.Get(R"(/download/devices/([^/]+)/packages/(\d+))",
+        [&p](const httplib::Request& req, httplib::Response& res) {
+          try {
+            const std::string url_device = req.matches[1];
+            const int64_t id = PackageId(req.matches[2]);
+            const std::string token = Bearer(req);
+            if (token.empty()) {
+              res.set_header("WWW-Authenticate", "Bearer");
+              return Error(res, 401, "missing download token");
+            }
+            std::string device;
+            switch (p.download_tokens().Verify(token, id, std::time(nullptr), &device)) {
+              case DownloadTokens::Check::kValid:
+                break;
+              case DownloadTokens::Check::kExpired:
+                return Error(res, 401, "download token expired");
+              case DownloadTokens::Check::kOtherPackage:
+                return Error(res, 403, "download token is for another package");
+              default:
+                return Error(res, 401, "invalid download token");
+            }
+            if (device != url_device)
+              return Error(res, 403, "download token is for another device");
+            std::filesystem::path blob;
+            {
+              std::lock_guard<std::mutex> guard(p.lock());
+              blob = p.packages().BlobPath(p.packages().Get(id));
+            }
+            std::ifstream in(blob, std::ios::binary);
+            std::stringstream data;
+            data << in.rdbuf();
+            // cpp-httplib answers Range requests from this: 206 + Content-Range, or 416.
+            res.set_content(data.str(), "application/octet-stream");
+          } catch (const ApiError& e) {
+            Error(res, e.status, e.what());
+          }
+        });
 }
 
 void HttpApi::TaskRoutes() {

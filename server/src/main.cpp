@@ -17,9 +17,28 @@ using ota::server::cli::Client;
 using ota::server::cli::ClientOptions;
 namespace cli = ota::server::cli;
 
+struct TlsOptions {
+  std::string cert, key, ca;
+  void Add(CLI::App* app) {
+    app->add_option("--tls-cert", cert, "server certificate PEM (default: made in DATA/tls)");
+    app->add_option("--tls-key", key, "its private key PEM");
+    app->add_option("--tls-ca", ca, "the CA devices and tools check the certificate with");
+  }
+  // Null when none is given; all three or none.
+  const ota::server::TlsFiles* Files() {
+    if (cert.empty() && key.empty() && ca.empty()) return nullptr;
+    if (cert.empty() || key.empty() || ca.empty()) {
+      throw std::runtime_error("--tls-cert, --tls-key and --tls-ca go together");
+    }
+    files_ = {ca, cert, key};
+    return &files_;
+  }
+  ota::server::TlsFiles files_;
+};
+
 int Serve(const std::string& data, ota::server::ServiceOptions options,
-          std::string mqtt_password_file) {
-  ota::server::Platform platform(data);
+          std::string mqtt_password_file, TlsOptions& tls) {
+  ota::server::Platform platform(data, tls.Files());
   if (options.mqtt_enabled) {
     if (mqtt_password_file.empty()) mqtt_password_file = platform.platform_password_path();
     std::ifstream in(mqtt_password_file);
@@ -82,6 +101,8 @@ int main(int argc, char** argv) {
                     "shared-subscription group of all instances (brokers that share "
                     "$-topics; not Mosquitto 2.0)");
   serve->add_flag("--no-mqtt", no_mqtt, "HTTPS only (no device protocol)");
+  TlsOptions tls;
+  tls.Add(serve);
 
   std::string token_name;
   CLI::App* token = app.add_subcommand("token", "Create an operator API token (printed once)");
@@ -97,6 +118,7 @@ int main(int argc, char** argv) {
   bconf->add_option("--mqtts-port", mqtts_port, "MQTT over TLS port for devices");
   bconf->add_option("--mqtt-port", mqtt_port, "also plain MQTT on this port (0: none)");
   bconf->add_option("--bind", bind, "address the listeners bind");
+  tls.Add(bconf);
 
   // REST clients
   ClientOptions copt;
@@ -185,7 +207,7 @@ int main(int argc, char** argv) {
   try {
     if (serve->parsed()) {
       sopt.mqtt_enabled = !no_mqtt;
-      return Serve(data, sopt, mqtt_password_file);
+      return Serve(data, sopt, mqtt_password_file, tls);
     }
     if (token->parsed()) {
       ota::server::Platform platform(data);
@@ -193,7 +215,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (bconf->parsed()) {
-      ota::server::Platform platform(data);
+      ota::server::Platform platform(data, tls.Files());
       std::printf(
           "%s",
           platform.MosquittoConfig(std::filesystem::absolute(plugin), mqtts_port, mqtt_port, bind)

@@ -79,8 +79,8 @@ const char* OpenApiDocument() {
   "x-broker-auth": {"description": "For brokers that authenticate over HTTP (EMQX, VerneMQ); operator token; answers {\"result\": \"allow\"|\"deny\"}",
     "POST /broker/v1/auth": {"clientid": "string", "username": "string", "password": "string"},
     "POST /broker/v1/acl": {"username": "string", "topic": "string", "action": "publish|subscribe"}},
-  "x-download": {"path": "/download/packages/{package_id}", "security": "downloadToken",
-    "responses": {"200": "whole file", "206": "Range answered (Content-Range)", "401": "missing, invalid or expired token", "403": "token for another package", "416": "unsatisfiable range"}}
+  "x-download": {"path": "/download/devices/{device_id}/packages/{package_id}", "security": "downloadToken",
+    "responses": {"200": "whole file", "206": "Range answered (Content-Range)", "401": "missing, invalid or expired token", "403": "token for another package or another device", "416": "unsatisfiable range"}}
 })json";
 }
 

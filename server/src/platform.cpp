@@ -33,11 +33,19 @@ void WriteSecretFile(const std::filesystem::path& path, const std::string& secre
 
 }  // namespace
 
-Platform::Platform(const std::filesystem::path& data_dir) {
+Platform::Platform(const std::filesystem::path& data_dir, const TlsFiles* tls) {
   std::filesystem::create_directories(data_dir);
   // Absolute, so the paths it hands out (broker config, logs) hold from any directory.
   data_dir_ = std::filesystem::canonical(data_dir);
-  tls_ = EnsureTlsFiles(data_dir_ / "tls");
+  if (tls != nullptr) {
+    for (const auto& f : {tls->ca_cert, tls->server_cert, tls->server_key}) {
+      if (!std::filesystem::exists(f)) throw std::runtime_error(f.string() + ": no such file");
+    }
+    tls_ = {std::filesystem::canonical(tls->ca_cert), std::filesystem::canonical(tls->server_cert),
+            std::filesystem::canonical(tls->server_key)};
+  } else {
+    tls_ = EnsureTlsFiles(data_dir_ / "tls");
+  }
   std::string error;
   if (!std::filesystem::exists(secret_key_path()) &&
       !broker::SecretBox::CreateKeyFile(secret_key_path(), &error)) {

@@ -200,7 +200,10 @@ Device Registry::GetDevice(const std::string& device_id) {
       "sw_version FROM devices WHERE device_id = ?");
   st.Bind(1, device_id);
   if (!st.Step()) throw ApiError(404, "no device " + device_id);
-  Device d{st.Text(0), st.Text(1), st.Text(2), st.Int(3) != 0, st.Int(4) != 0, st.Int(5),
+  // Online: it has sent something within kOnlineSeconds (MQTT gives the platform no
+  // disconnect events from the broker, so silence is what offline looks like).
+  const bool recent = st.Int(5) > Now() - kOnlineSeconds;
+  Device d{st.Text(0), st.Text(1), st.Text(2), st.Int(3) != 0, st.Int(4) != 0 && recent, st.Int(5),
            st.Text(6), st.Text(7), {}};
   Statement g =
       db_.Prepare("SELECT group_name FROM device_groups WHERE device_id = ? ORDER BY group_name");

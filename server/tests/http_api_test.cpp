@@ -211,7 +211,7 @@ TEST_F(HttpApiTest, Downloads_TokenAndRanges) {
   ASSERT_EQ(r->status, 201) << r->body;
   const json grant = J(r);
   EXPECT_EQ(grant["file_size"], pkg.size());
-  const std::string path = "/download/packages/" + std::to_string(id);
+  const std::string path = "/download/devices/fire_n1/packages/" + std::to_string(id);
   EXPECT_EQ(grant["url"], "https://127.0.0.1:" + std::to_string(server_->port()) + path);
 
   auto dev = server_->Client();
@@ -227,7 +227,16 @@ TEST_F(HttpApiTest, Downloads_TokenAndRanges) {
   r = dev->Get(path.c_str(), {{"Range", "bytes=" + std::to_string(pkg.size() + 10) + "-"}});
   EXPECT_EQ(r->status, 416);
   // The token names one package.
-  EXPECT_EQ(dev->Get(("/download/packages/" + std::to_string(id2)).c_str())->status, 403);
+  EXPECT_EQ(dev->Get(("/download/devices/fire_n1/packages/" + std::to_string(id2)).c_str())->status,
+            403);
+  // Another device's token, used on this device's URL.
+  ASSERT_EQ(Post("/api/v1/devices", {{"product_id", "fire"}, {"node_id", "n2"}})->status, 201);
+  r = Post("/api/v1/packages/" + std::to_string(id) + "/download-tokens",
+           {{"device_id", "fire_n2"}, {"expires", 60}});
+  dev->set_bearer_token_auth(J(r)["access_token"].get<std::string>().c_str());
+  r = dev->Get(path.c_str());
+  EXPECT_EQ(r->status, 403);
+  EXPECT_NE(r->body.find("another device"), std::string::npos);
   // A forged or expired token.
   std::string forged = grant["access_token"];
   forged[0] = forged[0] == 'x' ? 'y' : 'x';

@@ -166,6 +166,18 @@ check "no token file: exit 3, says where it looked" bash -c "[[ $RC -eq 3 ]] && 
 client product show nope
 check "unknown product: exit 1, 404" bash -c "[[ $RC -eq 1 ]] && grep -q 404 err.txt"
 
+# ---- TLS files from the configuration ----
+"$SERVER" broker-config --data data2 --plugin "$PLUGIN" --tls-cert data/tls/server.pem \
+  --tls-key data/tls/server.key --tls-ca data/tls/ca.pem >conf2 2>&1 || true
+check "given TLS files are used, none are made" \
+  bash -c "grep -q 'certfile $W/data/tls/server.pem' conf2 && [[ ! -e data2/tls ]]"
+set +e
+"$SERVER" broker-config --data data2 --plugin "$PLUGIN" --tls-cert data/tls/server.pem >/dev/null 2>err.txt
+RC=$?
+set -e
+check "--tls-cert without --tls-key and --tls-ca: exit 1, says so" \
+  bash -c "[[ $RC -eq 1 ]] && grep -q 'go together' err.txt"
+
 # ---- stop ----
 kill -TERM "$SERVE_PID"
 set +e

@@ -21,7 +21,9 @@ class Platform {
  public:
   // Creates what is missing in `data_dir`: database, keys, TLS files, the first API token
   // (written to data_dir/admin.token, mode 0600).
-  explicit Platform(const std::filesystem::path& data_dir);
+  // `tls`: certificate, key and CA from the configuration; null to use (and on first start
+  // make) those in data_dir/tls.
+  explicit Platform(const std::filesystem::path& data_dir, const TlsFiles* tls = nullptr);
 
   const std::filesystem::path& data_dir() const { return data_dir_; }
   std::filesystem::path database_path() const { return data_dir_ / "ota.db"; }

@@ -37,6 +37,9 @@ struct Product {
   std::vector<ProductKey> keys;
 };
 
+// A device counts as online while it has sent anything within this many seconds.
+inline constexpr int64_t kOnlineSeconds = 600;
+
 struct Device {
   std::string device_id, product_id, node_id;
   bool enabled = true;
