@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config clang-format
   libgtest-dev libgmock-dev libbenchmark-dev
   libmbedtls-dev zlib1g-dev libdivsufsort-dev libssl-dev libcli11-dev nlohmann-json3-dev openssl
-  mosquitto mosquitto-dev libmosquitto-dev mosquitto-clients libsqlite3-dev libcpp-httplib-dev
+  mosquitto mosquitto-dev libmosquitto-dev mosquitto-clients libsqlite3-dev libcpp-httplib-dev libjsmn-dev
   clang-14 libclang-rt-14-dev
   bsdiff xdelta3 zstd xz-utils
   gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib

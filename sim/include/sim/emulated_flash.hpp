@@ -45,6 +45,8 @@ class EmulatedFlash : public Flash {
   // then written through, so a process killed at any point leaves the file as the flash was
   // after its last op. Erase counts go to `path + ".wear"` (little-endian uint32 per sector).
   Status OpenFile(const std::string& path);
+  // Writes all of raw() to the backing file (after set-up through raw(), which bypasses it).
+  Status Sync() { return WriteThrough(0, contents_.size()); }
 
   const FlashCounters& counters() const { return counters_; }
   void ResetCounters();

@@ -1,0 +1,114 @@
+// The app's OTA agent (docs/agent.md): IoTDA login, property and version reports, and the
+// firmware_upgrade flow: check, download with Range into the download region (resumable: the
+// offset is in the boot state), verify `sign` and the package signature exactly as the loader
+// will, stage, ask for a reboot; after the reboot, report what the loader did and confirm.
+// Single-threaded, no heap: every buffer is a member.
+#pragma once
+
+#include <cstdint>
+
+#include "ota/agent/json_reader.hpp"
+#include "ota/agent/transport.hpp"
+#include "ota/boot_state.hpp"
+#include "ota/flash_area.hpp"
+#include "ota/package_installer.hpp"
+#include "ota/profile.hpp"
+
+namespace ota::agent {
+
+inline constexpr size_t kDeviceIdMax = 64;
+inline constexpr size_t kUrlMax = 256;
+inline constexpr size_t kTokenMax = 256;
+inline constexpr uint32_t kDownloadBlock = 4096;  // one W25Q128 sector
+inline constexpr uint32_t kOffsetSaveEvery = 4 * kDownloadBlock;
+inline constexpr int kProgressStepPercent = 10;  // report at 10, 20, ... 100
+inline constexpr int kBlockRetries = 3;
+
+struct AgentConfig {
+  const char* device_id = "";
+  const char* secret = "";
+  const char* sw_version = "SOTAV1";
+  uint32_t report_interval_ms = 10000;
+  Span<const TrustedKey> keys;  // the loader's keys: the agent refuses what the loader would
+};
+
+enum class AgentEvent : uint8_t { kNone, kReboot };
+
+// IoTDA result codes (iotda-protocol.md).
+enum IotdaResult : int {
+  kResultOk = 0,
+  kResultAlreadyLatest = 3,
+  kResultNoStorage = 5,
+  kResultDownloadTimeout = 6,
+  kResultVerifyFailed = 7,
+  kResultUnsupported = 8,
+  kResultInstallFailed = 10,
+  kResultInternal = 255,
+};
+
+class OtaAgent {
+ public:
+  OtaAgent(const AgentConfig& config, const BoardProfile& profile,
+           Flash* const (&flashes)[kFlashCount], MqttClient& mqtt, HttpsClient& https,
+           Clock& clock);
+
+  // Once per boot, after the loader started this image: connects, reports the outcome of
+  // the last upgrade (if any) and confirms the image.
+  Status Start(const char* running_version);
+  // One turn of the main loop: reconnect if needed, handle at most one message, report
+  // properties when due. kReboot: a package is staged; the port resets the board.
+  Result<AgentEvent> Step(uint32_t max_wait_ms);
+
+  void set_radio(int value) { radio_ = value; }
+  int radio() const { return radio_; }
+  bool connected() const { return mqtt_.connected(); }
+  // Bytes of the current download durably in the download region.
+  uint32_t download_offset() const { return record_.download_offset; }
+  uint32_t download_size() const { return record_.package_size; }
+  const BootRecord& record() const { return record_; }
+
+ private:
+  Status Connect();
+  Status Publish(const char* suffix, const char* json);
+  Status ReportVersion();
+  Status ReportProgress(int result, int progress, const char* description);
+  Status ReportProperties();
+  Status Handle(size_t len);
+  Result<AgentEvent> Upgrade(int paras);
+  // The download itself, from record_.download_offset; kIoError after kBlockRetries failures.
+  Status Download(const char* url, const char* token, uint32_t size);
+  Status SaveRecord();
+
+  AgentConfig config_;
+  const BoardProfile& profile_;
+  FlashArea download_;
+  FlashArea running_;
+  BootStore store_;
+  MqttClient& mqtt_;
+  HttpsClient& https_;
+  Clock& clock_;
+  PackageInstaller installer_;
+  BootRecord record_;
+  char running_version_[kVersionMax] = {};
+  int radio_ = 0;
+  uint64_t next_report_ms_ = 0;
+  uint64_t next_connect_ms_ = 0;
+  uint32_t backoff_ms_ = 1000;
+  bool subscribed_ = false;
+  bool pending_outcome_ = false;  // the last upgrade's result is still to be reported
+  JsonReader json_;
+  char topic_[160] = {};
+  char text_[2048] = {};  // incoming payloads, NUL-terminated
+  char out_[512] = {};    // outgoing JSON
+  char url_[kUrlMax] = {};
+  char token_[kTokenMax] = {};
+  uint8_t block_[kDownloadBlock] = {};
+};
+
+// `hex` (64 digits) to a digest; false if it is not one.
+bool ParseSha256Hex(const char* hex, Sha256Digest out);
+
+// The IoTDA password: lowercase hex HMAC-SHA256 (key = timestamp, message = secret).
+Status IotdaPassword(const char* secret, const char* timestamp, char (&out)[65]);
+
+}  // namespace ota::agent

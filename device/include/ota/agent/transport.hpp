@@ -1,0 +1,51 @@
+// What the OTA agent needs from the board's network stack (docs/firmware.md, "Network port"):
+// an MQTT client, an HTTPS range GET and a clock. The host port (sim/) implements them with
+// libmosquitto and cpp-httplib; a board port with lwIP + mbedTLS or an AT modem.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "ota/span.hpp"
+#include "ota/status.hpp"
+
+namespace ota::agent {
+
+class MqttClient {
+ public:
+  // Connects over TLS (checked against the platform's CA) and waits for the CONNACK.
+  virtual Status Connect(const char* client_id, const char* username, const char* password) = 0;
+  virtual bool connected() const = 0;
+  virtual Status Subscribe(const char* filter) = 0;
+  virtual Status Publish(const char* topic, ConstByteSpan payload) = 0;  // QoS 1
+  // Waits up to `timeout_ms` for one incoming message. Fills `topic` (NUL-terminated) and
+  // `payload`; kNotFound when none came; kTooLarge (message dropped) if either does not fit.
+  virtual Result<size_t> Receive(uint32_t timeout_ms, Span<char> topic, ByteSpan payload) = 0;
+  virtual void Disconnect() = 0;
+
+ protected:
+  ~MqttClient() = default;
+};
+
+class HttpsClient {
+ public:
+  // GET `url` with `Authorization: Bearer {token}` and `Range: bytes=offset-(offset+len-1)`;
+  // returns the bytes received (into `out`) and the file's total size from Content-Range.
+  virtual Result<size_t> GetRange(const char* url, const char* token, uint32_t offset, ByteSpan out,
+                                  uint32_t* total_size) = 0;
+
+ protected:
+  ~HttpsClient() = default;
+};
+
+class Clock {
+ public:
+  virtual uint64_t NowMs() = 0;
+  // The current UTC hour as YYYYMMDDHH (10 characters + NUL), for the IoTDA password.
+  virtual void UtcHour(char (&out)[11]) = 0;
+
+ protected:
+  ~Clock() = default;
+};
+
+}  // namespace ota::agent
