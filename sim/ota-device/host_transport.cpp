@@ -131,7 +131,7 @@ HttplibHttps::~HttplibHttps() = default;
 
 Result<size_t> HttplibHttps::GetRange(const char* url, const char* token, uint32_t offset,
                                       ByteSpan out, uint32_t* total_size) {
-  if (drop_ > 0) {
+  if (drop_ > 0 && ok_before_drop_-- <= 0) {
     --drop_;
     clients_.clear();  // as a dropped connection does
     return StatusCode::kIoError;

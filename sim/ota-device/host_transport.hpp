@@ -57,14 +57,19 @@ class HttplibHttps final : public agent::HttpsClient {
   // For the demo's summary.
   uint64_t bytes_received() const { return bytes_; }
   void reset_bytes() { bytes_ = 0; }
-  // Test hook: the next `n` requests fail as if the connection dropped.
-  void DropNext(int n) { drop_ = n; }
+  // Test hook: after `ok` more successful requests, `n` requests fail as if the connection
+  // dropped.
+  void DropAfter(int ok, int n) {
+    ok_before_drop_ = ok;
+    drop_ = n;
+  }
 
  private:
   std::string ca_file_;
   std::map<std::string, std::unique_ptr<httplib::SSLClient>> clients_;
   uint64_t bytes_ = 0;
   int drop_ = 0;
+  int ok_before_drop_ = 0;
 };
 
 class SystemClock final : public agent::Clock {
