@@ -1,9 +1,13 @@
 // `ota-device`: one simulated STM32F429 FIRE board (docs/agent.md). `flash` writes images at
 // their addresses, like J-Flash; `run` powers the board on: the loader runs, then the app with
 // its OTA agent, and a shell on stdin like the seed's.
-#include <poll.h>
 #include <unistd.h>
+
 #include <CLI/CLI.hpp>
+#include <atomic>
+#include <deque>
+#include <mutex>
+#include <thread>
 
 #include <cstdio>
 #include <fstream>
@@ -32,26 +36,49 @@ void Say(const char* fmt, const std::string& a = "", const std::string& b = "") 
   std::fflush(stdout);
 }
 
-// A line from stdin if one is ready; nullopt when none (or at EOF: `eof` is set).
-std::optional<std::string> ReadyLine(bool* eof) {
-  static std::string buffer;
-  pollfd p{STDIN_FILENO, POLLIN, 0};
-  while (!*eof && ::poll(&p, 1, 0) > 0) {
-    char c;
-    const ssize_t n = ::read(STDIN_FILENO, &c, 1);
-    if (n <= 0) {
-      *eof = true;
-      break;
-    }
-    if (c == '\n') {
-      std::string line;
-      line.swap(buffer);
-      return line;
-    }
-    buffer.push_back(c);
+// The shell's input, read on its own thread so that `powercut` acts at once, even in the
+// middle of a download or an install: the flash operation under way completes and the next one
+// is cut, as when the supply goes. Other commands wait for the main loop.
+class ShellInput {
+ public:
+  explicit ShellInput(ota::sim::PowerSupply& power) : power_(power) {
+    thread_ = std::thread([this] { ReadLoop(); });
+    thread_.detach();  // blocked in read(); ends with the process
   }
-  return std::nullopt;
-}
+  std::optional<std::string> Next() {
+    std::lock_guard<std::mutex> g(mu_);
+    if (lines_.empty()) return std::nullopt;
+    std::string line = std::move(lines_.front());
+    lines_.pop_front();
+    return line;
+  }
+  bool power_cut() const { return cut_; }
+
+ private:
+  void ReadLoop() {
+    std::string line;
+    char c;
+    while (::read(STDIN_FILENO, &c, 1) == 1) {
+      if (c != '\n') {
+        line.push_back(c);
+        continue;
+      }
+      std::lock_guard<std::mutex> g(mu_);
+      // At once, unless earlier commands still wait: typed input keeps its order.
+      if (line == "powercut" && lines_.empty()) {
+        cut_ = true;
+        power_.CutNow();
+      }
+      lines_.push_back(std::move(line));
+      line.clear();
+    }
+  }
+  ota::sim::PowerSupply& power_;
+  std::thread thread_;
+  std::mutex mu_;
+  std::deque<std::string> lines_;
+  std::atomic<bool> cut_{false};
+};
 
 enum class Next { kReboot, kQuit, kPowerCut };
 
@@ -78,7 +105,7 @@ void PrintStatus(BoardRunner& board) {
 }
 
 // The app's main loop: agent steps and shell commands until a reboot, a cut or quit.
-Next RunApp(BoardRunner& board, bool* stdin_eof) {
+Next RunApp(BoardRunner& board, ShellInput& shell) {
   bool was_connected = false;
   for (;;) {
     const ota::Result<ota::agent::AgentEvent> e = board.agent().Step(50);
@@ -96,7 +123,7 @@ Next RunApp(BoardRunner& board, bool* stdin_eof) {
       Say("package staged, rebooting into the loader");
       return Next::kReboot;
     }
-    while (std::optional<std::string> line = ReadyLine(stdin_eof)) {
+    while (std::optional<std::string> line = shell.Next()) {
       std::istringstream words(*line);
       std::string cmd;
       words >> cmd;
@@ -117,6 +144,7 @@ Next RunApp(BoardRunner& board, bool* stdin_eof) {
       } else if (cmd == "reboot") {
         return Next::kReboot;
       } else if (cmd == "powercut") {
+        board.flash().power.CutNow();
         return Next::kPowerCut;
       } else if (cmd == "quit") {
         return Next::kQuit;
@@ -160,11 +188,11 @@ int main(int argc, char** argv) {
     BoardRunner board(ota::kStm32f429Fire, board_dir,
                       ota::device_sim::LoadDeviceConfig(config_file));
     if (cut_after != 0) board.flash().power.Arm({cut_after, 0, 0});
-    bool stdin_eof = false;
+    ShellInput shell(board.flash().power);
     for (;;) {
       Say("power on: loader");
       const ota::Result<ota::BootDecision> d = board.Boot();
-      if (!d.ok()) {
+      if (!d.ok() || shell.power_cut()) {
         Say("power cut (%s)", d.status().name());
         return 3;
       }
@@ -182,7 +210,7 @@ int main(int argc, char** argv) {
         Say("app: cannot read the boot state");
         return 1;
       }
-      const Next next = RunApp(board, &stdin_eof);
+      const Next next = RunApp(board, shell);
       if (next == Next::kQuit) return 0;
       if (next == Next::kPowerCut) {
         Say("power cut");

@@ -59,11 +59,10 @@ class OtaE2E : public ::testing::Test {
     diff12_ = Upload(Diff(v1_, v2_, key_), "appv1v2.bin");
 
     const int mqtts = FreeLoopbackPort();
-    std::vector<std::string> conf;
     std::istringstream lines(platform_->MosquittoConfig(OTA_AUTH_PLUGIN, mqtts, 0, "127.0.0.1"));
     for (std::string line; std::getline(lines, line);)
-      conf.push_back(line);
-    broker_ = std::make_unique<MosquittoProcess>(dir_.path(), conf);
+      broker_conf_.push_back(line);
+    broker_ = std::make_unique<MosquittoProcess>(dir_.path(), broker_conf_);
     ASSERT_TRUE(broker_->running());
     ASSERT_TRUE(WaitForPort(mqtts, 5000));
     mqtts_ = mqtts;
@@ -165,6 +164,7 @@ class OtaE2E : public ::testing::Test {
   std::vector<uint8_t> v1_, v2_;
   int64_t full2_ = 0, diff12_ = 0;
   int mqtts_ = 0;
+  std::vector<std::string> broker_conf_;
   std::vector<BootRecord> boots_;
 };
 
@@ -175,6 +175,26 @@ TEST_F(OtaE2E, DiffUpgrade_FromThePlatform_Succeeds) {
   EXPECT_EQ(board_->running_version(), "FOTAV2");
   EXPECT_EQ(Task(task)["devices"][0]["package_id"], diff12_);
   EXPECT_TRUE(board_->agent().record().confirmed()) << "the new image was confirmed";
+}
+
+TEST_F(OtaE2E, BrokerRestart_AgentReconnectsWithBackoff) {
+  ASSERT_TRUE(PowerOn().ok());
+  ASSERT_TRUE(Run([&] { return board_->agent().connected(); }).ok());
+  broker_.reset();  // the broker goes away ...
+  ASSERT_TRUE(Run([&] { return !board_->agent().connected(); }, 10000).ok());
+  // ... the agent keeps trying (backing off) while it is down ...
+  const auto down = std::chrono::steady_clock::now();
+  ASSERT_TRUE(
+      Run([&] { return std::chrono::steady_clock::now() - down > std::chrono::seconds(2); }, 5000)
+          .ok());
+  EXPECT_FALSE(board_->agent().connected());
+  // ... and is back, with a version report, soon after the broker returns.
+  broker_ = std::make_unique<MosquittoProcess>(dir_.path(), broker_conf_);
+  ASSERT_TRUE(broker_->running() && WaitForPort(mqtts_, 5000)) << broker_->Log();
+  ASSERT_TRUE(Run([&] { return board_->agent().connected(); }, 20000).ok())
+      << "no reconnect within the backoff";
+  std::lock_guard<std::mutex> g(platform_->lock());
+  EXPECT_EQ(platform_->registry().GetDevice(kDevice).fw_version, "FOTAV1");
 }
 
 TEST_F(OtaE2E, DownloadDroppedThenPowerCut_ResumesFromSavedOffset) {

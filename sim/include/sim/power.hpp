@@ -2,6 +2,7 @@
 // fault plan numbers the mutating operations of all devices in the order they happen.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 
 namespace ota::sim {
@@ -26,7 +27,8 @@ class PowerSupply {
   void Arm(const FaultPlan& plan);
   // The next boot: power is back and no fault is planned. Op counting continues.
   void PowerOn();
-  // Loses power now, between operations (e.g. a reset the harness injects itself).
+  // Loses power now, between operations (e.g. a reset the harness injects itself). Safe to
+  // call from another thread: the operation under way completes, the next one is cut.
   void CutNow() { lost_ = true; }
 
   // Called by a device before each program or erase op; counts the op unless it is cut.
@@ -47,7 +49,7 @@ class PowerSupply {
   FaultPlan plan_;
   uint64_t ops_since_arm_ = 0;
   uint64_t total_ops_ = 0;
-  bool lost_ = false;
+  std::atomic<bool> lost_{false};
 };
 
 }  // namespace ota::sim
