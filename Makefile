@@ -39,6 +39,8 @@ test-asan: deps
 # The device library must build for the board from every commit: nothing host-only creeps in.
 # The loader links mbedTLS's SHA-256 and ECDSA built from Debian's source package (fetched
 # once into build/third_party); without it only the device library and the apps are built.
+# Then the budget test (docs/firmware.md): one `size:` line per image and the loader's
+# breakdown; fails if the loader passes 32 KB of flash or of RAM, or an app its 512 KB slot.
 cross: deps
 	@src=$$(scripts/fetch-mbedtls-source.sh) || { \
 	  echo "cross: WARNING: no mbedTLS source (apt-get source mbedtls failed): loader.elf not linked"; \
@@ -50,11 +52,10 @@ cross: deps
 	@arm-none-eabi-size -t build/cortex-m4/device/CMakeFiles/ota_device.dir/src/codec/*.obj | tail -1 | \
 	  awk '{print "cortex-m4: codec decoder (delta + range decoder, -Os Thumb) text=" $$1 " data=" $$2 " bss=" $$3}'
 	@scripts/check-device-symbols.sh build/cortex-m4/device/libota_device.a \
-	  build/cortex-m4/boards/libota_boards.a build/cortex-m4/firmware/libota_fire_port.a
-	@cd build/cortex-m4/firmware && for e in loader appv1 appv2; do \
-	  [ -f $$e.elf ] && arm-none-eabi-size $$e.elf | tail -1 | \
-	    awk -v e=$$e '{print "cortex-m4: " e ".elf text=" $$1 " data=" $$2 " bss=" $$3}'; \
-	done; true
+	  build/cortex-m4/boards/libota_boards.a build/cortex-m4/firmware/libota_fire_port.a \
+	  $$(ls build/cortex-m4/firmware/*.elf 2>/dev/null)
+	@scripts/firmware-size.py build/cortex-m4/firmware \
+	  $$([ -f build/cortex-m4/firmware/loader.elf ] || echo --no-loader)
 
 # libFuzzer over every parser of untrusted input: FUZZ_SECONDS each (corpus in build/fuzz).
 FUZZ_TARGETS := boot_record delta_decoder image_header package range_decoder

@@ -24,6 +24,7 @@ void ota_mbedtls_fatal(int status);
 #define MBEDTLS_SHA256_SMALLER
 
 #define MBEDTLS_BIGNUM_C
+#define MBEDTLS_HAVE_ASM /* bn_mul.h: UMAAL multiply-accumulate (Cortex-M4 DSP) */
 #define MBEDTLS_ASN1_PARSE_C
 #define MBEDTLS_ASN1_WRITE_C
 #define MBEDTLS_ECP_C
