@@ -6,7 +6,7 @@ demo:
 	@echo "not built yet (open issues 4-6). What exists today: make test, make bench-upgrade, make bench-delta."
 	@exit 1
 
-.PHONY: all demo deps build test test-host test-asan cross fuzz fuzz-smoke test-long bench-upgrade bench-delta bench-package bench-platform format \
+.PHONY: all demo deps build test test-host test-asan cross firmware fuzz fuzz-smoke test-long bench-upgrade bench-delta bench-package bench-platform format \
         format-check clean
 
 JOBS ?= $(shell nproc)
@@ -20,16 +20,17 @@ build: deps
 	@cmake --preset host >/dev/null
 	@cmake --build --preset host -j $(JOBS)
 
-# The whole suite: host tests, the device library's tests under ASan+UBSan, the Cortex-M4
-# cross build of the device library, and formatting. Fails on the first failure.
+# The whole suite: the board images (cross build with its budget test, stamped by the host
+# tool: the firmware tests need them), host tests, the device library's tests under
+# ASan+UBSan, fuzzing, and formatting. Fails on the first failure.
 test: deps
-	@$(MAKE) --no-print-directory test-host test-asan cross fuzz-smoke format-check
+	@$(MAKE) --no-print-directory firmware test-host test-asan fuzz-smoke format-check
 	@scripts/test-summary.sh build/host build/asan
 
 # The power-cut sweeps' summary lines are shown after the run (CTest captures test output).
 test-host: build
 	@ctest --preset host
-	@grep -h '^powercut:' build/host/Testing/Temporary/LastTest.log || true
+	@grep -hE '^(powercut|firmware):' build/host/Testing/Temporary/LastTest.log || true
 
 test-asan: deps
 	@cmake --preset asan >/dev/null
@@ -56,6 +57,22 @@ cross: deps
 	  $$(ls build/cortex-m4/firmware/*.elf 2>/dev/null)
 	@scripts/firmware-size.py build/cortex-m4/firmware \
 	  $$([ -f build/cortex-m4/firmware/loader.elf ] || echo --no-loader)
+
+# The images for the board in build/firmware/: loader.bin as linked, appv1.bin and appv2.bin
+# stamped with versions FOTAV1 and FOTAV2 by the host `ota stamp` (the unstamped binaries stay
+# in build/cortex-m4/firmware/). Needs the loader, so mbedTLS's source (see `cross`).
+FIRMWARE_DIR := build/firmware
+firmware: cross build
+	@[ -f build/cortex-m4/firmware/loader.bin ] || { \
+	  echo "firmware: loader.bin was not linked (no mbedTLS source)"; exit 1; }
+	@mkdir -p $(FIRMWARE_DIR)
+	@cp build/cortex-m4/firmware/loader.bin $(FIRMWARE_DIR)/loader.bin
+	@for v in 1 2; do \
+	  out=$$(build/host/tools/ota stamp build/cortex-m4/firmware/appv$$v.bin \
+	    --version FOTAV$$v -o $(FIRMWARE_DIR)/appv$$v.bin) || exit 1; \
+	  echo "firmware: $$out"; \
+	done
+	@echo "firmware: $(FIRMWARE_DIR)/loader.bin $$(stat -c %s $(FIRMWARE_DIR)/loader.bin) bytes"
 
 # libFuzzer over every parser of untrusted input: FUZZ_SECONDS each (corpus in build/fuzz).
 FUZZ_TARGETS := boot_record delta_decoder image_header package range_decoder
