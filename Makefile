@@ -6,7 +6,7 @@ demo:
 	@echo "not built yet (open issues 4-6). What exists today: make test, make bench-upgrade, make bench-delta."
 	@exit 1
 
-.PHONY: all demo deps build test test-host test-asan cross firmware fuzz fuzz-smoke test-long bench-upgrade bench-delta bench-package bench-platform format \
+.PHONY: all demo deps build test test-host test-asan cross firmware m4-crypto-check fuzz fuzz-smoke test-long bench-upgrade bench-delta bench-package bench-platform format \
         format-check clean
 
 JOBS ?= $(shell nproc)
@@ -73,6 +73,11 @@ firmware: cross build
 	  echo "firmware: $$out"; \
 	done
 	@echo "firmware: $(FIRMWARE_DIR)/loader.bin $$(stat -c %s $(FIRMWARE_DIR)/loader.bin) bytes"
+
+# The loader's signature check as built for the board, run on an emulated Cortex-M4 (QEMU
+# netduinoplus2) against OpenSSL signatures. Not part of `make test`: needs qemu-system-arm.
+m4-crypto-check: cross
+	@tests/firmware/m4_crypto_check.sh build/cortex-m4/firmware/m4_crypto_check.elf
 
 # libFuzzer over every parser of untrusted input: FUZZ_SECONDS each (corpus in build/fuzz).
 FUZZ_TARGETS := boot_record delta_decoder image_header package range_decoder
