@@ -13,7 +13,7 @@ scripts/stack-bound.py. Then the loader's flash by origin:
   size: loader breakdown own=<bytes> crypto=<bytes> decoder=<bytes> libc=<bytes> other=<bytes>
 (own: device library, board port and loader; crypto: mbedTLS; decoder: the delta codec;
 libc: newlib-nano and libgcc; other: what no symbol names, i.e. string literals, switch
-tables and alignment). Exits non-zero when a budget is exceeded (docs/firmware.md):
+tables and alignment); `budget:` lines give each figure against its limit. Exits non-zero when a budget is exceeded (docs/firmware.md):
   loader flash (text + data, and the binary objcopy writes, gaps included) <= 32 KB,
   loader RAM (data + bss + stack) <= 32 KB,
   the stack bound within the stack the linker script reserves,
@@ -139,12 +139,12 @@ def main():
                                 f'{LOADER_FLASH_BUDGET}')
             if data + bss + stack > LOADER_RAM_BUDGET:
                 failures.append(f'loader RAM {data + bss + stack} > {LOADER_RAM_BUDGET}')
-            print(f'size: loader flash {text + data}/{LOADER_FLASH_BUDGET} (binary {extent}) '
-                  f'RAM {data + bss + stack}/{LOADER_RAM_BUDGET}')
+            print(f'budget: loader flash={text + data}/{LOADER_FLASH_BUDGET} binary={extent} '
+                  f'ram={data + bss + stack}/{LOADER_RAM_BUDGET}')
         elif extent + IMAGE_TRAILER > APP_SLOT:
             failures.append(f'{image}: {extent} + trailer > the {APP_SLOT}-byte slot')
         else:
-            print(f'size: {image} image {extent}+{IMAGE_TRAILER}/{APP_SLOT}')
+            print(f'budget: {image} image={extent}+{IMAGE_TRAILER}/{APP_SLOT}')
     for f in failures:
         print(f'size: BUDGET EXCEEDED: {f}', file=sys.stderr)
     sys.exit(1 if failures else 0)
