@@ -1,10 +1,13 @@
 # The two commands of the quick start are `make demo` and `make test`; the rest are helpers.
 # Every target installs missing Debian packages first (scripts/install-deps.sh).
 
+# The Cortex-M4 images are used when they can be built (they need mbedTLS's source package);
+# otherwise the demo makes app images the simulator can run.
 demo: build
+	@$(MAKE) --no-print-directory firmware || echo "demo: no Cortex-M4 images; using synthetic ones"
 	@scripts/demo.sh build/host
 
-.PHONY: all demo deps build test test-host test-asan cross fuzz fuzz-smoke test-long bench-upgrade bench-delta bench-package bench-platform format \
+.PHONY: all demo deps build test test-host test-asan cross firmware m4-crypto-check fuzz fuzz-smoke test-long bench-upgrade bench-delta bench-package bench-platform format \
         format-check clean
 
 JOBS ?= $(shell nproc)
@@ -18,16 +21,17 @@ build: deps
 	@cmake --preset host >/dev/null
 	@cmake --build --preset host -j $(JOBS)
 
-# The whole suite: host tests, the device library's tests under ASan+UBSan, the Cortex-M4
-# cross build of the device library, and formatting. Fails on the first failure.
+# The whole suite: the board images (cross build with its budget test, stamped by the host
+# tool: the firmware tests need them), host tests, the device library's tests under
+# ASan+UBSan, fuzzing, and formatting. Fails on the first failure.
 test: deps
-	@$(MAKE) --no-print-directory test-host test-asan cross fuzz-smoke format-check
+	@$(MAKE) --no-print-directory firmware test-host test-asan fuzz-smoke format-check
 	@scripts/test-summary.sh build/host build/asan
 
 # The power-cut sweeps' summary lines are shown after the run (CTest captures test output).
 test-host: build
 	@ctest --preset host
-	@grep -h '^powercut:' build/host/Testing/Temporary/LastTest.log || true
+	@grep -hE '^(powercut|firmware):' build/host/Testing/Temporary/LastTest.log || true
 
 test-asan: deps
 	@cmake --preset asan >/dev/null
@@ -37,6 +41,8 @@ test-asan: deps
 # The device library must build for the board from every commit: nothing host-only creeps in.
 # The loader links mbedTLS's SHA-256 and ECDSA built from Debian's source package (fetched
 # once into build/third_party); without it only the device library and the apps are built.
+# Then the budget test (docs/firmware.md): one `size:` line per image and the loader's
+# breakdown; fails if the loader passes 32 KB of flash or of RAM, or an app its 512 KB slot.
 cross: deps
 	@src=$$(scripts/fetch-mbedtls-source.sh) || { \
 	  echo "cross: WARNING: no mbedTLS source (apt-get source mbedtls failed): loader.elf not linked"; \
@@ -48,11 +54,31 @@ cross: deps
 	@arm-none-eabi-size -t build/cortex-m4/device/CMakeFiles/ota_device.dir/src/codec/*.obj | tail -1 | \
 	  awk '{print "cortex-m4: codec decoder (delta + range decoder, -Os Thumb) text=" $$1 " data=" $$2 " bss=" $$3}'
 	@scripts/check-device-symbols.sh build/cortex-m4/device/libota_device.a \
-	  build/cortex-m4/boards/libota_boards.a build/cortex-m4/firmware/libota_fire_port.a
-	@cd build/cortex-m4/firmware && for e in loader appv1 appv2; do \
-	  [ -f $$e.elf ] && arm-none-eabi-size $$e.elf | tail -1 | \
-	    awk -v e=$$e '{print "cortex-m4: " e ".elf text=" $$1 " data=" $$2 " bss=" $$3}'; \
-	done; true
+	  build/cortex-m4/boards/libota_boards.a build/cortex-m4/firmware/libota_fire_port.a \
+	  $$(ls build/cortex-m4/firmware/*.elf 2>/dev/null)
+	@scripts/firmware-size.py build/cortex-m4/firmware \
+	  $$([ -f build/cortex-m4/firmware/loader.elf ] || echo --no-loader)
+
+# The images for the board in build/firmware/: loader.bin as linked, appv1.bin and appv2.bin
+# stamped with versions FOTAV1 and FOTAV2 by the host `ota stamp` (the unstamped binaries stay
+# in build/cortex-m4/firmware/). Needs the loader, so mbedTLS's source (see `cross`).
+FIRMWARE_DIR := build/firmware
+firmware: cross build
+	@[ -f build/cortex-m4/firmware/loader.bin ] || { \
+	  echo "firmware: loader.bin was not linked (no mbedTLS source)"; exit 1; }
+	@mkdir -p $(FIRMWARE_DIR)
+	@cp build/cortex-m4/firmware/loader.bin $(FIRMWARE_DIR)/loader.bin
+	@for v in 1 2; do \
+	  out=$$(build/host/tools/ota stamp build/cortex-m4/firmware/appv$$v.bin \
+	    --version FOTAV$$v -o $(FIRMWARE_DIR)/appv$$v.bin) || exit 1; \
+	  echo "firmware: $$out"; \
+	done
+	@echo "firmware: $(FIRMWARE_DIR)/loader.bin $$(stat -c %s $(FIRMWARE_DIR)/loader.bin) bytes"
+
+# The loader's signature check as built for the board, run on an emulated Cortex-M4 (QEMU
+# netduinoplus2) against OpenSSL signatures. Not part of `make test`: needs qemu-system-arm.
+m4-crypto-check: cross
+	@tests/firmware/m4_crypto_check.sh build/cortex-m4/firmware/m4_crypto_check.elf
 
 # libFuzzer over every parser of untrusted input: FUZZ_SECONDS each (corpus in build/fuzz).
 FUZZ_TARGETS := boot_record delta_decoder image_header package range_decoder

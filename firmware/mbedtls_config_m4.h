@@ -24,6 +24,7 @@ void ota_mbedtls_fatal(int status);
 #define MBEDTLS_SHA256_SMALLER
 
 #define MBEDTLS_BIGNUM_C
+#define MBEDTLS_HAVE_ASM /* bn_mul.h: UMAAL multiply-accumulate (Cortex-M4 DSP) */
 #define MBEDTLS_ASN1_PARSE_C
 #define MBEDTLS_ASN1_WRITE_C
 #define MBEDTLS_ECP_C
@@ -34,6 +35,7 @@ void ota_mbedtls_fatal(int status);
 #define MBEDTLS_ECP_WINDOW_SIZE 2        /* RAM over speed: the loader verifies once a boot */
 #define MBEDTLS_ECP_FIXED_POINT_OPTIM 0
 #define MBEDTLS_MPI_MAX_SIZE 64
+#define MBEDTLS_NO_UDBL_DIVISION /* bignum divides by itself: no libgcc __udivmoddi4 (-584 bytes) */
 #define MBEDTLS_ECDSA_C
 
 #include "mbedtls/check_config.h"

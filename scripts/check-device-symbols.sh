@@ -5,12 +5,16 @@ set -euo pipefail
 forbidden='^(malloc|free|calloc|realloc|_Znw|_Zna|_Zdl|_Zda|__cxa_throw|__cxa_allocate_exception|__cxa_begin_catch|__gxx_personality|_ZTI|_ZTS|__dynamic_cast)'
 status=0
 for lib in "$@"; do
-  bad=$(arm-none-eabi-nm -u "$lib" | awk '$1 == "U" {print $2}' | grep -E "$forbidden" | sort -u || true)
+  if [[ "$lib" == *.elf ]]; then  # a linked image (after LTO): what it defines
+    bad=$(arm-none-eabi-nm --defined-only "$lib" | awk '{print $3}' | grep -E "$forbidden" | sort -u || true)
+  else
+    bad=$(arm-none-eabi-nm -u "$lib" | awk '$1 == "U" {print $2}' | grep -E "$forbidden" | sort -u || true)
+  fi
   if [[ -n "$bad" ]]; then
     echo "check-device-symbols: $lib uses heap/exceptions/RTTI:" >&2
     echo "$bad" | sed 's/^/  /' >&2
     status=1
   fi
 done
-[[ $status -eq 0 ]] && echo "cortex-m4: no heap, exceptions or RTTI in $# device libraries"
+[[ $status -eq 0 ]] && echo "cortex-m4: no heap, exceptions or RTTI in $# device libraries and images"
 exit $status
