@@ -32,10 +32,11 @@ void ota_mbedtls_fatal(int status);
 #define MBEDTLS_ECP_NIST_OPTIM
 #define MBEDTLS_ECP_NO_INTERNAL_RNG
 #define MBEDTLS_ECP_MAX_BITS 256
-#define MBEDTLS_ECP_WINDOW_SIZE 2        /* RAM over speed: the loader verifies once a boot */
+#define MBEDTLS_ECP_WINDOW_SIZE 2 /* RAM over speed: the loader verifies once a boot */
 #define MBEDTLS_ECP_FIXED_POINT_OPTIM 0
 #define MBEDTLS_MPI_MAX_SIZE 64
-#define MBEDTLS_NO_UDBL_DIVISION /* bignum divides by itself: no libgcc __udivmoddi4 (-584 bytes) */
+#define MBEDTLS_NO_UDBL_DIVISION /* bignum divides by itself: no libgcc __udivmoddi4 (-584 bytes) \
+                                  */
 #define MBEDTLS_ECDSA_C
 
 #include "mbedtls/check_config.h"

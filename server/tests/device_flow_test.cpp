@@ -185,6 +185,14 @@ class DeviceFlow : public ::testing::Test {
     std::lock_guard<std::mutex> g(platform_->lock());
     return service_->tasks().Get(id);
   }
+  // A task that takes fire_n1 to FOTAV2 (diff or full chosen by the platform).
+  static TaskSpec ToFotaV2() {
+    TaskSpec spec;
+    spec.product_id = "fire";
+    spec.target_version = "FOTAV2";
+    spec.devices = {kDevice};
+    return spec;
+  }
   int64_t CreateTask(TaskSpec spec) {
     std::lock_guard<std::mutex> g(platform_->lock());
     return service_->tasks().Create(spec, std::time(nullptr));
@@ -210,11 +218,7 @@ class DeviceFlow : public ::testing::Test {
 
 TEST_F(DeviceFlow, WholeTask_QueryReportDiffDownloadRebootSuccess) {
   ScriptedDevice dev(broker_->port(), platform_->tls().ca_cert);
-  TaskSpec spec;
-  spec.product_id = "fire";
-  spec.target_version = "FOTAV2";
-  spec.devices = {kDevice};
-  const int64_t task = CreateTask(spec);
+  const int64_t task = CreateTask(ToFotaV2());
 
   ASSERT_TRUE(dev.Expect("version_query").has_value());
   dev.Event("version_report", {{"fw_version", "FOTAV1"}, {"sw_version", "SOTAV1"}});
@@ -256,10 +260,7 @@ TEST_F(DeviceFlow, AlreadyOnTarget_CountsAsSuccess) {
 
 TEST_F(DeviceFlow, DeviceFailure_RetriedThenSucceeds) {
   ScriptedDevice dev(broker_->port(), platform_->tls().ca_cert);
-  TaskSpec spec;
-  spec.product_id = "fire";
-  spec.target_version = "FOTAV2";
-  spec.devices = {kDevice};
+  TaskSpec spec = ToFotaV2();
   spec.retry_count = 1;
   spec.retry_interval = 1;
   const int64_t task = CreateTask(spec);
@@ -281,11 +282,7 @@ TEST_F(DeviceFlow, DeviceFailure_RetriedThenSucceeds) {
 
 TEST_F(DeviceFlow, NoRetriesLeft_Fails) {
   ScriptedDevice dev(broker_->port(), platform_->tls().ca_cert);
-  TaskSpec spec;
-  spec.product_id = "fire";
-  spec.target_version = "FOTAV2";
-  spec.devices = {kDevice};
-  const int64_t task = CreateTask(spec);
+  const int64_t task = CreateTask(ToFotaV2());
   ASSERT_TRUE(dev.Expect("version_query").has_value());
   dev.Event("version_report", {{"fw_version", "FOTAV1"}});
   ASSERT_TRUE(dev.Expect("firmware_upgrade").has_value());
@@ -297,11 +294,7 @@ TEST_F(DeviceFlow, NoRetriesLeft_Fails) {
 
 TEST_F(DeviceFlow, ServerRestartMidTask_Continues) {
   ScriptedDevice dev(broker_->port(), platform_->tls().ca_cert);
-  TaskSpec spec;
-  spec.product_id = "fire";
-  spec.target_version = "FOTAV2";
-  spec.devices = {kDevice};
-  const int64_t task = CreateTask(spec);
+  const int64_t task = CreateTask(ToFotaV2());
   ASSERT_TRUE(dev.Expect("version_query").has_value());
   dev.Event("version_report", {{"fw_version", "FOTAV1"}});
   const std::optional<json> up = dev.Expect("firmware_upgrade");

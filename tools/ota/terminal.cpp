@@ -1,5 +1,7 @@
 #include "terminal.hpp"
 
+#include "ota/host/hex.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <termios.h>
@@ -192,14 +194,7 @@ void Progress::Draw() {
 }
 
 std::string Hex(std::span<const uint8_t> bytes) {
-  static const char kDigits[] = "0123456789abcdef";
-  std::string s;
-  s.reserve(bytes.size() * 2);
-  for (uint8_t b : bytes) {
-    s.push_back(kDigits[b >> 4]);
-    s.push_back(kDigits[b & 15]);
-  }
-  return s;
+  return host::ToHex(bytes);
 }
 
 }  // namespace ota::cli

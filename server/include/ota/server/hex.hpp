@@ -1,21 +1,10 @@
-// Lowercase hex of bytes: digests, key ids, tokens.
+// The host library's hex helper, in the server's namespace.
 #pragma once
 
-#include <cstdint>
-#include <span>
-#include <string>
+#include "ota/host/hex.hpp"
 
 namespace ota::server {
 
-inline std::string ToHex(std::span<const uint8_t> bytes) {
-  static const char kDigits[] = "0123456789abcdef";
-  std::string s;
-  s.reserve(bytes.size() * 2);
-  for (uint8_t b : bytes) {
-    s.push_back(kDigits[b >> 4]);
-    s.push_back(kDigits[b & 15]);
-  }
-  return s;
-}
+using host::ToHex;
 
 }  // namespace ota::server
