@@ -30,15 +30,6 @@ double Seconds(Clock::time_point since) {
   return std::chrono::duration<double>(Clock::now() - since).count();
 }
 
-std::string Hour() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[16];
-  std::strftime(buf, sizeof(buf), "%Y%m%d%H", &tm);
-  return buf;
-}
-
 int Fail(const char* what) {
   std::fprintf(stderr, "platform-bench: %s\n", what);
   return 1;
@@ -62,7 +53,8 @@ int main(int argc, char** argv) {
     for (int i = 0; i < devices; ++i) {
       const std::string node = "n" + std::to_string(i);
       platform.registry().CreateDevice("fire", node, "", "secret-" + node);
-      plain << "fire_" << node << ":" << broker::IotdaPassword("secret-" + node, Hour()) << "\n";
+      plain << "fire_" << node << ":" << broker::IotdaPassword("secret-" + node, testing::UtcHour())
+            << "\n";
     }
     plain.close();
     if (std::system(("mosquitto_passwd -U " + (dir / "passwd").string()).c_str()) != 0) {
@@ -87,9 +79,10 @@ int main(int argc, char** argv) {
       int ok = 0;
       for (int i = 0; i < devices; ++i) {
         const std::string id = "fire_n" + std::to_string(i);
-        testing::MqttTestClient c(id + "_0_1_" + Hour());
-        ok +=
-            c.Connect(port, id, broker::IotdaPassword("secret-n" + std::to_string(i), Hour())) == 0;
+        testing::MqttTestClient c(id + "_0_1_" + testing::UtcHour());
+        ok += c.Connect(
+                  port, id,
+                  broker::IotdaPassword("secret-n" + std::to_string(i), testing::UtcHour())) == 0;
       }
       return std::make_pair(ok, static_cast<double>(devices) / Seconds(start));
     };
@@ -111,9 +104,9 @@ int main(int argc, char** argv) {
     std::string error;
     if (!service.Start(&error)) return Fail(error.c_str());
     constexpr int kReports = 2000;
-    testing::MqttTestClient dev("fire_n0_0_0_" + Hour());
-    if (dev.Connect(with_plugin.port(), "fire_n0", broker::IotdaPassword("secret-n0", Hour())) !=
-        0) {
+    testing::MqttTestClient dev("fire_n0_0_0_" + testing::UtcHour());
+    if (dev.Connect(with_plugin.port(), "fire_n0",
+                    broker::IotdaPassword("secret-n0", testing::UtcHour())) != 0) {
       return Fail("device connect");
     }
     const auto start = Clock::now();

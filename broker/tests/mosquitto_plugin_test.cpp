@@ -22,15 +22,6 @@ using testing::MqttTestClient;
 
 constexpr int kNotAuthorized = 5;  // Mosquitto answers every plugin refusal with this (3.1.1)
 
-std::string HourNow(std::time_t offset = 0) {
-  const std::time_t t = std::time(nullptr) + offset;
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[16];
-  std::strftime(buf, sizeof(buf), "%Y%m%d%H", &tm);
-  return buf;
-}
-
 class PluginTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -57,11 +48,11 @@ class PluginTest : public ::testing::Test {
   // Connects as `device` with the password `secret` gives for `hour` (the client's own
   // client ID carries the sig type).
   int ConnectDevice(MqttTestClient& c, const std::string& device, const std::string& secret,
-                    const std::string& hour = HourNow()) {
+                    const std::string& hour = testing::UtcHour()) {
     return c.Connect(broker_->port(), device, IotdaPassword(secret, hour));
   }
   static std::string ClientIdOf(const std::string& device, int sig = 0,
-                                const std::string& hour = HourNow()) {
+                                const std::string& hour = testing::UtcHour()) {
     return device + "_0_" + std::to_string(sig) + "_" + hour;
   }
 
@@ -80,7 +71,7 @@ TEST_F(PluginTest, GoodPassword_BothSigTypes_Accepted) {
 TEST_F(PluginTest, Refusals_AreLoggedWithDeviceIdNeverTheSecret) {
   MqttTestClient wrong(ClientIdOf("prod_a"));
   EXPECT_EQ(ConnectDevice(wrong, "prod_a", "not-the-secret"), kNotAuthorized);
-  const std::string stale_hour = HourNow(-5 * 3600);
+  const std::string stale_hour = testing::UtcHour(-5 * 3600);
   MqttTestClient stale(ClientIdOf("prod_a", 1, stale_hour));
   EXPECT_EQ(ConnectDevice(stale, "prod_a", "secret-a", stale_hour), kNotAuthorized);
   MqttTestClient stale_sig0(ClientIdOf("prod_a", 0, stale_hour));
@@ -107,7 +98,7 @@ TEST_F(PluginTest, Refusals_AreLoggedWithDeviceIdNeverTheSecret) {
   for (const char* secret : {"secret-a", "secret-off", "not-the-secret", "platform-pw", "guess"}) {
     EXPECT_EQ(log.find(secret), std::string::npos) << "the log holds a secret: " << secret;
   }
-  EXPECT_EQ(log.find(IotdaPassword("secret-a", HourNow())), std::string::npos);
+  EXPECT_EQ(log.find(IotdaPassword("secret-a", testing::UtcHour())), std::string::npos);
 }
 
 TEST_F(PluginTest, DisablingADevice_TakesEffectAtItsNextConnect) {

@@ -31,15 +31,6 @@ const BoardProfile& kBoard = kStm32f429Fire;
 constexpr const char* kDevice = "fire_n1";
 constexpr const char* kSecret = "device-secret-1";
 
-std::string Hour() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[16];
-  std::strftime(buf, sizeof(buf), "%Y%m%d%H", &tm);
-  return buf;
-}
-
 std::string Sha256Hex(const std::string& data) {
   unsigned char d[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
@@ -59,8 +50,9 @@ class ScriptedDevice {
   ScriptedDevice(int port, const std::filesystem::path& ca) : port_(port), ca_(ca) { Connect(); }
 
   void Connect() {
-    client_ = std::make_unique<MqttTestClient>(std::string(kDevice) + "_0_0_" + Hour());
-    ASSERT_EQ(client_->Connect(port_, kDevice, broker::IotdaPassword(kSecret, Hour())), 0);
+    client_ = std::make_unique<MqttTestClient>(std::string(kDevice) + "_0_0_" + testing::UtcHour());
+    ASSERT_EQ(client_->Connect(port_, kDevice, broker::IotdaPassword(kSecret, testing::UtcHour())),
+              0);
     ASSERT_EQ(client_->Subscribe(std::string("$oc/devices/") + kDevice + "/sys/events/down"), 1);
   }
   void Reboot() {

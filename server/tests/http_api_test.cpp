@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "mqtt_test_client.hpp"
 #include "ota/broker/credential_store.hpp"
 #include "ota/broker/device_auth.hpp"
 #include "ota/host/keys.hpp"
@@ -250,11 +251,7 @@ TEST_F(HttpApiTest, Downloads_TokenAndRanges) {
 
 TEST_F(HttpApiTest, BrokerHttpAuth_SameRulesAsThePlugin) {
   MakeProduct();
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char hour[16];
-  std::strftime(hour, sizeof(hour), "%Y%m%d%H", &tm);
+  const std::string hour = testing::UtcHour();
   const std::string client = std::string("fire_n1_0_1_") + hour;
   auto r = Post("/broker/v1/auth", {{"clientid", client},
                                     {"username", "fire_n1"},

@@ -8,6 +8,15 @@ struct LibInit {
 };
 }  // namespace
 
+std::string UtcHour(std::time_t offset_s) {
+  const std::time_t t = std::time(nullptr) + offset_s;
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[16];
+  std::strftime(buf, sizeof(buf), "%Y%m%d%H", &tm);
+  return buf;
+}
+
 MqttTestClient::MqttTestClient(const std::string& client_id) {
   static LibInit init;
   m_ = mosquitto_new(client_id.c_str(), true, this);

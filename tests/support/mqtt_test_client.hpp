@@ -4,10 +4,14 @@
 #include <mosquitto.h>
 
 #include <chrono>
+#include <ctime>
 #include <string>
 #include <vector>
 
 namespace ota::testing {
+
+// The UTC hour (YYYYMMDDHH) `offset_s` from now: the timestamp of an IoTDA login.
+std::string UtcHour(std::time_t offset_s = 0);
 
 struct ReceivedMessage {
   std::string topic;

@@ -206,21 +206,31 @@ int Sign(const SignArgs& a) {
   return kExitOk;
 }
 
-// ---- verify ----
-struct VerifyArgs {
-  std::string package;
+// What verify and apply check against: the loader's keys, the board, its recorded counter.
+struct CheckArgs {
   std::vector<std::string> pubs, downgrade_pubs;
   uint32_t counter = 0;
   std::string board = "stm32f429-fire";
+  // 0 on success, else the exit code after the error is printed.
+  int Options(host::ApplyOptions* options) const {
+    std::string error;
+    options->profile = Board(board, &error);
+    if (options->profile == nullptr) return Fail(kExitUsage, error);
+    options->security_counter = counter;
+    if (!LoadKeys(pubs, downgrade_pubs, &options->keys, &error)) return Fail(kExitInput, error);
+    return kExitOk;
+  }
+};
+
+// ---- verify ----
+struct VerifyArgs : CheckArgs {
+  std::string package;
 };
 
 int Verify(const VerifyArgs& a) {
   std::string error;
   host::ApplyOptions options;
-  options.profile = Board(a.board, &error);
-  if (options.profile == nullptr) return Fail(kExitUsage, error);
-  options.security_counter = a.counter;
-  if (!LoadKeys(a.pubs, a.downgrade_pubs, &options.keys, &error)) return Fail(kExitInput, error);
+  if (const int rc = a.Options(&options); rc != kExitOk) return rc;
   const std::optional<std::vector<uint8_t>> bytes = ReadFile(a.package, &error);
   if (!bytes) return Fail(kExitInput, error);
   const auto start = std::chrono::steady_clock::now();
@@ -320,20 +330,14 @@ int Inspect(const InspectArgs& a) {
 }
 
 // ---- apply ----
-struct ApplyArgs {
+struct ApplyArgs : CheckArgs {
   std::string package, old, out;
-  std::vector<std::string> pubs, downgrade_pubs;
-  uint32_t counter = 0;
-  std::string board = "stm32f429-fire";
 };
 
 int Apply(const ApplyArgs& a) {
   std::string error;
   host::ApplyOptions options;
-  options.profile = Board(a.board, &error);
-  if (options.profile == nullptr) return Fail(kExitUsage, error);
-  options.security_counter = a.counter;
-  if (!LoadKeys(a.pubs, a.downgrade_pubs, &options.keys, &error)) return Fail(kExitInput, error);
+  if (const int rc = a.Options(&options); rc != kExitOk) return rc;
   Progress progress("apply", 3);
   progress.Stage("reading");
   const std::optional<std::vector<uint8_t>> bytes = ReadFile(a.package, &error);
