@@ -123,7 +123,7 @@ step "4. A simulated board: loader + FOTAV1, connected to the platform"
 cat >device.json <<EOF
 {"device_id": "fire_n1", "secret": "demo-device-secret", "mqtt_host": "localhost",
  "mqtt_port": $MQTTS, "ca": "$SCRATCH/data/tls/ca.pem", "loader_keys": ["$SCRATCH/fota.pub"],
- "report_interval_ms": 2000}
+ "report_interval_ms": 2000, "transport": "esp-at"}
 EOF
 LOADER_ARGS=()
 [[ -f $ROOT/build/firmware/loader.bin ]] && LOADER_ARGS=(--loader "$ROOT/build/firmware/loader.bin")
@@ -135,8 +135,8 @@ exec {DEVICE_IN}>device.in
 wait_log "connected to the platform" 0 30 || fail "the board did not connect (see device.log)"
 from=$(log_lines)
 echo version >&"$DEVICE_IN"
-wait_log "^FOTAV1$" "$from" 10 || fail "the board does not say FOTAV1"
-say "board connected; shell 'version' prints FOTAV1"
+wait_log "^firmware FOTAV1$" "$from" 10 || fail "the board does not say FOTAV1"
+say "board connected; shell 'version' prints firmware FOTAV1"
 
 summary=()
 # upgrade NAME PACKAGE_ARGS... : runs a task, shows its progress, checks the version after.
@@ -154,7 +154,7 @@ upgrade() {
   local now
   now=$(log_lines)
   echo version >&"$DEVICE_IN"
-  wait_log "^$expect$" "$now" 10 || fail "$name: 'version' does not print $expect"
+  wait_log "^firmware $expect$" "$now" 10 || fail "$name: 'version' does not print $expect"
   size=$(api task show "$task" | json 'd["devices"][0]["package_id"]')
   size=$(api package list --product fire | json "[p['size'] for p in d if p['package_id']==$size][0]")
   local seg

@@ -30,6 +30,8 @@ const char* StatusCodeName(StatusCode code) {
       return "unsupported";
     case StatusCode::kFailedPrecondition:
       return "failed-precondition";
+    case StatusCode::kTimedOut:
+      return "timed-out";
   }
   return "unknown";
 }

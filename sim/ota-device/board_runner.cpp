@@ -10,6 +10,12 @@
 
 namespace ota::device_sim {
 
+namespace {
+uint64_t MonotonicMs() {
+  return SystemClock().NowMs();
+}
+}  // namespace
+
 DeviceConfig LoadDeviceConfig(const std::filesystem::path& path) {
   std::ifstream in(path);
   if (!in) throw std::runtime_error(path.string() + ": cannot read");
@@ -28,6 +34,7 @@ DeviceConfig LoadDeviceConfig(const std::filesystem::path& path) {
     c.ca_file = j.at("ca");
     c.sw_version = j.value("sw_version", c.sw_version);
     c.report_interval_ms = j.value("report_interval_ms", c.report_interval_ms);
+    c.transport = j.value("transport", c.transport);
     for (const auto& k : j.at("loader_keys")) {
       const host::PublicKeyResult key = host::LoadPublicKey(k.get<std::string>());
       if (!key.error.empty()) throw std::runtime_error(key.error);
@@ -39,6 +46,9 @@ DeviceConfig LoadDeviceConfig(const std::filesystem::path& path) {
     throw std::runtime_error(path.string() + ": " + e.what());
   }
   if (c.loader_keys.empty()) throw std::runtime_error(path.string() + ": no loader_keys");
+  if (c.transport != "host" && c.transport != "esp-at") {
+    throw std::runtime_error(path.string() + ": transport must be \"host\" or \"esp-at\"");
+  }
   return c;
 }
 
@@ -55,6 +65,13 @@ BoardRunner::BoardRunner(const BoardProfile& profile, const std::filesystem::pat
         !flash_->external.OpenFile((dir / "external.flash").string()).ok()) {
       throw std::runtime_error(dir.string() + ": cannot open the flash files");
     }
+  }
+  if (config_.transport == "esp-at") {
+    modem_sim_ = std::make_unique<EspAtModemSim>(config_.ca_file, *https_);
+    port::EspAtConfig mc;
+    mc.broker_host = config_.mqtt_host.c_str();
+    mc.broker_port = static_cast<uint16_t>(config_.mqtt_port);
+    modem_ = std::make_unique<port::EspAtModem>(modem_sim_->board_side(), mc, MonotonicMs);
   }
   installer_ = std::make_unique<PackageInstaller>(PackagePolicy{
       Span<const TrustedKey>(config_.loader_keys.data(), config_.loader_keys.size()), false});
@@ -80,6 +97,7 @@ void BoardRunner::Program(const std::vector<uint8_t>& loader, const std::vector<
 Result<BootDecision> BoardRunner::Boot() {
   agent_.reset();
   mqtt_->Disconnect();
+  if (modem_) modem_->Disconnect();
   Flash* const flashes[kFlashCount] = {&flash_->internal, &flash_->external};
   Loader loader(profile_, flashes, *installer_, ByteSpan(work_));
   return loader.Boot();
@@ -95,7 +113,13 @@ Status BoardRunner::StartApp(const BootDecision& decision) {
   ac.report_interval_ms = config_.report_interval_ms;
   ac.keys = Span<const TrustedKey>(config_.loader_keys.data(), config_.loader_keys.size());
   Flash* const flashes[kFlashCount] = {&flash_->internal, &flash_->external};
-  agent_ = std::make_unique<agent::OtaAgent>(ac, profile_, flashes, *mqtt_, *https_, clock_);
+  if (modem_) {
+    // As the board's app does at start-up: the modem must answer before anything else.
+    OTA_TRY(modem_->Begin());
+    agent_ = std::make_unique<agent::OtaAgent>(ac, profile_, flashes, *modem_, *modem_, *modem_);
+  } else {
+    agent_ = std::make_unique<agent::OtaAgent>(ac, profile_, flashes, *mqtt_, *https_, clock_);
+  }
   return agent_->Start(running_version_.c_str());
 }
 

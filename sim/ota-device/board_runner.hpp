@@ -8,10 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "esp_at_modem_sim.hpp"
 #include "host_transport.hpp"
 #include "ota/agent/ota_agent.hpp"
 #include "ota/loader.hpp"
 #include "ota/package_installer.hpp"
+#include "ota/port/esp_at_modem.hpp"
 #include "sim/board_flash.hpp"
 
 namespace ota::device_sim {
@@ -24,6 +26,9 @@ struct DeviceConfig {
   std::vector<TrustedKey> loader_keys;  // the keys built into the loader
   std::string sw_version = "SOTAV1";
   uint32_t report_interval_ms = 5000;
+  // "host": the agent uses the host transports directly; "esp-at": the board's network port
+  // (port::EspAtModem) talks AT commands to a simulated ESP-AT modem, as on the board.
+  std::string transport = "host";
 };
 
 // Reads the JSON config (docs/agent.md, "ota-device"); throws std::runtime_error.
@@ -45,9 +50,13 @@ class BoardRunner {
   Status StartApp(const BootDecision& decision);
   agent::OtaAgent& agent() { return *agent_; }
   const std::string& running_version() const { return running_version_; }
+  const std::string& sw_version() const { return config_.sw_version; }
 
   sim::BoardFlash& flash() { return *flash_; }
+  // The HTTPS client that fetches packages (the modem's, with the esp-at transport).
   HttplibHttps& https() { return *https_; }
+  // The simulated modem (esp-at transport only, else null).
+  EspAtModemSim* modem_sim() { return modem_sim_.get(); }
   const BoardProfile& profile() const { return profile_; }
 
  private:
@@ -57,6 +66,8 @@ class BoardRunner {
   std::unique_ptr<MosquittoMqtt> mqtt_;
   std::unique_ptr<HttplibHttps> https_;
   SystemClock clock_;
+  std::unique_ptr<EspAtModemSim> modem_sim_;
+  std::unique_ptr<port::EspAtModem> modem_;
   std::unique_ptr<PackageInstaller> installer_;
   std::unique_ptr<agent::OtaAgent> agent_;
   std::string running_version_;

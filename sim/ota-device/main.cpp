@@ -8,15 +8,17 @@
 #include <deque>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include <cstdio>
 #include <fstream>
 #include <iterator>
 #include <optional>
-#include <sstream>
 
 #include "board_runner.hpp"
+#include "ota/agent/app_shell.hpp"
 #include "ota/profile.hpp"
+#include "ota/shell/shell.hpp"
 
 namespace {
 
@@ -94,18 +96,53 @@ void ReportFlash(BoardRunner& board, const char* phase) {
   board.flash().ResetCounters();
 }
 
-void PrintStatus(BoardRunner& board) {
-  const ota::BootRecord& r = board.agent().record();
-  std::printf("ota-device: status %s step %s reason %s download %u/%u package %s mqtt %s\n",
-              ota::UpgradeStatusName(r.status), ota::UpgradeStepName(r.step),
-              ota::FailReasonName(r.reason), r.download_offset, r.package_size,
-              r.package_version[0] != '\0' ? r.package_version : "-",
-              board.agent().connected() ? "connected" : "disconnected");
-  std::fflush(stdout);
+// The shell's output: stdout, flushed (the demo and tests read it through a pipe).
+class StdoutOutput final : public ota::shell::Output {
+ public:
+  void Write(const char* text) override {
+    std::fputs(text, stdout);
+    std::fflush(stdout);
+  }
+};
+
+// The app's commands (the board's, from the device library) and the simulator's own.
+struct DeviceShellState : ota::agent::AppShellState {
+  BoardRunner* board = nullptr;
+  bool quit = false;
+  bool power_cut = false;
+};
+
+ota::Status PowerCut(void* context, ota::Span<char* const>, ota::shell::Output&) {
+  auto& s = *static_cast<DeviceShellState*>(context);
+  s.board->flash().power.CutNow();
+  s.power_cut = true;
+  return ota::Status::Ok();
+}
+
+ota::Status Quit(void* context, ota::Span<char* const>, ota::shell::Output&) {
+  static_cast<DeviceShellState*>(context)->quit = true;
+  return ota::Status::Ok();
+}
+
+std::vector<ota::shell::Command> DeviceCommands() {
+  const ota::Span<const ota::shell::Command> app = ota::agent::AppShellCommands();
+  std::vector<ota::shell::Command> all(app.begin(), app.end());
+  all.push_back({"powercut", "powercut         cut the board's supply now (simulator)", PowerCut});
+  all.push_back({"quit", "quit             stop the simulator", Quit});
+  return all;
 }
 
 // The app's main loop: agent steps and shell commands until a reboot, a cut or quit.
-Next RunApp(BoardRunner& board, ShellInput& shell) {
+Next RunApp(BoardRunner& board, ShellInput& input) {
+  static const std::vector<ota::shell::Command> commands = DeviceCommands();
+  StdoutOutput out;
+  DeviceShellState state;
+  state.agent = &board.agent();
+  state.fw_version = board.running_version().c_str();
+  state.sw_version = board.sw_version().c_str();
+  state.board = &board;
+  ota::shell::Shell shell(ota::Span<const ota::shell::Command>(commands.data(), commands.size()),
+                          &state, out, false);
   bool was_connected = false;
   for (;;) {
     const ota::Result<ota::agent::AgentEvent> e = board.agent().Step(50);
@@ -123,34 +160,13 @@ Next RunApp(BoardRunner& board, ShellInput& shell) {
       Say("package staged, rebooting into the loader");
       return Next::kReboot;
     }
-    while (std::optional<std::string> line = shell.Next()) {
-      std::istringstream words(*line);
-      std::string cmd;
-      words >> cmd;
-      if (cmd.empty()) continue;
-      if (cmd == "version") {
-        std::printf("%s\n", board.running_version().c_str());
-        std::fflush(stdout);
-      } else if (cmd == "status") {
-        PrintStatus(board);
-      } else if (cmd == "radio") {
-        int v = 0;
-        if (words >> v) {
-          board.agent().set_radio(v);
-          Say("radioValue %s", std::to_string(v));
-        } else {
-          Say("usage: radio <value>");
-        }
-      } else if (cmd == "reboot") {
-        return Next::kReboot;
-      } else if (cmd == "powercut") {
-        board.flash().power.CutNow();
-        return Next::kPowerCut;
-      } else if (cmd == "quit") {
-        return Next::kQuit;
-      } else {
-        Say("commands: version, status, radio <value>, reboot, powercut, quit");
-      }
+    while (std::optional<std::string> line = input.Next()) {
+      std::vector<char> text(line->begin(), line->end());
+      text.push_back('\0');
+      shell.Execute(text.data());
+      if (state.power_cut) return Next::kPowerCut;
+      if (state.quit) return Next::kQuit;
+      if (state.reboot_requested) return Next::kReboot;
     }
   }
 }

@@ -86,7 +86,14 @@ class OtaE2E : public ::testing::Test {
     dc.ca_file = platform_->tls().ca_cert.string();
     dc.loader_keys = {key_.trusted()};
     dc.report_interval_ms = 60000;
+    device_config_ = dc;
     board_ = std::make_unique<device_sim::BoardRunner>(kBoard, "", dc);
+    board_->Program({}, v1_);
+  }
+  // The board's own network port instead: AT commands to a simulated ESP-AT modem.
+  void UseEspAtModem() {
+    device_config_.transport = "esp-at";
+    board_ = std::make_unique<device_sim::BoardRunner>(kBoard, "", device_config_);
     board_->Program({}, v1_);
   }
   void TearDown() override {
@@ -160,6 +167,7 @@ class OtaE2E : public ::testing::Test {
   std::unique_ptr<server::Platform> platform_;
   std::unique_ptr<MosquittoProcess> broker_;
   std::unique_ptr<Service> service_;
+  device_sim::DeviceConfig device_config_;
   std::unique_ptr<device_sim::BoardRunner> board_;
   std::vector<uint8_t> v1_, v2_;
   int64_t full2_ = 0, diff12_ = 0;
@@ -175,6 +183,38 @@ TEST_F(OtaE2E, DiffUpgrade_FromThePlatform_Succeeds) {
   EXPECT_EQ(board_->running_version(), "FOTAV2");
   EXPECT_EQ(Task(task)["devices"][0]["package_id"], diff12_);
   EXPECT_TRUE(board_->agent().record().confirmed()) << "the new image was confirmed";
+}
+
+TEST_F(OtaE2E, EspAtModemPort_DiffUpgrade_Succeeds) {
+  UseEspAtModem();
+  ASSERT_TRUE(PowerOn().ok());
+  const int64_t task = CreateTask(0, "FOTAV2", 0);
+  ASSERT_TRUE(Run([&] { return DeviceState(task) == "Success"; }).ok()) << Task(task).dump();
+  EXPECT_EQ(board_->running_version(), "FOTAV2");
+  EXPECT_EQ(Task(task)["devices"][0]["package_id"], diff12_);
+  EXPECT_TRUE(board_->agent().record().confirmed());
+  EXPECT_GT(board_->modem_sim()->commands(), 10u) << "the traffic went through AT commands";
+  std::lock_guard<std::mutex> g(platform_->lock());
+  EXPECT_EQ(platform_->registry().GetDevice(kDevice).fw_version, "FOTAV2");
+}
+
+TEST_F(OtaE2E, EspAtModemPort_DroppedDownloadAndLostBroker_Recovers) {
+  UseEspAtModem();
+  ASSERT_TRUE(PowerOn().ok());
+  ASSERT_TRUE(Run([&] { return board_->agent().connected(); }).ok());
+  // The modem loses the broker (+MQTTDISCONNECTED): the agent sees it and connects again.
+  board_->modem_sim()->DropMqtt();
+  ASSERT_TRUE(Run([&] { return !board_->agent().connected(); }, 10000).ok());
+  ASSERT_TRUE(Run([&] { return board_->agent().connected(); }, 20000).ok());
+  // HTTP requests through the modem fail for a while (ERROR): the download stops with its
+  // offset saved, and the platform's retry resumes it.
+  const int64_t task = CreateTask(full2_, "", 3);
+  board_->https().DropAfter(10, agent::kBlockRetries + 1);
+  ASSERT_TRUE(Run([&] { return DeviceState(task) == "FailWaitRetry"; }).ok()) << Task(task).dump();
+  const uint32_t offset_after_drop = board_->agent().download_offset();
+  EXPECT_GE(offset_after_drop, 8 * agent::kDownloadBlock);
+  ASSERT_TRUE(Run([&] { return DeviceState(task) == "Success"; }).ok()) << Task(task).dump();
+  EXPECT_EQ(board_->running_version(), "FOTAV2");
 }
 
 TEST_F(OtaE2E, BrokerRestart_AgentReconnectsWithBackoff) {

@@ -20,6 +20,7 @@ enum class StatusCode : uint8_t {
   kVerifyFailed,        // a hash or signature does not match
   kUnsupported,         // a format, kind or option this build does not handle
   kFailedPrecondition,  // the system is not in a state that allows the call
+  kTimedOut,            // a peer (modem, server) did not answer in time
 };
 
 const char* StatusCodeName(StatusCode code);

@@ -30,7 +30,8 @@ class MqttClient {
 class HttpsClient {
  public:
   // GET `url` with `Authorization: Bearer {token}` and `Range: bytes=offset-(offset+len-1)`;
-  // returns the bytes received (into `out`) and the file's total size from Content-Range.
+  // returns the bytes received (into `out`) and the file's total size from Content-Range, or 0
+  // if the port cannot see it (then more bytes than asked for must be an error).
   virtual Result<size_t> GetRange(const char* url, const char* token, uint32_t offset, ByteSpan out,
                                   uint32_t* total_size) = 0;
 

@@ -1,0 +1,20 @@
+// The app's shell commands (docs/agent.md, "Shell"), the same on the board and in ota-device:
+// version, status, radio <value>, reboot.
+#pragma once
+
+#include "ota/agent/ota_agent.hpp"
+#include "ota/shell/shell.hpp"
+
+namespace ota::agent {
+
+struct AppShellState {
+  OtaAgent* agent = nullptr;
+  const char* fw_version = "";  // the running image's version (FOTAV1)
+  const char* sw_version = "";
+  bool reboot_requested = false;  // set by `reboot`; the main loop resets the board
+};
+
+// The commands; their context is an AppShellState (or a struct that starts with one).
+Span<const shell::Command> AppShellCommands();
+
+}  // namespace ota::agent

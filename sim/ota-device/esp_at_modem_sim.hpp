@@ -1,0 +1,66 @@
+// A simulated ESP-AT Wi-Fi modem on the board's modem UART (docs/spec/esp-at.md): it answers
+// the AT commands the board's network port sends and does the networking for real, with the
+// host transports (libmosquitto for MQTT over TLS, cpp-httplib for HTTPS). The UART is a
+// socket pair; the board side is a port::SerialPort, exactly what fire::Uart is on the board.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "host_transport.hpp"
+#include "ota/port/serial_port.hpp"
+
+namespace ota::device_sim {
+
+// One end of a socket pair as a serial line.
+class FdSerial final : public port::SerialPort {
+ public:
+  explicit FdSerial(int fd) : fd_(fd) {}
+  Status Write(ConstByteSpan data) override;
+  Result<size_t> Read(ByteSpan out, uint32_t timeout_ms) override;
+
+ private:
+  int fd_;
+};
+
+class EspAtModemSim {
+ public:
+  // `https` does the modem's HTTP requests (shared with the board runner for its counters).
+  EspAtModemSim(std::string ca_file, HttplibHttps& https);
+  ~EspAtModemSim();
+
+  port::SerialPort& board_side() { return board_serial_; }
+  // Test hook: the modem loses the broker (as when the Wi-Fi drops): +MQTTDISCONNECTED.
+  void DropMqtt() { drop_mqtt_ = true; }
+  uint64_t commands() const { return commands_; }
+
+ private:
+  void Loop();
+  void Command(const std::string& line);
+  void Reply(const std::string& text);
+  void ReplyRaw(const std::string& prefix, const std::string& data);
+
+  std::string ca_file_;
+  HttplibHttps& https_;
+  int fds_[2] = {-1, -1};
+  FdSerial board_serial_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> drop_mqtt_{false};
+  std::atomic<uint64_t> commands_{0};
+
+  // Modem state (the sim thread only).
+  std::string in_;
+  size_t raw_expected_ = 0;  // bytes of AT+MQTTPUBRAW data still to come
+  std::string raw_topic_;
+  bool echo_ = true;
+  int scheme_ = 0;
+  std::string client_id_, username_, password_;
+  std::unique_ptr<MosquittoMqtt> mqtt_;
+  bool mqtt_up_ = false;
+};
+
+}  // namespace ota::device_sim
