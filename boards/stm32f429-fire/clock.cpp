@@ -26,6 +26,7 @@ constexpr uint32_t kFlashLatency5 = 5;
 constexpr uint32_t kStartupPolls = 1000000;
 
 uint32_t g_sysclk_hz = kHsiHz;
+uint32_t g_apb1_hz = kHsiHz;
 uint32_t g_apb2_hz = kHsiHz;
 volatile uint32_t g_millis = 0;
 
@@ -86,6 +87,7 @@ bool ClockInit() {
   if ((RCC().CFGR & kRccCfgrSwsMask) != kRccCfgrSwsPll) ok = StartPll();
   if (ok) {
     g_sysclk_hz = kSysclkHz;
+    g_apb1_hz = kSysclkHz / 4;
     g_apb2_hz = kSysclkHz / 2;
   }
   StartSysTick();
@@ -94,6 +96,9 @@ bool ClockInit() {
 
 uint32_t SysclkHz() {
   return g_sysclk_hz;
+}
+uint32_t Apb1Hz() {
+  return g_apb1_hz;
 }
 uint32_t Apb2Hz() {
   return g_apb2_hz;

@@ -11,7 +11,8 @@ namespace fire {
 bool ClockInit();
 
 uint32_t SysclkHz();
-uint32_t Apb2Hz();
+uint32_t Apb1Hz();  // USART2/3, SPI2/3, I2C, ...: 45 MHz (16 on the HSI)
+uint32_t Apb2Hz();  // USART1/6, SPI1/4/5/6, ...: 90 MHz (16 on the HSI)
 // Milliseconds since ClockInit (wraps after 49 days).
 uint32_t Millis();
 void DelayMs(uint32_t ms);

@@ -41,8 +41,11 @@ inline constexpr uint32_t kRccCfgrSwsMask = 3u << 2;
 inline constexpr uint32_t kRccCfgrSwsPll = 2u << 2;
 inline constexpr uint32_t kRccAhb1GpioA = 1u << 0;
 inline constexpr uint32_t kRccAhb1GpioF = 1u << 5;
+inline constexpr uint32_t kRccApb1Usart2 = 1u << 17;
+inline constexpr uint32_t kRccApb1Usart3 = 1u << 18;
 inline constexpr uint32_t kRccApb1Pwr = 1u << 28;
 inline constexpr uint32_t kRccApb2Usart1 = 1u << 4;
+inline constexpr uint32_t kRccApb2Usart6 = 1u << 5;
 inline constexpr uint32_t kRccApb2Spi5 = 1u << 20;
 
 // PWR, RM0090 section 5.4 (CR 5.4.1, CSR 5.4.2); over-drive sequence in 5.1.4.
@@ -115,6 +118,11 @@ inline Gpio& GPIOA() {
 inline Gpio& GPIOF() {
   return *reinterpret_cast<Gpio*>(0x40021400u);
 }
+// GPIOA..GPIOK by index (0 = A): 0x400 apart from 0x40020000 (RM0090 table 1), and their
+// clock enables are RCC_AHB1ENR bits 0..10 in the same order (RM0090 6.3.10).
+inline Gpio& GPIO(uint32_t index) {
+  return *reinterpret_cast<Gpio*>(0x40020000u + 0x400u * index);
+}
 inline constexpr uint32_t kGpioModeOutput = 1;
 inline constexpr uint32_t kGpioModeAf = 2;
 inline constexpr uint32_t kGpioSpeedHigh = 2;
@@ -148,13 +156,24 @@ struct Usart {
   volatile uint32_t CR2;  // 0x10
   volatile uint32_t CR3;  // 0x14
 };
+// Base addresses: RM0090 table 1.
+inline constexpr uint32_t kUsart1Base = 0x40011000u;
+inline constexpr uint32_t kUsart2Base = 0x40004400u;
+inline constexpr uint32_t kUsart3Base = 0x40004800u;
+inline constexpr uint32_t kUsart6Base = 0x40011400u;
 inline Usart& USART1() {
-  return *reinterpret_cast<Usart*>(0x40011000u);
+  return *reinterpret_cast<Usart*>(kUsart1Base);
 }
+inline Usart& USART(uint32_t base) {
+  return *reinterpret_cast<Usart*>(base);
+}
+inline constexpr uint32_t kUsartSrOre = 1u << 3;
+inline constexpr uint32_t kUsartSrRxne = 1u << 5;
 inline constexpr uint32_t kUsartSrTc = 1u << 6;
 inline constexpr uint32_t kUsartSrTxe = 1u << 7;
 inline constexpr uint32_t kUsartCr1Re = 1u << 2;
 inline constexpr uint32_t kUsartCr1Te = 1u << 3;
+inline constexpr uint32_t kUsartCr1Rxneie = 1u << 5;
 inline constexpr uint32_t kUsartCr1Ue = 1u << 13;
 
 // SysTick, PM0214 section 4.5.
@@ -170,14 +189,23 @@ inline constexpr uint32_t kSysTickEnable = 1u << 0;
 inline constexpr uint32_t kSysTickTickInt = 1u << 1;
 inline constexpr uint32_t kSysTickCpuClock = 1u << 2;
 
-// NVIC, PM0214 section 4.2: ICER at 0xE000E180, ICPR at 0xE000E280, 8 words each.
+// NVIC, PM0214 section 4.2: ISER at 0xE000E100 (4.2.2), ICER at 0xE000E180 (4.2.3), ICPR at
+// 0xE000E280 (4.2.5), 8 words each, bit n % 32 of word n / 32 for IRQ n; IPR at 0xE000E400
+// (4.2.7), one byte per IRQ, of which the STM32F4 implements the top 4 bits.
+inline volatile uint32_t* NVIC_ISER() {
+  return reinterpret_cast<volatile uint32_t*>(0xE000E100u);
+}
 inline volatile uint32_t* NVIC_ICER() {
   return reinterpret_cast<volatile uint32_t*>(0xE000E180u);
 }
 inline volatile uint32_t* NVIC_ICPR() {
   return reinterpret_cast<volatile uint32_t*>(0xE000E280u);
 }
+inline volatile uint8_t* NVIC_IPR() {
+  return reinterpret_cast<volatile uint8_t*>(0xE000E400u);
+}
 inline constexpr int kNvicWords = 8;
+inline constexpr uint32_t kNvicPriorityShift = 4;
 
 // System control block, PM0214 section 4.3 (ICSR, VTOR, AIRCR) and 4.6.1 (CPACR).
 inline volatile uint32_t& SCB_ICSR() {
@@ -197,6 +225,11 @@ inline constexpr uint32_t kIcsrPendSvClr = 1u << 27;
 inline constexpr uint32_t kAircrSysResetReq = (0x05FAu << 16) | (1u << 2);
 inline constexpr uint32_t kCpacrCp10Cp11Full = 0xFu << 20;
 
+// Memory accesses before it are observed before those after it (and the compiler keeps the
+// order): for data shared with an interrupt handler.
+inline void Dmb() {
+  __asm volatile("dmb 0xF" ::: "memory");
+}
 inline void Dsb() {
   __asm volatile("dsb 0xF" ::: "memory");
 }
