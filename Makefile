@@ -81,7 +81,7 @@ m4-crypto-check: cross
 	@tests/firmware/m4_crypto_check.sh build/cortex-m4/firmware/m4_crypto_check.elf
 
 # libFuzzer over every parser of untrusted input: FUZZ_SECONDS each (corpus in build/fuzz).
-FUZZ_TARGETS := boot_record delta_decoder image_header package range_decoder
+FUZZ_TARGETS := boot_record delta_decoder esp_at_modem image_header package range_decoder
 FUZZ_SECONDS ?= 60
 fuzz: deps
 	@cmake --preset fuzz >/dev/null
@@ -97,7 +97,7 @@ fuzz: deps
 # The short run inside `make test`: 10 s per target, and a minute for the delta decoder, the
 # parser with the largest state space.
 fuzz-smoke:
-	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=10 FUZZ_TARGETS="boot_record image_header package range_decoder"
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=10 FUZZ_TARGETS="boot_record esp_at_modem image_header package range_decoder"
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=60 FUZZ_TARGETS=delta_decoder
 
 # Long runs kept out of `make test`: full-size power-cut sweeps.

@@ -21,6 +21,7 @@ void ota_mbedtls_fatal(int status);
 #endif
 
 #define MBEDTLS_SHA256_C
+#define MBEDTLS_MD_C /* HMAC-SHA-256 for the app's IoTDA password; the loader links none of it */
 #define MBEDTLS_SHA256_SMALLER
 
 #define MBEDTLS_BIGNUM_C

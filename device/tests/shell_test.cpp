@@ -84,7 +84,7 @@ TEST(Shell, OverlongLineAndTooManyWords_AreRefusedNotCut) {
   Shell shell(Span<const Command>(kCommands), &calls, out, false);
   Type(shell, "set " + std::string(kLineMax, 'x') + "\n");
   EXPECT_TRUE(calls.argv.empty());
-  EXPECT_EQ(out.Take(), "line longer than 128 characters: ignored\n");
+  EXPECT_EQ(out.Take(), "line longer than " + std::to_string(kLineMax) + " characters: ignored\n");
   Type(shell, "set 1 2 3 4 5 6 7 8\n");
   EXPECT_TRUE(calls.argv.empty());
   EXPECT_EQ(out.Take(), "more than 8 words: ignored\n");

@@ -11,7 +11,7 @@
 
 namespace ota::shell {
 
-inline constexpr size_t kLineMax = 128;  // longer input is refused, not cut
+inline constexpr size_t kLineMax = 320;  // `provision` with 64-character fields; longer: refused
 inline constexpr size_t kArgsMax = 8;
 
 // Where the shell and its commands print.
