@@ -23,6 +23,7 @@
 #include "stm32f4_regs.hpp"
 #include "uart.hpp"
 #include "w25q128.hpp"
+#include "watchdog.hpp"
 
 #ifndef FOTA_VERSION
 #error "FOTA_VERSION must be defined (e.g. -DFOTA_VERSION=\"FOTAV1\")"
@@ -126,6 +127,10 @@ int main() {
   state.settings = &settings_area;
   ota::shell::Shell shell(ota::agent::AppShellCommands(), &state, out, true);
 
+  // The loader started the watchdog: every wait and every turn of the loop kicks it.
+  fire::WatchdogKick();
+  g_console.set_wait_hook(fire::WatchdogKick);
+  g_modem_uart.set_wait_hook(fire::WatchdogKick);
   if (const ota::Status s = g_console.Init(); !s.ok()) Say("console input: ", s.name());
   const ota::Status flash = g_external.Init();
   if (!flash.ok()) Say("w25q128: ", flash.name(), ": no upgrades, no settings");
@@ -176,6 +181,7 @@ int main() {
         next_modem_try = Millis64() + kModemRetryMs;
       }
     }
+    fire::WatchdogKick();
     if (agent != nullptr) {
       const ota::Result<ota::agent::AgentEvent> e = agent->Step(kStepWaitMs);
       if (!e.ok()) Say("agent: ", e.status().name());

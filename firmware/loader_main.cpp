@@ -13,6 +13,7 @@
 #include "stm32f4_flash.hpp"
 #include "stm32f4_regs.hpp"
 #include "w25q128.hpp"
+#include "watchdog.hpp"
 
 namespace {
 
@@ -126,6 +127,8 @@ int main() {
   fire::ConsoleWrite(", ");
   fire::ConsoleWriteDec(decision->image.total_size);
   Print(" bytes\n");
+  // From here an app that hangs is reset (and a trial image counted down to its backup).
+  if (!fire::WatchdogStart()) Print("loader: watchdog registers did not update\n");
   fire::ConsoleFlush();
   JumpToApp(loader.running_address());
 }

@@ -207,6 +207,24 @@ inline volatile uint8_t* NVIC_IPR() {
 inline constexpr int kNvicWords = 8;
 inline constexpr uint32_t kNvicPriorityShift = 4;
 
+// Independent watchdog, RM0090 section 21 (register map 21.4.5). Clocked by the LSI RC
+// (32 kHz typical, 17-47 kHz over temperature and parts: datasheet DS9405 table 42), which
+// starting the watchdog switches on. Only a reset stops it.
+struct Iwdg {
+  volatile uint32_t KR;   // 0x00
+  volatile uint32_t PR;   // 0x04
+  volatile uint32_t RLR;  // 0x08
+  volatile uint32_t SR;   // 0x0C
+};
+inline Iwdg& IWDG() {
+  return *reinterpret_cast<Iwdg*>(0x40003000u);
+}
+inline constexpr uint32_t kIwdgKeyStart = 0xCCCC;
+inline constexpr uint32_t kIwdgKeyAccess = 0x5555;  // PR and RLR writable
+inline constexpr uint32_t kIwdgKeyReload = 0xAAAA;
+inline constexpr uint32_t kIwdgSrPvu = 1u << 0;  // prescaler update under way
+inline constexpr uint32_t kIwdgSrRvu = 1u << 1;  // reload update under way
+
 // System control block, PM0214 section 4.3 (ICSR, VTOR, AIRCR) and 4.6.1 (CPACR).
 inline volatile uint32_t& SCB_ICSR() {
   return *reinterpret_cast<volatile uint32_t*>(0xE000ED04u);

@@ -136,6 +136,7 @@ ota::Result<size_t> Uart::Read(ota::ByteSpan out, uint32_t timeout_ms) {
     // Until the next interrupt: a received byte, or SysTick within 1 ms (so a byte that came
     // between the check and the wfi waits at most that long).
     __asm volatile("wfi" ::: "memory");
+    if (wait_hook_ != nullptr) wait_hook_();
   }
 
   // head before overruns_: a handler run in between that lost bytes shows in overruns_, so

@@ -147,6 +147,9 @@ class Uart final : public ota::port::SerialPort {
   ota::Result<size_t> Read(ota::ByteSpan out, uint32_t timeout_ms) override;
 
   size_t rx_capacity() const { return rx_.size(); }
+  // Called on every wake-up while Read waits (the app kicks the watchdog there, so a wait
+  // for the modem, up to 30 s, never outlasts it). Null: none.
+  void set_wait_hook(void (*hook)()) { wait_hook_ = hook; }
 
   // The USART's interrupt: moves the received byte into the ring. Called by the IRQ handler
   // in uart.cpp, nowhere else.
@@ -163,6 +166,7 @@ class Uart final : public ota::port::SerialPort {
   volatile uint32_t overruns_ = 0;
   uint32_t overruns_reported_ = 0;
   bool ready_ = false;
+  void (*wait_hook_)() = nullptr;
 };
 
 }  // namespace fire
