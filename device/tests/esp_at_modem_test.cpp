@@ -250,6 +250,15 @@ TEST(EspAtModem, GetRange_ErrorAndSilence_AreErrorsNotHangs) {
   EXPECT_GE(g_now_ms - before, Config().http_timeout_ms);
 }
 
+TEST(EspAtModem, LateAnswerAfterATimeout_IsNotTakenForTheNextCommands) {
+  // The first subscribe gets no answer in time; its OK comes late, before the next command.
+  ScriptedModem m({{"AT+MQTTSUB=0,\"a\"", ""}, {"AT+MQTTSUB=0,\"b\"", "\r\nERROR\r\n"}});
+  EspAtModem modem(m, Config(), FakeMillis);
+  EXPECT_EQ(modem.Subscribe("a").code(), StatusCode::kTimedOut);
+  m.Push("\r\nOK\r\n");
+  EXPECT_EQ(modem.Subscribe("b").code(), StatusCode::kIoError) << "b's own answer is ERROR";
+}
+
 TEST(EspAtModem, OverlongLine_IsSkippedAndTheAnswerStillFound) {
   ScriptedModem m({{"AT+MQTTSUB", std::string(kAtLineMax * 3, 'z') + "\r\nOK\r\n"}});
   EspAtModem modem(m, Config(), FakeMillis);

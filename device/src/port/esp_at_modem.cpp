@@ -122,6 +122,7 @@ Result<uint8_t> EspAtModem::NextByte(uint64_t deadline) {
       // Lost bytes: whatever line was being read is not trustworthy.
       line_len_ = 0;
       line_overflow_ = true;
+      resync_ = true;
       return n.status();
     }
     rx_pos_ = 0;
@@ -249,7 +250,7 @@ Result<EspAtModem::Outcome> EspAtModem::Pump(uint64_t deadline, Wait wait, const
     const bool error = std::strcmp(line_, "ERROR") == 0 || std::strcmp(line_, "FAIL") == 0 ||
                        std::strcmp(line_, "SEND FAIL") == 0 ||
                        std::strcmp(line_, "+MQTTPUB:FAIL") == 0;
-    if (error && wait != Wait::kMessage) return Outcome::kError;
+    if (error && wait != Wait::kMessage && wait != Wait::kDrain) return Outcome::kError;
     if (prefix != nullptr && StartsWith(line_, prefix)) {
       std::memcpy(line_out_, line_, sizeof(line_out_));
       if (wait == Wait::kLinePrefix) return Outcome::kLine;
@@ -258,17 +259,31 @@ Result<EspAtModem::Outcome> EspAtModem::Pump(uint64_t deadline, Wait wait, const
   }
 }
 
+void EspAtModem::Resync() {
+  if (!resync_) return;
+  resync_ = false;
+  // Pump ends with the deadline (kTimedOut) or lost bytes: neither needs more handling here.
+  Pump(millis_() + kAtResyncMs, Wait::kDrain, nullptr).status().IgnoreError();
+  line_len_ = 0;
+  line_overflow_ = false;
+}
+
 Status EspAtModem::Run(uint32_t timeout_ms, const char* capture) {
   if (cmd_overflow_) return StatusCode::kTooLarge;
   if (!Append("\r\n")) return StatusCode::kTooLarge;
+  Resync();
   line_out_[0] = '\0';
   const Status sent = Send(ConstByteSpan(reinterpret_cast<const uint8_t*>(cmd_), cmd_len_));
   // The command may carry a password: it does not stay in RAM longer than needed.
   std::memset(cmd_, 0, sizeof(cmd_));
   cmd_len_ = 0;
   OTA_TRY(sent);
-  OTA_TRY_ASSIGN(const Outcome o, Pump(millis_() + timeout_ms, Wait::kOk, capture));
-  if (o != Outcome::kOk) return StatusCode::kIoError;
+  const Result<Outcome> o = Pump(millis_() + timeout_ms, Wait::kOk, capture);
+  if (!o.ok()) {
+    resync_ = true;  // its answer may still come
+    return o.status();
+  }
+  if (o.value() != Outcome::kOk) return StatusCode::kIoError;
   if (capture != nullptr && line_out_[0] == '\0') return StatusCode::kNotFound;
   return Status::Ok();
 }
@@ -340,6 +355,7 @@ Status EspAtModem::Publish(const char* topic, ConstByteSpan payload) {
   AppendNumber(static_cast<uint32_t>(payload.size()));
   Append(",1,0");  // QoS 1, not retained
   if (cmd_overflow_ || !Append("\r\n")) return StatusCode::kTooLarge;
+  Resync();
   Status s = Send(ConstByteSpan(reinterpret_cast<const uint8_t*>(cmd_), cmd_len_));
   if (s.ok()) {
     const uint64_t deadline = millis_() + config_.command_timeout_ms;
@@ -355,7 +371,10 @@ Status EspAtModem::Publish(const char* topic, ConstByteSpan payload) {
                          : Status(StatusCode::kIoError));
     }
   }
-  if (!s.ok()) connected_ = false;
+  if (!s.ok()) {
+    connected_ = false;
+    resync_ = true;  // e.g. the prompt never came, and the modem still waits for data
+  }
   return s;
 }
 

@@ -18,6 +18,7 @@ inline constexpr size_t kAtCommandMax = 640;  // one command line (URL + token +
 inline constexpr size_t kAtTopicMax = 160;    // an incoming topic
 inline constexpr size_t kAtInboxMax = 2048;   // an incoming MQTT payload
 inline constexpr size_t kAtRxChunk = 128;     // bytes taken from the UART at a time
+inline constexpr uint32_t kAtResyncMs = 50;   // input dropped after a timeout or lost bytes
 
 struct EspAtConfig {
   const char* broker_host = "";
@@ -71,7 +72,8 @@ class EspAtModem final : public agent::MqttClient, public agent::HttpsClient, pu
   uint32_t dropped_messages() const { return dropped_; }
 
  private:
-  enum class Wait : uint8_t { kOk, kPrompt, kLinePrefix, kMessage };
+  // kDrain: nothing ends the wait but the deadline (URCs are still handled).
+  enum class Wait : uint8_t { kOk, kPrompt, kLinePrefix, kMessage, kDrain };
   // What ended a wait.
   enum class Outcome : uint8_t { kOk, kError, kPrompt, kLine };
 
@@ -85,6 +87,10 @@ class EspAtModem final : public agent::MqttClient, public agent::HttpsClient, pu
   // set, a line starting with it is copied into line_out_.
   Status Run(uint32_t timeout_ms, const char* capture = nullptr);
   Status Send(ConstByteSpan data);
+  // Before a command, after a timeout or lost bytes: whatever the modem still sends about the
+  // last command (a late OK, the rest of a payload) is read and dropped, so the next command
+  // cannot take it for its own answer.
+  void Resync();
   // Reads until `wait` is satisfied or the deadline; URCs are handled on the way.
   Result<Outcome> Pump(uint64_t deadline, Wait wait, const char* prefix);
   // One byte from the UART buffer, refilled with a wait up to the deadline.
@@ -100,6 +106,7 @@ class EspAtModem final : public agent::MqttClient, public agent::HttpsClient, pu
   EspAtConfig config_;
   MillisFn millis_;
   bool connected_ = false;
+  bool resync_ = false;
   uint32_t dropped_ = 0;
 
   char cmd_[kAtCommandMax] = {};
