@@ -29,7 +29,7 @@ struct EspAtConfig {
   const char* wifi_ssid = "";  // empty: the modem joins the network it has saved
   const char* wifi_password = "";
   const char* sntp_server = "pool.ntp.org";
-  uint32_t command_timeout_ms = 10000;  // ESP-AT answers MQTT commands within 10 s
+  uint32_t command_timeout_ms = 15000;  // ESP-AT answers MQTT commands within 10 s
   uint32_t connect_timeout_ms = 30000;  // AT+MQTTCONN and AT+CWJAP take longer
   uint32_t http_timeout_ms = 30000;
   size_t topic_max = 128;  // the firmware's MQTT topic limit (128 bytes in ESP-AT 3.x)
