@@ -7,7 +7,7 @@ demo: build
 	@$(MAKE) --no-print-directory firmware || echo "demo: no Cortex-M4 images; using synthetic ones"
 	@scripts/demo.sh build/host
 
-.PHONY: all demo deps build test test-host test-asan cross firmware m4-crypto-check fuzz fuzz-smoke test-long bench-upgrade bench-delta bench-package bench-platform format \
+.PHONY: all demo deps build test test-host test-asan cross firmware m4-crypto-check m4-app-check m4-check fuzz fuzz-smoke test-long bench-upgrade bench-delta bench-package bench-platform format \
         format-check clean
 
 JOBS ?= $(shell nproc)
@@ -22,10 +22,10 @@ build: deps
 	@cmake --build --preset host -j $(JOBS)
 
 # The whole suite: the board images (cross build with its budget test, stamped by the host
-# tool: the firmware tests need them), host tests, the device library's tests under
-# ASan+UBSan, fuzzing, and formatting. Fails on the first failure.
+# tool: the firmware tests need them), the images on an emulated Cortex-M4, host tests, the
+# device library's tests under ASan+UBSan, fuzzing, and formatting. Fails on the first failure.
 test: deps
-	@$(MAKE) --no-print-directory firmware test-host test-asan fuzz-smoke format-check
+	@$(MAKE) --no-print-directory firmware m4-check test-host test-asan fuzz-smoke format-check
 	@scripts/test-summary.sh build/host build/asan
 
 # The power-cut sweeps' summary lines are shown after the run (CTest captures test output).
@@ -76,9 +76,16 @@ firmware: cross build
 	@echo "firmware: $(FIRMWARE_DIR)/loader.bin $$(stat -c %s $(FIRMWARE_DIR)/loader.bin) bytes"
 
 # The loader's signature check as built for the board, run on an emulated Cortex-M4 (QEMU
-# netduinoplus2) against OpenSSL signatures. Not part of `make test`: needs qemu-system-arm.
+# netduinoplus2) against OpenSSL signatures.
 m4-crypto-check: cross
 	@tests/firmware/m4_crypto_check.sh build/cortex-m4/firmware/m4_crypto_check.elf
+
+# The stamped apps on the same emulated Cortex-M4, their shell driven over the USART1 console.
+m4-app-check: firmware
+	@tests/firmware/m4_app_check.sh $(FIRMWARE_DIR)
+
+# Both QEMU checks (in `make test`): a few seconds once the images are built.
+m4-check: m4-crypto-check m4-app-check
 
 # libFuzzer over every parser of untrusted input: FUZZ_SECONDS each (corpus in build/fuzz).
 FUZZ_TARGETS := boot_record delta_decoder esp_at_modem image_header package range_decoder

@@ -11,6 +11,7 @@ packages=(
   clang-14 libclang-rt-14-dev
   bsdiff xdelta3 zstd xz-utils
   gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib
+  qemu-system-arm
 )
 
 missing=()
