@@ -161,13 +161,15 @@ upgrade() {
   seg=$(tail -n +"$((from + 1))" device.log)
   local dl dprog derase dboard lprog lerase lboard
   dl=$(grep -oE 'downloaded bytes=[0-9]+' <<<"$seg" | tail -1 | cut -d= -f2)
+  local uart
+  uart=$(grep -oE 'uart_s=[0-9.]+' <<<"$seg" | tail -1 | cut -d= -f2)
   read -r dprog derase dboard < <(grep -E 'flash download' <<<"$seg" | tail -1 |
     sed -E 's/.*programs=([0-9]+) erases=([0-9]+) erased_kb=[0-9]+ board_s=([0-9.]+).*/\1 \2 \3/')
   read -r lprog lerase lboard < <(grep -E 'flash loader' <<<"$seg" | tail -1 |
     sed -E 's/.*programs=([0-9]+) erases=([0-9]+) erased_kb=[0-9]+ board_s=([0-9.]+).*/\1 \2 \3/')
-  summary+=("$(printf '%-22s package=%7s B downloaded=%7s B wall=%5ss flash_ops=%5s board_time=%6ss' \
+  summary+=("$(printf '%-22s package=%7s B downloaded=%7s B wall=%5ss flash_ops=%5s board_time=%6ss uart=%5ss' \
     "$name" "$size" "${dl:-0}" "$wall" "$((dprog + derase + lprog + lerase))" \
-    "$(python3 -c "print(f'{$dboard + $lboard:.1f}')")")")
+    "$(python3 -c "print(f'{$dboard + $lboard:.1f}')")" "${uart:--}")")
   say "$name: done, the board runs $expect"
 }
 
@@ -182,5 +184,6 @@ api task list | json "'\\n'.join('   task %s: %s (package %s)' % (t['task_id'], 
 step "7. Summary"
 for line in "${summary[@]}"; do say "$line"; done
 say "board_time: what the real board's flash would take (datasheet timing model)"
+say "uart: what the download and the MQTT traffic since the last upgrade take on the board's ESP-AT modem UART at 115200 baud"
 say "total $(python3 -c "print(f'{$(date +%s.%N) - $T0:.1f}')") s; scratch directory kept: $SCRATCH"
 echo "demo: OK"

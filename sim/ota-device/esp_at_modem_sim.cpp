@@ -79,6 +79,7 @@ EspAtModemSim::~EspAtModemSim() {
 
 void EspAtModemSim::Reply(const std::string& text) {
   const std::string s = text + "\r\n";
+  uart_bytes_ += s.size();
   FdSerial(fds_[1])
       .Write(ConstByteSpan(reinterpret_cast<const uint8_t*>(s.data()), s.size()))
       .IgnoreError();  // the board side closed: the sim ends with it
@@ -94,6 +95,7 @@ void EspAtModemSim::Loop() {
   while (!stop_) {
     const Result<size_t> n = modem.Read(ByteSpan(buf), 5);
     if (!n.ok()) return;
+    uart_bytes_ += n.value();
     in_.append(reinterpret_cast<const char*>(buf), n.value());
     for (;;) {
       if (raw_expected_ > 0) {
@@ -197,6 +199,7 @@ void EspAtModemSim::Command(const std::string& line) {
     raw_topic_ = p[1].text;
     raw_expected_ = static_cast<size_t>(len);
     const std::string prompt = "OK\r\n\r\n>";
+    uart_bytes_ += prompt.size();
     FdSerial(fds_[1])
         .Write(ConstByteSpan(reinterpret_cast<const uint8_t*>(prompt.data()), prompt.size()))
         .IgnoreError();  // as in Reply

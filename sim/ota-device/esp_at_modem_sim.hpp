@@ -36,6 +36,12 @@ class EspAtModemSim {
   // Test hook: the modem loses the broker (as when the Wi-Fi drops): +MQTTDISCONNECTED.
   void DropMqtt() { drop_mqtt_ = true; }
   uint64_t commands() const { return commands_; }
+  // Bytes that crossed the UART both ways, and what they take at the board's 115200 baud
+  // (8N1: 10 bits a byte), since the last reset.
+  uint64_t uart_bytes() const { return uart_bytes_; }
+  double uart_seconds() const { return static_cast<double>(uart_bytes_) * 10.0 / kBaud; }
+  void reset_uart_bytes() { uart_bytes_ = 0; }
+  static constexpr double kBaud = 115200;
 
  private:
   void Loop();
@@ -51,6 +57,7 @@ class EspAtModemSim {
   std::atomic<bool> stop_{false};
   std::atomic<bool> drop_mqtt_{false};
   std::atomic<uint64_t> commands_{0};
+  std::atomic<uint64_t> uart_bytes_{0};
 
   // Modem state (the sim thread only).
   std::string in_;

@@ -156,6 +156,12 @@ Next RunApp(BoardRunner& board, ShellInput& input) {
       std::printf("ota-device: downloaded bytes=%llu\n",
                   static_cast<unsigned long long>(board.https().bytes_received()));
       board.https().reset_bytes();
+      if (ota::device_sim::EspAtModemSim* modem = board.modem_sim()) {
+        // What the download costs on the board's modem UART, the slowest link of the chain.
+        std::printf("ota-device: modem uart bytes=%llu uart_s=%.2f\n",
+                    static_cast<unsigned long long>(modem->uart_bytes()), modem->uart_seconds());
+        modem->reset_uart_bytes();
+      }
       ReportFlash(board, "download");
       Say("package staged, rebooting into the loader");
       return Next::kReboot;
