@@ -12,6 +12,7 @@
 #include "clock.hpp"
 #include "console.hpp"
 #include "loader_keys.hpp"
+#include "modem_power.hpp"
 #include "ota/agent/app_shell.hpp"
 #include "ota/agent/device_settings.hpp"
 #include "ota/agent/ota_agent.hpp"
@@ -148,6 +149,7 @@ int main() {
     if (const ota::Status s = g_modem_uart.Init(); !s.ok()) {
       Say("modem uart: ", s.name());
     } else {
+      fire::ModemPowerOn();
       ota::port::EspAtConfig mc;
       mc.broker_host = g_settings.broker_host;
       mc.broker_port = g_settings.broker_port;
@@ -158,6 +160,7 @@ int main() {
   }
 
   ota::agent::OtaAgent* agent = nullptr;
+  bool agent_started = false;
   uint64_t next_modem_try = 0;
   shell.Prompt();
   for (;;) {
@@ -172,17 +175,25 @@ int main() {
         ota::Flash* const flashes[ota::kFlashCount] = {&g_internal, &g_external};
         agent = new (g_agent_storage)
             ota::agent::OtaAgent(ac, ota::kStm32f429Fire, flashes, *modem, *modem, *modem);
-        if (const ota::Status started = agent->Start(version); !started.ok()) {
-          Say("agent: boot state: ", started.name());
-        }
-        state.agent = agent;
       } else {
         Say("modem: ", s.name(), "; trying again in 10 s");
         next_modem_try = Millis64() + kModemRetryMs;
       }
     }
     fire::WatchdogKick();
-    if (agent != nullptr) {
+    if (agent != nullptr && !agent_started && Millis64() >= next_modem_try) {
+      // Without the boot state the agent could neither confirm this image nor resume a
+      // download: it does not run until it has read it.
+      const ota::Status started = agent->Start(version);
+      if (started.ok()) {
+        agent_started = true;
+        state.agent = agent;
+      } else {
+        Say("agent: boot state: ", started.name(), "; trying again in 10 s");
+        next_modem_try = Millis64() + kModemRetryMs;
+      }
+    }
+    if (agent_started) {
       const ota::Result<ota::agent::AgentEvent> e = agent->Step(kStepWaitMs);
       if (!e.ok()) Say("agent: ", e.status().name());
       if (e.ok() && e.value() == ota::agent::AgentEvent::kReboot) {
@@ -191,7 +202,7 @@ int main() {
       }
     }
     uint8_t typed[32];
-    const ota::Result<size_t> n = g_console.Read(typed, agent != nullptr ? 0 : kStepWaitMs);
+    const ota::Result<size_t> n = g_console.Read(typed, agent_started ? 0 : kStepWaitMs);
     for (size_t i = 0; n.ok() && i < n.value(); ++i)
       shell.Feed(static_cast<char>(typed[i]));
     if (state.reboot_requested) Reset();

@@ -64,6 +64,14 @@ TEST_F(DeviceSettingsTest, EveryFlippedByte_IsRejected) {
   }
 }
 
+TEST_F(DeviceSettingsTest, AnotherRecordVersion_IsUnsupportedNotCorrupt) {
+  uint8_t record[kSettingsRecordSize];
+  EncodeSettings(Example(), record);
+  record[4] = 2;  // version 2, whatever its size and CRC
+  record[6] = 0x10;
+  EXPECT_EQ(DecodeSettings(record).status().code(), StatusCode::kUnsupported);
+}
+
 TEST_F(DeviceSettingsTest, PowerCutDuringSave_LeavesNoRecordOrTheWholeOne) {
   ASSERT_TRUE(SaveSettings(area_, Example()).ok());
   DeviceSettings next = Example();

@@ -56,18 +56,31 @@ class ScriptedModem final : public SerialPort {
   }
 
   Result<size_t> Read(ByteSpan out, uint32_t timeout_ms) override {
+    if (lose_at_ != std::string::npos && delivered_ >= lose_at_) {
+      // A receive overrun: `lose_` bytes never arrive, and the driver says so once.
+      rx_.erase(0, lose_);
+      lose_at_ = std::string::npos;
+      return StatusCode::kIoError;
+    }
     if (rx_.empty()) {
       g_now_ms += timeout_ms == 0 ? 1 : timeout_ms;
       return size_t{0};
     }
     // Small pieces, as a UART delivers them: every parse state meets a buffer boundary.
     const size_t n = std::min({out.size(), rx_.size(), size_t{7}});
-    std::copy(rx_.begin(), rx_.begin() + static_cast<std::ptrdiff_t>(n), out.begin());
-    rx_.erase(0, n);
-    return n;
+    const size_t m = lose_at_ != std::string::npos ? std::min(n, lose_at_ - delivered_) : n;
+    std::copy(rx_.begin(), rx_.begin() + static_cast<std::ptrdiff_t>(m), out.begin());
+    rx_.erase(0, m);
+    delivered_ += m;
+    return m;
   }
 
   void Push(const std::string& unsolicited) { rx_ += unsolicited; }
+  // After `at` more bytes were delivered, `n` bytes are lost (a UART overrun).
+  void LoseAfter(size_t at, size_t n) {
+    lose_at_ = delivered_ + at;
+    lose_ = n;
+  }
   bool done() const { return script_.empty() && rx_.empty(); }
 
   std::vector<std::string> sent;
@@ -77,6 +90,9 @@ class ScriptedModem final : public SerialPort {
   std::deque<Step> script_;
   std::string line_, rx_, raw_reply_;
   size_t raw_left_ = 0;
+  size_t delivered_ = 0;
+  size_t lose_at_ = std::string::npos;
+  size_t lose_ = 0;
 };
 
 EspAtConfig Config() {
@@ -197,6 +213,7 @@ TEST(EspAtModem, Receive_CallerBufferTooSmall_IsTooLarge) {
   uint8_t buf[4];
   EXPECT_EQ(modem.Receive(100, Span<char>(topic), ByteSpan(buf)).status().code(),
             StatusCode::kTooLarge);
+  EXPECT_EQ(modem.dropped_messages(), 1u) << "a message the caller cannot take is counted";
 }
 
 TEST(EspAtModem, DisconnectedUrc_EndsTheConnection) {
@@ -257,6 +274,68 @@ TEST(EspAtModem, LateAnswerAfterATimeout_IsNotTakenForTheNextCommands) {
   EXPECT_EQ(modem.Subscribe("a").code(), StatusCode::kTimedOut);
   m.Push("\r\nOK\r\n");
   EXPECT_EQ(modem.Subscribe("b").code(), StatusCode::kIoError) << "b's own answer is ERROR";
+}
+
+TEST(EspAtModem, BytesLostInsideHttpData_TheRestIsNotTakenForTheNextAnswer) {
+  // 2 bytes of the data vanish: the port cannot know where the data ends, so the tail
+  // ("...\r\nOK\r\n") must not become the answer to the next command.
+  ScriptedModem m({{"AT+HTTPCLIENT", "+HTTPCLIENT:12,ab\r\nOK\r\nefgh\r\n\r\nOK\r\n"},
+                   {"AT+MQTTSUB", "\r\nERROR\r\n"}});
+  EspAtModem modem(m, Config(), FakeMillis);
+  m.LoseAfter(18, 2);
+  uint8_t buf[12];
+  uint32_t total = 0;
+  EXPECT_EQ(modem.GetRange("https://h/f", "t", 0, ByteSpan(buf), &total).status().code(),
+            StatusCode::kIoError);
+  EXPECT_EQ(modem.Subscribe("t").code(), StatusCode::kIoError) << "its own answer is ERROR";
+}
+
+TEST(EspAtModem, GetRange_LongUrl_HandedOverByHttpUrlCfg) {
+  const std::string url = "https://ota.example.com:8443/api/v1/devices/" + std::string(150, 'd') +
+                          "/packages/17/download";
+  ScriptedModem m({{"AT+HTTPURLCFG=" + std::to_string(url.size()), "\r\nOK\r\n\r\n>", url.size(),
+                    "\r\nSET OK\r\n"},
+                   {"AT+HTTPCLIENT=2,0,\"\",,,2,\"Authorization: Bearer tok\",\"Range: bytes=0-3\"",
+                    "+HTTPCLIENT:4,abcd\r\n\r\nOK\r\n"}});
+  EspAtModem modem(m, Config(), FakeMillis);
+  uint8_t buf[4];
+  uint32_t total = 0;
+  const Result<size_t> n = modem.GetRange(url.c_str(), "tok", 0, ByteSpan(buf), &total);
+  ASSERT_TRUE(n.ok()) << n.status().name();
+  EXPECT_EQ(Str(buf, n.value()), "abcd");
+  EXPECT_EQ(m.raw_, url);
+  for (const std::string& line : m.sent)
+    EXPECT_LT(line.size() + 2, kAtCommandMax) << line;
+}
+
+TEST(EspAtModem, GetRange_UrlOrTokenBeyondTheModemsLimits_RefusedUnsent) {
+  ScriptedModem m({});
+  EspAtModem modem(m, Config(), FakeMillis);
+  uint8_t buf[4];
+  uint32_t total = 0;
+  const std::string url = "https://h/" + std::string(kAtUrlMax, 'u');
+  EXPECT_EQ(modem.GetRange(url.c_str(), "t", 0, ByteSpan(buf), &total).status().code(),
+            StatusCode::kTooLarge);
+  EXPECT_TRUE(m.sent.empty());
+}
+
+TEST(EspAtModem, ModemRestart_NextConnectRunsBeginFirst) {
+  ScriptedModem m({{"AT", "\r\nOK\r\n"},
+                   {"ATE0", "\r\nOK\r\n"},
+                   {"AT+CIPSNTPCFG", "\r\nOK\r\n"},
+                   {"AT+MQTTCLEAN", "\r\nERROR\r\n"},
+                   {"AT+MQTTUSERCFG", "\r\nOK\r\n"},
+                   {"AT+MQTTCONN", "\r\nOK\r\n"}});
+  EspAtModem modem(m, Config(), FakeMillis);
+  m.Push("\r\nets Jan  8 2013,rst cause:2\r\n\r\nready\r\n");
+  char topic[16];
+  uint8_t buf[16];
+  EXPECT_EQ(modem.Receive(10, Span<char>(topic), ByteSpan(buf)).status().code(),
+            StatusCode::kNotFound);
+  EXPECT_TRUE(modem.restarted());
+  ASSERT_TRUE(modem.Connect("c", "u", "p").ok());
+  EXPECT_FALSE(modem.restarted());
+  EXPECT_TRUE(m.done());
 }
 
 TEST(EspAtModem, OverlongLine_IsSkippedAndTheAnswerStillFound) {

@@ -13,6 +13,7 @@ namespace ota::device_sim {
 namespace {
 
 constexpr size_t kHttpChunk = 512;  // the modem hands HTTP data over in pieces
+constexpr size_t kLineMax = 256;    // ESP-AT: a whole command line is less than 256 bytes
 
 struct Param {
   std::string text;
@@ -85,6 +86,17 @@ void EspAtModemSim::Reply(const std::string& text) {
       .IgnoreError();  // the board side closed: the sim ends with it
 }
 
+void EspAtModemSim::ExpectRaw(size_t len, bool is_url) {
+  raw_is_url_ = is_url;
+  raw_expected_ = len;
+  // The prompt ends without a line end.
+  const std::string prompt = "OK\r\n\r\n>";
+  uart_bytes_ += prompt.size();
+  FdSerial(fds_[1])
+      .Write(ConstByteSpan(reinterpret_cast<const uint8_t*>(prompt.data()), prompt.size()))
+      .IgnoreError();  // as in Reply
+}
+
 void EspAtModemSim::ReplyRaw(const std::string& prefix, const std::string& data) {
   Reply(prefix + data);
 }
@@ -103,6 +115,11 @@ void EspAtModemSim::Loop() {
         const std::string data = in_.substr(0, raw_expected_);
         in_.erase(0, raw_expected_);
         raw_expected_ = 0;
+        if (raw_is_url_) {
+          long_url_ = data;
+          Reply("SET OK");
+          continue;
+        }
         const bool ok =
             mqtt_up_ &&
             mqtt_
@@ -114,6 +131,11 @@ void EspAtModemSim::Loop() {
       }
       const size_t eol = in_.find('\n');
       if (eol == std::string::npos) break;
+      if (eol + 1 >= kLineMax) {  // with its CR LF
+        in_.erase(0, eol + 1);
+        Reply("ERROR");
+        continue;
+      }
       std::string line = in_.substr(0, eol);
       in_.erase(0, eol + 1);
       if (!line.empty() && line.back() == '\r') line.pop_back();
@@ -197,12 +219,14 @@ void EspAtModemSim::Command(const std::string& line) {
       return;
     }
     raw_topic_ = p[1].text;
-    raw_expected_ = static_cast<size_t>(len);
-    const std::string prompt = "OK\r\n\r\n>";
-    uart_bytes_ += prompt.size();
-    FdSerial(fds_[1])
-        .Write(ConstByteSpan(reinterpret_cast<const uint8_t*>(prompt.data()), prompt.size()))
-        .IgnoreError();  // as in Reply
+    ExpectRaw(static_cast<size_t>(len), false);
+  } else if (name == "AT+HTTPURLCFG" && p.size() == 1) {
+    const long len = std::atol(p[0].text.c_str());
+    if (len <= 0 || len > 8192) {
+      Reply("ERROR");
+      return;
+    }
+    ExpectRaw(static_cast<size_t>(len), true);
   } else if (name == "AT+HTTPCLIENT" && p.size() >= 6 && p[0].text == "2") {
     std::string token;
     uint32_t first = 0, last = 0;
@@ -221,7 +245,9 @@ void EspAtModemSim::Command(const std::string& line) {
     }
     std::vector<uint8_t> body(last - first + 1);
     uint32_t total = 0;
-    const Result<size_t> n = https_.GetRange(p[2].text.c_str(), token.c_str(), first,
+    // An empty URL: the one AT+HTTPURLCFG set.
+    const std::string& url = p[2].text.empty() ? long_url_ : p[2].text;
+    const Result<size_t> n = https_.GetRange(url.c_str(), token.c_str(), first,
                                              ByteSpan(body.data(), body.size()), &total);
     if (!n.ok()) {
       Reply("ERROR");  // as ESP-AT does for a failed request or an HTTP error status

@@ -48,6 +48,8 @@ class EspAtModemSim {
   void Command(const std::string& line);
   void Reply(const std::string& text);
   void ReplyRaw(const std::string& prefix, const std::string& data);
+  // Answers with the > prompt; the next `len` bytes are AT+MQTTPUBRAW data or a URL.
+  void ExpectRaw(size_t len, bool is_url);
 
   std::string ca_file_;
   HttplibHttps& https_;
@@ -61,8 +63,10 @@ class EspAtModemSim {
 
   // Modem state (the sim thread only).
   std::string in_;
-  size_t raw_expected_ = 0;  // bytes of AT+MQTTPUBRAW data still to come
+  size_t raw_expected_ = 0;  // bytes of AT+MQTTPUBRAW or AT+HTTPURLCFG data still to come
+  bool raw_is_url_ = false;
   std::string raw_topic_;
+  std::string long_url_;  // set by AT+HTTPURLCFG
   bool echo_ = true;
   int scheme_ = 0;
   std::string client_id_, username_, password_;

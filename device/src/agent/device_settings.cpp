@@ -68,11 +68,13 @@ Result<DeviceSettings> DecodeSettings(const uint8_t (&in)[kSettingsRecordSize]) 
   for (const uint8_t b : in)
     erased = erased && b == 0xFF;
   if (erased) return StatusCode::kNotFound;
-  if (LoadLe32(in) != kSettingsMagic || LoadLe16(in + 6) != kSettingsRecordSize ||
+  if (LoadLe32(in) != kSettingsMagic) return StatusCode::kCorrupt;
+  // Another version may have another size: it is not this code's to judge.
+  if (LoadLe16(in + 4) != kSettingsVersion) return StatusCode::kUnsupported;
+  if (LoadLe16(in + 6) != kSettingsRecordSize ||
       LoadLe32(in + kCrcAt) != Crc32(0, ConstByteSpan(in, kCrcAt))) {
     return StatusCode::kCorrupt;
   }
-  if (LoadLe16(in + 4) != kSettingsVersion) return StatusCode::kUnsupported;
   DeviceSettings s;
   s.broker_port = LoadLe16(in + kPortAt);
   bool reserved_zero = true;

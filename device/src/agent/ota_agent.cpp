@@ -141,7 +141,9 @@ Result<AgentEvent> OtaAgent::Step(uint32_t max_wait_ms) {
   const uint64_t now = clock_.NowMs();
   if (!mqtt_.connected()) {
     if (now < next_connect_ms_) return AgentEvent::kNone;
-    const Status s = Connect();
+    Status s = Connect();
+    // A session that fails at once (the first publish refused) backs off as well.
+    if (s.ok()) s = ReportVersion();
     if (!s.ok()) {
       // Back off, with jitter from the clock so a fleet does not reconnect in step.
       const uint32_t jitter = static_cast<uint32_t>(now % (backoff_ms_ / 2 + 1));
@@ -150,7 +152,6 @@ Result<AgentEvent> OtaAgent::Step(uint32_t max_wait_ms) {
       return AgentEvent::kNone;
     }
     backoff_ms_ = 1000;
-    OTA_TRY(ReportVersion());
     next_report_ms_ = now;
   }
   if (pending_outcome_) {

@@ -30,6 +30,13 @@ bool ParseNumber(const char** p, size_t* value) {
   return true;
 }
 
+// A wipe the compiler keeps even when the buffer is not read again.
+void SecureZero(void* p, size_t n) {
+  volatile uint8_t* b = static_cast<volatile uint8_t*>(p);
+  for (size_t i = 0; i < n; ++i)
+    b[i] = 0;
+}
+
 int MonthNumber(const char* m) {
   static const char kMonths[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
   for (int i = 0; i < 12; ++i) {
@@ -74,10 +81,14 @@ bool ParseSntpTime(const char* text, char (&out)[11]) {
 EspAtModem::EspAtModem(SerialPort& serial, const EspAtConfig& config, MillisFn millis)
     : serial_(serial), config_(config), millis_(millis) {}
 
-void EspAtModem::Start(const char* text) {
+void EspAtModem::WipeCommand() {
+  SecureZero(cmd_, sizeof(cmd_));
   cmd_len_ = 0;
+}
+
+void EspAtModem::Start(const char* text) {
+  WipeCommand();
   cmd_overflow_ = false;
-  cmd_[0] = '\0';
   Append(text);
 }
 
@@ -127,6 +138,7 @@ Result<uint8_t> EspAtModem::NextByte(uint64_t deadline) {
     }
     rx_pos_ = 0;
     rx_len_ = n.value();
+    bytes_seen_ += rx_len_;
     if (rx_len_ == 0 && millis_() >= deadline) return StatusCode::kTimedOut;
   }
   return rx_[rx_pos_++];
@@ -175,7 +187,10 @@ Result<bool> EspAtModem::MaybeRawData(uint64_t deadline) {
       inbox_topic_[topic_len] = '\0';
     }
     line_len_ = 0;
-    OTA_TRY(ReadRaw(until, inbox_, keep ? len : 0, len));
+    if (const Status read = ReadRaw(until, inbox_, keep ? len : 0, len); !read.ok()) {
+      resync_ = true;  // the rest of the data would be read as lines
+      return read;
+    }
     if (keep) {
       inbox_len_ = len;
       inbox_full_ = true;
@@ -195,7 +210,12 @@ Result<bool> EspAtModem::MaybeRawData(uint64_t deadline) {
       keep = len < room ? len : room;
       if (keep < len) http_overflow_ = true;
     }
-    OTA_TRY(ReadRaw(until, http_dst_ != nullptr ? http_dst_ + http_len_ : nullptr, keep, len));
+    if (const Status read =
+            ReadRaw(until, http_dst_ != nullptr ? http_dst_ + http_len_ : nullptr, keep, len);
+        !read.ok()) {
+      resync_ = true;
+      return read;
+    }
     http_len_ += keep;
     return true;
   }
@@ -209,6 +229,13 @@ bool EspAtModem::HandleUrc() {
   }
   if (StartsWith(line_, "+MQTTCONNECTED:")) {
     connected_ = true;
+    return true;
+  }
+  if (std::strcmp(line_, "ready") == 0) {
+    // The modem restarted (brown-out, crash, reset pin): echo is back on, SNTP and the MQTT
+    // session are gone. Connect runs Begin again.
+    needs_begin_ = true;
+    connected_ = false;
     return true;
   }
   return false;
@@ -262,21 +289,29 @@ Result<EspAtModem::Outcome> EspAtModem::Pump(uint64_t deadline, Wait wait, const
 void EspAtModem::Resync() {
   if (!resync_) return;
   resync_ = false;
-  // Pump ends with the deadline (kTimedOut) or lost bytes: neither needs more handling here.
-  Pump(millis_() + kAtResyncMs, Wait::kDrain, nullptr).status().IgnoreError();
+  // Until the modem has been quiet for kAtResyncMs (a late payload can take a few hundred ms
+  // at 115200 baud), at most kAtResyncMaxMs. Pump ends with the deadline (kTimedOut) or lost
+  // bytes: neither needs more handling here; URCs on the way are handled as always.
+  const uint64_t start = millis_();
+  for (;;) {
+    const uint64_t seen = bytes_seen_;
+    Pump(millis_() + kAtResyncMs, Wait::kDrain, nullptr).status().IgnoreError();
+    if (bytes_seen_ == seen || millis_() - start >= kAtResyncMaxMs) break;
+  }
   line_len_ = 0;
   line_overflow_ = false;
 }
 
 Status EspAtModem::Run(uint32_t timeout_ms, const char* capture) {
-  if (cmd_overflow_) return StatusCode::kTooLarge;
-  if (!Append("\r\n")) return StatusCode::kTooLarge;
+  if (cmd_overflow_ || !Append("\r\n")) {
+    WipeCommand();
+    return StatusCode::kTooLarge;
+  }
   Resync();
   line_out_[0] = '\0';
   const Status sent = Send(ConstByteSpan(reinterpret_cast<const uint8_t*>(cmd_), cmd_len_));
   // The command may carry a password: it does not stay in RAM longer than needed.
-  std::memset(cmd_, 0, sizeof(cmd_));
-  cmd_len_ = 0;
+  WipeCommand();
   OTA_TRY(sent);
   const Result<Outcome> o = Pump(millis_() + timeout_ms, Wait::kOk, capture);
   if (!o.ok()) {
@@ -308,11 +343,14 @@ Status EspAtModem::Begin() {
   }
   Start("AT+CIPSNTPCFG=1,0,");  // enabled, UTC
   AppendQuoted(config_.sntp_server);
-  return Run(config_.command_timeout_ms);
+  OTA_TRY(Run(config_.command_timeout_ms));
+  needs_begin_ = false;
+  return Status::Ok();
 }
 
 Status EspAtModem::Connect(const char* client_id, const char* username, const char* password) {
   connected_ = false;
+  if (needs_begin_) OTA_TRY(Begin());
   // A clean start: the modem may still hold the last session (ERROR if it holds none).
   Start("AT+MQTTCLEAN=0");
   const Status cleaned = Run(config_.command_timeout_ms);
@@ -347,6 +385,37 @@ Status EspAtModem::Subscribe(const char* filter) {
   return s;
 }
 
+Status EspAtModem::SendWithPrompt(ConstByteSpan data, const char* done) {
+  if (cmd_overflow_ || !Append("\r\n")) {
+    WipeCommand();
+    return StatusCode::kTooLarge;
+  }
+  Resync();
+  Status s = Send(ConstByteSpan(reinterpret_cast<const uint8_t*>(cmd_), cmd_len_));
+  WipeCommand();
+  const uint64_t deadline = millis_() + config_.command_timeout_ms;
+  Result<Outcome> o = StatusCode::kIoError;
+  if (s.ok()) o = Pump(deadline, Wait::kPrompt, nullptr);
+  if (s.ok() && o.ok() && o.value() == Outcome::kPrompt) {
+    s = Send(data);
+    // The answer line starts like `done` ("+MQTTPUB:" OK or FAIL; "SET OK").
+    const size_t stem = std::strchr(done, ':') != nullptr
+                            ? static_cast<size_t>(std::strchr(done, ':') - done) + 1
+                            : std::strlen(done);
+    char prefix[16] = {};
+    std::memcpy(prefix, done, stem < sizeof(prefix) ? stem : sizeof(prefix) - 1);
+    if (s.ok()) o = Pump(deadline, Wait::kLinePrefix, prefix);
+  }
+  if (s.ok()) {
+    s = !o.ok() ? o.status()
+                : (o.value() == Outcome::kLine && std::strcmp(line_out_, done) == 0
+                       ? Status::Ok()
+                       : Status(StatusCode::kIoError));
+  }
+  if (!s.ok()) resync_ = true;  // e.g. the prompt never came, and the modem still waits
+  return s;
+}
+
 Status EspAtModem::Publish(const char* topic, ConstByteSpan payload) {
   if (std::strlen(topic) > config_.topic_max) return StatusCode::kTooLarge;
   Start("AT+MQTTPUBRAW=0,");
@@ -354,27 +423,8 @@ Status EspAtModem::Publish(const char* topic, ConstByteSpan payload) {
   Append(",");
   AppendNumber(static_cast<uint32_t>(payload.size()));
   Append(",1,0");  // QoS 1, not retained
-  if (cmd_overflow_ || !Append("\r\n")) return StatusCode::kTooLarge;
-  Resync();
-  Status s = Send(ConstByteSpan(reinterpret_cast<const uint8_t*>(cmd_), cmd_len_));
-  if (s.ok()) {
-    const uint64_t deadline = millis_() + config_.command_timeout_ms;
-    Result<Outcome> o = Pump(deadline, Wait::kPrompt, nullptr);
-    if (o.ok() && o.value() == Outcome::kPrompt) {
-      s = Send(payload);
-      if (s.ok()) o = Pump(deadline, Wait::kLinePrefix, "+MQTTPUB:");
-    }
-    if (s.ok()) {
-      s = !o.ok() ? o.status()
-                  : (o.value() == Outcome::kLine && std::strcmp(line_out_, "+MQTTPUB:OK") == 0
-                         ? Status::Ok()
-                         : Status(StatusCode::kIoError));
-    }
-  }
-  if (!s.ok()) {
-    connected_ = false;
-    resync_ = true;  // e.g. the prompt never came, and the modem still waits for data
-  }
+  const Status s = SendWithPrompt(payload, "+MQTTPUB:OK");
+  if (!s.ok()) connected_ = false;
   return s;
 }
 
@@ -386,7 +436,10 @@ Result<size_t> EspAtModem::Receive(uint32_t timeout_ms, Span<char> topic, ByteSp
   }
   inbox_full_ = false;
   const size_t topic_len = std::strlen(inbox_topic_);
-  if (topic_len + 1 > topic.size() || inbox_len_ > payload.size()) return StatusCode::kTooLarge;
+  if (topic_len + 1 > topic.size() || inbox_len_ > payload.size()) {
+    ++dropped_;
+    return StatusCode::kTooLarge;
+  }
   std::memcpy(topic.data(), inbox_topic_, topic_len + 1);
   std::memcpy(payload.data(), inbox_, inbox_len_);
   return inbox_len_;
@@ -399,25 +452,45 @@ void EspAtModem::Disconnect() {
   Run(config_.command_timeout_ms).IgnoreError();
 }
 
+Status EspAtModem::SetLongUrl(const char* url) {
+  Start("AT+HTTPURLCFG=");
+  AppendNumber(static_cast<uint32_t>(std::strlen(url)));
+  return SendWithPrompt(ConstByteSpan(reinterpret_cast<const uint8_t*>(url), std::strlen(url)),
+                        "SET OK");
+}
+
 Result<size_t> EspAtModem::GetRange(const char* url, const char* token, uint32_t offset,
                                     ByteSpan out, uint32_t* total_size) {
   if (out.empty()) return StatusCode::kInvalidArgument;
+  if (std::strlen(url) > kAtUrlMax) return StatusCode::kTooLarge;
   *total_size = 0;
   const bool https = StartsWith(url, "https://");
-  // GET, form content type (unused for GET), the URL, no host/path, then the transport.
-  Start("AT+HTTPCLIENT=2,0,");
-  AppendQuoted(url);
-  Append(https ? ",,,2," : ",,,1,");
   char range[48];
   std::snprintf(range, sizeof(range), "Range: bytes=%lu-%lu", static_cast<unsigned long>(offset),
                 static_cast<unsigned long>(offset + out.size() - 1));
-  char auth[8 + 256];
-  const int n = std::snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-  if (n < 0 || static_cast<size_t>(n) >= sizeof(auth)) return StatusCode::kTooLarge;
-  AppendQuoted(auth);
-  Append(",");
-  AppendQuoted(range);
-  std::memset(auth, 0, sizeof(auth));
+  // The whole line must stay under 256 bytes: with a long URL, AT+HTTPURLCFG hands it over
+  // first and the line carries "" in its place.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    const bool url_on_line = attempt == 0;
+    // GET, form content type (unused for GET), the URL, no host/path, then the transport.
+    Start("AT+HTTPCLIENT=2,0,");
+    AppendQuoted(url_on_line ? url : "");
+    Append(https ? ",,,2," : ",,,1,");
+    Append("\"Authorization: Bearer ");
+    for (const char* p = token; *p != '\0'; ++p) {
+      const char c[3] = {'\\', *p, '\0'};
+      Append(*p == ',' || *p == '"' || *p == '\\' ? c : c + 1);
+    }
+    Append("\",");
+    AppendQuoted(range);
+    if (!cmd_overflow_ && cmd_len_ + 2 <= kAtCommandMax - 1) break;
+    if (!url_on_line) {
+      WipeCommand();
+      return StatusCode::kTooLarge;  // the token alone is too long for the line
+    }
+    const Status set = SetLongUrl(url);
+    if (!set.ok()) return set;
+  }
   http_dst_ = out.data();
   http_cap_ = out.size();
   http_len_ = 0;

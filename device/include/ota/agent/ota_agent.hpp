@@ -23,6 +23,7 @@ inline constexpr uint32_t kDownloadBlock = 4096;  // one W25Q128 sector
 inline constexpr uint32_t kOffsetSaveEvery = 4 * kDownloadBlock;
 inline constexpr int kProgressStepPercent = 10;  // report at 10, 20, ... 100
 inline constexpr int kBlockRetries = 3;
+inline constexpr size_t kMessageMax = 2048;  // the largest platform message taken
 
 struct AgentConfig {
   const char* device_id = "";
@@ -98,8 +99,8 @@ class OtaAgent {
   bool pending_outcome_ = false;  // the last upgrade's result is still to be reported
   JsonReader json_;
   char topic_[160] = {};
-  char text_[2048] = {};  // incoming payloads, NUL-terminated
-  char out_[512] = {};    // outgoing JSON
+  char text_[kMessageMax + 1] = {};  // incoming payloads, NUL-terminated
+  char out_[512] = {};               // outgoing JSON
   char url_[kUrlMax] = {};
   char token_[kTokenMax] = {};
   uint8_t block_[kDownloadBlock] = {};

@@ -13,12 +13,14 @@
 
 namespace ota::port {
 
-inline constexpr size_t kAtLineMax = 256;     // one response line; longer lines are skipped
-inline constexpr size_t kAtCommandMax = 640;  // one command line (URL + token + headers)
-inline constexpr size_t kAtTopicMax = 160;    // an incoming topic
-inline constexpr size_t kAtInboxMax = 2048;   // an incoming MQTT payload
-inline constexpr size_t kAtRxChunk = 128;     // bytes taken from the UART at a time
-inline constexpr uint32_t kAtResyncMs = 50;   // input dropped after a timeout or lost bytes
+inline constexpr size_t kAtLineMax = 256;         // one response line; longer lines are skipped
+inline constexpr size_t kAtCommandMax = 256;      // ESP-AT's limit for a whole command line
+inline constexpr size_t kAtUrlMax = 256;          // a longer URL is refused (AT+HTTPURLCFG below)
+inline constexpr size_t kAtTopicMax = 160;        // an incoming topic
+inline constexpr size_t kAtInboxMax = 2048;       // an incoming MQTT payload
+inline constexpr size_t kAtRxChunk = 128;         // bytes taken from the UART at a time
+inline constexpr uint32_t kAtResyncMs = 50;       // quiet that ends a resync after an error
+inline constexpr uint32_t kAtResyncMaxMs = 2000;  // a resync never takes longer
 
 struct EspAtConfig {
   const char* broker_host = "";
@@ -43,7 +45,7 @@ class EspAtModem final : public agent::MqttClient, public agent::HttpsClient, pu
   EspAtModem(SerialPort& serial, const EspAtConfig& config, MillisFn millis);
 
   // Once at start-up: waits for the modem to answer, echo off, joins Wi-Fi if configured,
-  // starts SNTP (UTC).
+  // starts SNTP (UTC). Run again by Connect when the modem restarted (its `ready`).
   Status Begin();
 
   // agent::MqttClient
@@ -68,8 +70,11 @@ class EspAtModem final : public agent::MqttClient, public agent::HttpsClient, pu
   // The same, with the reason when there is no time yet.
   Status QueryUtcHour(char (&out)[11]);
 
-  // Messages the modem delivered that did not fit (kAtInboxMax, or a full inbox).
+  // Messages the modem delivered that did not fit (kAtInboxMax, a full inbox, or the
+  // caller's buffer).
   uint32_t dropped_messages() const { return dropped_; }
+  // The modem said `ready` (it restarted: echo on, SNTP and the MQTT session gone).
+  bool restarted() const { return needs_begin_; }
 
  private:
   // kDrain: nothing ends the wait but the deadline (URCs are still handled).
@@ -79,6 +84,10 @@ class EspAtModem final : public agent::MqttClient, public agent::HttpsClient, pu
 
   // Command builder: appends to cmd_, false when it does not fit.
   void Start(const char* text);
+  // Clears cmd_ in a way the compiler cannot drop: it may hold a password or a token.
+  void WipeCommand();
+  // AT+HTTPURLCFG: hands the modem a URL too long for the AT+HTTPCLIENT line.
+  Status SetLongUrl(const char* url);
   bool Append(const char* text);
   bool AppendQuoted(const char* text);  // "..." with ESP-AT's escapes for , " and backslash
   bool AppendNumber(uint32_t value);
@@ -87,6 +96,9 @@ class EspAtModem final : public agent::MqttClient, public agent::HttpsClient, pu
   // set, a line starting with it is copied into line_out_.
   Status Run(uint32_t timeout_ms, const char* capture = nullptr);
   Status Send(ConstByteSpan data);
+  // Sends cmd_, waits for the > prompt, sends `data`, and waits for the line `done` (a line
+  // with the same stem, e.g. "+MQTTPUB:FAIL", is an error).
+  Status SendWithPrompt(ConstByteSpan data, const char* done);
   // Before a command, after a timeout or lost bytes: whatever the modem still sends about the
   // last command (a late OK, the rest of a payload) is read and dropped, so the next command
   // cannot take it for its own answer.
@@ -107,6 +119,8 @@ class EspAtModem final : public agent::MqttClient, public agent::HttpsClient, pu
   MillisFn millis_;
   bool connected_ = false;
   bool resync_ = false;
+  bool needs_begin_ = false;
+  uint64_t bytes_seen_ = 0;  // from the UART: a resync ends when it stops growing
   uint32_t dropped_ = 0;
 
   char cmd_[kAtCommandMax] = {};
