@@ -119,7 +119,7 @@ FULL2=$(api package upload fire appv2c.bin | json 'd["package_id"]')
 DIFF=$(api package upload fire appv1v2.bin | json 'd["package_id"]')
 say "uploaded: appv1c.bin (package $FULL1), appv2c.bin ($FULL2), appv1v2.bin ($DIFF)"
 
-step "4. A simulated board: loader + FOTAV1, connected to the platform"
+step "4. A simulated board: loader + FOTAV1, connected to the platform through its ESP-AT Wi-Fi modem"
 cat >device.json <<EOF
 {"device_id": "fire_n1", "secret": "demo-device-secret", "mqtt_host": "localhost",
  "mqtt_port": $MQTTS, "ca": "$SCRATCH/data/tls/ca.pem", "loader_keys": ["$SCRATCH/fota.pub"],
