@@ -9,6 +9,10 @@
 #include <deque>
 #include <string>
 
+#include "ota/agent/ota_agent.hpp"
+#include "ota/profile.hpp"
+#include "sim/board_flash.hpp"
+
 namespace ota::port {
 namespace {
 
@@ -377,6 +381,33 @@ TEST(EspAtModem, UtcHour_FromSntp_AndNotBeforeTheModemIsSynchronised) {
   ASSERT_TRUE(modem.QueryUtcHour(hour).ok());
   EXPECT_STREQ(hour, "2026112517");
   EXPECT_EQ(modem.QueryUtcHour(hour).code(), StatusCode::kFailedPrecondition);
+}
+
+TEST(EspAtModem, AgentOverThePort_FirstPublishRefused_BacksOffBeforeReconnecting) {
+  // The session comes up, but its first publish (the version report) fails: the agent must
+  // wait before the next attempt instead of reconnecting at every turn.
+  ScriptedModem m({{"AT+CIPSNTPTIME?", "+CIPSNTPTIME:Wed Nov 25 17:50:26 2026\r\nOK\r\n"},
+                   {"AT+MQTTCLEAN", "\r\nERROR\r\n"},
+                   {"AT+MQTTUSERCFG=0,3,\"fire_n1_0_0_2026112517\",\"fire_n1\"", "\r\nOK\r\n"},
+                   {"AT+MQTTCONN", "\r\nOK\r\n"},
+                   {"AT+MQTTSUB", "\r\nOK\r\n"},
+                   {"AT+MQTTPUBRAW", "\r\nOK\r\n\r\n>", 0, ""}});
+  EspAtModem modem(m, Config(), FakeMillis);
+  sim::BoardFlash flash(kStm32f429Fire);
+  Flash* const flashes[kFlashCount] = {&flash.internal, &flash.external};
+  agent::AgentConfig ac;
+  ac.device_id = "fire_n1";
+  ac.secret = "s";
+  agent::OtaAgent agent(ac, kStm32f429Fire, flashes, modem, modem, modem);
+  ASSERT_TRUE(agent.Start("FOTAV1").ok());
+  // The payload goes out at the prompt, and the modem never confirms it (a timeout).
+  const Result<agent::AgentEvent> first = agent.Step(0);
+  EXPECT_TRUE(first.ok()) << first.status().name();
+  EXPECT_FALSE(agent.connected());
+  const size_t sent = m.sent.size();
+  const Result<agent::AgentEvent> second = agent.Step(0);
+  EXPECT_TRUE(second.ok());
+  EXPECT_EQ(m.sent.size(), sent) << "no reconnect at once: back-off";
 }
 
 TEST(EspAtModem, ParseSntpTime_AcceptsOnlyTheModemsFormat) {

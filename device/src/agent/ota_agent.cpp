@@ -145,9 +145,12 @@ Result<AgentEvent> OtaAgent::Step(uint32_t max_wait_ms) {
     // A session that fails at once (the first publish refused) backs off as well.
     if (s.ok()) s = ReportVersion();
     if (!s.ok()) {
-      // Back off, with jitter from the clock so a fleet does not reconnect in step.
-      const uint32_t jitter = static_cast<uint32_t>(now % (backoff_ms_ / 2 + 1));
-      next_connect_ms_ = now + backoff_ms_ + jitter;
+      // Back off from the failure, not from the start of the attempt (a connect or publish
+      // may itself have waited out a long timeout), with jitter from the clock so a fleet
+      // does not reconnect in step.
+      const uint64_t failed = clock_.NowMs();
+      const uint32_t jitter = static_cast<uint32_t>(failed % (backoff_ms_ / 2 + 1));
+      next_connect_ms_ = failed + backoff_ms_ + jitter;
       if (backoff_ms_ < 60000) backoff_ms_ *= 2;
       return AgentEvent::kNone;
     }
