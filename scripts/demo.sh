@@ -64,6 +64,7 @@ log_lines() { wc -l <device.log; }
 step "1. Broker and platform on free local ports (scratch: $SCRATCH)"
 MQTTS=$(free_port)
 HTTP=$(free_port)
+DOWNLOADS=$(free_port)
 "$SERVER" broker-config --data data --plugin "$PLUGIN" --mqtts-port "$MQTTS" >mosquitto.conf
 {
   [[ $(id -u) -eq 0 ]] && echo "user root"
@@ -74,7 +75,7 @@ HTTP=$(free_port)
 pids+=($!)
 wait_port "$MQTTS" || fail "mosquitto did not start (see mosquitto.log)"
 say "mosquitto: MQTTS on 127.0.0.1:$MQTTS with the ota auth plugin"
-"$SERVER" serve --data data --http-port "$HTTP" --mqtt-host localhost --mqtt-port "$MQTTS" \
+"$SERVER" serve --data data --http-port "$HTTP" --download-port "$DOWNLOADS" --mqtt-host localhost --mqtt-port "$MQTTS" \
   --mqtt-ca data/tls/ca.pem >server.log 2>&1 &
 pids+=($!)
 wait_port "$HTTP" || fail "ota-server did not start (see server.log)"

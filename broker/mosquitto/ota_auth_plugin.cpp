@@ -1,11 +1,13 @@
 // Mosquitto plugin (plugin API v5): devices log in by the IoTDA rules against the platform's
 // credential store and may only use their own `$oc/devices/{id}/...` topics; the platform logs
-// in with its own privileged identity. The narrow boundary: two callbacks, five options
+// in with its own privileged identity. The broker reports each device connection and its end
+// on `$ota/presence/{id}`. The narrow boundary: three callbacks, five options
 // (docs/spec/broker-auth.md).
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
 
+#include <chrono>
 #include <cstring>
 #include <ctime>
 #include <fstream>
@@ -14,6 +16,7 @@
 
 #include "ota/broker/credential_store.hpp"
 #include "ota/broker/device_auth.hpp"
+#include "ota/broker/presence.hpp"
 
 namespace {
 
@@ -26,6 +29,7 @@ struct Plugin {
   std::string platform_username = "ota-server";
   std::string platform_password;
   int window_hours = 1;
+  ota::broker::PresenceTracker presence;  // accepted device connections, by client pointer
 };
 
 Plugin* g_plugin = nullptr;
@@ -34,12 +38,49 @@ const char* Safe(const char* s) {
   return s != nullptr ? s : "";
 }
 
+int64_t NowUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Queues the event for every subscriber (QoS 1, not retained). The broker sends it from its
+// main loop, in the order the events were queued. It takes the payload, which must come from
+// its allocator, only when it accepts the message.
+void PublishPresence(const ota::broker::PresenceEvent& event) {
+  const std::string topic = ota::broker::PresenceTopic(event.device_id);
+  const std::string payload = ota::broker::PresencePayload(event);
+  void* buf = mosquitto_malloc(payload.size());
+  if (buf == nullptr) {
+    mosquitto_log_printf(MOSQ_LOG_ERR, "ota-auth: out of memory for presence of %s",
+                         event.device_id.c_str());
+    return;
+  }
+  std::memcpy(buf, payload.data(), payload.size());
+  const int rc = mosquitto_broker_publish(nullptr, topic.c_str(), static_cast<int>(payload.size()),
+                                          buf, 1, false, nullptr);
+  if (rc != MOSQ_ERR_SUCCESS) {
+    mosquitto_free(buf);
+    mosquitto_log_printf(MOSQ_LOG_ERR, "ota-auth: cannot publish presence of %s: %s",
+                         event.device_id.c_str(), mosquitto_strerror(rc));
+  }
+}
+
+// The end of the connection `client` (if it was an accepted device connection).
+void ReportGone(Plugin* p, const mosquitto* client) {
+  const std::optional<ota::broker::PresenceEvent> gone = p->presence.Disconnected(client, NowUs());
+  if (gone) PublishPresence(*gone);
+}
+
 int OnBasicAuth(int /*event*/, void* event_data, void* user) {
   auto* p = static_cast<Plugin*>(user);
   auto* ed = static_cast<mosquitto_evt_basic_auth*>(event_data);
   const char* client_id = Safe(mosquitto_client_id(ed->client));
   const std::string username = Safe(ed->username);
   const std::string password = Safe(ed->password);
+  // A client authenticates once, so no presence entry should exist for it; one that does
+  // belonged to a connection that ended unseen and whose memory now holds this one: it has gone.
+  ReportGone(p, ed->client);
   if (!p->platform_password.empty() && username == p->platform_username) {
     if (ota::broker::SafeEqual(password, p->platform_password)) return MOSQ_ERR_SUCCESS;
     mosquitto_log_printf(MOSQ_LOG_WARNING, "ota-auth: refused platform login from %s",
@@ -49,7 +90,11 @@ int OnBasicAuth(int /*event*/, void* event_data, void* user) {
   const ConnectVerdict v = ota::broker::CheckDeviceConnect(
       client_id, username, password, std::time(nullptr), p->window_hours,
       [&](const std::string& device) { return p->store->Lookup(device); });
-  if (v == ConnectVerdict::kAccepted) return MOSQ_ERR_SUCCESS;
+  if (v == ConnectVerdict::kAccepted) {
+    // Authentication made the username the device ID.
+    PublishPresence(p->presence.Connected(ed->client, username, NowUs()));
+    return MOSQ_ERR_SUCCESS;
+  }
   // The device ID is logged when the client ID names a valid one; never the password.
   const std::optional<ota::broker::ClientId> parsed = ota::broker::ParseClientId(client_id);
   mosquitto_log_printf(MOSQ_LOG_NOTICE, "ota-auth: refused device %s from %s: %s",
@@ -87,6 +132,16 @@ int OnAclCheck(int /*event*/, void* event_data, void* user) {
                          Safe(ed->topic));
   }
   return MOSQ_ERR_ACL_DENIED;
+}
+
+// Fires for every connection that ends, accepted or not, including the old connection of a
+// client ID another connection takes over (after the new login was accepted), and again for a
+// persistent session's context when a new connection takes its session over.
+int OnDisconnect(int /*event*/, void* event_data, void* user) {
+  auto* p = static_cast<Plugin*>(user);
+  auto* ed = static_cast<mosquitto_evt_disconnect*>(event_data);
+  ReportGone(p, ed->client);
+  return MOSQ_ERR_SUCCESS;
 }
 
 bool ReadFirstLine(const std::string& path, std::string* out) {
@@ -156,6 +211,8 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t* identifier, void** userdata,
   if (mosquitto_callback_register(identifier, MOSQ_EVT_BASIC_AUTH, OnBasicAuth, nullptr,
                                   plugin.get()) != MOSQ_ERR_SUCCESS ||
       mosquitto_callback_register(identifier, MOSQ_EVT_ACL_CHECK, OnAclCheck, nullptr,
+                                  plugin.get()) != MOSQ_ERR_SUCCESS ||
+      mosquitto_callback_register(identifier, MOSQ_EVT_DISCONNECT, OnDisconnect, nullptr,
                                   plugin.get()) != MOSQ_ERR_SUCCESS) {
     return MOSQ_ERR_UNKNOWN;
   }
@@ -172,6 +229,7 @@ int mosquitto_plugin_cleanup(void* userdata, struct mosquitto_opt* /*options*/,
   if (plugin != nullptr) {
     mosquitto_callback_unregister(plugin->id, MOSQ_EVT_BASIC_AUTH, OnBasicAuth, nullptr);
     mosquitto_callback_unregister(plugin->id, MOSQ_EVT_ACL_CHECK, OnAclCheck, nullptr);
+    mosquitto_callback_unregister(plugin->id, MOSQ_EVT_DISCONNECT, OnDisconnect, nullptr);
   }
   delete plugin;
   g_plugin = nullptr;

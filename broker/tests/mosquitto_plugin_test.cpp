@@ -1,17 +1,26 @@
-// The auth plugin inside a real Mosquitto on a free loopback port: who may connect, and that a
-// device can neither publish to nor subscribe on another device's topics.
+// The auth plugin inside a real Mosquitto on a free loopback port: who may connect, that a
+// device can neither publish to nor subscribe on another device's topics, and the presence
+// events the broker publishes for the platform.
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <regex>
 
 #include "mosquitto_process.hpp"
 #include "mqtt_test_client.hpp"
 #include "ota/broker/credential_store.hpp"
 #include "ota/broker/device_auth.hpp"
+#include "ota/broker/presence.hpp"
 #include "temp_dir.hpp"
 
 namespace ota::broker {
@@ -142,6 +151,284 @@ TEST_F(PluginTest, Acl_DeviceConfinedToItsOwnTopics) {
   for (const auto& m : p_got)
     EXPECT_NE(m.payload, "spoofed") << m.topic;
   EXPECT_NE(broker_->Log().find("denied device prod_a publish on $oc/devices/prod_b"),
+            std::string::npos);
+}
+
+// ---- Presence events ----
+
+// An MQTT 3.1.1 client on a bare socket, for what libmosquitto will not do: vanish without a
+// DISCONNECT, or keep a persistent session.
+class RawClient {
+ public:
+  ~RawClient() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  // The CONNACK code, or -1.
+  int Connect(int port, const std::string& client_id, const std::string& username,
+              const std::string& password, bool clean_session = true) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) return -1;
+    std::string body = Str("MQTT") + '\x04';
+    body += static_cast<char>(0x80 | 0x40 | (clean_session ? 0x02 : 0x00));
+    body += std::string("\x00\x3c", 2);  // keepalive 60 s
+    body += Str(client_id) + Str(username) + Str(password);
+    std::string packet(1, '\x10');
+    for (size_t n = body.size();;) {  // remaining length, variable-length encoded
+      const uint8_t digit = n % 128;
+      n /= 128;
+      packet += static_cast<char>(n > 0 ? digit | 0x80 : digit);
+      if (n == 0) break;
+    }
+    packet += body;
+    if (::write(fd_, packet.data(), packet.size()) != static_cast<ssize_t>(packet.size())) {
+      return -1;
+    }
+    uint8_t connack[4];
+    size_t got = 0;
+    while (got < sizeof(connack)) {
+      pollfd pfd{fd_, POLLIN, 0};
+      if (::poll(&pfd, 1, 5000) != 1) return -1;
+      const ssize_t n = ::read(fd_, connack + got, sizeof(connack) - got);
+      if (n <= 0) return -1;
+      got += static_cast<size_t>(n);
+    }
+    return connack[0] == 0x20 ? connack[3] : -1;
+  }
+  void SendDisconnect() { (void)!::write(fd_, "\xe0\x00", 2); }
+  // Closes the socket with a reset and without a DISCONNECT, as a device losing power would.
+  void Drop() {
+    const linger l{1, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+    ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  static std::string Str(const std::string& s) {
+    return std::string(1, static_cast<char>(s.size() >> 8)) + static_cast<char>(s.size() & 0xff) +
+           s;
+  }
+  int fd_ = -1;
+};
+
+struct Presence {
+  std::string topic;
+  std::string device_id;
+  std::string event;
+  uint64_t seq = 0;
+  int64_t at_ms = 0;
+};
+
+Presence ParsePresence(const testing::ReceivedMessage& m) {
+  static const std::regex re(
+      R"re(^\{"device_id":"([A-Za-z0-9_-]+)","event":"(connected|disconnected)",)re"
+      R"re("seq":([0-9]+),"at_ms":([0-9]+)\}$)re");
+  std::smatch g;
+  Presence p;
+  p.topic = m.topic;
+  if (!std::regex_match(m.payload, g, re)) {
+    ADD_FAILURE() << "not a presence payload: " << m.payload;
+    return p;
+  }
+  p.device_id = g[1];
+  p.event = g[2];
+  p.seq = std::stoull(g[3]);
+  p.at_ms = std::stoll(g[4]);
+  return p;
+}
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// The platform's rule: a device is online after "connected"; a "disconnected" counts only if
+// its seq is not below the device's last "connected" seq (else it ends a connection already
+// taken over).
+struct PlatformView {
+  struct Device {
+    bool online = false;
+    uint64_t connected_seq = 0;
+  };
+  std::map<std::string, Device> devices;
+  void Apply(const Presence& p) {
+    Device& d = devices[p.device_id];
+    if (p.event == "connected") {
+      if (p.seq >= d.connected_seq) d = {true, p.seq};
+    } else if (p.seq >= d.connected_seq) {
+      d.online = false;
+    }
+  }
+};
+
+class PresenceTest : public PluginTest {
+ protected:
+  void SetUp() override {
+    PluginTest::SetUp();
+    ASSERT_FALSE(HasFatalFailure());
+    ASSERT_EQ(platform_.Connect(broker_->port(), "ota-server", "platform-pw"), 0);
+    ASSERT_EQ(platform_.Subscribe("$ota/presence/#"), 1);
+  }
+  // Waits until `n` presence events arrived (or 5 s passed), then a little longer for extras.
+  std::vector<Presence> Await(size_t n) {
+    std::vector<Presence> out;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (out.size() < n && std::chrono::steady_clock::now() < deadline) {
+      for (const auto& m : platform_.Receive(std::chrono::milliseconds(50)))
+        out.push_back(ParsePresence(m));
+    }
+    for (const auto& m : platform_.Receive(std::chrono::milliseconds(300)))
+      out.push_back(ParsePresence(m));
+    return out;
+  }
+
+  MqttTestClient platform_{"ota-server-presence"};
+};
+
+TEST_F(PresenceTest, ConnectThenCleanDisconnect_SameSeq) {
+  const int64_t before = NowMs();
+  auto a = std::make_unique<MqttTestClient>(ClientIdOf("prod_a"));
+  ASSERT_EQ(ConnectDevice(*a, "prod_a", "secret-a"), 0);
+  const std::vector<Presence> up = Await(1);
+  ASSERT_EQ(up.size(), 1u);
+  EXPECT_EQ(up[0].topic, "$ota/presence/prod_a");
+  EXPECT_EQ(up[0].device_id, "prod_a");
+  EXPECT_EQ(up[0].event, "connected");
+  EXPECT_GE(up[0].at_ms, before);
+  EXPECT_LE(up[0].at_ms, NowMs());
+  EXPECT_GE(up[0].seq, static_cast<uint64_t>(before) * 1000) << "seq starts at Unix microseconds";
+
+  a.reset();  // sends DISCONNECT
+  const std::vector<Presence> down = Await(1);
+  ASSERT_EQ(down.size(), 1u);
+  EXPECT_EQ(down[0].topic, "$ota/presence/prod_a");
+  EXPECT_EQ(down[0].event, "disconnected");
+  EXPECT_EQ(down[0].seq, up[0].seq);
+  EXPECT_GE(down[0].at_ms, up[0].at_ms);
+
+  // The next connection gets a higher seq.
+  MqttTestClient again(ClientIdOf("prod_a"));
+  ASSERT_EQ(ConnectDevice(again, "prod_a", "secret-a"), 0);
+  const std::vector<Presence> up2 = Await(1);
+  ASSERT_EQ(up2.size(), 1u);
+  EXPECT_GT(up2[0].seq, up[0].seq);
+}
+
+TEST_F(PresenceTest, ConnectionDroppedWithoutDisconnect_Reported) {
+  RawClient b;
+  ASSERT_EQ(b.Connect(broker_->port(), ClientIdOf("prod_b"), "prod_b",
+                      IotdaPassword("secret-b", testing::UtcHour())),
+            0);
+  const std::vector<Presence> up = Await(1);
+  ASSERT_EQ(up.size(), 1u);
+  EXPECT_EQ(up[0].event, "connected");
+  b.Drop();
+  const std::vector<Presence> down = Await(1);
+  ASSERT_EQ(down.size(), 1u);
+  EXPECT_EQ(down[0].device_id, "prod_b");
+  EXPECT_EQ(down[0].event, "disconnected");
+  EXPECT_EQ(down[0].seq, up[0].seq);
+}
+
+// Mosquitto accepts the new login of a client ID, then closes the old connection: the old
+// connection's "disconnected" comes after the new "connected", with the old (lower) seq.
+TEST_F(PresenceTest, Takeover_LeavesTheDeviceOnline) {
+  MqttTestClient first(ClientIdOf("prod_a"));
+  ASSERT_EQ(ConnectDevice(first, "prod_a", "secret-a"), 0);
+  const std::vector<Presence> one = Await(1);
+  ASSERT_EQ(one.size(), 1u);
+  auto second = std::make_unique<MqttTestClient>(ClientIdOf("prod_a"));
+  ASSERT_EQ(ConnectDevice(*second, "prod_a", "secret-a"), 0);
+  const std::vector<Presence> two = Await(2);
+  ASSERT_EQ(two.size(), 2u);
+  EXPECT_EQ(two[0].event, "connected");
+  EXPECT_GT(two[0].seq, one[0].seq);
+  EXPECT_EQ(two[1].event, "disconnected");
+  EXPECT_EQ(two[1].seq, one[0].seq) << "the old connection's end carries its own seq";
+
+  PlatformView view;
+  for (const auto& p : one)
+    view.Apply(p);
+  for (const auto& p : two)
+    view.Apply(p);
+  EXPECT_TRUE(view.devices["prod_a"].online) << "the stale disconnect is ignored";
+  EXPECT_EQ(view.devices["prod_a"].connected_seq, two[0].seq);
+
+  // The new connection's own end does take the device offline; the old client, already cut
+  // off, produces nothing more.
+  second.reset();
+  const std::vector<Presence> three = Await(1);
+  ASSERT_EQ(three.size(), 1u);
+  EXPECT_EQ(three[0].event, "disconnected");
+  EXPECT_EQ(three[0].seq, two[0].seq);
+  view.Apply(three[0]);
+  EXPECT_FALSE(view.devices["prod_a"].online);
+}
+
+// A persistent session outlives its connection; when the device comes back, Mosquitto fires a
+// second disconnect event for the old session's client. It must not be reported again.
+TEST_F(PresenceTest, PersistentSessionResumed_NoDuplicateDisconnect) {
+  const std::string password = IotdaPassword("secret-a", testing::UtcHour());
+  RawClient a1;
+  ASSERT_EQ(a1.Connect(broker_->port(), ClientIdOf("prod_a"), "prod_a", password, false), 0);
+  a1.SendDisconnect();
+  const std::vector<Presence> first = Await(2);
+  ASSERT_EQ(first.size(), 2u);
+  EXPECT_EQ(first[0].event, "connected");
+  EXPECT_EQ(first[1].event, "disconnected");
+  EXPECT_EQ(first[1].seq, first[0].seq);
+  RawClient a2;
+  ASSERT_EQ(a2.Connect(broker_->port(), ClientIdOf("prod_a"), "prod_a", password, false), 0);
+  const std::vector<Presence> second = Await(1);
+  ASSERT_EQ(second.size(), 1u) << "only the new connection";
+  EXPECT_EQ(second[0].event, "connected");
+  EXPECT_GT(second[0].seq, first[0].seq);
+}
+
+TEST_F(PresenceTest, RefusedAndPlatformLogins_NotReported) {
+  MqttTestClient wrong(ClientIdOf("prod_a"));
+  EXPECT_EQ(ConnectDevice(wrong, "prod_a", "not-the-secret"), kNotAuthorized);
+  MqttTestClient disabled(ClientIdOf("prod_off"));
+  EXPECT_EQ(ConnectDevice(disabled, "prod_off", "secret-off"), kNotAuthorized);
+  MqttTestClient platform_bad("platform-2");
+  EXPECT_EQ(platform_bad.Connect(broker_->port(), "ota-server", "guess"), kNotAuthorized);
+  {
+    MqttTestClient platform_again("ota-server-2");
+    EXPECT_EQ(platform_again.Connect(broker_->port(), "ota-server", "platform-pw"), 0);
+  }
+  RawClient refused_raw;
+  EXPECT_EQ(refused_raw.Connect(broker_->port(), ClientIdOf("prod_b"), "prod_b", "bad"),
+            kNotAuthorized);
+  refused_raw.Drop();
+  const std::vector<Presence> got = Await(0);
+  for (const auto& p : got)
+    ADD_FAILURE() << "unexpected presence: " << p.topic << " " << p.event;
+}
+
+TEST_F(PresenceTest, DevicesCannotSubscribeToOrForgePresence) {
+  MqttTestClient a(ClientIdOf("prod_a"));
+  ASSERT_EQ(ConnectDevice(a, "prod_a", "secret-a"), 0);
+  EXPECT_EQ(a.Subscribe("$ota/presence/#"), 0x80);
+  EXPECT_EQ(a.Subscribe("$ota/presence/prod_b"), 0x80);
+  EXPECT_EQ(a.Subscribe("$ota/presence/prod_a"), 0x80);
+  EXPECT_TRUE(a.Publish("$ota/presence/prod_b",
+                        R"({"device_id":"prod_b","event":"connected","seq":1,"at_ms":1})"));
+  MqttTestClient b(ClientIdOf("prod_b"));
+  ASSERT_EQ(ConnectDevice(b, "prod_b", "secret-b"), 0);
+
+  EXPECT_TRUE(a.Receive(std::chrono::milliseconds(300)).empty());
+  const std::vector<Presence> got = Await(2);
+  ASSERT_EQ(got.size(), 2u) << "prod_a and prod_b connected, nothing forged";
+  EXPECT_EQ(got[0].device_id, "prod_a");
+  EXPECT_EQ(got[1].device_id, "prod_b");
+  for (const auto& p : got)
+    EXPECT_GT(p.seq, 1u);
+  EXPECT_NE(broker_->Log().find("denied device prod_a publish on $ota/presence/prod_b"),
             std::string::npos);
 }
 

@@ -120,8 +120,9 @@ int Client::WaitTask(int64_t task, int timeout_s) const {
     const int rc = Call("GET", "/api/v1/tasks/" + std::to_string(task), "", "", &t);
     if (rc != kExitOk) return rc;
     const std::string status = t["status"];
-    const std::string line =
-        "task " + std::to_string(task) + ": " + status + " " + t["counts"].dump();
+    const std::string state = t.value("state", "");
+    std::string line = "task " + std::to_string(task) + ": " + status + " " + t["counts"].dump();
+    if (state == "paused") line += " paused: " + t.value("pause_reason", "");
     if (line != last) {
       std::printf("%s\n", line.c_str());
       std::fflush(stdout);
@@ -137,6 +138,30 @@ int Client::WaitTask(int64_t task, int timeout_s) const {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
+}
+
+std::optional<json> ParseWave(const std::string& text, std::string* error) {
+  if (text.rfind("group:", 0) == 0 && text.size() > 6) return json{{"group", text.substr(6)}};
+  if (text.rfind("devices:", 0) == 0 && text.size() > 8) {
+    json ids = json::array();
+    std::string rest = text.substr(8);
+    for (size_t start = 0; start <= rest.size();) {
+      const size_t comma = std::min(rest.find(',', start), rest.size());
+      if (comma > start) ids.push_back(rest.substr(start, comma - start));
+      start = comma + 1;
+    }
+    return json{{"devices", ids}};
+  }
+  if (!text.empty() && text.back() == '%') {
+    try {
+      size_t used = 0;
+      const int pct = std::stoi(text.substr(0, text.size() - 1), &used);
+      if (used == text.size() - 1 && pct >= 1 && pct <= 100) return json{{"percent", pct}};
+    } catch (const std::exception&) {
+    }
+  }
+  *error = "--wave " + text + ": expected group:NAME, PERCENT% (1-100) or devices:ID,ID";
+  return std::nullopt;
 }
 
 std::optional<json> ReadJsonFile(const std::string& path, std::string* error) {

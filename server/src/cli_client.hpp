@@ -45,5 +45,7 @@ class Client {
 
 std::optional<nlohmann::json> ReadJsonFile(const std::string& path, std::string* error);
 std::optional<std::string> ReadTextFile(const std::string& path, std::string* error);
+// A rollout wave from the command line: "group:NAME", "PERCENT%" or "devices:ID,ID,...".
+std::optional<nlohmann::json> ParseWave(const std::string& text, std::string* error);
 
 }  // namespace ota::server::cli

@@ -49,6 +49,12 @@ int Statement::Run() {
   return sqlite3_changes(db_);
 }
 
+Statement& Statement::Reset() {
+  sqlite3_reset(st_);
+  sqlite3_clear_bindings(st_);
+  return *this;
+}
+
 std::string Statement::Text(int column) const {
   const auto* p = sqlite3_column_text(st_, column);
   return p != nullptr ? std::string(reinterpret_cast<const char*>(p),
@@ -66,15 +72,16 @@ bool Statement::IsNull(int column) const {
   return sqlite3_column_type(st_, column) == SQLITE_NULL;
 }
 
-Database::Database(const std::filesystem::path& path) {
-  if (sqlite3_open_v2(path.c_str(), &db_,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                      nullptr) != SQLITE_OK) {
+Database::Database(const std::filesystem::path& path, bool read_only) {
+  const int flags = read_only ? SQLITE_OPEN_READONLY
+                              : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX;
+  if (sqlite3_open_v2(path.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
     const std::string why = db_ != nullptr ? sqlite3_errmsg(db_) : "cannot open";
     sqlite3_close(db_);
     throw DbError(path.string() + ": " + why);
   }
   sqlite3_busy_timeout(db_, 5000);
+  if (read_only) return;  // a reader of a WAL database the writer set up
   Exec("PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;");
 }
 

@@ -3,6 +3,7 @@
 #include <ctime>
 
 #include "ota/broker/device_auth.hpp"
+#include "ota/broker/presence.hpp"
 #include "ota/server/registry.hpp"
 
 namespace ota::server {
@@ -62,8 +63,10 @@ std::vector<std::string> UpSubscriptions(const std::string& share_group) {
   // with 2.0.11): with it, the one instance subscribes plainly (empty group).
   const std::string base =
       (share_group.empty() ? std::string() : "$share/" + share_group + "/") + "$oc/devices/+/sys/";
+  // Presence events come from the broker itself (docs/spec/broker-auth.md): never shared, every
+  // instance keeps its view of who is online.
   return {base + "properties/report", base + "events/up", base + "messages/up",
-          base + "commands/response/#"};
+          base + "commands/response/#", std::string(broker::kPresenceTopicPrefix) + "+"};
 }
 
 std::vector<OtaEvent> ParseOtaEvents(const nlohmann::json& envelope) {
@@ -84,6 +87,20 @@ std::vector<OtaEvent> ParseOtaEvents(const nlohmann::json& envelope) {
     out.push_back(std::move(e));
   }
   return out;
+}
+
+std::optional<Presence> ParsePresence(std::string_view topic, const std::string& payload) {
+  if (topic.substr(0, broker::kPresenceTopicPrefix.size()) != broker::kPresenceTopicPrefix) return std::nullopt;
+  const std::string device(topic.substr(broker::kPresenceTopicPrefix.size()));
+  if (!broker::IsValidDeviceId(device)) return std::nullopt;
+  const nlohmann::json j = nlohmann::json::parse(payload, nullptr, false);
+  if (!j.is_object() || !j.contains("event") || !j["event"].is_string() || !j.contains("seq") ||
+      !j["seq"].is_number_integer()) {
+    return std::nullopt;
+  }
+  const std::string event = j["event"];
+  if (event != "connected" && event != "disconnected") return std::nullopt;
+  return Presence{device, event == "connected", j["seq"].get<int64_t>()};
 }
 
 Outgoing VersionQuery(const std::string& device_id) {

@@ -49,7 +49,9 @@ json ToJson(const PackageRecord& r) {
 
 void Reply(httplib::Response& res, int status, const json& body) {
   res.status = status;
-  res.set_content(body.dump(), "application/json");
+  // Text from devices is stored as valid UTF-8 (SafeUtf8); anything else that is not is
+  // replaced here rather than failing the whole answer.
+  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
 
 void Error(httplib::Response& res, int status, const std::string& message) {
@@ -133,9 +135,9 @@ std::vector<std::string> Strings(const json& j, const char* key) {
 
 json DownloadGrant(const Platform& platform, const std::string& base_url,
                    const std::string& device_id, const PackageRecord& package,
-                   std::time_t expires_at) {
+                   std::time_t expires_at, int64_t task_id) {
   const std::string token =
-      platform.download_tokens().Issue(device_id, package.package_id, expires_at);
+      platform.download_tokens().Issue(device_id, package.package_id, expires_at, task_id);
   return {{"version", package.version},
           {"url", base_url + "/download/devices/" + device_id + "/packages/" +
                       std::to_string(package.package_id)},
@@ -146,14 +148,33 @@ json DownloadGrant(const Platform& platform, const std::string& base_url,
           {"sign", package.sha256}};
 }
 
-HttpApi::HttpApi(Platform& platform, UpgradeTasks* tasks)
+HttpApi::HttpApi(Platform& platform, UpgradeTasks* tasks, int download_workers)
     : platform_(platform),
       tasks_(tasks),
       server_(std::make_unique<httplib::SSLServer>(platform.tls().server_cert.c_str(),
-                                                   platform.tls().server_key.c_str())) {
-  if (!server_->is_valid()) throw std::runtime_error("https: cannot load the TLS files");
+                                                   platform.tls().server_key.c_str())),
+      downloads_(std::make_unique<httplib::SSLServer>(platform.tls().server_cert.c_str(),
+                                                      platform.tls().server_key.c_str())) {
+  if (!server_->is_valid() || !downloads_->is_valid()) {
+    throw std::runtime_error("https: cannot load the TLS files");
+  }
+  // Header and body go out as separate TLS records: without TCP_NODELAY, Nagle's algorithm
+  // holds the second until the client's delayed ACK (~40 ms per response).
+  server_->set_tcp_nodelay(true);
   server_->set_payload_max_length(kMaxBody);
+  server_->set_keep_alive_timeout(5);
+  downloads_->set_tcp_nodelay(true);
+  downloads_->set_payload_max_length(4096);  // GETs only
+  // A device between two ranges holds its worker at most this long; one that reads slower
+  // than the write timeout allows is cut off and resumes from its saved offset.
+  downloads_->set_keep_alive_timeout(1);
+  downloads_->set_keep_alive_max_count(64);
+  downloads_->set_read_timeout(10, 0);
+  downloads_->set_write_timeout(30, 0);
+  const size_t workers = static_cast<size_t>(std::max(1, download_workers));
+  downloads_->new_task_queue = [workers] { return new httplib::ThreadPool(workers); };
   Routes();
+  DownloadRoutes();
   if (tasks_ != nullptr) TaskRoutes();
 }
 
@@ -166,12 +187,29 @@ int HttpApi::Bind(const std::string& host, int port) {
   return bound;
 }
 
+int HttpApi::BindDownloads(const std::string& host, int port, const std::string& public_url) {
+  const int bound = port == 0 ? downloads_->bind_to_any_port(host)
+                              : (downloads_->bind_to_port(host, port) ? port : -1);
+  if (bound > 0) {
+    download_base_url_ =
+        !public_url.empty() ? public_url : "https://" + host + ":" + std::to_string(bound);
+    while (download_base_url_.size() > 8 && download_base_url_.back() == '/')
+      download_base_url_.pop_back();
+  }
+  return bound;
+}
+
 bool HttpApi::Serve() {
   return server_->listen_after_bind();
 }
 
+bool HttpApi::ServeDownloads() {
+  return downloads_->listen_after_bind();
+}
+
 void HttpApi::Stop() {
   server_->stop();
+  downloads_->stop();
 }
 
 void HttpApi::Routes() {
@@ -309,51 +347,128 @@ void HttpApi::Routes() {
                                    ? b["expires"].get<int>()
                                    : kDefaultTokenSeconds;
            if (expires < 1 || expires > 7 * 24 * 3600) throw ApiError(400, "expires: 1..604800");
-           json grant = DownloadGrant(p, base_url_, d.device_id, r, std::time(nullptr) + expires);
+           json grant =
+               DownloadGrant(p, download_base_url_, d.device_id, r, std::time(nullptr) + expires);
            grant["expires"] = expires;
            Reply(res, 201, grant);
          }));
-
-  // Device downloads: the token must be valid, unexpired, for this very package, and issued to
-  // the device whose URL this is (so a token handed to another device is refused).
-  s.Get(R"(/download/devices/([^/]+)/packages/(\d+))",
-        [&p](const httplib::Request& req, httplib::Response& res) {
-          try {
-            const std::string url_device = req.matches[1];
-            const int64_t id = PackageId(req.matches[2]);
-            const std::string token = Bearer(req);
-            if (token.empty()) {
-              res.set_header("WWW-Authenticate", "Bearer");
-              return Error(res, 401, "missing download token");
-            }
-            std::string device;
-            switch (p.download_tokens().Verify(token, id, std::time(nullptr), &device)) {
-              case DownloadTokens::Check::kValid:
-                break;
-              case DownloadTokens::Check::kExpired:
-                return Error(res, 401, "download token expired");
-              case DownloadTokens::Check::kOtherPackage:
-                return Error(res, 403, "download token is for another package");
-              default:
-                return Error(res, 401, "invalid download token");
-            }
-            if (device != url_device)
-              return Error(res, 403, "download token is for another device");
-            std::filesystem::path blob;
-            {
-              std::lock_guard<std::mutex> guard(p.lock());
-              blob = p.packages().BlobPath(p.packages().Get(id));
-            }
-            std::ifstream in(blob, std::ios::binary);
-            std::stringstream data;
-            data << in.rdbuf();
-            // cpp-httplib answers Range requests from this: 206 + Content-Range, or 416.
-            res.set_content(data.str(), "application/octet-stream");
-          } catch (const ApiError& e) {
-            Error(res, e.status, e.what());
-          }
-        });
 }
+
+void HttpApi::DownloadRoutes() {
+  Platform& p = platform_;
+  // Device downloads: the token must be valid, unexpired, for this very package, and issued to
+  // the device whose URL this is (so a token handed to another device is refused); the device
+  // must be enabled and the task that issued the token must still want this download. The
+  // checks read through this thread's read-only connection: downloads never wait for the
+  // platform's write lock. The file is streamed from disk, never held whole in memory.
+  downloads_->Get(R"(/download/devices/([^/]+)/packages/(\d+))", [&p](const httplib::Request& req,
+                                                                      httplib::Response& res) {
+    try {
+      const std::string url_device = req.matches[1];
+      const int64_t id = PackageId(req.matches[2]);
+      const std::string token = Bearer(req);
+      if (token.empty()) {
+        res.set_header("WWW-Authenticate", "Bearer");
+        return Error(res, 401, "missing download token");
+      }
+      std::string device;
+      int64_t task_id = 0;
+      switch (p.download_tokens().Verify(token, id, std::time(nullptr), &device, &task_id)) {
+        case DownloadTokens::Check::kValid:
+          break;
+        case DownloadTokens::Check::kExpired:
+          return Error(res, 401, "download token expired");
+        case DownloadTokens::Check::kOtherPackage:
+          return Error(res, 403, "download token is for another package");
+        default:
+          return Error(res, 401, "invalid download token");
+      }
+      if (device != url_device) return Error(res, 403, "download token is for another device");
+      Database& db = p.ReadDb();
+      if (!UpgradeTasks::DownloadAllowed(db, task_id, device, id)) {
+        return Error(res, 403,
+                     "download token revoked (task stopped, upgrade over, or device disabled)");
+      }
+      const PackageRecord record = PackageStore::Read(db, id);
+      const std::filesystem::path blob = p.packages().BlobPath(record);
+      auto file = std::make_shared<std::ifstream>(blob, std::ios::binary);
+      if (!*file) return Error(res, 500, "package file missing");
+      const auto size = static_cast<size_t>(record.size);
+      for (const auto& [first, last] : req.ranges) {
+        if (first >= 0 && static_cast<size_t>(first) >= size) {
+          res.set_header("Content-Range", "bytes */" + std::to_string(size));
+          return Error(res, 416, "range outside the file");
+        }
+      }
+      res.set_header("Content-Disposition", "attachment; filename=\"" + record.file_name + "\"");
+      // cpp-httplib answers Range requests from the provider: 206 + Content-Range.
+      res.set_content_provider(size, "application/octet-stream",
+                               [file](size_t offset, size_t length, httplib::DataSink& sink) {
+                                 char buf[16384];
+                                 file->seekg(static_cast<std::streamoff>(offset));
+                                 const size_t n = std::min(length, sizeof(buf));
+                                 file->read(buf, static_cast<std::streamsize>(n));
+                                 const std::streamsize got = file->gcount();
+                                 return got > 0 && sink.write(buf, static_cast<size_t>(got));
+                               });
+    } catch (const ApiError& e) {
+      Error(res, e.status, e.what());
+    } catch (const std::exception& e) {
+      Error(res, 500, std::string("internal error: ") + e.what());
+    }
+  });
+}
+
+namespace {
+
+bool Flag(const json& j, const char* key) {
+  if (!j.contains(key) || j[key].is_null()) return false;
+  if (!j[key].is_boolean()) throw ApiError(400, std::string(key) + " must be true or false");
+  return j[key].get<bool>();
+}
+
+int SmallNumber(const json& j, const char* key, int fallback) {
+  const int64_t v = Number(j, key, fallback);
+  if (v < -1'000'000'000 || v > 1'000'000'000)
+    throw ApiError(400, std::string(key) + ": too large");
+  return static_cast<int>(v);
+}
+
+// {"waves":[{"name","group"|"percent"|"devices","failure_threshold_percent"}],
+//  "failure_threshold_percent", "rate_per_minute"} (docs/server.md, "Staged rollouts").
+RolloutSpec ParseRollout(const json& b) {
+  RolloutSpec r;
+  if (!b.contains("rollout") || b["rollout"].is_null()) return r;
+  const json& ro = b["rollout"];
+  if (!ro.is_object()) throw ApiError(400, "rollout must be an object");
+  r.failure_threshold = SmallNumber(ro, "failure_threshold_percent", 100);
+  r.rate_per_minute = SmallNumber(ro, "rate_per_minute", 0);
+  if (ro.contains("waves")) {
+    if (!ro["waves"].is_array()) throw ApiError(400, "rollout.waves must be an array");
+    if (ro["waves"].size() > 20) throw ApiError(400, "rollout.waves: at most 20");
+    for (const json& w : ro["waves"]) {
+      if (!w.is_object()) throw ApiError(400, "a wave must be an object");
+      WaveSpec ws;
+      ws.name = Str(w, "name");
+      ws.group = Str(w, "group");
+      ws.percent = SmallNumber(w, "percent", 0);
+      ws.devices = Strings(w, "devices");
+      ws.failure_threshold = SmallNumber(w, "failure_threshold_percent", -1);
+      r.waves.push_back(std::move(ws));
+    }
+  }
+  return r;
+}
+
+int64_t TaskId(const std::string& s) {
+  try {
+    return std::stoll(s);
+  } catch (const std::exception&) {
+    throw ApiError(404, "no task " + s);
+  }
+}
+
+}  // namespace
 
 void HttpApi::TaskRoutes() {
   httplib::SSLServer& s = *server_;
@@ -368,26 +483,43 @@ void HttpApi::TaskRoutes() {
            spec.package_id = Number(b, "package_id", 0);
            spec.devices = Strings(b, "devices");
            spec.groups = Strings(b, "groups");
-           spec.whole_product = b.contains("whole_product") && b["whole_product"].is_boolean() &&
-                                b["whole_product"].get<bool>();
+           spec.whole_product = Flag(b, "whole_product");
            spec.start_at = Number(b, "start_at", 0);
            spec.deadline = Number(b, "deadline", 0);
-           spec.retry_count = static_cast<int>(Number(b, "retry_count", 0));
-           spec.retry_interval = static_cast<int>(Number(b, "retry_interval", 300));
+           spec.retry_count = SmallNumber(b, "retry_count", 0);
+           spec.retry_interval = SmallNumber(b, "retry_interval", 300);
+           spec.resend_interval = SmallNumber(b, "resend_interval", 60);
+           spec.supersede = Flag(b, "supersede");
+           spec.rollout = ParseRollout(b);
            const int64_t id = t.Create(spec, std::time(nullptr));
-           Reply(res, 201, t.Get(id));
+           Reply(res, 201, t.Get(id, false));
          }));
   s.Get("/api/v1/tasks", Guard(p, [&t](const httplib::Request&, httplib::Response& res) {
           Reply(res, 200, t.List());
         }));
+  // ?devices=false: the counts per state and wave without the per-device list.
   s.Get(R"(/api/v1/tasks/(\d+))",
         Guard(p, [&t](const httplib::Request& req, httplib::Response& res) {
-          Reply(res, 200, t.Get(std::stoll(req.matches[1])));
+          Reply(res, 200, t.Get(TaskId(req.matches[1]), req.get_param_value("devices") != "false"));
         }));
-  s.Post(R"(/api/v1/tasks/(\d+)/stop)",
+  // stop and cancel are the same: open devices become Stopped.
+  for (const char* verb : {"stop", "cancel"}) {
+    s.Post(std::string(R"(/api/v1/tasks/(\d+)/)") + verb,
+           Guard(p, [&t](const httplib::Request& req, httplib::Response& res) {
+             t.Stop(TaskId(req.matches[1]), std::time(nullptr));
+             Reply(res, 200, t.Get(TaskId(req.matches[1]), false));
+           }));
+  }
+  s.Post(R"(/api/v1/tasks/(\d+)/pause)",
          Guard(p, [&t](const httplib::Request& req, httplib::Response& res) {
-           t.Stop(std::stoll(req.matches[1]), std::time(nullptr));
-           Reply(res, 200, t.Get(std::stoll(req.matches[1])));
+           const json b = req.body.empty() ? json::object() : Body(req);
+           t.Pause(TaskId(req.matches[1]), Str(b, "reason"), std::time(nullptr));
+           Reply(res, 200, t.Get(TaskId(req.matches[1]), false));
+         }));
+  s.Post(R"(/api/v1/tasks/(\d+)/resume)",
+         Guard(p, [&t](const httplib::Request& req, httplib::Response& res) {
+           t.Resume(TaskId(req.matches[1]), std::time(nullptr));
+           Reply(res, 200, t.Get(TaskId(req.matches[1]), false));
          }));
 }
 

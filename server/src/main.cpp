@@ -59,8 +59,8 @@ int Serve(const std::string& data, ota::server::ServiceOptions options,
     std::fprintf(stderr, "ota-server: %s\n", error.c_str());
     return 1;
   }
-  std::printf("ota-server: api=%s/api/v1 mqtt=%s ca=%s admin_token_file=%s\n",
-              service.api().base_url().c_str(),
+  std::printf("ota-server: api=%s/api/v1 downloads=%s mqtt=%s ca=%s admin_token_file=%s\n",
+              service.api().base_url().c_str(), service.api().download_base_url().c_str(),
               options.mqtt_enabled
                   ? (options.mqtt.host + ":" + std::to_string(options.mqtt.port)).c_str()
                   : "off",
@@ -90,7 +90,18 @@ int main(int argc, char** argv) {
   CLI::App* serve = app.add_subcommand("serve", "Run the platform (HTTPS API, downloads, MQTT)");
   serve->add_option("--data", data, "data directory (database, blobs, keys, TLS files)");
   serve->add_option("--bind", sopt.http_host, "address the HTTPS API listens on");
-  serve->add_option("--http-port", sopt.http_port, "HTTPS port (0: any free port)");
+  serve->add_option("--http-port", sopt.http_port, "operator API HTTPS port (0: any free port)");
+  sopt.download_port = 8444;
+  serve->add_option("--download-port", sopt.download_port,
+                    "device download HTTPS port (0: any free port)");
+  serve
+      ->add_option("--download-workers", sopt.download_workers,
+                   "threads serving downloads (each slow device holds one)")
+      ->check(CLI::Range(1, 4096));
+  serve->add_option("--public-download-url", sopt.public_download_url,
+                    "base URL devices download from (default https://BIND:DOWNLOAD_PORT)");
+  serve->add_option("--mqtt-client-id", sopt.mqtt.client_id,
+                    "the platform's persistent MQTT session (distinct per instance)");
   serve->add_option("--mqtt-host", sopt.mqtt.host, "broker address");
   serve->add_option("--mqtt-port", sopt.mqtt.port, "broker port");
   serve->add_option("--mqtt-username", sopt.mqtt.username, "the platform's broker identity");
@@ -177,8 +188,11 @@ int main(int argc, char** argv) {
   int64_t package_id = 0, task_id = 0;
   std::vector<std::string> devices, groups;
   bool all = false;
-  int retries = 0, retry_interval = 300, timeout_s = 600;
+  int retries = 0, retry_interval = 300, timeout_s = 600, rate = 0, threshold = 100;
   int64_t deadline_s = 0;
+  std::vector<std::string> waves;
+  bool supersede = false;
+  std::string reason;
   CLI::App* t_create = client_cmd(task, "create", "Create an upgrade task");
   t_create->add_option("product", id, "product id")->required();
   t_create->add_option("--version", version, "target version");
@@ -189,11 +203,26 @@ int main(int argc, char** argv) {
   t_create->add_option("--retries", retries, "retries after a failure (0..5)");
   t_create->add_option("--retry-interval", retry_interval, "seconds between retries");
   t_create->add_option("--deadline", deadline_s, "seconds from now (default a day)");
+  t_create->add_option("--wave", waves,
+                       "a rollout wave, in order (repeatable): group:NAME, PERCENT% or "
+                       "devices:ID,ID; the devices left form a last wave");
+  t_create->add_option("--rate", rate, "firmware_upgrade commands per minute (0: no limit)");
+  t_create->add_option("--failure-threshold", threshold,
+                       "percent of a wave that may fail before the task pauses (default 100)");
+  t_create->add_flag("--supersede", supersede,
+                     "take devices from other open tasks (default: refuse them)");
   CLI::App* t_list = client_cmd(task, "list", "List tasks");
   CLI::App* t_show = client_cmd(task, "show", "Show a task and its devices");
   t_show->add_option("id", task_id)->required();
-  CLI::App* t_stop = client_cmd(task, "stop", "Stop a task");
+  CLI::App* t_stop = client_cmd(task, "stop", "Cancel a task (its open devices are Stopped)");
   t_stop->add_option("id", task_id)->required();
+  CLI::App* t_cancel = client_cmd(task, "cancel", "The same as stop");
+  t_cancel->add_option("id", task_id)->required();
+  CLI::App* t_pause = client_cmd(task, "pause", "Pause a task: no new upgrade commands");
+  t_pause->add_option("id", task_id)->required();
+  t_pause->add_option("--reason", reason, "shown with the task");
+  CLI::App* t_resume = client_cmd(task, "resume", "Resume a paused task");
+  t_resume->add_option("id", task_id)->required();
   CLI::App* t_wait = client_cmd(task, "wait", "Wait until a task ends (exit 0 on Success)");
   t_wait->add_option("id", task_id)->required();
   t_wait->add_option("--timeout", timeout_s, "seconds");
@@ -275,12 +304,31 @@ int main(int argc, char** argv) {
     if (!version.empty()) body["target_version"] = version;
     if (package_id != 0) body["package_id"] = package_id;
     if (deadline_s != 0) body["deadline"] = static_cast<int64_t>(std::time(nullptr)) + deadline_s;
+    if (supersede) body["supersede"] = true;
+    if (!waves.empty() || rate != 0 || threshold != 100) {
+      json ro = {{"rate_per_minute", rate}, {"failure_threshold_percent", threshold}};
+      json list = json::array();
+      for (const std::string& w : waves) {
+        const std::optional<json> wave = cli::ParseWave(w, &error);
+        if (!wave) return c.Fail(cli::kExitUsage, error);
+        list.push_back(*wave);
+      }
+      ro["waves"] = list;
+      body["rollout"] = ro;
+    }
     return c.Print("POST", "/api/v1/tasks", body);
   }
   if (t_list->parsed()) return c.Print("GET", "/api/v1/tasks", nullptr);
   if (t_show->parsed()) return c.Print("GET", "/api/v1/tasks/" + std::to_string(task_id), nullptr);
-  if (t_stop->parsed()) {
-    return c.Print("POST", "/api/v1/tasks/" + std::to_string(task_id) + "/stop", nullptr);
+  if (t_stop->parsed() || t_cancel->parsed()) {
+    return c.Print("POST", "/api/v1/tasks/" + std::to_string(task_id) + "/cancel", nullptr);
+  }
+  if (t_pause->parsed()) {
+    return c.Print("POST", "/api/v1/tasks/" + std::to_string(task_id) + "/pause",
+                   {{"reason", reason}});
+  }
+  if (t_resume->parsed()) {
+    return c.Print("POST", "/api/v1/tasks/" + std::to_string(task_id) + "/resume", nullptr);
   }
   if (t_wait->parsed()) return c.WaitTask(task_id, timeout_s);
   return cli::kExitUsage;

@@ -14,14 +14,25 @@ struct LibInit {
 };
 }  // namespace
 
-MqttBridge::MqttBridge(MqttOptions options, Handler on_message)
-    : options_(std::move(options)), handler_(std::move(on_message)) {
+MqttBridge::MqttBridge(MqttOptions options, Handler on_message, size_t max_payload,
+                       OversizedHandler on_oversized, AckHandler on_ack, ConnectHandler on_connect)
+    : options_(std::move(options)),
+      handler_(std::move(on_message)),
+      max_payload_(max_payload),
+      on_oversized_(std::move(on_oversized)),
+      on_ack_(std::move(on_ack)),
+      on_connect_(std::move(on_connect)) {
   static LibInit init;
-  if (options_.client_id.empty()) options_.client_id = "ota-server-" + std::to_string(::getpid());
-  m_ = mosquitto_new(options_.client_id.c_str(), true, this);
+  if (options_.client_id.empty()) options_.client_id = "ota-server";
+  // clean_session false: the broker keeps the subscriptions and queues QoS 1 messages for
+  // the platform while it is away.
+  m_ = mosquitto_new(options_.client_id.c_str(), false, this);
   mosquitto_connect_callback_set(m_, OnConnect);
   mosquitto_disconnect_callback_set(m_, OnDisconnect);
   mosquitto_message_callback_set(m_, OnMessage);
+  mosquitto_publish_callback_set(m_, OnPublish);
+  // Devices' reports arrive in bursts; let many be in flight to the platform at once.
+  mosquitto_int_option(m_, MOSQ_OPT_RECEIVE_MAXIMUM, 1000);
   mosquitto_reconnect_delay_set(m_, 1, 10, true);
 }
 
@@ -38,6 +49,12 @@ void MqttBridge::OnConnect(mosquitto* m, void* self, int rc) {
     mosquitto_subscribe(m, nullptr, filter.c_str(), 1);
   }
   b->connected_ = true;
+  if (b->on_connect_) b->on_connect_();
+}
+
+void MqttBridge::OnPublish(mosquitto*, void* self, int mid) {
+  auto* b = static_cast<MqttBridge*>(self);
+  if (b->on_ack_) b->on_ack_(mid);
 }
 
 void MqttBridge::OnDisconnect(mosquitto*, void* self, int) {
@@ -46,8 +63,12 @@ void MqttBridge::OnDisconnect(mosquitto*, void* self, int) {
 
 void MqttBridge::OnMessage(mosquitto*, void* self, const mosquitto_message* msg) {
   auto* b = static_cast<MqttBridge*>(self);
-  b->handler_(msg->topic, std::string(static_cast<const char*>(msg->payload),
-                                      static_cast<size_t>(msg->payloadlen)));
+  const auto size = static_cast<size_t>(msg->payloadlen);
+  if (size > b->max_payload_) {  // checked before anything is copied
+    if (b->on_oversized_) b->on_oversized_(msg->topic, size);
+    return;
+  }
+  b->handler_(msg->topic, std::string(static_cast<const char*>(msg->payload), size));
 }
 
 bool MqttBridge::Start(int timeout_ms, std::string* error) {
@@ -89,10 +110,13 @@ void MqttBridge::Stop() {
   connected_ = false;
 }
 
-bool MqttBridge::Publish(const Outgoing& message) {
-  return mosquitto_publish(m_, nullptr, message.topic.c_str(),
-                           static_cast<int>(message.payload.size()), message.payload.data(), 1,
-                           false) == MOSQ_ERR_SUCCESS;
+int MqttBridge::Publish(const Outgoing& message) {
+  int mid = -1;
+  if (mosquitto_publish(m_, &mid, message.topic.c_str(), static_cast<int>(message.payload.size()),
+                        message.payload.data(), 1, false) != MOSQ_ERR_SUCCESS) {
+    return -1;
+  }
+  return mid;
 }
 
 }  // namespace ota::server

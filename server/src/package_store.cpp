@@ -132,8 +132,8 @@ PackageRecord PackageStore::Upload(const std::string& product_id, const std::vec
   return r;
 }
 
-PackageRecord PackageStore::Get(int64_t package_id) {
-  Statement st = db_.Prepare(std::string(kColumns) + "WHERE package_id = ?");
+PackageRecord PackageStore::Read(Database& db, int64_t package_id) {
+  Statement st = db.Prepare(std::string(kColumns) + "WHERE package_id = ?");
   st.Bind(1, package_id);
   if (!st.Step()) throw ApiError(404, "no package " + std::to_string(package_id));
   return FromRow(st);

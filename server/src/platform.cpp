@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <ctime>
+#include <map>
 
 #include "ota/server/hex.hpp"
 #include "ota/server/schema.hpp"
@@ -59,6 +60,7 @@ Platform::Platform(const std::filesystem::path& data_dir, const TlsFiles* tls) {
   registry_ = std::make_unique<Registry>(*db_, *box_);
   packages_ = std::make_unique<PackageStore>(*db_, *registry_, data_dir_ / "blobs");
   tokens_ = std::make_unique<DownloadTokens>(data_dir_ / "download.key");
+  outbox_ = std::make_unique<Outbox>(*db_);
 
   const std::filesystem::path admin = data_dir_ / "admin.token";
   if (!std::filesystem::exists(admin)) WriteSecretFile(admin, CreateApiToken("admin"));
@@ -77,6 +79,12 @@ std::string Platform::MosquittoConfig(const std::filesystem::path& plugin, int m
   // The platform's one subscription carries every device's traffic: a burst must queue at the
   // broker, not be dropped (the default keeps 1000 messages per client).
   c += "max_queued_messages 100000\n";
+  // Device payloads over 64 KB are refused by the platform; the broker drops such packets
+  // (and disconnects their sender) before they are copied anywhere. 1 KB of room for the topic.
+  c += "max_packet_size " + std::to_string(kMaxDevicePayload + 1024) + "\n";
+  // The platform's persistent session (QoS 1) survives a broker restart.
+  std::filesystem::create_directories(data_dir_ / "broker");
+  c += "persistence true\npersistence_location " + (data_dir_ / "broker").string() + "/\n";
   c += "plugin " + plugin.string() + "\n";
   c += "plugin_opt_registry " + database_path().string() + "\n";
   c += "plugin_opt_secret_key " + secret_key_path().string() + "\n";
@@ -87,6 +95,14 @@ std::string Platform::MosquittoConfig(const std::filesystem::path& plugin, int m
   c += "cafile " + tls_.ca_cert.string() + "\n";
   if (mqtt_port > 0) c += "listener " + std::to_string(mqtt_port) + " " + bind + "\n";
   return c;
+}
+
+Database& Platform::ReadDb() {
+  // One per thread and database (tests run several platforms in one process).
+  thread_local std::map<std::string, std::unique_ptr<Database>> connections;
+  std::unique_ptr<Database>& db = connections[database_path().string()];
+  if (!db) db = std::make_unique<Database>(database_path(), true);
+  return *db;
 }
 
 std::string Platform::CreateApiToken(const std::string& name) {

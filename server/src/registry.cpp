@@ -2,6 +2,7 @@
 
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <cstring>
 #include <ctime>
 
@@ -194,26 +195,59 @@ std::pair<Device, std::string> Registry::CreateDevice(const std::string& product
   return {GetDevice(id), s};
 }
 
-Device Registry::GetDevice(const std::string& device_id) {
-  Statement st = db_.Prepare(
-      "SELECT device_id, product_id, node_id, enabled, online, last_seen, fw_version, "
-      "sw_version FROM devices WHERE device_id = ?");
-  st.Bind(1, device_id);
-  if (!st.Step()) throw ApiError(404, "no device " + device_id);
-  // Online: it has sent something within kOnlineSeconds (MQTT gives the platform no
-  // disconnect events from the broker, so silence is what offline looks like).
+namespace {
+
+constexpr const char* kDeviceColumns =
+    "SELECT d.device_id, d.product_id, d.node_id, d.enabled, d.online, d.last_seen, "
+    "d.fw_version, d.sw_version, d.presence_seq, (SELECT group_concat(group_name, char(31)) "
+    "FROM (SELECT group_name FROM device_groups g WHERE g.device_id = d.device_id ORDER BY "
+    "group_name)) FROM devices d ";
+
+Device DeviceFromRow(Statement& st) {
+  // Online: what the broker last said (presence events); without them, recent traffic.
+  const bool presence = st.Int(8) > 0;
   const bool recent = st.Int(5) > Now() - kOnlineSeconds;
-  Device d{st.Text(0), st.Text(1), st.Text(2), st.Int(3) != 0, st.Int(4) != 0 && recent, st.Int(5),
-           st.Text(6), st.Text(7), {}};
-  Statement g =
-      db_.Prepare("SELECT group_name FROM device_groups WHERE device_id = ? ORDER BY group_name");
-  g.Bind(1, device_id);
-  while (g.Step())
-    d.groups.push_back(g.Text(0));
+  Device d{st.Text(0),
+           st.Text(1),
+           st.Text(2),
+           st.Int(3) != 0,
+           presence ? st.Int(4) != 0 : st.Int(4) != 0 && recent,
+           st.Int(5),
+           st.Text(6),
+           st.Text(7),
+           {}};
+  const std::string groups = st.Text(9);
+  for (size_t start = 0; !groups.empty() && start <= groups.size();) {
+    const size_t end = std::min(groups.find('\x1f', start), groups.size());
+    d.groups.push_back(groups.substr(start, end - start));
+    start = end + 1;
+  }
   return d;
 }
 
+}  // namespace
+
+Device Registry::GetDevice(const std::string& device_id) {
+  Statement st = db_.Prepare(std::string(kDeviceColumns) + "WHERE d.device_id = ?");
+  st.Bind(1, device_id);
+  if (!st.Step()) throw ApiError(404, "no device " + device_id);
+  return DeviceFromRow(st);
+}
+
 std::vector<Device> Registry::ListDevices(const std::string& product_id, const std::string& group) {
+  Statement st = db_.Prepare(
+      std::string(kDeviceColumns) +
+      "WHERE (?1 = '' OR d.product_id = ?1) AND (?2 = '' OR d.device_id IN (SELECT device_id "
+      "FROM device_groups WHERE group_name = ?2)) ORDER BY d.device_id");
+  st.Bind(1, product_id).Bind(2, group);
+  std::vector<Device> out;
+  while (st.Step())
+    out.push_back(DeviceFromRow(st));
+  return out;
+}
+
+std::vector<std::string> Registry::DeviceIds(const std::string& product_id,
+                                             const std::string& group) {
   Statement st = db_.Prepare(
       "SELECT device_id FROM devices WHERE (?1 = '' OR product_id = ?1) AND (?2 = '' OR "
       "device_id IN (SELECT device_id FROM device_groups WHERE group_name = ?2)) "
@@ -222,10 +256,7 @@ std::vector<Device> Registry::ListDevices(const std::string& product_id, const s
   std::vector<std::string> ids;
   while (st.Step())
     ids.push_back(st.Text(0));
-  std::vector<Device> out;
-  for (const std::string& id : ids)
-    out.push_back(GetDevice(id));
-  return out;
+  return ids;
 }
 
 void Registry::SetDeviceEnabled(const std::string& device_id, bool enabled) {
@@ -252,12 +283,27 @@ void Registry::AddToGroup(const std::string& device_id, const std::string& group
       .Run();
 }
 
-void Registry::MarkSeen(const std::string& device_id, bool online) {
-  db_.Prepare("UPDATE devices SET online = ?, last_seen = ? WHERE device_id = ?")
-      .Bind(1, online)
-      .Bind(2, Now())
-      .Bind(3, device_id)
+void Registry::MarkSeen(const std::string& device_id) {
+  // Traffic says online only where the broker sends no presence events.
+  db_.Prepare(
+         "UPDATE devices SET last_seen = ?, online = (CASE WHEN presence_seq > 0 THEN online "
+         "ELSE 1 END) WHERE device_id = ?")
+      .Bind(1, Now())
+      .Bind(2, device_id)
       .Run();
+}
+
+bool Registry::ApplyPresence(const std::string& device_id, bool connected, int64_t seq) {
+  // A connect must be newer than anything applied; a disconnect may carry the seq of the
+  // connect it ends (equal), but not an older one (a takeover's old connection).
+  return db_.Prepare(
+                "UPDATE devices SET online = ?1, presence_seq = ?2, last_seen = ?3 WHERE "
+                "device_id = ?4 AND (presence_seq < ?2 OR (?1 = 0 AND presence_seq = ?2))")
+             .Bind(1, connected)
+             .Bind(2, seq)
+             .Bind(3, Now())
+             .Bind(4, device_id)
+             .Run() == 1;
 }
 
 void Registry::SetVersions(const std::string& device_id, const std::string& fw,

@@ -89,6 +89,48 @@ CREATE TABLE task_devices (
   PRIMARY KEY (task_id, device_id));
 CREATE INDEX task_devices_by_device ON task_devices (device_id);
 )sql",
+      R"sql(
+-- Staged rollouts, commands that are never lost, presence from the broker (docs/server.md).
+ALTER TABLE tasks ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tasks ADD COLUMN pause_reason TEXT NOT NULL DEFAULT '';
+ALTER TABLE tasks ADD COLUMN rate_per_minute INTEGER NOT NULL DEFAULT 0;  -- 0: no limit
+ALTER TABLE tasks ADD COLUMN resend_interval INTEGER NOT NULL DEFAULT 60; -- seconds
+ALTER TABLE tasks ADD COLUMN finished_at INTEGER;
+CREATE TABLE task_waves (
+  task_id           INTEGER NOT NULL REFERENCES tasks ON DELETE CASCADE,
+  wave              INTEGER NOT NULL,            -- 0, 1, ...: in this order
+  name              TEXT NOT NULL,
+  failure_threshold INTEGER NOT NULL DEFAULT 100, -- percent of the wave; over it the task pauses
+  threshold_waived  INTEGER NOT NULL DEFAULT 0,   -- resumed after the threshold tripped
+  PRIMARY KEY (task_id, wave));
+INSERT INTO task_waves (task_id, wave, name) SELECT task_id, 0, 'all' FROM tasks;
+ALTER TABLE task_devices ADD COLUMN wave INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE task_devices ADD COLUMN reported_version TEXT;        -- seen while Waiting
+ALTER TABLE task_devices ADD COLUMN sent_at INTEGER NOT NULL DEFAULT 0;     -- last firmware_upgrade
+ALTER TABLE task_devices ADD COLUMN activity_at INTEGER NOT NULL DEFAULT 0; -- last device report
+ALTER TABLE task_devices ADD COLUMN commands INTEGER NOT NULL DEFAULT 0;    -- firmware_upgrades sent
+-- A device is in at most one open upgrade: older overlaps are superseded by the newest task.
+UPDATE task_devices SET status = 'Stopped', description = 'superseded by a newer task'
+ WHERE status IN ('Waiting', 'Processing', 'FailWaitRetry') AND EXISTS (
+   SELECT 1 FROM task_devices n WHERE n.device_id = task_devices.device_id
+     AND n.task_id > task_devices.task_id AND n.status IN ('Waiting', 'Processing', 'FailWaitRetry'));
+CREATE UNIQUE INDEX task_devices_one_open ON task_devices (device_id)
+ WHERE status IN ('Waiting', 'Processing', 'FailWaitRetry');
+CREATE INDEX task_devices_due ON task_devices (next_at)
+ WHERE status IN ('Waiting', 'Processing', 'FailWaitRetry');
+CREATE INDEX task_devices_by_status ON task_devices (task_id, wave, status);
+CREATE INDEX task_devices_sent ON task_devices (task_id, sent_at);
+-- Messages a committed state change implies, published after the commit and deleted when the
+-- broker acknowledged them (QoS 1): a crash between the two re-sends, never loses.
+CREATE TABLE outbox (
+  id         INTEGER PRIMARY KEY,
+  topic      TEXT NOT NULL,
+  payload    TEXT NOT NULL,
+  created_at INTEGER NOT NULL);
+-- Presence reported by the broker plugin (docs/spec/broker-auth.md, "Presence events").
+ALTER TABLE devices ADD COLUMN presence_seq INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX devices_by_group ON device_groups (device_id);
+)sql",
   };
   return kMigrations;
 }

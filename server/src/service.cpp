@@ -5,14 +5,23 @@
 
 namespace ota::server {
 
+namespace {
+// An outbox message not acknowledged this long after it was queued is published again
+// (unless it is still in flight on the current connection).
+constexpr int64_t kOutboxRetrySeconds = 5;
+// Older messages are dropped: the tasks' own timers re-send what still matters.
+constexpr int64_t kOutboxKeepSeconds = 600;
+}  // namespace
+
 Service::Service(Platform& platform, ServiceOptions options)
     : platform_(platform), options_(std::move(options)) {
   tasks_ = std::make_unique<UpgradeTasks>(
-      platform_.db(), platform_.registry(), platform_.packages(),
-      [this](const std::string& device, const PackageRecord& pkg, int64_t deadline) {
-        return DownloadGrant(platform_, api_->base_url(), device, pkg, deadline);
+      platform_.db(), platform_.registry(), platform_.packages(), platform_.outbox(),
+      [this](const std::string& device, const PackageRecord& pkg, int64_t expires,
+             int64_t task_id) {
+        return DownloadGrant(platform_, api_->download_base_url(), device, pkg, expires, task_id);
       });
-  api_ = std::make_unique<HttpApi>(platform_, tasks_.get());
+  api_ = std::make_unique<HttpApi>(platform_, tasks_.get(), options_.download_workers);
 }
 
 Service::~Service() {
@@ -26,12 +35,36 @@ bool Service::Start(std::string* error) {
         "https: cannot listen on " + options_.http_host + ":" + std::to_string(options_.http_port);
     return false;
   }
+  download_port_ =
+      api_->BindDownloads(options_.http_host, options_.download_port, options_.public_download_url);
+  if (download_port_ < 0) {
+    *error = "https: cannot listen for downloads on " + options_.http_host + ":" +
+             std::to_string(options_.download_port);
+    return false;
+  }
   http_thread_ = std::thread([this] { api_->Serve(); });
+  download_thread_ = std::thread([this] { api_->ServeDownloads(); });
   started_ = true;
   if (options_.mqtt_enabled) {
     bridge_ = std::make_unique<MqttBridge>(
-        options_.mqtt, [this](const std::string& topic, const std::string& payload) {
+        options_.mqtt,
+        [this](const std::string& topic, const std::string& payload) {
           HandleDeviceMessage(topic, payload);
+        },
+        kMaxDevicePayload,
+        [this](const std::string& topic, size_t size) {
+          const std::optional<UpTopic> up = ParseUpTopic(topic);
+          std::lock_guard<std::mutex> guard(platform_.lock());
+          Reject(up ? up->device_id : "(unknown)", "oversized",
+                 "payload of " + std::to_string(size) + " bytes");
+        },
+        [this](int mid) {
+          std::lock_guard<std::mutex> guard(inflight_mutex_);
+          auto it = inflight_.find(mid);
+          if (it == inflight_.end()) return;
+          acked_.push_back(it->second);
+          inflight_ids_.erase(it->second);
+          inflight_.erase(it);
         });
     if (!bridge_->Start(5000, error)) {
       Stop();
@@ -63,6 +96,7 @@ void Service::Stop() {
   if (started_) {
     api_->Stop();
     if (http_thread_.joinable()) http_thread_.join();
+    if (download_thread_.joinable()) download_thread_.join();
     started_ = false;
   }
 }
@@ -72,10 +106,37 @@ void Service::Wait() {
   stop_cv_.wait(lock, [this] { return stopping_; });
 }
 
-void Service::Send(const std::vector<Outgoing>& messages) {
+void Service::Send(const std::vector<QueuedMessage>& messages) {
   if (!bridge_) return;
-  for (const Outgoing& m : messages)
-    bridge_->Publish(m);
+  for (const QueuedMessage& m : messages) {
+    std::lock_guard<std::mutex> guard(inflight_mutex_);
+    if (inflight_ids_.count(m.id) != 0) continue;
+    // Under the mutex: the PUBACK callback cannot look the message ID up before it is known.
+    const int mid = bridge_->Publish(m.message);
+    if (mid < 0) continue;  // stays in the outbox; the tick publishes it again
+    inflight_[mid] = m.id;
+    inflight_ids_.insert(m.id);
+  }
+}
+
+void Service::FlushOutbox(int64_t now) {
+  std::vector<int64_t> acked;
+  {
+    std::lock_guard<std::mutex> guard(inflight_mutex_);
+    acked.swap(acked_);
+  }
+  std::vector<QueuedMessage> pending;
+  {
+    std::lock_guard<std::mutex> guard(platform_.lock());
+    platform_.outbox().Remove(acked);
+    if (const int n = platform_.outbox().Expire(now - kOutboxKeepSeconds); n > 0) {
+      platform_.registry().Count("outbox_expired", n);
+    }
+    if (bridge_ && bridge_->connected()) {
+      pending = platform_.outbox().Pending(now - kOutboxRetrySeconds, 5000);
+    }
+  }
+  Send(pending);
 }
 
 void Service::Reject(const std::string& device, const std::string& what, const std::string& why) {
@@ -85,28 +146,50 @@ void Service::Reject(const std::string& device, const std::string& what, const s
 }
 
 void Service::TickNow() {
-  std::vector<Outgoing> out;
+  const int64_t now = std::time(nullptr);
+  std::vector<QueuedMessage> out;
   {
     std::lock_guard<std::mutex> guard(platform_.lock());
     try {
-      out = tasks_->Tick(std::time(nullptr));
+      out = tasks_->Tick(now);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "ota-server: task tick failed: %s\n", e.what());
     }
   }
   Send(out);
+  try {
+    FlushOutbox(now);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ota-server: outbox: %s\n", e.what());
+  }
 }
 
 void Service::HandleDeviceMessage(const std::string& topic, const std::string& payload) {
+  std::vector<QueuedMessage> out;
+  const int64_t now = std::time(nullptr);
+  if (const std::optional<Presence> p = ParsePresence(topic, payload)) {
+    {
+      std::lock_guard<std::mutex> guard(platform_.lock());
+      try {
+        if (platform_.registry().ApplyPresence(p->device_id, p->connected, p->seq) &&
+            p->connected) {
+          out = tasks_->OnConnected(p->device_id, now);
+        }
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "ota-server: presence of %s failed: %s\n", p->device_id.c_str(),
+                     e.what());
+      }
+    }
+    Send(out);
+    return;
+  }
   const std::optional<UpTopic> up = ParseUpTopic(topic);
   if (!up) return;
-  std::vector<Outgoing> out;
   {
     std::lock_guard<std::mutex> guard(platform_.lock());
-    const int64_t now = std::time(nullptr);
     try {
       platform_.registry().GetDevice(up->device_id);  // 404: a device deleted since it logged in
-      platform_.registry().MarkSeen(up->device_id, true);
+      platform_.registry().MarkSeen(up->device_id);
       if (payload.size() > kMaxDevicePayload) {
         throw ApiError(413, "payload of " + std::to_string(payload.size()) + " bytes");
       }
@@ -124,12 +207,17 @@ void Service::HandleDeviceMessage(const std::string& topic, const std::string& p
       }
       for (const OtaEvent& e : ParseOtaEvents(j)) {
         if (e.event_type == "version_report") {
-          const std::string fw = e.paras.value("fw_version", "");
-          const std::string sw = e.paras.value("sw_version", "");
-          auto msgs = tasks_->OnVersionReport(up->device_id, fw, sw, now);
+          const auto text = [&](const char* key) {
+            return e.paras.contains(key) && e.paras[key].is_string()
+                       ? e.paras[key].get<std::string>()
+                       : std::string();
+          };
+          auto msgs =
+              tasks_->OnVersionReport(up->device_id, text("fw_version"), text("sw_version"), now);
           out.insert(out.end(), msgs.begin(), msgs.end());
         } else if (e.event_type == "upgrade_progress_report") {
-          tasks_->OnProgress(up->device_id, e.paras, now);
+          auto msgs = tasks_->OnProgress(up->device_id, e.paras, now);
+          out.insert(out.end(), msgs.begin(), msgs.end());
         } else {
           throw ApiError(400, "unknown $ota event " + e.event_type);
         }

@@ -1,6 +1,7 @@
 #include "ota/server/upgrade_tasks.hpp"
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 namespace ota::server {
@@ -17,13 +18,20 @@ struct UpgradeTasks::Row {
   int progress = 0;
   int result_code = -1;
   std::string description;
+  int wave = 0;
+  std::string reported_version;
+  int64_t sent_at = 0, activity_at = 0;
+  int commands = 0;
   // from the task
   std::string product_id, target_version;
   int64_t task_package = 0, deadline = 0;
-  int retry_count = 0, retry_interval = 0;
+  int retry_count = 0, retry_interval = 0, resend_interval = 60, rate_per_minute = 0;
+  bool paused = false;
 };
 
 namespace {
+
+constexpr const char* kOpen = "('Waiting', 'Processing', 'FailWaitRetry')";
 
 bool IsFinal(const std::string& s) {
   return s == "Success" || s == "Fail" || s == "Stopped";
@@ -31,14 +39,66 @@ bool IsFinal(const std::string& s) {
 
 constexpr const char* kRowSelect =
     "SELECT d.task_id, d.device_id, d.status, d.attempts, d.next_at, COALESCE(d.package_id, 0), "
-    "d.progress, COALESCE(d.result_code, -1), d.description, t.product_id, t.target_version, "
-    "COALESCE(t.package_id, 0), t.deadline, t.retry_count, t.retry_interval "
+    "d.progress, COALESCE(d.result_code, -1), d.description, d.wave, "
+    "COALESCE(d.reported_version, ''), d.sent_at, d.activity_at, d.commands, t.product_id, "
+    "t.target_version, COALESCE(t.package_id, 0), t.deadline, t.retry_count, t.retry_interval, "
+    "t.resend_interval, t.rate_per_minute, t.paused "
     "FROM task_devices d JOIN tasks t ON t.task_id = d.task_id ";
+
+// A stable order for percentage waves that does not follow the device IDs' order (which
+// often follows the production line): FNV-1a of the ID.
+uint64_t Fnv1a(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+std::string TaskName(int64_t id) {
+  return "task " + std::to_string(id);
+}
 
 }  // namespace
 
-UpgradeTasks::UpgradeTasks(Database& db, Registry& registry, PackageStore& packages, GrantFn grant)
-    : db_(db), registry_(registry), packages_(packages), grant_(std::move(grant)) {}
+std::string SafeUtf8(const std::string& s, size_t max_bytes) {
+  std::string out;
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    bool valid = len != 0 && i + len <= s.size();
+    for (size_t k = 1; valid && k < len; ++k) {
+      valid = (static_cast<unsigned char>(s[i + k]) & 0xC0) == 0x80;
+    }
+    if (valid && len > 1) {
+      // Overlong forms, surrogates and code points past U+10FFFF are not UTF-8 either.
+      uint32_t cp = c & (0x7F >> len);
+      for (size_t k = 1; k < len; ++k)
+        cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+      const uint32_t min[] = {0, 0, 0x80, 0x800, 0x10000};
+      valid = cp >= min[len] && cp <= 0x10FFFF && (cp < 0xD800 || cp > 0xDFFF);
+    }
+    if (!valid) len = 1;
+    if (out.size() + len > max_bytes) break;
+    if (valid) {
+      out.append(s, i, len);
+    } else {
+      out.push_back('?');
+    }
+    i += len;
+  }
+  return out;
+}
+
+UpgradeTasks::UpgradeTasks(Database& db, Registry& registry, PackageStore& packages, Outbox& outbox,
+                           GrantFn grant)
+    : db_(db),
+      registry_(registry),
+      packages_(packages),
+      outbox_(outbox),
+      grant_(std::move(grant)) {}
 
 int64_t UpgradeTasks::Create(const TaskSpec& spec, int64_t now) {
   registry_.GetProduct(spec.product_id);
@@ -63,31 +123,108 @@ int64_t UpgradeTasks::Create(const TaskSpec& spec, int64_t now) {
   }
   if (spec.retry_count < 0 || spec.retry_count > 5) throw ApiError(400, "retry_count: 0..5");
   if (spec.retry_interval < 1) throw ApiError(400, "retry_interval: at least 1 second");
+  if (spec.resend_interval < 5) throw ApiError(400, "resend_interval: at least 5 seconds");
+  const RolloutSpec& ro = spec.rollout;
+  if (ro.rate_per_minute < 0) throw ApiError(400, "rate_per_minute: 0 (no limit) or more");
+  if (ro.failure_threshold < 0 || ro.failure_threshold > 100) {
+    throw ApiError(400, "failure_threshold_percent: 0..100");
+  }
+  for (const WaveSpec& w : ro.waves) {
+    const int kinds = (!w.group.empty()) + (w.percent != 0) + (!w.devices.empty());
+    if (kinds != 1) throw ApiError(400, "a wave names exactly one of group, percent, devices");
+    if (w.percent < 0 || w.percent > 100) throw ApiError(400, "a wave's percent: 1..100");
+    if (w.failure_threshold < -1 || w.failure_threshold > 100) {
+      throw ApiError(400, "a wave's failure_threshold_percent: 0..100");
+    }
+  }
 
-  std::set<std::string> devices(spec.devices.begin(), spec.devices.end());
+  // The targets, set-based: one query per target kind.
+  std::set<std::string> devices;
   for (const std::string& d : spec.devices) {
     if (registry_.GetDevice(d).product_id != spec.product_id) {
       throw ApiError(400, "device " + d + " is not of product " + spec.product_id);
     }
+    devices.insert(d);
   }
   for (const std::string& g : spec.groups) {
-    for (const Device& d : registry_.ListDevices(spec.product_id, g))
-      devices.insert(d.device_id);
+    for (const std::string& d : registry_.DeviceIds(spec.product_id, g))
+      devices.insert(d);
   }
   if (spec.whole_product) {
-    for (const Device& d : registry_.ListDevices(spec.product_id, ""))
-      devices.insert(d.device_id);
+    for (const std::string& d : registry_.DeviceIds(spec.product_id, ""))
+      devices.insert(d);
   }
   if (devices.empty()) throw ApiError(400, "the task has no target devices");
+
+  // Waves: each takes its share of the targets not taken by an earlier one; what is left
+  // after the last forms one more wave ("rest").
+  std::map<std::string, int> wave_of;
+  struct Wave {
+    std::string name;
+    int threshold;
+  };
+  std::vector<Wave> waves;
+  std::vector<std::string> shuffled(devices.begin(), devices.end());
+  std::stable_sort(shuffled.begin(), shuffled.end(),
+                   [](const std::string& a, const std::string& b) { return Fnv1a(a) < Fnv1a(b); });
+  for (size_t i = 0; i < ro.waves.size(); ++i) {
+    const WaveSpec& w = ro.waves[i];
+    const int index = static_cast<int>(waves.size());
+    waves.push_back({w.name.empty() ? "wave " + std::to_string(i + 1) : SafeUtf8(w.name, 64),
+                     w.failure_threshold >= 0 ? w.failure_threshold : ro.failure_threshold});
+    if (!w.group.empty()) {
+      for (const std::string& d : registry_.DeviceIds(spec.product_id, w.group)) {
+        if (devices.count(d) != 0) wave_of.emplace(d, index);
+      }
+    } else if (!w.devices.empty()) {
+      for (const std::string& d : w.devices) {
+        if (devices.count(d) == 0) throw ApiError(400, "wave device " + d + " is not a target");
+        wave_of.emplace(d, index);
+      }
+    } else {
+      const size_t want = (devices.size() * static_cast<size_t>(w.percent) + 99) / 100;
+      size_t taken = 0;
+      for (const std::string& d : shuffled) {
+        if (taken == want) break;
+        if (wave_of.emplace(d, index).second) ++taken;
+      }
+    }
+  }
+  if (wave_of.size() < devices.size()) {
+    waves.push_back({ro.waves.empty() ? "all" : "rest", ro.failure_threshold});
+    for (const std::string& d : devices)
+      wave_of.emplace(d, static_cast<int>(waves.size()) - 1);
+  }
 
   const int64_t start = spec.start_at != 0 ? spec.start_at : now;
   const int64_t deadline = spec.deadline != 0 ? spec.deadline : start + kDefaultTaskSeconds;
   if (deadline <= start) throw ApiError(400, "the deadline is before the start");
+
   Transaction tx(db_);
+  // One open upgrade per device (the partial unique index task_devices_one_open holds it).
+  std::vector<std::pair<std::string, int64_t>> busy;
+  {
+    Statement open = db_.Prepare(std::string("SELECT device_id, task_id FROM task_devices WHERE "
+                                             "status IN ") +
+                                 kOpen + " ORDER BY device_id");
+    while (open.Step()) {
+      if (devices.count(open.Text(0)) != 0) busy.emplace_back(open.Text(0), open.Int(1));
+    }
+  }
+  if (!busy.empty() && !spec.supersede) {
+    throw ApiError(409, "device " + busy[0].first + " is in open task " +
+                            std::to_string(busy[0].second) +
+                            (busy.size() > 1 ? " (and " + std::to_string(busy.size() - 1) +
+                                                   " more devices are in open tasks)"
+                                             : "") +
+                            "; set supersede to replace their upgrades");
+  }
   Statement ins = db_.Prepare(
       "INSERT INTO tasks (product_id, name, target_version, package_id, start_at, deadline, "
-      "retry_count, retry_interval, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
-  ins.Bind(1, spec.product_id).Bind(2, spec.name.empty() ? "upgrade to " + target : spec.name);
+      "retry_count, retry_interval, created_at, rate_per_minute, resend_interval) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  ins.Bind(1, spec.product_id)
+      .Bind(2, spec.name.empty() ? "upgrade to " + target : SafeUtf8(spec.name, 200));
   ins.Bind(3, target);
   if (spec.package_id != 0) {
     ins.Bind(4, spec.package_id);
@@ -95,17 +232,30 @@ int64_t UpgradeTasks::Create(const TaskSpec& spec, int64_t now) {
     ins.BindNull(4);
   }
   ins.Bind(5, start).Bind(6, deadline).Bind(7, spec.retry_count).Bind(8, spec.retry_interval);
-  ins.Bind(9, now).Run();
+  ins.Bind(9, now).Bind(10, ro.rate_per_minute).Bind(11, spec.resend_interval).Run();
   const int64_t id = db_.LastInsertId();
-  for (const std::string& d : devices) {
-    db_.Prepare(
-           "INSERT INTO task_devices (task_id, device_id, status, next_at, updated_at) "
-           "VALUES (?, ?, 'Waiting', ?, ?)")
+  Statement supersede = db_.Prepare(
+      std::string("UPDATE task_devices SET status = 'Stopped', description = ?, updated_at = ? "
+                  "WHERE device_id = ? AND status IN ") +
+      kOpen);
+  for (const auto& [device, old_task] : busy) {
+    supersede.Reset().Bind(1, "superseded by " + TaskName(id)).Bind(2, now).Bind(3, device).Run();
+  }
+  Statement wave_ins = db_.Prepare(
+      "INSERT INTO task_waves (task_id, wave, name, failure_threshold) VALUES (?, ?, ?, ?)");
+  for (size_t i = 0; i < waves.size(); ++i) {
+    wave_ins.Reset()
         .Bind(1, id)
-        .Bind(2, d)
-        .Bind(3, start)
-        .Bind(4, now)
+        .Bind(2, static_cast<int64_t>(i))
+        .Bind(3, waves[i].name)
+        .Bind(4, waves[i].threshold)
         .Run();
+  }
+  Statement dev_ins = db_.Prepare(
+      "INSERT INTO task_devices (task_id, device_id, status, next_at, updated_at, wave) "
+      "VALUES (?, ?, 'Waiting', ?, ?, ?)");
+  for (const auto& [device, wave] : wave_of) {
+    dev_ins.Reset().Bind(1, id).Bind(2, device).Bind(3, start).Bind(4, now).Bind(5, wave).Run();
   }
   tx.Commit();
   return id;
@@ -137,37 +287,84 @@ std::string UpgradeTasks::TaskStatus(int64_t task_id) {
   return "PartialSuccess";
 }
 
-json UpgradeTasks::Get(int64_t task_id) {
+json UpgradeTasks::Get(int64_t task_id, bool with_devices) {
   Statement t = db_.Prepare(
       "SELECT task_id, product_id, name, target_version, COALESCE(package_id, 0), start_at, "
-      "deadline, retry_count, retry_interval FROM tasks WHERE task_id = ?");
+      "deadline, retry_count, retry_interval, stopped, paused, pause_reason, rate_per_minute, "
+      "resend_interval FROM tasks WHERE task_id = ?");
   t.Bind(1, task_id);
   if (!t.Step()) throw ApiError(404, "no task " + std::to_string(task_id));
   json j = {{"task_id", t.Int(0)},         {"product_id", t.Text(1)},   {"name", t.Text(2)},
             {"target_version", t.Text(3)}, {"start_at", t.Int(5)},      {"deadline", t.Int(6)},
             {"retry_count", t.Int(7)},     {"retry_interval", t.Int(8)}};
   j["package_id"] = t.Int(4) != 0 ? json(t.Int(4)) : json(nullptr);
+  j["rate_per_minute"] = t.Int(12);
+  j["resend_interval"] = t.Int(13);
+  j["pause_reason"] = t.Text(11);
   j["status"] = TaskStatus(task_id);
-  json devices = json::array();
-  json counts = json::object();
-  Statement d = db_.Prepare(
-      "SELECT device_id, status, attempts, COALESCE(package_id, 0), progress, "
-      "COALESCE(result_code, -1), description FROM task_devices WHERE task_id = ? "
-      "ORDER BY device_id");
-  d.Bind(1, task_id);
-  while (d.Step()) {
-    json dev = {{"device_id", d.Text(0)},
-                {"status", d.Text(1)},
-                {"attempts", d.Int(2)},
-                {"progress", d.Int(4)},
-                {"description", d.Text(6)}};
-    dev["package_id"] = d.Int(3) != 0 ? json(d.Int(3)) : json(nullptr);
-    dev["result_code"] = d.Int(5) >= 0 ? json(d.Int(5)) : json(nullptr);
-    counts[d.Text(1)] = counts.value(d.Text(1), 0) + 1;
-    devices.push_back(dev);
+  const bool stopped = t.Int(9) != 0;
+  const bool paused = t.Int(10) != 0;
+
+  // Per wave and status, one grouped query.
+  json waves = json::array();
+  Statement w = db_.Prepare(
+      "SELECT wave, name, failure_threshold, threshold_waived FROM task_waves WHERE task_id = ? "
+      "ORDER BY wave");
+  w.Bind(1, task_id);
+  while (w.Step()) {
+    waves.push_back({{"wave", w.Int(0)},
+                     {"name", w.Text(1)},
+                     {"failure_threshold_percent", w.Int(2)},
+                     {"threshold_waived", w.Int(3) != 0},
+                     {"size", 0},
+                     {"counts", json::object()}});
   }
-  j["devices"] = devices;
+  json counts = json::object();
+  Statement c = db_.Prepare(
+      "SELECT wave, status, COUNT(*) FROM task_devices WHERE task_id = ? GROUP BY wave, status");
+  c.Bind(1, task_id);
+  while (c.Step()) {
+    const auto wave = static_cast<size_t>(c.Int(0));
+    const std::string status = c.Text(1);
+    const int64_t n = c.Int(2);
+    counts[status] = counts.value(status, int64_t{0}) + n;
+    if (wave < waves.size()) {
+      waves[wave]["counts"][status] = n;
+      waves[wave]["size"] = waves[wave]["size"].get<int64_t>() + n;
+    }
+  }
+  int active = -1;
+  for (json& wave : waves) {
+    int64_t open = 0;
+    for (const char* s : {"Waiting", "Processing", "FailWaitRetry"})
+      open += wave["counts"].value(s, int64_t{0});
+    if (open > 0 && active < 0) active = wave["wave"].get<int>();
+    wave["state"] = open == 0 ? "done" : active == wave["wave"].get<int>() ? "active" : "pending";
+  }
+  j["waves"] = waves;
   j["counts"] = counts;
+  j["state"] = stopped                         ? "cancelled"
+               : active < 0                    ? "finished"
+               : paused                        ? "paused"
+               : t.Int(5) > std::time(nullptr) ? "scheduled"
+                                               : "running";
+  if (with_devices) {
+    json devices = json::array();
+    Statement d = db_.Prepare(
+        "SELECT device_id, status, attempts, COALESCE(package_id, 0), progress, "
+        "COALESCE(result_code, -1), description, wave, commands FROM task_devices "
+        "WHERE task_id = ? ORDER BY device_id");
+    d.Bind(1, task_id);
+    while (d.Step()) {
+      json dev = {{"device_id", d.Text(0)}, {"status", d.Text(1)},      {"attempts", d.Int(2)},
+                  {"progress", d.Int(4)},   {"description", d.Text(6)}, {"wave", d.Int(7)},
+                  {"commands", d.Int(8)}};
+      dev["package_id"] = d.Int(3) != 0 ? json(d.Int(3)) : json(nullptr);
+      dev["result_code"] = d.Int(5) >= 0 ? json(d.Int(5)) : json(nullptr);
+      devices.push_back(dev);
+    }
+    j["devices"] = devices;
+  }
   return j;
 }
 
@@ -177,34 +374,73 @@ json UpgradeTasks::List() {
   while (st.Step())
     ids.push_back(st.Int(0));
   json out = json::array();
-  for (int64_t id : ids) {
-    json t = Get(id);
-    t.erase("devices");
-    out.push_back(t);
-  }
+  for (int64_t id : ids)
+    out.push_back(Get(id, false));
   return out;
 }
 
 void UpgradeTasks::Stop(int64_t task_id, int64_t now) {
   Transaction tx(db_);
-  if (db_.Prepare("UPDATE tasks SET stopped = 1 WHERE task_id = ?").Bind(1, task_id).Run() != 1) {
-    throw ApiError(404, "no task " + std::to_string(task_id));
-  }
-  db_.Prepare(
-         "UPDATE task_devices SET status = 'Stopped', description = 'task stopped', "
-         "updated_at = ? WHERE task_id = ? AND status NOT IN ('Success', 'Fail', 'Stopped')")
+  Statement t = db_.Prepare("SELECT stopped FROM tasks WHERE task_id = ?");
+  t.Bind(1, task_id);
+  if (!t.Step()) throw ApiError(404, "no task " + std::to_string(task_id));
+  if (t.Int(0) != 0) throw ApiError(409, TaskName(task_id) + " is already cancelled");
+  const int stopped =
+      db_.Prepare(std::string("UPDATE task_devices SET status = 'Stopped', description = 'task "
+                              "cancelled', updated_at = ? WHERE task_id = ? AND status IN ") +
+                  kOpen)
+          .Bind(1, now)
+          .Bind(2, task_id)
+          .Run();
+  if (stopped == 0) throw ApiError(409, TaskName(task_id) + " has already ended");
+  db_.Prepare("UPDATE tasks SET stopped = 1, finished_at = ? WHERE task_id = ?")
       .Bind(1, now)
       .Bind(2, task_id)
       .Run();
   tx.Commit();
 }
 
-std::vector<UpgradeTasks::Row> UpgradeTasks::ActiveRows(const std::string& device_id, int64_t now) {
-  Statement st = db_.Prepare(
-      std::string(kRowSelect) +
-      "WHERE t.stopped = 0 AND t.start_at <= ? AND (? = '' OR d.device_id = ?) AND d.status IN "
-      "('Waiting', 'Processing', 'FailWaitRetry') ORDER BY d.task_id, d.device_id");
-  st.Bind(1, now).Bind(2, device_id).Bind(3, device_id);
+void UpgradeTasks::Pause(int64_t task_id, const std::string& reason, int64_t) {
+  Transaction tx(db_);
+  const std::string status = TaskStatus(task_id);
+  if (status != "Waiting" && status != "Processing") {
+    throw ApiError(409, TaskName(task_id) + " has ended (" + status + ")");
+  }
+  db_.Prepare("UPDATE tasks SET paused = 1, pause_reason = ? WHERE task_id = ?")
+      .Bind(1, reason.empty() ? std::string("paused by the operator") : SafeUtf8(reason, 200))
+      .Bind(2, task_id)
+      .Run();
+  tx.Commit();
+}
+
+void UpgradeTasks::Resume(int64_t task_id, int64_t now) {
+  Transaction tx(db_);
+  const std::string status = TaskStatus(task_id);
+  if (status != "Waiting" && status != "Processing") {
+    throw ApiError(409, TaskName(task_id) + " has ended (" + status + ")");
+  }
+  const int active = ActiveWave(task_id);
+  db_.Prepare("UPDATE tasks SET paused = 0, pause_reason = '' WHERE task_id = ?")
+      .Bind(1, task_id)
+      .Run();
+  // Resuming accepts the failures so far: the threshold of the waves up to the active one is
+  // waived (later waves keep theirs).
+  db_.Prepare("UPDATE task_waves SET threshold_waived = 1 WHERE task_id = ? AND wave <= ?")
+      .Bind(1, task_id)
+      .Bind(2, active)
+      .Run();
+  db_.Prepare(std::string("UPDATE task_devices SET next_at = ? WHERE task_id = ? AND status IN ") +
+              kOpen)
+      .Bind(1, now)
+      .Bind(2, task_id)
+      .Run();
+  tx.Commit();
+}
+
+std::vector<UpgradeTasks::Row> UpgradeTasks::Rows(const std::string& where,
+                                                  const std::function<void(Statement&)>& bind) {
+  Statement st = db_.Prepare(std::string(kRowSelect) + where);
+  bind(st);
   std::vector<Row> rows;
   while (st.Step()) {
     Row r;
@@ -217,22 +453,38 @@ std::vector<UpgradeTasks::Row> UpgradeTasks::ActiveRows(const std::string& devic
     r.progress = static_cast<int>(st.Int(6));
     r.result_code = static_cast<int>(st.Int(7));
     r.description = st.Text(8);
-    r.product_id = st.Text(9);
-    r.target_version = st.Text(10);
-    r.task_package = st.Int(11);
-    r.deadline = st.Int(12);
-    r.retry_count = static_cast<int>(st.Int(13));
-    r.retry_interval = static_cast<int>(st.Int(14));
-    rows.push_back(r);
+    r.wave = static_cast<int>(st.Int(9));
+    r.reported_version = st.Text(10);
+    r.sent_at = st.Int(11);
+    r.activity_at = st.Int(12);
+    r.commands = static_cast<int>(st.Int(13));
+    r.product_id = st.Text(14);
+    r.target_version = st.Text(15);
+    r.task_package = st.Int(16);
+    r.deadline = st.Int(17);
+    r.retry_count = static_cast<int>(st.Int(18));
+    r.retry_interval = static_cast<int>(st.Int(19));
+    r.resend_interval = static_cast<int>(st.Int(20));
+    r.rate_per_minute = static_cast<int>(st.Int(21));
+    r.paused = st.Int(22) != 0;
+    rows.push_back(std::move(r));
   }
   return rows;
+}
+
+std::optional<UpgradeTasks::Row> UpgradeTasks::OpenRow(const std::string& device_id, int64_t now) {
+  std::vector<Row> rows = Rows(std::string("WHERE d.device_id = ? AND d.status IN ") + kOpen +
+                                   " AND t.stopped = 0 AND t.start_at <= ?",
+                               [&](Statement& st) { st.Bind(1, device_id).Bind(2, now); });
+  if (rows.empty()) return std::nullopt;
+  return rows.front();
 }
 
 void UpgradeTasks::Update(const Row& r, int64_t now) {
   Statement st = db_.Prepare(
       "UPDATE task_devices SET status = ?, attempts = ?, next_at = ?, package_id = ?, "
-      "progress = ?, result_code = ?, description = ?, updated_at = ? WHERE task_id = ? AND "
-      "device_id = ?");
+      "progress = ?, result_code = ?, description = ?, updated_at = ?, reported_version = ?, "
+      "sent_at = ?, activity_at = ?, commands = ? WHERE task_id = ? AND device_id = ?");
   st.Bind(1, r.status).Bind(2, r.attempts).Bind(3, r.next_at);
   if (r.package_id != 0) {
     st.Bind(4, r.package_id);
@@ -245,79 +497,266 @@ void UpgradeTasks::Update(const Row& r, int64_t now) {
   } else {
     st.BindNull(6);
   }
-  st.Bind(7, r.description).Bind(8, now).Bind(9, r.task_id).Bind(10, r.device_id).Run();
+  st.Bind(7, r.description).Bind(8, now);
+  if (r.reported_version.empty()) {
+    st.BindNull(9);
+  } else {
+    st.Bind(9, r.reported_version);
+  }
+  st.Bind(10, r.sent_at).Bind(11, r.activity_at).Bind(12, r.commands);
+  st.Bind(13, r.task_id).Bind(14, r.device_id).Run();
 }
 
-std::vector<Outgoing> UpgradeTasks::Tick(int64_t now) {
-  std::vector<Outgoing> out;
-  Transaction tx(db_);
-  for (Row r : ActiveRows("", now)) {
-    if (now >= r.deadline) {
-      r.description = r.status == "Processing" ? "no result before the deadline"
-                                               : "deadline passed (device offline?)";
-      r.status = "Fail";
-      Update(r, now);
-      continue;
-    }
-    if (r.status == "FailWaitRetry" && r.next_at <= now) {
-      r.status = "Waiting";  // and ask again below
-    }
-    if (r.status == "Waiting" && r.next_at <= now) {
-      out.push_back(VersionQuery(r.device_id));
-      r.next_at = now + kQueryInterval;
-      r.description = "version_query sent";
-      Update(r, now);
+int UpgradeTasks::ActiveWave(int64_t task_id) {
+  Statement st = db_.Prepare(
+      std::string("SELECT MIN(wave) FROM task_devices WHERE task_id = ? AND status IN ") + kOpen);
+  st.Bind(1, task_id);
+  return st.Step() && !st.IsNull(0) ? static_cast<int>(st.Int(0)) : -1;
+}
+
+int UpgradeTasks::CommandBudget(const Row& r, int64_t now) {
+  if (r.rate_per_minute <= 0) return 1 << 30;
+  Statement st = db_.Prepare("SELECT COUNT(*) FROM task_devices WHERE task_id = ? AND sent_at > ?");
+  st.Bind(1, r.task_id).Bind(2, now - 60);
+  const int sent = st.Step() ? static_cast<int>(st.Int(0)) : 0;
+  return std::max(0, r.rate_per_minute - sent);
+}
+
+void UpgradeTasks::Succeed(Row& r, const std::string& description, int64_t now) {
+  r.status = "Success";
+  r.progress = 100;
+  r.description = description;
+  Update(r, now);
+  // The device runs the target now; its next version_report will say the same.
+  db_.Prepare("UPDATE devices SET fw_version = ? WHERE device_id = ?")
+      .Bind(1, r.target_version)
+      .Bind(2, r.device_id)
+      .Run();
+  AfterFinal(r, now);
+}
+
+void UpgradeTasks::Fail(Row& r, const std::string& description, int64_t now) {
+  r.status = "Fail";
+  r.description = description;
+  Update(r, now);
+  AfterFinal(r, now);
+}
+
+void UpgradeTasks::AfterFinal(const Row& r, int64_t now) {
+  Statement w = db_.Prepare(
+      "SELECT failure_threshold, threshold_waived, name FROM task_waves WHERE task_id = ? AND "
+      "wave = ?");
+  w.Bind(1, r.task_id).Bind(2, r.wave);
+  if (w.Step() && w.Int(1) == 0 && !r.paused) {
+    const int64_t threshold = w.Int(0);
+    const std::string name = w.Text(2);
+    Statement c = db_.Prepare(
+        "SELECT COUNT(*), SUM(status = 'Fail') FROM task_devices WHERE task_id = ? AND wave = ?");
+    c.Bind(1, r.task_id).Bind(2, r.wave);
+    if (c.Step()) {
+      const int64_t size = c.Int(0), failed = c.Int(1);
+      if (failed * 100 > threshold * size) {
+        db_.Prepare("UPDATE tasks SET paused = 1, pause_reason = ? WHERE task_id = ?")
+            .Bind(1, "wave " + std::to_string(r.wave + 1) + " (" + name +
+                         "): " + std::to_string(failed) + " of " + std::to_string(size) +
+                         " devices failed, over the threshold of " + std::to_string(threshold) +
+                         "%")
+            .Bind(2, r.task_id)
+            .Run();
+      }
     }
   }
-  tx.Commit();
-  return out;
+  // The wave is done: the next one starts at the next tick.
+  Statement open = db_.Prepare(
+      std::string("SELECT 1 FROM task_devices WHERE task_id = ? AND wave = ? AND status IN ") +
+      kOpen + " LIMIT 1");
+  open.Bind(1, r.task_id).Bind(2, r.wave);
+  if (open.Step()) return;
+  const int next = ActiveWave(r.task_id);
+  if (next < 0) {
+    db_.Prepare("UPDATE tasks SET finished_at = ? WHERE task_id = ? AND finished_at IS NULL")
+        .Bind(1, now)
+        .Bind(2, r.task_id)
+        .Run();
+    return;
+  }
+  db_.Prepare(
+         "UPDATE task_devices SET next_at = ? WHERE task_id = ? AND wave = ? AND "
+         "status = 'Waiting'")
+      .Bind(1, now)
+      .Bind(2, r.task_id)
+      .Bind(3, next)
+      .Run();
 }
 
-std::vector<Outgoing> UpgradeTasks::OnVersionReport(const std::string& device_id,
-                                                    const std::string& fw, const std::string& sw,
-                                                    int64_t now) {
-  std::vector<Outgoing> out;
-  Transaction tx(db_);
-  registry_.SetVersions(device_id, fw, sw);
-  for (Row r : ActiveRows(device_id, now)) {
-    if (fw == r.target_version) {
-      r.status = "Success";
-      r.progress = 100;
-      r.description = r.package_id != 0 ? "running " + fw : "already on " + fw;
-      Update(r, now);
-      continue;
-    }
-    if (r.status != "Waiting") continue;  // Processing: the progress report decides
-    std::optional<PackageRecord> pkg;
-    if (r.task_package != 0) {
-      const PackageRecord p = packages_.Get(r.task_package);
-      if (p.kind == "full" || p.source_version == fw) pkg = p;
-    } else {
-      pkg = packages_.Choose(r.product_id, r.target_version, fw);
-    }
-    if (!pkg) {
-      r.status = "Fail";
-      r.description = "no package from " + (fw.empty() ? std::string("(no version)") : fw) +
-                      " to " + r.target_version;
-      Update(r, now);
-      continue;
-    }
-    out.push_back(FirmwareUpgrade(device_id, grant_(device_id, *pkg, r.deadline)));
-    r.status = "Processing";
-    r.package_id = pkg->package_id;
+void UpgradeTasks::Command(Row& r, const std::string& fw, int64_t now,
+                           std::vector<QueuedMessage>* out) {
+  std::optional<PackageRecord> pkg;
+  if (r.status == "Processing" && r.package_id != 0) {
+    pkg = packages_.Get(r.package_id);  // a re-send: the same package, a fresh token
+  } else if (r.task_package != 0) {
+    const PackageRecord p = packages_.Get(r.task_package);
+    if (p.kind == "full" || p.source_version == fw) pkg = p;
+  } else {
+    pkg = packages_.Choose(r.product_id, r.target_version, fw);
+  }
+  if (!pkg) {
+    Fail(r,
+         "no package from " + (fw.empty() ? std::string("(no version)") : SafeUtf8(fw, 64)) +
+             " to " + r.target_version,
+         now);
+    return;
+  }
+  const int64_t expires = std::min(r.deadline, now + kMaxTokenSeconds);
+  out->push_back(outbox_.Add(
+      FirmwareUpgrade(r.device_id, grant_(r.device_id, *pkg, expires, r.task_id)), now));
+  const bool resend = r.status == "Processing" && r.package_id == pkg->package_id;
+  r.status = "Processing";
+  r.package_id = pkg->package_id;
+  if (!resend) {
     r.progress = 0;
     r.result_code = -1;
-    r.description =
-        "firmware_upgrade sent (" + pkg->kind + " package " + std::to_string(pkg->package_id) + ")";
-    r.next_at = r.deadline;
+  }
+  ++r.commands;
+  r.description = std::string(resend ? "firmware_upgrade re-sent (" : "firmware_upgrade sent (") +
+                  pkg->kind + " package " + std::to_string(pkg->package_id) + ")";
+  r.sent_at = now;
+  r.next_at = std::min(r.deadline, now + r.resend_interval);
+  Update(r, now);
+}
+
+std::vector<QueuedMessage> UpgradeTasks::Tick(int64_t now) {
+  std::vector<QueuedMessage> out;
+  std::vector<int64_t> tasks;
+  {
+    Statement st = db_.Prepare(
+        "SELECT task_id FROM tasks WHERE stopped = 0 AND finished_at IS NULL AND start_at <= ? "
+        "ORDER BY task_id");
+    st.Bind(1, now);
+    while (st.Step())
+      tasks.push_back(st.Int(0));
+  }
+  int queries = kQueriesPerTick;
+  for (int64_t id : tasks) {
+    Transaction tx(db_);
+    TickTask(id, now, &queries, &out);
+    tx.Commit();
+  }
+  return out;
+}
+
+void UpgradeTasks::TickTask(int64_t task_id, int64_t now, int* queries,
+                            std::vector<QueuedMessage>* out) {
+  Statement t = db_.Prepare("SELECT deadline, paused FROM tasks WHERE task_id = ?");
+  t.Bind(1, task_id);
+  if (!t.Step()) return;
+  const int64_t deadline = t.Int(0);
+  const bool paused = t.Int(1) != 0;
+  if (now >= deadline) {
+    // Set-based: a fleet's worth of rows ends in one statement.
+    db_.Prepare(std::string("UPDATE task_devices SET status = 'Fail', updated_at = ?1, "
+                            "description = CASE status WHEN 'Processing' THEN 'no result before "
+                            "the deadline' ELSE 'deadline passed (device offline?)' END "
+                            "WHERE task_id = ?2 AND status IN ") +
+                kOpen)
+        .Bind(1, now)
+        .Bind(2, task_id)
+        .Run();
+    db_.Prepare("UPDATE tasks SET finished_at = ? WHERE task_id = ?")
+        .Bind(1, now)
+        .Bind(2, task_id)
+        .Run();
+    return;
+  }
+  if (paused) return;  // devices already upgrading report on their own
+  const int wave = ActiveWave(task_id);
+  if (wave < 0) {
+    db_.Prepare("UPDATE tasks SET finished_at = ? WHERE task_id = ? AND finished_at IS NULL")
+        .Bind(1, now)
+        .Bind(2, task_id)
+        .Run();
+    return;
+  }
+  std::vector<Row> due = Rows(
+      std::string("WHERE d.task_id = ? AND d.wave = ? AND d.status IN ") + kOpen +
+          " AND d.next_at <= ? ORDER BY d.next_at LIMIT ?",
+      [&](Statement& st) {
+        st.Bind(1, task_id).Bind(2, wave).Bind(3, now).Bind(4, static_cast<int64_t>(kRowsPerTick));
+      });
+  int budget = due.empty() ? 0 : CommandBudget(due.front(), now);
+  Statement paused_now = db_.Prepare("SELECT paused FROM tasks WHERE task_id = ?");
+  for (Row& r : due) {
+    // A device that failed in this tick may have tripped the wave's threshold.
+    if (paused_now.Reset().Bind(1, task_id).Step() && paused_now.Int(0) != 0) break;
+    if (r.status == "FailWaitRetry") {
+      r.status = "Waiting";  // and ask again below
+      r.reported_version.clear();
+    }
+    if (r.status == "Processing") {
+      const int64_t news = std::max(r.sent_at, r.activity_at);
+      if (now - news >= r.resend_interval) {
+        // No word since the command or the last progress: it was lost (broker outage, a
+        // device offline when it was sent, a crash before it left). Send it again.
+        Command(r, r.reported_version, now, out);
+      } else {
+        r.next_at = std::min(r.deadline, news + r.resend_interval);
+        Update(r, now);
+      }
+      continue;
+    }
+    // Waiting: a fresh version report is enough to command; else ask (within this tick's
+    // share of queries, so a new task's fleet is asked over several ticks).
+    if (!r.reported_version.empty() && now - r.activity_at < kQueryInterval) {
+      if (budget <= 0) continue;  // rate limit: stays due
+      --budget;
+      Command(r, r.reported_version, now, out);
+      continue;
+    }
+    if (*queries <= 0) break;
+    --*queries;
+    out->push_back(outbox_.Add(VersionQuery(r.device_id), now));
+    r.next_at = now + kQueryInterval;
+    r.description = "version_query sent";
     Update(r, now);
+  }
+}
+
+std::vector<QueuedMessage> UpgradeTasks::OnVersionReport(const std::string& device_id,
+                                                         const std::string& fw,
+                                                         const std::string& sw, int64_t now) {
+  std::vector<QueuedMessage> out;
+  Transaction tx(db_);
+  registry_.SetVersions(device_id, SafeUtf8(fw, 64), SafeUtf8(sw, 64));
+  std::optional<Row> row = OpenRow(device_id, now);
+  if (row) {
+    Row& r = *row;
+    if (fw == r.target_version) {
+      Succeed(r, r.package_id != 0 ? "running " + fw : "already on " + fw, now);
+    } else if (r.status == "Waiting") {
+      r.reported_version = SafeUtf8(fw, 64);
+      r.activity_at = now;
+      if (!r.paused && r.wave == ActiveWave(r.task_id) && CommandBudget(r, now) > 0) {
+        Command(r, fw, now, &out);
+      } else {
+        r.next_at = std::min(r.next_at, now);  // the tick commands it when it may
+        r.description = r.paused ? "version reported; task paused" : "version reported; queued";
+        Update(r, now);
+      }
+    } else if (r.status == "Processing" && now - r.sent_at >= kMinResendGap && !r.paused) {
+      // Still on the old version and not upgrading: the command never arrived.
+      r.reported_version = SafeUtf8(fw, 64);
+      Command(r, fw, now, &out);
+    } else {
+      r.reported_version = SafeUtf8(fw, 64);
+      Update(r, now);
+    }
   }
   tx.Commit();
   return out;
 }
 
-std::vector<Outgoing> UpgradeTasks::OnProgress(const std::string& device_id, const json& paras,
-                                               int64_t now) {
+std::vector<QueuedMessage> UpgradeTasks::OnProgress(const std::string& device_id, const json& paras,
+                                                    int64_t now) {
   if (!paras.contains("result_code") || !paras["result_code"].is_number_integer() ||
       !paras.contains("version") || !paras["version"].is_string()) {
     throw ApiError(400, "upgrade_progress_report: result_code and version are required");
@@ -328,34 +767,76 @@ std::vector<Outgoing> UpgradeTasks::OnProgress(const std::string& device_id, con
                            ? std::clamp(paras["progress"].get<int>(), 0, 100)
                            : 0;
   const std::string text = paras.contains("description") && paras["description"].is_string()
-                               ? paras["description"].get<std::string>().substr(0, 200)
+                               ? SafeUtf8(paras["description"].get<std::string>(), 200)
                                : std::string();
   Transaction tx(db_);
-  for (Row r : ActiveRows(device_id, now)) {
-    if (r.status != "Processing") continue;
-    r.result_code = code;
-    if (code != 0) {
+  std::optional<Row> row = OpenRow(device_id, now);
+  if (row) {
+    Row& r = *row;
+    r.activity_at = now;
+    if (code == 0 && version == r.target_version) {
+      r.result_code = 0;
+      Succeed(r, "running " + version, now);  // result 0 from the new version: it booted
+    } else if (r.status != "Processing") {
+      Update(r, now);  // a report for an attempt that already ended
+    } else if (code != 0) {
+      r.result_code = code;
       ++r.attempts;
       r.description =
           "device reported result " + std::to_string(code) + (text.empty() ? "" : ": " + text);
       if (r.attempts <= r.retry_count) {
         r.status = "FailWaitRetry";
         r.next_at = now + r.retry_interval;
+        Update(r, now);
       } else {
-        r.status = "Fail";
+        Fail(r, r.description, now);
       }
-    } else if (version == r.target_version) {
-      r.status = "Success";  // result 0 from the new version: it booted
-      r.progress = 100;
-      r.description = "running " + version;
     } else {
+      r.result_code = 0;
       r.progress = progress;
       r.description = text.empty() ? "progress " + std::to_string(progress) : text;
+      r.next_at = std::min(r.deadline, now + r.resend_interval);
+      Update(r, now);
     }
-    Update(r, now);
   }
   tx.Commit();
   return {};
+}
+
+std::vector<QueuedMessage> UpgradeTasks::OnConnected(const std::string& device_id, int64_t now) {
+  std::vector<QueuedMessage> out;
+  Transaction tx(db_);
+  std::optional<Row> row = OpenRow(device_id, now);
+  if (row && !row->paused && row->wave == ActiveWave(row->task_id)) {
+    Row& r = *row;
+    if (r.status == "Waiting" && r.next_at > now) {
+      r.next_at = now;  // asked at the next tick, not after kQueryInterval
+      Update(r, now);
+    } else if (r.status == "Processing" && now - r.sent_at >= kMinResendGap &&
+               r.activity_at <= r.sent_at) {
+      Command(r, r.reported_version, now, &out);  // back after the command was sent: again
+    }
+  }
+  tx.Commit();
+  return out;
+}
+
+bool UpgradeTasks::DownloadAllowed(Database& db, int64_t task_id, const std::string& device_id,
+                                   int64_t package_id) {
+  if (task_id == 0) {
+    return db.Prepare("SELECT 1 FROM devices WHERE device_id = ? AND enabled = 1")
+        .Bind(1, device_id)
+        .Step();
+  }
+  return db
+      .Prepare(
+          "SELECT 1 FROM task_devices d JOIN tasks t ON t.task_id = d.task_id JOIN devices v ON "
+          "v.device_id = d.device_id WHERE d.task_id = ? AND d.device_id = ? AND d.package_id = ? "
+          "AND d.status = 'Processing' AND t.stopped = 0 AND v.enabled = 1")
+      .Bind(1, task_id)
+      .Bind(2, device_id)
+      .Bind(3, package_id)
+      .Step();
 }
 
 }  // namespace ota::server

@@ -36,19 +36,24 @@ class Server {
       : platform_(std::make_unique<Platform>(dir)),
         api_(std::make_unique<HttpApi>(*platform_, nullptr)) {
     port_ = api_->Bind("127.0.0.1", 0);
+    download_port_ = api_->BindDownloads("127.0.0.1", 0);
     thread_ = std::thread([this] { api_->Serve(); });
+    download_thread_ = std::thread([this] { api_->ServeDownloads(); });
     std::ifstream(dir / "admin.token") >> token_;
   }
   ~Server() {
     api_->Stop();
     thread_.join();
+    download_thread_.join();
   }
   Platform& platform() { return *platform_; }
   int port() const { return port_; }
+  int download_port() const { return download_port_; }
   const std::string& token() const { return token_; }
 
-  std::unique_ptr<httplib::SSLClient> Client() const {
-    auto c = std::make_unique<httplib::SSLClient>("127.0.0.1", port_);
+  // The operator API's client, or with `downloads` the device download listener's.
+  std::unique_ptr<httplib::SSLClient> Client(bool downloads = false) const {
+    auto c = std::make_unique<httplib::SSLClient>("127.0.0.1", downloads ? download_port_ : port_);
     c->set_ca_cert_path(platform_->tls().ca_cert.c_str());
     c->enable_server_certificate_verification(true);
     return c;
@@ -57,8 +62,8 @@ class Server {
  private:
   std::unique_ptr<Platform> platform_;
   std::unique_ptr<HttpApi> api_;
-  int port_ = -1;
-  std::thread thread_;
+  int port_ = -1, download_port_ = -1;
+  std::thread thread_, download_thread_;
   std::string token_;
 };
 
@@ -73,6 +78,9 @@ class HttpApiTest : public ::testing::Test {
 
   httplib::Result Post(const std::string& path, const json& body) {
     return client_->Post(path.c_str(), body.dump(), "application/json");
+  }
+  httplib::Result Patch(const std::string& path, const json& body) {
+    return client_->Patch(path.c_str(), body.dump(), "application/json");
   }
   static json J(const httplib::Result& r) { return json::parse(r->body); }
 
@@ -213,14 +221,18 @@ TEST_F(HttpApiTest, Downloads_TokenAndRanges) {
   const json grant = J(r);
   EXPECT_EQ(grant["file_size"], pkg.size());
   const std::string path = "/download/devices/fire_n1/packages/" + std::to_string(id);
-  EXPECT_EQ(grant["url"], "https://127.0.0.1:" + std::to_string(server_->port()) + path);
+  EXPECT_EQ(grant["url"], "https://127.0.0.1:" + std::to_string(server_->download_port()) + path);
+  EXPECT_EQ(client_->Get(path.c_str())->status, 404) << "downloads are not on the API listener";
 
-  auto dev = server_->Client();
+  auto dev = server_->Client(true);
   EXPECT_EQ(dev->Get(path.c_str())->status, 401);  // no token
   dev->set_bearer_token_auth(grant["access_token"].get<std::string>().c_str());
   r = dev->Get(path.c_str());
   ASSERT_EQ(r->status, 200);
   EXPECT_EQ(r->body, std::string(pkg.begin(), pkg.end()));
+  // The SDKs take the file name from here (streamed answers carry it too).
+  EXPECT_EQ(r->get_header_value("Content-Disposition"),
+            "attachment; filename=\"" + grant["file_name"].get<std::string>() + "\"");
   r = dev->Get(path.c_str(), {{"Range", "bytes=100-199"}});
   ASSERT_EQ(r->status, 206);
   EXPECT_EQ(r->get_header_value("Content-Range"), "bytes 100-199/" + std::to_string(pkg.size()));
@@ -247,6 +259,19 @@ TEST_F(HttpApiTest, Downloads_TokenAndRanges) {
       server_->platform().download_tokens().Issue("fire_n1", id, std::time(nullptr) - 1);
   dev->set_bearer_token_auth(expired.c_str());
   EXPECT_EQ(dev->Get(path.c_str())->status, 401);
+  // A disabled device's valid token no longer downloads; enabled again, it does.
+  dev->set_bearer_token_auth(grant["access_token"].get<std::string>().c_str());
+  ASSERT_EQ(Patch("/api/v1/devices/fire_n1", {{"enabled", false}})->status, 200);
+  r = dev->Get(path.c_str());
+  EXPECT_EQ(r->status, 403);
+  EXPECT_NE(r->body.find("revoked"), std::string::npos) << r->body;
+  ASSERT_EQ(Patch("/api/v1/devices/fire_n1", {{"enabled", true}})->status, 200);
+  EXPECT_EQ(dev->Get(path.c_str())->status, 200);
+  // Tokens the API hands out live at most 7 days.
+  EXPECT_EQ(Post("/api/v1/packages/" + std::to_string(id) + "/download-tokens",
+                 {{"device_id", "fire_n1"}, {"expires", 8 * 24 * 3600}})
+                ->status,
+            400);
 }
 
 TEST_F(HttpApiTest, BrokerHttpAuth_SameRulesAsThePlugin) {

@@ -61,6 +61,7 @@ field() { python3 -c "import json,sys; d=json.load(open('out.json')); print($1)"
 
 MQTTS=$(free_port)
 HTTP=$(free_port)
+DOWNLOADS=$(free_port)
 
 # ---- broker and server ----
 "$SERVER" broker-config --data data --plugin "$PLUGIN" --mqtts-port "$MQTTS" >mosquitto.conf
@@ -71,12 +72,12 @@ check "broker-config names the plugin, the registry and an MQTTS listener" \
 pids+=($!)
 check "mosquitto starts with that configuration" wait_port "$MQTTS"
 
-"$SERVER" serve --data data --http-port "$HTTP" --mqtt-port "$MQTTS" --mqtt-ca data/tls/ca.pem \
+"$SERVER" serve --data data --http-port "$HTTP" --download-port "$DOWNLOADS" --mqtt-port "$MQTTS" --mqtt-ca data/tls/ca.pem \
   --mqtt-host localhost >serve.log 2>&1 &
 SERVE_PID=$!
 pids+=($SERVE_PID)
 check "ota-server serve starts (HTTPS, and MQTTS to the broker)" wait_port "$HTTP"
-check "serve prints its one line" grep -q "^ota-server: api=https://127.0.0.1:$HTTP/api/v1 mqtt=localhost:$MQTTS" serve.log
+check "serve prints its one line" grep -q "^ota-server: api=https://127.0.0.1:$HTTP/api/v1 downloads=https://127.0.0.1:$DOWNLOADS mqtt=localhost:$MQTTS" serve.log
 
 # ---- products, keys, devices ----
 cat >model.json <<'EOF'

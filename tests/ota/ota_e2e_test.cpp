@@ -356,10 +356,10 @@ TEST_F(OtaE2E, SignThatDoesNotMatchTheFile_RefusedWith7) {
   });
   std::string error;
   ASSERT_TRUE(bridge.Start(5000, &error)) << error;
-  json grant = server::DownloadGrant(*platform_, service_->api().base_url(), kDevice,
+  json grant = server::DownloadGrant(*platform_, service_->api().download_base_url(), kDevice,
                                      platform_->packages().Get(full2_), std::time(nullptr) + 600);
   grant["sign"] = std::string(64, 'a');
-  ASSERT_TRUE(bridge.Publish(server::FirmwareUpgrade(kDevice, grant)));
+  ASSERT_GE(bridge.Publish(server::FirmwareUpgrade(kDevice, grant)), 0);
   auto refused = [&] {
     std::lock_guard<std::mutex> g(mu);
     for (const std::string& r : reports) {

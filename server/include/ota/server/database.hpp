@@ -41,6 +41,8 @@ class Statement {
   bool Step();
   // Runs to completion; returns the number of rows changed.
   int Run();
+  // Ready to bind and run again (bindings cleared): one prepared statement for many rows.
+  Statement& Reset();
 
   std::string Text(int column) const;
   int64_t Int(int column) const;
@@ -54,7 +56,7 @@ class Statement {
 
 class Database {
  public:
-  explicit Database(const std::filesystem::path& path);
+  explicit Database(const std::filesystem::path& path, bool read_only = false);
   ~Database();
   Database(const Database&) = delete;
   Database& operator=(const Database&) = delete;

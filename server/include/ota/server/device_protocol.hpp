@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -19,6 +20,16 @@ struct UpTopic {
   UpKind kind = UpKind::kMessagesUp;
   std::string request_id;  // command responses
 };
+
+// The broker plugin's presence events (docs/spec/broker-auth.md, "Presence events") on
+// broker::kPresenceTopicPrefix + device ID.
+struct Presence {
+  std::string device_id;
+  bool connected = false;
+  int64_t seq = 0;
+};
+// nullopt for another topic or a malformed event.
+std::optional<Presence> ParsePresence(std::string_view topic, const std::string& payload);
 
 // nullopt for a topic the platform does not take from devices.
 std::optional<UpTopic> ParseUpTopic(std::string_view topic);

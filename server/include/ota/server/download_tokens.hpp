@@ -1,5 +1,7 @@
-// Download tokens (iotda-protocol.md, "Download"): each names one device, one package and an
-// expiry, and is signed with the server's key, so checking one needs no database lookup.
+// Download tokens (iotda-protocol.md, "Download"): each names one device, one package, an
+// expiry and the upgrade task that issued it (0: issued through the API), and is signed with
+// the server's key. The signature check needs no database; whether the task still wants the
+// device to download (revocation) is the download route's lookup.
 #pragma once
 
 #include <array>
@@ -15,12 +17,14 @@ class DownloadTokens {
   // The key lives in `key_file` (made on first use, mode 0600).
   explicit DownloadTokens(const std::filesystem::path& key_file);
 
-  std::string Issue(const std::string& device_id, int64_t package_id, std::time_t expires) const;
+  std::string Issue(const std::string& device_id, int64_t package_id, std::time_t expires,
+                    int64_t task_id = 0) const;
 
   enum class Check { kValid, kMalformed, kBadSignature, kExpired, kOtherPackage };
-  // Whether `token` allows downloading `package_id` at `now`; `device_id` gets its device.
+  // Whether `token` allows downloading `package_id` at `now`; `device_id` and `task_id` get
+  // what it names.
   Check Verify(const std::string& token, int64_t package_id, std::time_t now,
-               std::string* device_id) const;
+               std::string* device_id, int64_t* task_id) const;
 
  private:
   std::string Mac(const std::string& body) const;

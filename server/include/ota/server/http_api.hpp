@@ -1,6 +1,8 @@
 // The platform's HTTPS side (docs/server.md, "REST API"): the operator API under /api/v1
-// (bearer API tokens, JSON, described by /api/v1/openapi.json) and package downloads for
-// devices under /download (bearer download tokens, Range requests).
+// (bearer API tokens, JSON, described by /api/v1/openapi.json) on one listener, and package
+// downloads for devices under /download (bearer download tokens, Range requests) on another,
+// with its own worker pool and short keep-alive: slow or idle devices never hold a worker the
+// operator needs.
 #pragma once
 
 #include <memory>
@@ -20,30 +22,39 @@ namespace ota::server {
 class HttpApi {
  public:
   // `tasks` may be null (no task routes).
-  HttpApi(Platform& platform, UpgradeTasks* tasks);
+  HttpApi(Platform& platform, UpgradeTasks* tasks, int download_workers = 64);
   ~HttpApi();
 
   // Binds 127.0.0.1 (or `host`) on `port` (0 = any free port); returns the port, or -1.
   int Bind(const std::string& host, int port);
-  // Serves until Stop() (blocking).
+  // The download listener, the same way; `public_url` overrides the base URL devices get.
+  int BindDownloads(const std::string& host, int port, const std::string& public_url = "");
+  // Serve until Stop() (blocking), each on its own thread.
   bool Serve();
+  bool ServeDownloads();
   void Stop();
-  // The base URL devices download from, e.g. https://127.0.0.1:8443.
+  // The operator API's base URL, e.g. https://127.0.0.1:8443.
   std::string base_url() const { return base_url_; }
+  // The base URL devices download from, e.g. https://127.0.0.1:8444.
+  std::string download_base_url() const { return download_base_url_; }
 
  private:
   void Routes();
+  void DownloadRoutes();
   void TaskRoutes();
   Platform& platform_;
   UpgradeTasks* tasks_;
   std::unique_ptr<httplib::SSLServer> server_;
+  std::unique_ptr<httplib::SSLServer> downloads_;
   std::string base_url_;
+  std::string download_base_url_;
 };
 
-// The firmware_upgrade paras that let `device_id` download `package` until `expires_at`.
+// The firmware_upgrade paras that let `device_id` download `package` until `expires_at`;
+// `task_id` 0 for a token the operator asked for.
 nlohmann::json DownloadGrant(const Platform& platform, const std::string& base_url,
                              const std::string& device_id, const PackageRecord& package,
-                             std::time_t expires_at);
+                             std::time_t expires_at, int64_t task_id = 0);
 
 // The OpenAPI 3 document of the API.
 const char* OpenApiDocument();

@@ -1,10 +1,14 @@
-// The platform's MQTT client (libmosquitto): its privileged identity at the broker, its
-// subscriptions to every device's upward topics, messages handed to a callback on
-// the client's network thread, and publishing from any thread. Reconnects on its own and
-// subscribes again on every connect.
+// The platform's MQTT client (libmosquitto): its privileged identity at the broker, a
+// persistent session (clean session off, a fixed client ID, QoS 1 subscriptions: device
+// messages sent while the platform restarts wait at the broker), subscriptions to every
+// device's upward topics and to the broker's presence events, messages handed to a callback
+// on the client's network thread, and publishing from any thread with the broker's
+// acknowledgement reported back (the outbox deletes a message only then). Reconnects on its
+// own and subscribes again on every connect.
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <string>
 
@@ -20,15 +24,23 @@ struct MqttOptions {
   int port = 1883;
   std::string username = "ota-server";
   std::string password;
-  std::string client_id;    // empty: ota-server-{pid}
-  std::string share_group;  // empty: plain subscriptions (see UpSubscriptions)
-  std::string ca_file;      // non-empty: TLS to the broker, checked against this CA
+  std::string client_id = "ota-server";  // the session's name: distinct per instance
+  std::string share_group;               // empty: plain subscriptions (see UpSubscriptions)
+  std::string ca_file;                   // non-empty: TLS to the broker, checked against this CA
 };
 
 class MqttBridge {
  public:
   using Handler = std::function<void(const std::string& topic, const std::string& payload)>;
-  MqttBridge(MqttOptions options, Handler on_message);
+  // A message over this size is dropped (and `on_oversized` told) before it is copied.
+  using OversizedHandler = std::function<void(const std::string& topic, size_t size)>;
+  // The broker acknowledged the message that Publish numbered `mid`.
+  using AckHandler = std::function<void(int mid)>;
+  // Connected (again): the session's subscriptions are in place.
+  using ConnectHandler = std::function<void()>;
+  MqttBridge(MqttOptions options, Handler on_message, size_t max_payload = SIZE_MAX,
+             OversizedHandler on_oversized = nullptr, AckHandler on_ack = nullptr,
+             ConnectHandler on_connect = nullptr);
   ~MqttBridge();
   MqttBridge(const MqttBridge&) = delete;
   MqttBridge& operator=(const MqttBridge&) = delete;
@@ -36,16 +48,22 @@ class MqttBridge {
   // Connects (waits up to `timeout_ms` for the broker's CONNACK) and starts the network thread.
   bool Start(int timeout_ms, std::string* error);
   void Stop();
-  bool Publish(const Outgoing& message);
+  // QoS 1. Returns the message ID (for the AckHandler), or -1 when libmosquitto refused it.
+  int Publish(const Outgoing& message);
   bool connected() const { return connected_; }
 
  private:
   static void OnConnect(mosquitto* m, void* self, int rc);
   static void OnDisconnect(mosquitto* m, void* self, int rc);
   static void OnMessage(mosquitto* m, void* self, const ::mosquitto_message* msg);
+  static void OnPublish(mosquitto* m, void* self, int mid);
 
   MqttOptions options_;
   Handler handler_;
+  size_t max_payload_;
+  OversizedHandler on_oversized_;
+  AckHandler on_ack_;
+  ConnectHandler on_connect_;
   mosquitto* m_ = nullptr;
   bool started_ = false;  // the network thread runs
   std::atomic<bool> connected_{false};

@@ -27,7 +27,9 @@ class PackageStore {
   // product's keys, or is already stored; the blob is written before the row, atomically.
   PackageRecord Upload(const std::string& product_id, const std::vector<uint8_t>& bytes,
                        const std::string& file_name);
-  PackageRecord Get(int64_t package_id);
+  PackageRecord Get(int64_t package_id) { return Read(db_, package_id); }
+  // The same through any connection (a download's read-only one).
+  static PackageRecord Read(Database& db, int64_t package_id);
   std::vector<PackageRecord> List(const std::string& product_id);
   std::filesystem::path BlobPath(const PackageRecord& record) const;
 

@@ -1,6 +1,8 @@
-// One ota-server instance: its data directory, database, registry, packages, download tokens
-// and TLS files. The HTTP API and the MQTT side both work through it, one request at a time
-// on the database (`lock`).
+// One ota-server instance: its data directory, database, registry, packages, download tokens,
+// outbox and TLS files. The HTTP API, the MQTT side and the ticker write through one
+// connection, one transaction at a time (`lock`), never holding it across network I/O;
+// device downloads read through per-thread read-only connections (`ReadDb`) and never wait
+// for it.
 #pragma once
 
 #include <filesystem>
@@ -11,6 +13,7 @@
 #include "ota/broker/secret_box.hpp"
 #include "ota/server/database.hpp"
 #include "ota/server/download_tokens.hpp"
+#include "ota/server/outbox.hpp"
 #include "ota/server/package_store.hpp"
 #include "ota/server/registry.hpp"
 #include "ota/server/tls_files.hpp"
@@ -37,6 +40,9 @@ class Platform {
   Registry& registry() { return *registry_; }
   PackageStore& packages() { return *packages_; }
   const DownloadTokens& download_tokens() const { return *tokens_; }
+  Outbox& outbox() { return *outbox_; }
+  // This thread's read-only connection to the database (WAL: readers never block the writer).
+  Database& ReadDb();
 
   // A Mosquitto configuration for this platform's devices: the auth plugin on this data
   // directory, an MQTTS listener with this platform's certificate, and optionally plain MQTT.
@@ -56,6 +62,11 @@ class Platform {
   std::unique_ptr<Registry> registry_;
   std::unique_ptr<PackageStore> packages_;
   std::unique_ptr<DownloadTokens> tokens_;
+  std::unique_ptr<Outbox> outbox_;
 };
+
+// The largest MQTT payload the platform takes from a device; the broker configuration refuses
+// larger packets before they reach anyone (max_packet_size).
+inline constexpr size_t kMaxDevicePayload = 64 * 1024;
 
 }  // namespace ota::server

@@ -37,7 +37,8 @@ struct Product {
   std::vector<ProductKey> keys;
 };
 
-// A device counts as online while it has sent anything within this many seconds.
+// Without presence events from the broker (brokers other than Mosquitto with the plugin), a
+// device counts as online while it has sent anything within this many seconds.
 inline constexpr int64_t kOnlineSeconds = 600;
 
 struct Device {
@@ -70,11 +71,17 @@ class Registry {
                                               const std::string& secret);
   Device GetDevice(const std::string& device_id);
   std::vector<Device> ListDevices(const std::string& product_id, const std::string& group);
+  // Only the IDs, in order (task targets): one query however many.
+  std::vector<std::string> DeviceIds(const std::string& product_id, const std::string& group);
   void SetDeviceEnabled(const std::string& device_id, bool enabled);
   void AddToGroup(const std::string& device_id, const std::string& group);
 
-  // From the device: presence and reported versions.
-  void MarkSeen(const std::string& device_id, bool online);
+  // From the device: traffic and reported versions.
+  void MarkSeen(const std::string& device_id);
+  // From the broker (docs/spec/broker-auth.md, "Presence events"): applied when `seq` is newer
+  // than what the device's presence was last set from (a disconnect of the connection a
+  // takeover replaced is older). Returns whether it was applied.
+  bool ApplyPresence(const std::string& device_id, bool connected, int64_t seq);
   void SetVersions(const std::string& device_id, const std::string& fw, const std::string& sw);
 
   // A properties report (iotda-protocol.md): every property must be in the product model with

@@ -1,13 +1,18 @@
-// A running ota-server: the HTTPS API on its thread, the MQTT bridge on libmosquitto's, and a
-// ticker that drives upgrade tasks. Device messages are handled here (docs/server.md).
+// A running ota-server: the operator API and the device download listener (each its own
+// HTTPS server and worker pool), the MQTT bridge on libmosquitto's thread, and a ticker that
+// drives upgrade tasks and re-publishes what the outbox still holds. Device messages and the
+// broker's presence events are handled here (docs/server.md).
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "ota/server/http_api.hpp"
 #include "ota/server/mqtt_bridge.hpp"
@@ -16,11 +21,13 @@
 
 namespace ota::server {
 
-inline constexpr size_t kMaxDevicePayload = 64 * 1024;
-
 struct ServiceOptions {
   std::string http_host = "127.0.0.1";
-  int http_port = 8443;  // 0: any free port
+  int http_port = 8443;       // the operator API; 0: any free port
+  int download_port = 0;      // device downloads; 0: any free port
+  int download_workers = 64;  // threads serving downloads (slow devices hold one each)
+  // The base URL devices are told to download from (default https://{host}:{download port}).
+  std::string public_download_url;
   bool mqtt_enabled = true;
   MqttOptions mqtt;
   int tick_ms = 1000;
@@ -38,13 +45,18 @@ class Service {
   HttpApi& api() { return *api_; }
   UpgradeTasks& tasks() { return *tasks_; }
   int http_port() const { return http_port_; }
+  int download_port() const { return download_port_; }
+  bool mqtt_connected() const { return bridge_ && bridge_->connected(); }
 
   // One message from a device (the bridge calls this; tests may too).
   void HandleDeviceMessage(const std::string& topic, const std::string& payload);
   void TickNow();
 
  private:
-  void Send(const std::vector<Outgoing>& messages);
+  // Publishes what a committed change queued; the outbox keeps each until the broker's PUBACK.
+  void Send(const std::vector<QueuedMessage>& messages);
+  // Acknowledged messages leave the outbox; what is left and not in flight is published again.
+  void FlushOutbox(int64_t now);
   void Reject(const std::string& device, const std::string& what, const std::string& why);
 
   Platform& platform_;
@@ -53,7 +65,13 @@ class Service {
   std::unique_ptr<HttpApi> api_;
   std::unique_ptr<MqttBridge> bridge_;
   int http_port_ = -1;
-  std::thread http_thread_, tick_thread_;
+  int download_port_ = -1;
+  std::thread http_thread_, download_thread_, tick_thread_;
+  // Outbox messages in flight: libmosquitto's message ID -> outbox row; and those acknowledged.
+  std::mutex inflight_mutex_;
+  std::map<int, int64_t> inflight_;
+  std::set<int64_t> inflight_ids_;
+  std::vector<int64_t> acked_;
   std::mutex stop_mutex_;
   std::condition_variable stop_cv_;
   bool stopping_ = false;

@@ -1,7 +1,9 @@
-// Upgrade tasks with IoTDA semantics (iotda-protocol.md, docs/server.md "Upgrade tasks"): the
-// per-device state machine driven by version reports, progress reports and the clock. All
-// state is in the database, so a restarted server continues every task where it was. The
-// engine returns the messages to send; it never talks to the broker itself.
+// Upgrade tasks with IoTDA semantics (iotda-protocol.md, docs/server.md "Upgrade tasks") and
+// staged rollouts on top: waves, a command rate limit, a failure threshold per wave that
+// pauses the task, pause / resume / cancel. All state is in the database, and every message a
+// state change implies goes into the outbox in the same transaction (ota/server/outbox.hpp),
+// so a killed server or a lost message never leaves a device without its command. The engine
+// returns the queued messages; it never talks to the broker itself.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -13,10 +15,26 @@
 
 #include "ota/server/database.hpp"
 #include "ota/server/device_protocol.hpp"
+#include "ota/server/outbox.hpp"
 #include "ota/server/package_store.hpp"
 #include "ota/server/registry.hpp"
 
 namespace ota::server {
+
+// One stage of a rollout: a group of the task's targets, a share of them, or named devices.
+struct WaveSpec {
+  std::string name;
+  std::string group;                 // the task's targets in this group
+  int percent = 0;                   // or this share of all targets (1..100)
+  std::vector<std::string> devices;  // or these
+  int failure_threshold = -1;        // percent of the wave; -1: the rollout's
+};
+
+struct RolloutSpec {
+  std::vector<WaveSpec> waves;  // empty: one wave with every target
+  int failure_threshold = 100;  // percent; over it the task pauses (100: never)
+  int rate_per_minute = 0;      // firmware_upgrade commands per minute; 0: no limit
+};
 
 struct TaskSpec {
   std::string product_id;
@@ -30,42 +48,87 @@ struct TaskSpec {
   int64_t deadline = 0;      // Unix seconds; 0 = start + kDefaultTaskSeconds
   int retry_count = 0;       // 0..5
   int retry_interval = 300;  // seconds
+  int resend_interval = 60;  // seconds without news from a Processing device before a re-send
+  RolloutSpec rollout;
+  // A target already in another open task: refused (409) unless this is set, when the older
+  // task's row is Stopped ("superseded by task N").
+  bool supersede = false;
 };
 
 inline constexpr int64_t kDefaultTaskSeconds = 24 * 3600;
 // A device has this long to answer version_query before it is asked again.
 inline constexpr int64_t kQueryInterval = 120;
+// A version report from a Processing device re-sends its command only this long after the
+// last one (the report may have crossed the command on the wire).
+inline constexpr int64_t kMinResendGap = 10;
+// Download tokens in a command live until the task's deadline, at most this long.
+inline constexpr int64_t kMaxTokenSeconds = 7 * 24 * 3600;
+// Work per tick, so one tick's transaction stays short whatever the fleet's size.
+inline constexpr int kQueriesPerTick = 1000;
+inline constexpr int kRowsPerTick = 4000;
 
 // What the engine needs to let a device download a package: the firmware_upgrade paras.
-using GrantFn = std::function<nlohmann::json(const std::string& device_id,
-                                             const PackageRecord& package, int64_t deadline)>;
+using GrantFn =
+    std::function<nlohmann::json(const std::string& device_id, const PackageRecord& package,
+                                 int64_t expires_at, int64_t task_id)>;
 
 class UpgradeTasks {
  public:
-  UpgradeTasks(Database& db, Registry& registry, PackageStore& packages, GrantFn grant);
+  UpgradeTasks(Database& db, Registry& registry, PackageStore& packages, Outbox& outbox,
+               GrantFn grant);
 
   int64_t Create(const TaskSpec& spec, int64_t now);
-  nlohmann::json Get(int64_t task_id);
+  // `devices`: include the per-device list (large tasks: ask for the counts only).
+  nlohmann::json Get(int64_t task_id, bool devices = true);
   nlohmann::json List();
+  // Cancel: open devices become Stopped and their download tokens stop working. 409 when the
+  // task has already ended.
   void Stop(int64_t task_id, int64_t now);
+  // No new commands while paused; devices already upgrading finish. 409 on an ended task.
+  void Pause(int64_t task_id, const std::string& reason, int64_t now);
+  // Continues; the failure threshold of the wave that tripped it no longer applies.
+  void Resume(int64_t task_id, int64_t now);
 
-  // Starts, re-queries, retries and times out devices.
-  std::vector<Outgoing> Tick(int64_t now);
-  std::vector<Outgoing> OnVersionReport(const std::string& device_id, const std::string& fw,
-                                        const std::string& sw, int64_t now);
-  std::vector<Outgoing> OnProgress(const std::string& device_id, const nlohmann::json& paras,
-                                   int64_t now);
+  // Starts, re-queries, re-sends, rate-limits, retries and times out devices.
+  std::vector<QueuedMessage> Tick(int64_t now);
+  std::vector<QueuedMessage> OnVersionReport(const std::string& device_id, const std::string& fw,
+                                             const std::string& sw, int64_t now);
+  std::vector<QueuedMessage> OnProgress(const std::string& device_id, const nlohmann::json& paras,
+                                        int64_t now);
+  // The broker saw the device connect: ask it at once instead of at the next re-query.
+  std::vector<QueuedMessage> OnConnected(const std::string& device_id, int64_t now);
+
+  // Whether a token issued by `task_id` (0: through the API) still lets `device_id` download
+  // `package_id`: the device is enabled and, for a task, the task is not stopped and still
+  // waits for this device to install this package. Reads only; any connection.
+  static bool DownloadAllowed(Database& db, int64_t task_id, const std::string& device_id,
+                              int64_t package_id);
 
  private:
   struct Row;
-  std::vector<Row> ActiveRows(const std::string& device_id, int64_t now);
+  std::vector<Row> Rows(const std::string& where, const std::function<void(Statement&)>& bind);
+  std::optional<Row> OpenRow(const std::string& device_id, int64_t now);
   void Update(const Row& row, int64_t now);
   std::string TaskStatus(int64_t task_id);
+  int ActiveWave(int64_t task_id);
+  int CommandBudget(const Row& row, int64_t now);
+  void Command(Row& row, const std::string& from_version, int64_t now,
+               std::vector<QueuedMessage>* out);
+  void Succeed(Row& row, const std::string& description, int64_t now);
+  void Fail(Row& row, const std::string& description, int64_t now);
+  // After a device ended: the wave's failure threshold, then the next wave.
+  void AfterFinal(const Row& row, int64_t now);
+  void TickTask(int64_t task_id, int64_t now, int* queries, std::vector<QueuedMessage>* out);
 
   Database& db_;
   Registry& registry_;
   PackageStore& packages_;
+  Outbox& outbox_;
   GrantFn grant_;
 };
+
+// `s` cut to at most `max_bytes` on a UTF-8 character boundary, with every invalid byte
+// replaced by '?': what a device sends is stored as text JSON can always carry.
+std::string SafeUtf8(const std::string& s, size_t max_bytes);
 
 }  // namespace ota::server
