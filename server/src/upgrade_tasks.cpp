@@ -696,7 +696,10 @@ void UpgradeTasks::TickTask(int64_t task_id, int64_t now, int* queries,
       const int64_t news = std::max(r.sent_at, r.activity_at);
       if (now - news >= r.resend_interval) {
         // No word since the command or the last progress: it was lost (broker outage, a
-        // device offline when it was sent, a crash before it left). Send it again.
+        // device offline when it was sent, a crash before it left). Send it again, within
+        // the rate limit (a re-sent command may start a download too).
+        if (budget <= 0) continue;
+        --budget;
         Command(r, r.reported_version, now, out);
       } else {
         r.next_at = std::min(r.deadline, news + r.resend_interval);
