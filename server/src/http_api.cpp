@@ -3,10 +3,12 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <ctime>
 
 #include <fstream>
 #include <sstream>
+
 #include "ota/broker/device_auth.hpp"
 
 namespace ota::server {
@@ -17,6 +19,7 @@ using nlohmann::json;
 
 constexpr size_t kMaxBody = 2 * 1024 * 1024;  // a package (512 KB slot) with room to spare
 constexpr int kDefaultTokenSeconds = 24 * 3600;
+constexpr auto kMaxResponseTime = std::chrono::seconds(60);
 
 json ToJson(const Product& p) {
   json keys = json::array();
@@ -402,15 +405,20 @@ void HttpApi::DownloadRoutes() {
       }
       res.set_header("Content-Disposition", "attachment; filename=\"" + record.file_name + "\"");
       // cpp-httplib answers Range requests from the provider: 206 + Content-Range.
-      res.set_content_provider(size, "application/octet-stream",
-                               [file](size_t offset, size_t length, httplib::DataSink& sink) {
-                                 char buf[16384];
-                                 file->seekg(static_cast<std::streamoff>(offset));
-                                 const size_t n = std::min(length, sizeof(buf));
-                                 file->read(buf, static_cast<std::streamsize>(n));
-                                 const std::streamsize got = file->gcount();
-                                 return got > 0 && sink.write(buf, static_cast<size_t>(got));
-                               });
+      // A device that reads slower than this ties up a worker: it is cut off and resumes from
+      // its saved offset with a new Range request (the agent asks 4 KB at a time).
+      const auto cut_at = std::chrono::steady_clock::now() + kMaxResponseTime;
+      res.set_content_provider(
+          size, "application/octet-stream",
+          [file, cut_at](size_t offset, size_t length, httplib::DataSink& sink) {
+            if (std::chrono::steady_clock::now() > cut_at) return false;
+            char buf[16384];
+            file->seekg(static_cast<std::streamoff>(offset));
+            const size_t n = std::min(length, sizeof(buf));
+            file->read(buf, static_cast<std::streamsize>(n));
+            const std::streamsize got = file->gcount();
+            return got > 0 && sink.write(buf, static_cast<size_t>(got));
+          });
     } catch (const ApiError& e) {
       Error(res, e.status, e.what());
     } catch (const std::exception& e) {

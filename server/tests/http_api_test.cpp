@@ -2,7 +2,9 @@
 // server against the CA the platform made: operator auth, products, keys, devices, package
 // uploads (verified signatures), downloads with tokens and Range, and bad input.
 #include <gtest/gtest.h>
+
 #include <httplib.h>
+#include <atomic>
 
 #include <openssl/rsa.h>
 #include <fstream>
@@ -272,6 +274,91 @@ TEST_F(HttpApiTest, Downloads_TokenAndRanges) {
                  {{"device_id", "fire_n1"}, {"expires", 8 * 24 * 3600}})
                 ->status,
             400);
+}
+
+// Devices that hold connections open or read at 1 KB/s sit next to devices downloading and an
+// operator using the API: the downloads go on at their pace, and the API (its own listener)
+// does not notice. Latencies are compared with generous bounds (loopback answers in ~10 ms).
+TEST_F(HttpApiTest, SlowAndIdleDevices_StarveNeitherOtherDownloadsNorTheApi) {
+  MakeProduct();
+  host::PackageSpec spec;
+  spec.version = "FOTAV4";
+  spec.image = testing::MakeTestImage("FOTAV4", 400000, LoadAddress(), 4);
+  const auto big = testing::MakePackage(spec, &key_);
+  const int64_t id = J(Upload(big))["package_id"];
+  const json grant = J(Post("/api/v1/packages/" + std::to_string(id) + "/download-tokens",
+                            {{"device_id", "fire_n1"}, {"expires", 600}}));
+  const std::string url = grant["url"];
+  const std::string path = url.substr(url.find("/download/"));
+  const std::string token = grant["access_token"];
+  auto device = [&] {
+    auto c = server_->Client(true);
+    c->set_bearer_token_auth(token.c_str());
+    c->set_keep_alive(true);
+    return c;
+  };
+
+  std::atomic<bool> stop{false};
+  std::atomic<size_t> trickled{0};
+  std::vector<std::thread> slow;
+  for (int i = 0; i < 8; ++i) {  // the whole 400 KB package, read at about 1 KB/s
+    slow.emplace_back([&] {
+      auto c = device();
+      c->set_read_timeout(120, 0);
+      c->Get(path.c_str(), [&](const char*, size_t len) {
+        trickled += len;
+        for (size_t waited = 0; waited < len && !stop; waited += 64)
+          std::this_thread::sleep_for(std::chrono::milliseconds(62));
+        return !stop.load();
+      });
+    });
+  }
+  std::vector<std::unique_ptr<httplib::SSLClient>> idle;
+  for (int i = 0; i < 40; ++i) {  // one range each, then silence with the connection open
+    idle.push_back(device());
+    auto r = idle.back()->Get(path.c_str(), {{"Range", "bytes=0-4095"}});
+    ASSERT_TRUE(r && r->status == 206);
+  }
+
+  auto worst_ms = [](int n, const std::function<bool()>& request) {
+    double worst = 0;
+    for (int i = 0; i < n; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      EXPECT_TRUE(request());
+      worst = std::max(
+          worst,
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    }
+    return worst;
+  };
+  // Other devices download as the agent does: 4 KB ranges on a new connection each.
+  const double download_ms = worst_ms(20, [&] {
+    auto c = device();
+    std::string body;
+    for (int block = 0; block < 8; ++block) {
+      const int from = block * 4096;
+      auto r =
+          c->Get(path.c_str(),
+                 {{"Range", "bytes=" + std::to_string(from) + "-" + std::to_string(from + 4095)}});
+      if (!r || r->status != 206) return false;
+      body += r->body;
+    }
+    return body == std::string(big.begin(), big.begin() + 8 * 4096);
+  });
+  const double api_ms = worst_ms(20, [&] {
+    auto r = client_->Get("/api/v1/devices?product_id=fire");
+    return r && r->status == 200;
+  });
+  stop = true;
+  for (std::thread& t : slow)
+    t.join();
+  EXPECT_GT(trickled.load(), 0u);
+  EXPECT_LT(download_ms, 1500) << "a device's 32 KB download waited behind slow or idle ones";
+  EXPECT_LT(api_ms, 500) << "the operator API waited behind device connections";
+  std::printf(
+      "slow-idle: 8 slow + 40 idle devices; worst 32 KB download %.0f ms, worst API "
+      "call %.0f ms\n",
+      download_ms, api_ms);
 }
 
 TEST_F(HttpApiTest, BrokerHttpAuth_SameRulesAsThePlugin) {
