@@ -67,20 +67,26 @@ const char* OpenApiDocument() {
     "/packages/{package_id}/download-tokens": {
       "post": {"summary": "Grant a device a download ({\"device_id\", \"expires\": seconds})", "responses": {"201": {"description": "DownloadGrant"}}}},
     "/tasks": {
-      "get": {"summary": "List upgrade tasks with their status and per-state device counts", "responses": {"200": {"description": "Tasks"}}},
-      "post": {"summary": "Create an upgrade task ({product_id, target_version | package_id, devices[], groups[], whole_product, start_at, deadline, retry_count 0..5, retry_interval s})", "responses": {"201": {"description": "Task"}, "400": {"description": "Invalid, no targets, or no package for the version"}}}},
+      "get": {"summary": "List upgrade tasks with their status, state, waves and per-state device counts (no device lists)", "responses": {"200": {"description": "Tasks"}}},
+      "post": {"summary": "Create an upgrade task ({product_id, target_version | package_id, devices[], groups[], whole_product, start_at, deadline, retry_count 0..5, retry_interval s, resend_interval s (>= 5, default 60), supersede, rollout: {waves: [{name, group | percent | devices[], failure_threshold_percent}], failure_threshold_percent, rate_per_minute}}); answers the task without its device list", "responses": {"201": {"description": "Task"}, "400": {"description": "Invalid, no targets, or no package for the version"}, "409": {"description": "A target is in another open task (set supersede)"}}}},
     "/tasks/{task_id}": {
-      "get": {"summary": "One task with every device's state (Waiting, Processing, Success, Fail, FailWaitRetry, Stopped)", "responses": {"200": {"description": "Task"}, "404": {"description": "Unknown"}}}},
+      "get": {"summary": "One task: status, state (scheduled|running|paused|finished|cancelled), pause_reason, waves (size, counts, state pending|active|done), counts, and every device's state (Waiting, Processing, Success, Fail, FailWaitRetry, Stopped) unless ?devices=false", "responses": {"200": {"description": "Task"}, "404": {"description": "Unknown"}}}},
     "/tasks/{task_id}/stop": {
-      "post": {"summary": "Stop a task: devices not yet finished become Stopped", "responses": {"200": {"description": "Task"}}}},
+      "post": {"summary": "Cancel a task: devices not yet finished become Stopped, their download tokens stop working", "responses": {"200": {"description": "Task"}, "409": {"description": "Already ended or cancelled"}}}},
+    "/tasks/{task_id}/cancel": {
+      "post": {"summary": "The same as stop", "responses": {"200": {"description": "Task"}, "409": {"description": "Already ended or cancelled"}}}},
+    "/tasks/{task_id}/pause": {
+      "post": {"summary": "Pause ({reason?}): no new firmware_upgrade commands; devices already upgrading finish", "responses": {"200": {"description": "Task"}, "409": {"description": "Ended"}}}},
+    "/tasks/{task_id}/resume": {
+      "post": {"summary": "Resume a paused task; the failure threshold of the waves up to the current one no longer applies", "responses": {"200": {"description": "Task"}, "409": {"description": "Ended"}}}},
     "/openapi.json": {
       "get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI 3"}}}}
   },
   "x-broker-auth": {"description": "For brokers that authenticate over HTTP (EMQX, VerneMQ); operator token; answers {\"result\": \"allow\"|\"deny\"}",
     "POST /broker/v1/auth": {"clientid": "string", "username": "string", "password": "string"},
     "POST /broker/v1/acl": {"username": "string", "topic": "string", "action": "publish|subscribe"}},
-  "x-download": {"path": "/download/devices/{device_id}/packages/{package_id}", "security": "downloadToken",
-    "responses": {"200": "whole file", "206": "Range answered (Content-Range)", "401": "missing, invalid or expired token", "403": "token for another package or another device", "416": "unsatisfiable range"}}
+  "x-download": {"path": "/download/devices/{device_id}/packages/{package_id}", "listener": "the download port (serve --download-port), not the API's", "security": "downloadToken",
+    "responses": {"200": "whole file (Content-Disposition: attachment; filename=...)", "206": "Range answered (Content-Range)", "401": "missing, invalid or expired token", "403": "token for another package or another device, or revoked (task cancelled, upgrade over, device disabled)", "416": "unsatisfiable range"}}
 })json";
 }
 

@@ -396,7 +396,8 @@ TEST_F(HttpApiTest, OpenApi_ListsEveryRoute) {
         "/products/{product_id}/packages", "/devices", "/devices/{device_id}",
         "/devices/{device_id}/groups", "/devices/{device_id}/properties", "/packages",
         "/packages/{package_id}", "/packages/{package_id}/download-tokens", "/tasks",
-        "/tasks/{task_id}", "/tasks/{task_id}/stop"}) {
+        "/tasks/{task_id}", "/tasks/{task_id}/stop", "/tasks/{task_id}/cancel",
+        "/tasks/{task_id}/pause", "/tasks/{task_id}/resume"}) {
     EXPECT_TRUE(doc["paths"].contains(path)) << path;
   }
 }
