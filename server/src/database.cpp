@@ -113,22 +113,33 @@ void Database::Migrate(const std::vector<std::string>& migrations) {
   }
 }
 
-Transaction::Transaction(Database& db) : db_(db) {
-  db_.Exec("BEGIN IMMEDIATE");
+Transaction::Transaction(Database& db) : db_(db), outer_(db.tx_depth_ == 0) {
+  if (outer_) {
+    db_.Exec("BEGIN IMMEDIATE");
+    db_.tx_failed_ = false;
+  }
+  ++db_.tx_depth_;
 }
 
 Transaction::~Transaction() {
-  if (!done_) {
-    try {
-      db_.Exec("ROLLBACK");
-    } catch (const DbError&) {
-      // Nothing to roll back (the statement that failed ended the transaction).
-    }
+  --db_.tx_depth_;
+  if (done_) return;
+  if (!outer_) {
+    db_.tx_failed_ = true;
+    return;
+  }
+  try {
+    db_.Exec("ROLLBACK");
+  } catch (const DbError&) {
+    // Nothing to roll back (the statement that failed ended the transaction).
   }
 }
 
 void Transaction::Commit() {
-  db_.Exec("COMMIT");
+  if (outer_) {
+    if (db_.tx_failed_) throw DbError("an inner transaction did not commit");
+    db_.Exec("COMMIT");
+  }
   done_ = true;
 }
 

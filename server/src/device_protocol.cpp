@@ -90,7 +90,8 @@ std::vector<OtaEvent> ParseOtaEvents(const nlohmann::json& envelope) {
 }
 
 std::optional<Presence> ParsePresence(std::string_view topic, const std::string& payload) {
-  if (topic.substr(0, broker::kPresenceTopicPrefix.size()) != broker::kPresenceTopicPrefix) return std::nullopt;
+  if (topic.substr(0, broker::kPresenceTopicPrefix.size()) != broker::kPresenceTopicPrefix)
+    return std::nullopt;
   const std::string device(topic.substr(broker::kPresenceTopicPrefix.size()));
   if (!broker::IsValidDeviceId(device)) return std::nullopt;
   const nlohmann::json j = nlohmann::json::parse(payload, nullptr, false);

@@ -168,10 +168,10 @@ HttpApi::HttpApi(Platform& platform, UpgradeTasks* tasks, int download_workers)
   server_->set_keep_alive_timeout(5);
   downloads_->set_tcp_nodelay(true);
   downloads_->set_payload_max_length(4096);  // GETs only
-  // A device between two ranges holds its worker at most this long; one that reads slower
-  // than the write timeout allows is cut off and resumes from its saved offset.
-  downloads_->set_keep_alive_timeout(1);
-  downloads_->set_keep_alive_max_count(64);
+  // A device between two ranges (it erases and programs a flash sector in between) holds its
+  // worker at most this long; then it connects again.
+  downloads_->set_keep_alive_timeout(2);
+  downloads_->set_keep_alive_max_count(256);
   downloads_->set_read_timeout(10, 0);
   downloads_->set_write_timeout(30, 0);
   const size_t workers = static_cast<size_t>(std::max(1, download_workers));

@@ -1,8 +1,10 @@
 #include "ota/server/mqtt_bridge.hpp"
 
 #include <mosquitto.h>
+#include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -78,13 +80,16 @@ bool MqttBridge::Start(int timeout_ms, std::string* error) {
     *error = "mqtt: cannot use CA " + options_.ca_file;
     return false;
   }
+  // Publish() from other threads only queues; the network thread below writes.
+  mosquitto_threaded_set(m_, true);
   const int rc = mosquitto_connect(m_, options_.host.c_str(), options_.port, 30);
   if (rc != MOSQ_ERR_SUCCESS) {
     *error = "mqtt: cannot connect to " + options_.host + ":" + std::to_string(options_.port) +
              ": " + mosquitto_strerror(rc);
     return false;
   }
-  mosquitto_loop_start(m_);
+  stop_ = false;
+  thread_ = std::thread([this] { Run(); });
   started_ = true;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   while (!connected_ && last_connack_ <= 0 && std::chrono::steady_clock::now() < deadline) {
@@ -100,13 +105,47 @@ bool MqttBridge::Start(int timeout_ms, std::string* error) {
   return true;
 }
 
+// libmosquitto's own loop (mosquitto_loop_start) waits in select(), which fails for a socket
+// numbered 1024 or more: a platform with thousands of device downloads open gets such numbers.
+// This loop waits in poll() and reconnects with a capped back-off.
+void MqttBridge::Run() {
+  int backoff_ms = 1000;
+  while (!stop_) {
+    const int fd = mosquitto_socket(m_);
+    if (fd < 0) {
+      connected_ = false;
+      for (int waited = 0; waited < backoff_ms && !stop_; waited += 50) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+      if (stop_) break;
+      backoff_ms =
+          mosquitto_reconnect(m_) == MOSQ_ERR_SUCCESS ? 1000 : std::min(backoff_ms * 2, 10000);
+      continue;
+    }
+    pollfd p{fd, static_cast<short>(POLLIN | (mosquitto_want_write(m_) ? POLLOUT : 0)), 0};
+    // Short: a message another thread queued is written within this time.
+    const int n = ::poll(&p, 1, 10);
+    int rc = MOSQ_ERR_SUCCESS;
+    if (n > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)) != 0) rc = mosquitto_loop_read(m_, 1);
+    if (rc == MOSQ_ERR_SUCCESS && mosquitto_want_write(m_)) rc = mosquitto_loop_write(m_, 1);
+    if (rc == MOSQ_ERR_SUCCESS) rc = mosquitto_loop_misc(m_);
+    if (rc != MOSQ_ERR_SUCCESS) {
+      connected_ = false;
+      if (mosquitto_socket(m_) >= 0) mosquitto_disconnect(m_);
+    }
+  }
+}
+
 void MqttBridge::Stop() {
   if (!started_) return;
   started_ = false;
-  // A disconnect ends the network thread by itself; cancelling it (force) could leave one of
-  // libmosquitto's mutexes locked.
-  mosquitto_disconnect(m_);
-  mosquitto_loop_stop(m_, false);
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+  // The session stays at the broker (clean session off): reports queue there until we are back.
+  if (mosquitto_socket(m_) >= 0) {
+    mosquitto_disconnect(m_);
+    mosquitto_loop_write(m_, 1);
+  }
   connected_ = false;
 }
 

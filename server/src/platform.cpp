@@ -79,6 +79,9 @@ std::string Platform::MosquittoConfig(const std::filesystem::path& plugin, int m
   // The platform's one subscription carries every device's traffic: a burst must queue at the
   // broker, not be dropped (the default keeps 1000 messages per client).
   c += "max_queued_messages 100000\n";
+  // A TLS handshake is several small records each way: without TCP_NODELAY each login stalls
+  // ~40 ms on Nagle's algorithm and the client's delayed ACK.
+  c += "set_tcp_nodelay true\n";
   // Device payloads over 64 KB are refused by the platform; the broker drops such packets
   // (and disconnects their sender) before they are copied anywhere. 1 KB of room for the topic.
   c += "max_packet_size " + std::to_string(kMaxDevicePayload + 1024) + "\n";

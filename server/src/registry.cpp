@@ -283,14 +283,15 @@ void Registry::AddToGroup(const std::string& device_id, const std::string& group
       .Run();
 }
 
-void Registry::MarkSeen(const std::string& device_id) {
+bool Registry::MarkSeen(const std::string& device_id) {
   // Traffic says online only where the broker sends no presence events.
-  db_.Prepare(
-         "UPDATE devices SET last_seen = ?, online = (CASE WHEN presence_seq > 0 THEN online "
-         "ELSE 1 END) WHERE device_id = ?")
-      .Bind(1, Now())
-      .Bind(2, device_id)
-      .Run();
+  return db_.Prepare(
+                "UPDATE devices SET last_seen = ?, online = (CASE WHEN presence_seq > 0 THEN "
+                "online "
+                "ELSE 1 END) WHERE device_id = ?")
+             .Bind(1, Now())
+             .Bind(2, device_id)
+             .Run() == 1;
 }
 
 bool Registry::ApplyPresence(const std::string& device_id, bool connected, int64_t seq) {
@@ -317,9 +318,17 @@ void Registry::SetVersions(const std::string& device_id, const std::string& fw,
       .Run();
 }
 
+const nlohmann::json& Registry::Model(const std::string& product_id) {
+  auto it = models_.find(product_id);
+  if (it == models_.end()) it = models_.emplace(product_id, GetProduct(product_id).model).first;
+  return it->second;
+}
+
 void Registry::StoreProperties(const std::string& device_id, const nlohmann::json& report) {
-  const Device device = GetDevice(device_id);
-  const Product product = GetProduct(device.product_id);
+  Statement dev = db_.Prepare("SELECT product_id FROM devices WHERE device_id = ?");
+  dev.Bind(1, device_id);
+  if (!dev.Step()) throw ApiError(404, "no device " + device_id);
+  const nlohmann::json& model = Model(dev.Text(0));
   if (!report.is_object() || !report.contains("services") || !report["services"].is_array()) {
     throw ApiError(400, "properties report: expected {\"services\": [...]}");
   }
@@ -334,7 +343,7 @@ void Registry::StoreProperties(const std::string& device_id, const nlohmann::jso
     }
     const std::string service = svc["service_id"];
     const nlohmann::json* model_service = nullptr;
-    for (const auto& ms : product.model["services"]) {
+    for (const auto& ms : model["services"]) {
       if (ms["service_id"] == service) model_service = &ms;
     }
     if (model_service == nullptr) {

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <ctime>
+#include <optional>
 
 namespace ota::server {
 
@@ -187,13 +188,21 @@ void Service::HandleDeviceMessage(const std::string& topic, const std::string& p
   if (!up) return;
   {
     std::lock_guard<std::mutex> guard(platform_.lock());
+    // One transaction per message: seen, stored, counted and the task's change commit together.
+    std::optional<Transaction> tx;
     try {
-      platform_.registry().GetDevice(up->device_id);  // 404: a device deleted since it logged in
-      platform_.registry().MarkSeen(up->device_id);
+      tx.emplace(platform_.db());
+      // Unknown: a device deleted since it logged in.
+      if (!platform_.registry().MarkSeen(up->device_id)) {
+        throw ApiError(404, "no device " + up->device_id);
+      }
       if (payload.size() > kMaxDevicePayload) {
         throw ApiError(413, "payload of " + std::to_string(payload.size()) + " bytes");
       }
-      if (up->kind == UpKind::kMessagesUp || up->kind == UpKind::kCommandResponse) return;
+      if (up->kind == UpKind::kMessagesUp || up->kind == UpKind::kCommandResponse) {
+        tx->Commit();
+        return;
+      }
       nlohmann::json j;
       try {
         j = nlohmann::json::parse(payload);
@@ -203,6 +212,7 @@ void Service::HandleDeviceMessage(const std::string& topic, const std::string& p
       if (up->kind == UpKind::kPropertiesReport) {
         platform_.registry().StoreProperties(up->device_id, j);
         platform_.registry().Count("property_reports");
+        tx->Commit();
         return;
       }
       for (const OtaEvent& e : ParseOtaEvents(j)) {
@@ -222,12 +232,20 @@ void Service::HandleDeviceMessage(const std::string& topic, const std::string& p
           throw ApiError(400, "unknown $ota event " + e.event_type);
         }
       }
+      tx->Commit();
     } catch (const ApiError& e) {
-      Reject(up->device_id, up->kind == UpKind::kPropertiesReport ? "property_reports" : "events",
-             e.what());
+      try {
+        Reject(up->device_id, up->kind == UpKind::kPropertiesReport ? "property_reports" : "events",
+               e.what());
+        if (tx) tx->Commit();  // the device was seen; the rejection counted
+      } catch (const std::exception& again) {
+        std::fprintf(stderr, "ota-server: message from %s failed: %s\n", up->device_id.c_str(),
+                     again.what());
+      }
     } catch (const std::exception& e) {
       std::fprintf(stderr, "ota-server: message from %s failed: %s\n", up->device_id.c_str(),
                    e.what());
+      out.clear();  // rolled back: nothing it queued exists
     }
   }
   Send(out);

@@ -72,10 +72,15 @@ class Database {
   int SchemaVersion();
 
  private:
+  friend class Transaction;
   sqlite3* db_ = nullptr;
+  int tx_depth_ = 0;
+  bool tx_failed_ = false;  // an inner transaction ended without committing
 };
 
-// BEGIN IMMEDIATE on construction; ROLLBACK unless Commit() was called.
+// BEGIN IMMEDIATE on construction; ROLLBACK unless Commit() was called. Nested inside another
+// Transaction on the same connection it joins it: the outermost commits, and an inner one
+// left without Commit() makes the outer Commit() fail (DbError) and roll back.
 class Transaction {
  public:
   explicit Transaction(Database& db);
@@ -84,6 +89,7 @@ class Transaction {
 
  private:
   Database& db_;
+  bool outer_ = false;
   bool done_ = false;
 };
 

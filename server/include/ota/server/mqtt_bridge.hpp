@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <thread>
 
 #include "ota/server/device_protocol.hpp"
 
@@ -65,7 +66,10 @@ class MqttBridge {
   AckHandler on_ack_;
   ConnectHandler on_connect_;
   mosquitto* m_ = nullptr;
+  void Run();             // the network thread
   bool started_ = false;  // the network thread runs
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
   std::atomic<bool> connected_{false};
   std::atomic<int> last_connack_{-1};
 };

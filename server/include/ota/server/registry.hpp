@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -77,7 +78,8 @@ class Registry {
   void AddToGroup(const std::string& device_id, const std::string& group);
 
   // From the device: traffic and reported versions.
-  void MarkSeen(const std::string& device_id);
+  // False for an unknown device.
+  bool MarkSeen(const std::string& device_id);
   // From the broker (docs/spec/broker-auth.md, "Presence events"): applied when `seq` is newer
   // than what the device's presence was last set from (a disconnect of the connection a
   // takeover replaced is older). Returns whether it was applied.
@@ -96,8 +98,12 @@ class Registry {
   int64_t Counter(const std::string& counter);
 
  private:
+  // The parsed model of a product (models never change once made), for property reports.
+  const nlohmann::json& Model(const std::string& product_id);
+
   Database& db_;
   broker::SecretBox box_;
+  std::map<std::string, nlohmann::json> models_;
 };
 
 // Checks a product model's shape; throws ApiError(400) with the first problem.
