@@ -60,23 +60,33 @@ MosquittoProcess::MosquittoProcess(const std::filesystem::path& dir,
     for (const std::string& line : extra)
       out << line << "\n";
   }
+  Start();
+}
+
+bool MosquittoProcess::Start() {
+  if (pid_ > 0) return true;
+  const std::filesystem::path conf = dir_ / "mosquitto.conf";
   pid_ = ::fork();
   if (pid_ == 0) {
     ::execl("/usr/sbin/mosquitto", "mosquitto", "-c", conf.c_str(), nullptr);
     ::_exit(127);
   }
   if (!WaitForPort(port_, 5000)) {
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-    pid_ = -1;
+    Stop(SIGKILL);
+    return false;
   }
+  return true;
+}
+
+void MosquittoProcess::Stop(int sig) {
+  if (pid_ <= 0) return;
+  ::kill(pid_, sig);
+  ::waitpid(pid_, nullptr, 0);
+  pid_ = -1;
 }
 
 MosquittoProcess::~MosquittoProcess() {
-  if (pid_ > 0) {
-    ::kill(pid_, SIGTERM);
-    ::waitpid(pid_, nullptr, 0);
-  }
+  Stop(SIGTERM);
 }
 
 std::string MosquittoProcess::Log() const {

@@ -22,6 +22,10 @@ class MosquittoProcess {
   ~MosquittoProcess();
   bool running() const { return pid_ > 0; }
   int port() const { return port_; }
+  // Stops the broker with `sig` (SIGTERM: it saves its persistence file; SIGKILL: nothing).
+  void Stop(int sig);
+  // Starts it again with the same configuration and port; true once it accepts.
+  bool Start();
   std::string Log() const;  // everything the broker logged so far
 
  private:
