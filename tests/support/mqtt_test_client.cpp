@@ -58,6 +58,11 @@ bool MqttTestClient::LoopUntil(const bool& flag, std::chrono::milliseconds timeo
   return flag;
 }
 
+bool MqttTestClient::UseTls(const std::string& ca_file) {
+  return mosquitto_tls_set(m_, ca_file.c_str(), nullptr, nullptr, nullptr, nullptr) ==
+         MOSQ_ERR_SUCCESS;
+}
+
 int MqttTestClient::Connect(int port, const std::string& username, const std::string& password) {
   mosquitto_username_pw_set(m_, username.c_str(), password.c_str());
   connack_seen_ = false;

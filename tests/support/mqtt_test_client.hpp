@@ -25,6 +25,8 @@ class MqttTestClient {
   MqttTestClient(const MqttTestClient&) = delete;
   MqttTestClient& operator=(const MqttTestClient&) = delete;
 
+  // MQTT over TLS from the next Connect on, checked against `ca_file`; false if unusable.
+  bool UseTls(const std::string& ca_file);
   // The CONNACK code (0 accepted, 5 not authorised, ...), or -1 if none came.
   int Connect(int port, const std::string& username, const std::string& password);
   // The granted QoS (0x80 = refused), or -1 if no SUBACK came.

@@ -137,11 +137,51 @@ Status OtaAgent::ReportProperties() {
   return Publish("properties/report", out_);
 }
 
+Status OtaAgent::ReportResult(int result, int progress, const char* description) {
+  const Status s = ReportProgress(result, progress, description);
+  if (!s.ok()) {
+    pending_result_ = true;
+    pending_code_ = result;
+    pending_progress_ = progress;
+    pending_text_ = description;
+  }
+  return s;
+}
+
+Status OtaAgent::ReportPending() {
+  if (pending_outcome_) {
+    if (record_.status == UpgradeStatus::kUpgradedOk) {
+      OTA_TRY(ReportProgress(kResultOk, 100, "upgraded"));
+      record_.flags = static_cast<uint8_t>(record_.flags | kBootFlagConfirmed);
+    } else if (record_.status == UpgradeStatus::kUpgradedFailed) {
+      OTA_TRY(ReportProgress(IotdaResultCode(record_.reason), 0, FailReasonName(record_.reason)));
+    } else {
+      // A reset during the download: the offset stays for a resume; the platform retries.
+      OTA_TRY(ReportProgress(kResultDownloadTimeout, 0, "download interrupted by a reset"));
+    }
+    pending_outcome_ = false;  // sent: a failed save below reports it again after the reset
+    if (record_.status != UpgradeStatus::kDownloading) {
+      record_.status = UpgradeStatus::kIdle;
+      record_.step = UpgradeStep::kStart;
+      OTA_TRY(SaveRecord());
+    }
+  }
+  if (pending_result_) {
+    OTA_TRY(ReportProgress(pending_code_, pending_progress_, pending_text_));
+    pending_result_ = false;
+  }
+  return Status::Ok();
+}
+
 Result<AgentEvent> OtaAgent::Step(uint32_t max_wait_ms) {
   const uint64_t now = clock_.NowMs();
   if (!mqtt_.connected()) {
     if (now < next_connect_ms_) return AgentEvent::kNone;
     Status s = Connect();
+    // What the last upgrade came to goes before the version report: a platform that sees the
+    // old version from a device it thinks is upgrading may send the command again.
+    if (s.ok()) s = ReportPending();
+    if (IsPowerLost(s)) return s;
     // A session that fails at once (the first publish refused) backs off as well.
     if (s.ok()) s = ReportVersion();
     if (!s.ok()) {
@@ -157,23 +197,8 @@ Result<AgentEvent> OtaAgent::Step(uint32_t max_wait_ms) {
     backoff_ms_ = 1000;
     next_report_ms_ = now;
   }
-  if (pending_outcome_) {
-    pending_outcome_ = false;
-    if (record_.status == UpgradeStatus::kUpgradedOk) {
-      OTA_TRY(ReportProgress(kResultOk, 100, "upgraded"));
-      record_.flags = static_cast<uint8_t>(record_.flags | kBootFlagConfirmed);
-    } else if (record_.status == UpgradeStatus::kUpgradedFailed) {
-      OTA_TRY(ReportProgress(IotdaResultCode(record_.reason), 0, FailReasonName(record_.reason)));
-    } else {
-      // A reset during the download: the offset stays for a resume; the platform retries.
-      OTA_TRY(ReportProgress(kResultDownloadTimeout, 0, "download interrupted by a reset"));
-    }
-    if (record_.status != UpgradeStatus::kDownloading) {
-      record_.status = UpgradeStatus::kIdle;
-      record_.step = UpgradeStep::kStart;
-      OTA_TRY(SaveRecord());
-    }
-  }
+  // Connected before Start() (a port that keeps its session across the app's start).
+  if (pending_outcome_ || pending_result_) OTA_TRY(ReportPending());
   if (now >= next_report_ms_) {
     OTA_TRY(ReportProperties());
     next_report_ms_ = now + config_.report_interval_ms;
@@ -215,18 +240,25 @@ Result<AgentEvent> OtaAgent::Upgrade(int paras) {
       !json_.String(json_.Find(paras, "access_token"), Span<char>(token_)).ok() ||
       !json_.String(json_.Find(paras, "sign"), Span<char>(sign_hex)).ok() ||
       !ParseSha256Hex(sign_hex, sign) || !size.ok() || size.value() <= 0) {
-    OTA_TRY(ReportProgress(kResultUnsupported, 0, "firmware_upgrade without its fields"));
+    OTA_TRY(ReportResult(kResultUnsupported, 0, "firmware_upgrade without its fields"));
     return AgentEvent::kNone;
   }
   if (std::strcmp(version, running_version_) == 0) {
-    OTA_TRY(ReportProgress(kResultAlreadyLatest, 100, "already running this version"));
+    OTA_TRY(ReportResult(kResultAlreadyLatest, 100, "already running this version"));
     return AgentEvent::kNone;
   }
   if (static_cast<uint64_t>(size.value()) > download_.size()) {
-    OTA_TRY(ReportProgress(kResultNoStorage, 0, "package larger than the download region"));
+    OTA_TRY(ReportResult(kResultNoStorage, 0, "package larger than the download region"));
     return AgentEvent::kNone;
   }
   const uint32_t file_size = static_cast<uint32_t>(size.value());
+  // The app may refuse (low battery, ...) before anything is downloaded or erased.
+  const int refused = config_.gate != nullptr ? config_.gate->Allow(version, file_size) : 0;
+  if (refused != 0) {
+    OTA_TRY(ReportResult(refused, 0,
+                         refused == kResultLowBattery ? "low battery" : "refused by the app"));
+    return AgentEvent::kNone;
+  }
   // The same package as an interrupted download: go on from the saved offset.
   const bool resume =
       record_.status == UpgradeStatus::kDownloading && record_.package_size == file_size &&
@@ -245,7 +277,7 @@ Result<AgentEvent> OtaAgent::Upgrade(int paras) {
   const Status downloaded = Download(url_, token_, file_size);
   if (IsPowerLost(downloaded)) return downloaded;
   if (!downloaded.ok()) {
-    OTA_TRY(ReportProgress(kResultDownloadTimeout, 0, "download failed; will resume"));
+    OTA_TRY(ReportResult(kResultDownloadTimeout, 0, "download failed; will resume"));
     return AgentEvent::kNone;
   }
 
@@ -273,10 +305,12 @@ Result<AgentEvent> OtaAgent::Upgrade(int paras) {
   if (refusal != nullptr) {
     record_.status = UpgradeStatus::kIdle;  // nothing staged; the download region is garbage
     OTA_TRY(SaveRecord());
-    OTA_TRY(ReportProgress(code, 0, refusal));
+    OTA_TRY(ReportResult(code, 0, refusal));
     return AgentEvent::kNone;
   }
-  OTA_TRY(ReportProgress(kResultOk, 100, "downloaded and verified; rebooting to install"));
+  // Progress only: the outcome after the reboot is what the platform goes by, so a lost
+  // connection does not hold the install back.
+  (void)ReportProgress(kResultOk, 100, "downloaded and verified; rebooting to install");
   record_.status = UpgradeStatus::kDownloaded;
   record_.step = UpgradeStep::kStart;
   record_.download_offset = file_size;
@@ -317,7 +351,8 @@ Status OtaAgent::Download(const char* url, const char* token, uint32_t size) {
     }
     const int percent = static_cast<int>(uint64_t{record_.download_offset} * 100 / size);
     if (percent / kProgressStepPercent > last_percent / kProgressStepPercent && percent < 100) {
-      OTA_TRY(ReportProgress(kResultOk, percent, "downloading"));
+      // Progress only: the download goes on over HTTPS if the MQTT session is lost.
+      (void)ReportProgress(kResultOk, percent, "downloading");
     }
     last_percent = percent;
   }

@@ -25,12 +25,24 @@ inline constexpr int kProgressStepPercent = 10;  // report at 10, 20, ... 100
 inline constexpr int kBlockRetries = 3;
 inline constexpr size_t kMessageMax = 2048;  // the largest platform message taken
 
+// The app's say before a download starts (battery level, a user's consent): 0 lets the
+// upgrade go ahead, anything else is the IoTDA result code the agent refuses it with
+// (kResultLowBattery, ...). Called from Step(), on the agent's thread.
+class UpgradeGate {
+ public:
+  virtual int Allow(const char* version, uint32_t file_size) = 0;
+
+ protected:
+  ~UpgradeGate() = default;
+};
+
 struct AgentConfig {
   const char* device_id = "";
   const char* secret = "";
   const char* sw_version = "SOTAV1";
   uint32_t report_interval_ms = 10000;
   Span<const TrustedKey> keys;  // the loader's keys: the agent refuses what the loader would
+  UpgradeGate* gate = nullptr;  // optional
 };
 
 enum class AgentEvent : uint8_t { kNone, kReboot };
@@ -39,6 +51,7 @@ enum class AgentEvent : uint8_t { kNone, kReboot };
 enum IotdaResult : int {
   kResultOk = 0,
   kResultAlreadyLatest = 3,
+  kResultLowBattery = 4,
   kResultNoStorage = 5,
   kResultDownloadTimeout = 6,
   kResultVerifyFailed = 7,
@@ -53,8 +66,8 @@ class OtaAgent {
            Flash* const (&flashes)[kFlashCount], MqttClient& mqtt, HttpsClient& https,
            Clock& clock);
 
-  // Once per boot, after the loader started this image: connects, reports the outcome of
-  // the last upgrade (if any) and confirms the image.
+  // Once per boot, after the loader started this image. At the first connect the outcome of
+  // the last upgrade (if any) is reported, before the version report, and the image confirmed.
   Status Start(const char* running_version);
   // One turn of the main loop: reconnect if needed, handle at most one message, report
   // properties when due. kReboot: a package is staged; the port resets the board.
@@ -73,6 +86,11 @@ class OtaAgent {
   Status Publish(const char* suffix, const char* json);
   Status ReportVersion();
   Status ReportProgress(int result, int progress, const char* description);
+  // A result the platform must see: if it cannot be sent now, it is sent after the next
+  // connect, before the version report. `description` must outlive the agent (a literal).
+  Status ReportResult(int result, int progress, const char* description);
+  // What is still to be reported: the last upgrade's outcome, then a result that failed to go.
+  Status ReportPending();
   Status ReportProperties();
   Status Handle(size_t len);
   Result<AgentEvent> Upgrade(int paras);
@@ -97,6 +115,10 @@ class OtaAgent {
   uint32_t backoff_ms_ = 1000;
   bool subscribed_ = false;
   bool pending_outcome_ = false;  // the last upgrade's result is still to be reported
+  bool pending_result_ = false;   // a result whose report failed, sent after the next connect
+  int pending_code_ = 0;
+  int pending_progress_ = 0;
+  const char* pending_text_ = "";
   JsonReader json_;
   char topic_[160] = {};
   char text_[kMessageMax + 1] = {};  // incoming payloads, NUL-terminated
