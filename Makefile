@@ -7,7 +7,7 @@ demo: build
 	@$(MAKE) --no-print-directory firmware || echo "demo: no Cortex-M4 images; using synthetic ones"
 	@scripts/demo.sh build/host
 
-.PHONY: all demo deps build test test-host test-asan cross firmware m4-crypto-check m4-app-check m4-check fuzz fuzz-smoke test-long bench-upgrade bench-delta bench-package bench-platform format \
+.PHONY: all demo deps build test test-host test-asan cross firmware m4-crypto-check m4-app-check m4-check fuzz fuzz-smoke test-long bench-upgrade bench-delta bench-package bench-platform bench-fleet format \
         format-check clean
 
 JOBS ?= $(shell nproc)
@@ -122,6 +122,12 @@ bench-package: build
 # Connect rate through the auth plugin, property ingest, HTTPS download throughput.
 bench-platform: build
 	@build/host/bench/platform_bench $(DEVICES)
+
+# A campaign over BOARDS simulated boards through one broker and one platform, per-stage
+# figures and Mosquitto's password_file as the connect storm's peer (scripts/bench-fleet.sh).
+BOARDS ?= 10000
+bench-fleet: build
+	@scripts/bench-fleet.sh build/host $(BOARDS)
 
 # Patch sizes against bsdiff, xdelta3 and zstd on ../shared/firmware-pairs and PAIRS=dirs.
 bench-delta: build

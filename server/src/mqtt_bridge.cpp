@@ -127,6 +127,10 @@ void MqttBridge::Run() {
     const int n = ::poll(&p, 1, 10);
     int rc = MOSQ_ERR_SUCCESS;
     if (n > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)) != 0) rc = mosquitto_loop_read(m_, 1);
+    // Hung up: nothing more will come (libmosquitto may not notice while a connect is pending).
+    if (rc == MOSQ_ERR_SUCCESS && n > 0 && (p.revents & (POLLERR | POLLHUP)) != 0) {
+      rc = MOSQ_ERR_CONN_LOST;
+    }
     if (rc == MOSQ_ERR_SUCCESS && mosquitto_want_write(m_)) rc = mosquitto_loop_write(m_, 1);
     if (rc == MOSQ_ERR_SUCCESS) rc = mosquitto_loop_misc(m_);
     if (rc != MOSQ_ERR_SUCCESS) {

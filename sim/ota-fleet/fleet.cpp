@@ -9,12 +9,16 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <numeric>
 #include <random>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
+#include "host_transport.hpp"
+#include "ota/agent/ota_agent.hpp"
 #include "ota/bytes.hpp"
 #include "ota/host/image_builder.hpp"
 #include "ota/host/package_builder.hpp"
@@ -135,7 +139,10 @@ Fleet::Fleet(FleetConfig config) : config_(std::move(config)) {
   shared_.report_interval_ms = config_.report_interval_ms;
   shared_.step_wait_ms = config_.step_wait_ms;
   shared_.tls = std::make_unique<SharedTls>(config_.ca_file, config_.mqtt_host);
-  api_ = std::make_unique<PlatformApi>(config_.api_url, config_.token, config_.ca_file);
+  // No API for a connect storm against a peer broker.
+  if (!config_.api_url.empty()) {
+    api_ = std::make_unique<PlatformApi>(config_.api_url, config_.token, config_.ca_file);
+  }
 }
 
 Fleet::~Fleet() {
@@ -275,17 +282,24 @@ void Fleet::CreateDevices() {
 }
 
 void Fleet::Setup() {
+  if (!api_) throw std::runtime_error("no platform API configured");
   const int64_t t0 = NowMs();
   const std::string& p = config_.product_id;
-  Expect(api_->Post(
-             "/api/v1/products",
-             {{"product_id", p},
-              {"name", "ota-fleet " + p},
-              {"manufacturer", "ota-fleet"},
-              {"protocol", "MQTT"},
-              {"model", json::parse(R"({"services":[{"service_id":"DeviceStatus",)"
-                                    R"("properties":[{"name":"radioValue","type":"int"}]}]})")}}),
-         {201, 409}, "product " + p);
+  const bool upload = !config_.skip_setup;
+  if (config_.skip_setup && !std::filesystem::exists(config_.key_file)) {
+    throw std::runtime_error("--skip-setup needs the --key-file the setup run made");
+  }
+  if (upload) {
+    Expect(api_->Post(
+               "/api/v1/products",
+               {{"product_id", p},
+                {"name", "ota-fleet " + p},
+                {"manufacturer", "ota-fleet"},
+                {"protocol", "MQTT"},
+                {"model", json::parse(R"({"services":[{"service_id":"DeviceStatus",)"
+                                      R"("properties":[{"name":"radioValue","type":"int"}]}]})")}}),
+           {201, 409}, "product " + p);
+  }
   // The signing key; the boards' loaders hold it (or, failing verification, another).
   bool key_from_file = false;
   if (!config_.key_file.empty() && std::filesystem::exists(config_.key_file)) {
@@ -308,9 +322,11 @@ void Fleet::Setup() {
   std::copy(point.begin(), point.end(), trusted_.point);
   const host::PublicPoint other = host::PublicPointOf(foreign.get());
   std::copy(other.begin(), other.end(), foreign_.point);
-  Expect(api_->Post("/api/v1/products/" + p + "/keys",
-                    {{"public_pem", host::PublicKeyPem(signing_key_.get())}}),
-         {200, 201, 409}, "signing key");
+  if (upload) {
+    Expect(api_->Post("/api/v1/products/" + p + "/keys",
+                      {{"public_pem", host::PublicKeyPem(signing_key_.get())}}),
+           {200, 201, 409}, "signing key");
+  }
 
   MakeImages();
   host::PackageSpec full;
@@ -325,7 +341,7 @@ void Fleet::Setup() {
   const std::vector<uint8_t> diff_pkg = Signed(diff, signing_key_.get());
   full_size_ = full_pkg.size();
   diff_size_ = diff_pkg.size();
-  if (!key_from_file) {
+  if (!key_from_file && upload) {
     // The platform picks the first FOTAV2 package it holds: one signed by another run's key
     // would be refused by every board.
     const PlatformApi::Reply list = api_->Get("/api/v1/packages?product_id=" + p);
@@ -338,16 +354,29 @@ void Fleet::Setup() {
       }
     }
   }
-  Expect(api_->PostBytes("/api/v1/products/" + p + "/packages?file_name=fleet-fotav2-full.bin",
-                         full_pkg),
-         {200, 201, 409}, "full package");
-  Expect(api_->PostBytes("/api/v1/products/" + p + "/packages?file_name=fleet-fotav1-fotav2.bin",
-                         diff_pkg),
-         {200, 201, 409}, "diff package");
-
+  if (upload) {
+    Expect(api_->PostBytes("/api/v1/products/" + p + "/packages?file_name=fleet-fotav2-full.bin",
+                           full_pkg),
+           {200, 201, 409}, "full package");
+    Expect(api_->PostBytes("/api/v1/products/" + p + "/packages?file_name=fleet-fotav1-fotav2.bin",
+                           diff_pkg),
+           {200, 201, 409}, "diff package");
+  }
   PlanBoards();
-  CreateDevices();
+  if (upload) CreateDevices();  // every board's device, whatever the shard
+  KeepShard();
   setup_ms_ = NowMs() - t0;
+}
+
+void Fleet::KeepShard() {
+  if (config_.shards <= 1) return;
+  std::vector<DeviceSpec> mine;
+  for (size_t i = 0; i < devices_.size(); ++i) {
+    if (static_cast<int>(i % static_cast<size_t>(config_.shards)) == config_.shard) {
+      mine.push_back(devices_[i]);
+    }
+  }
+  devices_ = std::move(mine);
 }
 
 int Fleet::online_boards() const {
@@ -375,9 +404,122 @@ void Fleet::StartBoards() {
   if (threads_failed_ > 0) {
     std::fprintf(stderr, "ota-fleet: %d board threads did not start\n", threads_failed_);
   }
+  if (!config_.timeline_file.empty() && !sampling_) {
+    std::FILE* out = std::fopen(config_.timeline_file.c_str(), "w");
+    if (out == nullptr) throw std::runtime_error(config_.timeline_file + ": cannot write");
+    sampling_ = true;
+    sampler_ = std::thread([this, out] {
+      std::unique_lock<std::mutex> lock(shared_.mu);
+      while (!shared_.stop) {
+        lock.unlock();
+        Sample(out);
+        lock.lock();
+        shared_.cv.wait_for(lock, std::chrono::milliseconds(500));
+      }
+      lock.unlock();
+      Sample(out);
+      std::fclose(out);
+    });
+  }
+}
+
+namespace {
+
+// CPU seconds (user + system) and resident MB of a process, from /proc; false if it is gone.
+bool ProcStat(int pid, double* cpu_s, double* rss_mb) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  // Fields after the command name (which may hold spaces) in parentheses.
+  std::istringstream rest(line.substr(line.rfind(')') + 2));
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  long long rss_pages = 0;
+  for (int i = 3; rest >> field; ++i) {
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) stime = std::stoull(field);
+    if (i == 24) {
+      rss_pages = std::stoll(field);
+      break;
+    }
+  }
+  const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+  *cpu_s = static_cast<double>(utime + stime) / ticks;
+  *rss_mb = static_cast<double>(rss_pages) * static_cast<double>(sysconf(_SC_PAGESIZE)) / 1048576.0;
+  return true;
+}
+
+}  // namespace
+
+void Fleet::Sample(std::FILE* out) {
+  const FleetCounters& c = shared_.counters;
+  json procs = json::object();
+  std::vector<std::pair<std::string, int>> all = config_.watch;
+  all.emplace_back("fleet", static_cast<int>(getpid()));
+  for (const auto& [name, pid] : all) {
+    double cpu = 0, rss = 0;
+    if (ProcStat(pid, &cpu, &rss)) procs[name] = {{"cpu_s", cpu}, {"rss_mb", rss}};
+  }
+  const json line = {{"t_ms", NowMs()},
+                     {"published", c.published.load()},
+                     {"received", c.received.load()},
+                     {"connects", c.connects.load()},
+                     {"connected", c.connected.load()},
+                     {"http_requests", c.http_requests.load()},
+                     {"bytes", c.bytes_downloaded.load()},
+                     {"procs", procs}};
+  std::fprintf(out, "%s\n", line.dump().c_str());
+  std::fflush(out);
+}
+
+void Fleet::ConnectStorm(double timeout_s) {
+  PlanBoards();
+  KeepShard();
+  MakeImages();
+  StartBoards();
+  int expected = 0;
+  for (const DeviceSpec& d : devices_)
+    expected += !d.traits.offline && !d.traits.late;
+  const int64_t deadline = NowMs() + static_cast<int64_t>(timeout_s * 1000);
+  while (NowMs() < deadline) {
+    int once = 0;
+    int64_t last = 0;
+    for (size_t i = 0; i < boards_.size(); ++i) {
+      if (!boards_[i] || devices_[i].traits.late) continue;
+      const int64_t first = boards_[i]->trace().first_connect_ms.load();
+      if (first >= 0) {
+        ++once;
+        last = std::max(last, first);
+      }
+    }
+    if (once >= expected) {
+      storm_ms_ = last - start_ms_;
+      break;
+    }
+    if (config_.progress) Progress(false);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  if (config_.progress) Progress(true);
+}
+
+void Fleet::WritePasswordFile(const std::string& path) {
+  if (devices_.empty()) PlanBoards();  // every shard's boards
+  char hour[11];
+  device_sim::SystemClock clock;
+  clock.UtcHour(hour);
+  std::ofstream out(path);
+  for (const DeviceSpec& d : devices_) {
+    char password[65];
+    if (!agent::IotdaPassword(d.secret.c_str(), hour, password).ok()) {
+      throw std::runtime_error("cannot compute a password");
+    }
+    out << d.device_id << ":" << password << "\n";
+  }
+  if (!out) throw std::runtime_error(path + ": cannot write");
 }
 
 int64_t Fleet::CreateTask() {
+  if (!api_) throw std::runtime_error("no platform API configured");
   json body = {{"product_id", config_.product_id},
                {"target_version", kTarget},
                {"whole_product", true},
@@ -403,7 +545,7 @@ bool Fleet::WaitTask(double timeout_s) {
   const int64_t deadline = NowMs() + static_cast<int64_t>(timeout_s * 1000);
   task_finished_ = false;
   while (NowMs() < deadline) {
-    if (task_id_ != 0) {
+    if (task_id_ != 0 && api_) {
       const PlatformApi::Reply r = api_->Get("/api/v1/tasks/" + std::to_string(task_id_));
       if (r.status == 200 && r.body.is_object()) {
         task_ = r.body;
@@ -477,6 +619,7 @@ void Fleet::StopBoards() {
   for (auto& b : boards_) {
     if (b) b->Join();
   }
+  if (sampler_.joinable()) sampler_.join();
 }
 
 void Fleet::Evaluate() {
@@ -574,12 +717,19 @@ json Fleet::Summary() {
     mix["powercut"] = mix["powercut"].get<int>() + (d.traits.power_cut_after >= 0);
   }
   json s;
-  s["boards"] = config_.boards;
+  s["boards"] = static_cast<int>(devices_.size());
+  s["shard"] = {{"index", config_.shard}, {"of", config_.shards}, {"fleet_boards", config_.boards}};
   s["product_id"] = config_.product_id;
   s["start_versions"] = start;
   s["mix"] = mix;
   s["packages"] = {{"full_bytes", full_size_}, {"diff_bytes", diff_size_}};
   s["setup_s"] = Seconds(setup_ms_);
+  // The timeline's clock: where the run and the task started, and the task was done.
+  s["clock"] = {{"start_ms", start_ms_},
+                {"task_ms", task_ms != 0 ? json(task_ms) : json(nullptr)},
+                {"task_done_ms", task_done_ms_ != 0 ? json(task_done_ms_) : json(nullptr)},
+                {"stop_ms", stop_ms_}};
+  if (storm_ms_ >= 0) s["connect_only_storm_s"] = Seconds(storm_ms_);
   s["stages"] = {
       {"connect_storm_s", Seconds(storm)},
       {"late_connected_s", Seconds(late)},
@@ -629,7 +779,8 @@ std::string Fleet::SummaryLine() {
   char line[256];
   std::snprintf(line, sizeof(line),
                 "fleet: boards=%d success=%d failed=%d stuck=%d lost=%d offline=%d wall_s=%.1f",
-                config_.boards, success_, failed_, stuck_, lost_, offline_, wall_s_);
+                static_cast<int>(devices_.size()), success_, failed_, stuck_, lost_, offline_,
+                wall_s_);
   return line;
 }
 
@@ -638,7 +789,31 @@ int Fleet::ExitCode() {
   return stuck_ == 0 && lost_ == 0 && finished ? 0 : 1;
 }
 
+void Fleet::FollowNextTask(double timeout_s) {
+  const int64_t deadline = NowMs() + static_cast<int64_t>(timeout_s * 1000);
+  while (NowMs() < deadline && task_id_ == 0) {
+    const PlatformApi::Reply r = api_->Get("/api/v1/tasks");
+    if (r.status == 200 && r.body.is_array()) {
+      for (const json& t : r.body) {
+        if (t.value("product_id", "") == config_.product_id &&
+            t.value("task_id", int64_t{0}) > known_task_ && t.value("status", "") != "Stopped") {
+          SetTask(t["task_id"].get<int64_t>());
+        }
+      }
+    }
+    if (task_id_ == 0) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
 void Fleet::Run() {
+  if (config_.follow_task) {
+    // Tasks made before this run are not the one to follow.
+    const PlatformApi::Reply r = api_->Get("/api/v1/tasks");
+    if (r.status == 200 && r.body.is_array()) {
+      for (const json& t : r.body)
+        known_task_ = std::max(known_task_, t.value("task_id", int64_t{0}));
+    }
+  }
   Setup();
   StartBoards();
   // The connect storm first (bounded), so the task's rounds are measured on their own.
@@ -659,6 +834,10 @@ void Fleet::Run() {
     if (config_.progress) Progress(false);
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
+  if (!config_.ready_file.empty()) {
+    std::ofstream(config_.ready_file) << connected_once << "\n";
+  }
+  if (config_.follow_task) FollowNextTask(config_.timeout_s);
   if (config_.create_task) CreateTask();
   if (task_id_ != 0 || config_.create_task) {
     WaitTask(config_.timeout_s);

@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -55,6 +56,19 @@ struct FleetConfig {
   size_t stack_bytes = 256 * 1024;
   int setup_connections = 4;
   bool progress = true;  // the one-line display on stderr
+  // Every 500 ms a JSON line: the fleet's counters and the CPU seconds and RSS of this process
+  // and of `watch` (name, PID: the broker, the platform), on the clock of the summary's
+  // `clock` (benchmarks cut it into stages).
+  std::string timeline_file;
+  std::vector<std::pair<std::string, int>> watch;
+  // One process holds ~4 descriptors a board: past the descriptor limit, a fleet runs as
+  // several processes, each the boards i with i % shards == shard. One of them (or a run with
+  // setup_only) makes the product, packages and every device; the others skip_setup (they
+  // need the same key_file) and follow the task someone else creates (follow_task).
+  int shard = 0, shards = 1;
+  bool skip_setup = false;
+  bool follow_task = false;  // follow the product's next new task
+  std::string ready_file;    // written once this process's boards connected
 };
 
 // Parses "FOTAV1=90,FOTAV0=10". Throws std::invalid_argument.
@@ -90,6 +104,14 @@ class Fleet {
   // After Summary(): 0 only if stuck=0, lost=0 and the task finished.
   int ExitCode();
 
+  // Only the connect storm, against any broker that knows the boards' logins (a peer broker
+  // with Mosquitto's password_file): the boards start, and it returns once every online board
+  // connected (or after `timeout_s`); StopBoards() and Summary() follow. No platform needed.
+  void ConnectStorm(double timeout_s);
+  // `device_id:password` for every board at the current UTC hour (IoTDA's HMAC password), the
+  // format `mosquitto_passwd -U` hashes.
+  void WritePasswordFile(const std::string& path);
+
   // The whole campaign for the command line: Setup(), StartBoards(), the connect storm,
   // CreateTask() (unless create_task is false), WaitTask(), StopBoards(). Then Summary().
   void Run();
@@ -112,6 +134,12 @@ class Fleet {
   void CreateDevices();
   void Progress(bool final_line);
   void Evaluate();
+  void Sample(std::FILE* out);
+  // Sharded: keeps this process's boards only (after planning every board).
+  void KeepShard();
+  // Waits for the product's first task newer than those at the start of Run().
+  void FollowNextTask(double timeout_s);
+  int64_t known_task_ = 0;
 
   FleetConfig config_;
   FleetShared shared_;
@@ -122,6 +150,9 @@ class Fleet {
   TrustedKey trusted_{}, foreign_{};
   std::vector<std::unique_ptr<FleetBoard>> boards_;
   int64_t start_ms_ = 0;
+  int64_t storm_ms_ = -1;  // ConnectStorm(): until every online board connected
+  std::thread sampler_;
+  bool sampling_ = false;
   int64_t task_id_ = 0;
   int64_t task_done_ms_ = 0;
   bool task_finished_ = false;

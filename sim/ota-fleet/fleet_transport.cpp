@@ -142,11 +142,18 @@ bool FleetMqtt::RunFor(int timeout_ms, const std::function<bool()>& done) {
       Lost();
       return false;
     }
-    if (n > 0 && (p.revents & (POLLIN | POLLERR | POLLHUP)) != 0) {
+    if (n > 0 && (p.revents & POLLIN) != 0) {
       if (mosquitto_loop_read(m_, 1) != MOSQ_ERR_SUCCESS) {
         Lost();
         return false;
       }
+    }
+    if (n > 0 && (p.revents & (POLLERR | POLLHUP)) != 0) {
+      // Hung up or refused. libmosquitto still reads "success" from a socket whose
+      // non-blocking connect was refused (connect pending), and poll() answers at once, for
+      // ever: the session is gone whatever it says.
+      Lost();
+      return false;
     }
     if (mosquitto_want_write(m_) && (n <= 0 || (p.revents & POLLOUT) != 0)) {
       if (mosquitto_loop_write(m_, 1) != MOSQ_ERR_SUCCESS) {

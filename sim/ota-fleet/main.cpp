@@ -29,8 +29,9 @@ int main(int argc, char** argv) {
   bool no_task = false, quiet = false;
   int64_t task_id = 0;
   double stack_kb = 256;
-  app.add_option("--api", c.api_url, "operator API, https://127.0.0.1:PORT")->required();
-  app.add_option("--token-file", token_file, "file holding an operator token")->required();
+  app.add_option("--api", c.api_url,
+                 "operator API, https://127.0.0.1:PORT (not with --connect-only)");
+  app.add_option("--token-file", token_file, "file holding an operator token");
   app.add_option("--ca", c.ca_file, "the platform's CA (DATA/tls/ca.pem)")->required();
   app.add_option("--mqtt-host", c.mqtt_host, "broker host (MQTTS)")->capture_default_str();
   app.add_option("--mqtt-port", c.mqtt_port, "broker MQTTS port")->capture_default_str();
@@ -72,13 +73,37 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--summary", summary_file, "write the JSON summary here instead of stdout");
   app.add_flag("--quiet", quiet, "no progress line on stderr");
+  std::vector<std::string> watch;
+  app.add_option("--timeline", c.timeline_file,
+                 "every 500 ms a JSON line: counters, CPU and RSS of this process and --watch");
+  app.add_option("--watch", watch, "NAME=PID: a process to sample into --timeline (repeatable)");
+  std::string shard;
+  app.add_option("--shard", shard, "K/N: this process runs boards i with i % N == K");
+  bool setup_only = false;
+  app.add_flag("--setup-only", setup_only, "make product, key, packages and devices, then exit");
+  app.add_flag("--skip-setup", c.skip_setup, "another run made them (needs its --key-file)");
+  app.add_flag("--follow-task", c.follow_task,
+               "follow the product's next new task (with --no-task)");
+  app.add_option("--ready-file", c.ready_file, "written once this process's boards connected");
+  bool connect_only = false;
+  std::string password_file;
+  app.add_flag("--connect-only", connect_only,
+               "only the connect storm, against any broker that knows the logins (no platform)");
+  app.add_option("--write-password-file", password_file,
+                 "write device_id:password (this UTC hour) for every board, for a peer broker's "
+                 "password_file, and exit");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
   try {
-    c.token = ReadToken(token_file);
+    if (!connect_only && password_file.empty()) {
+      if (c.api_url.empty() || token_file.empty()) {
+        throw std::runtime_error("--api and --token-file are required (but with --connect-only)");
+      }
+      c.token = ReadToken(token_file);
+    }
     c.start_mix = ota::fleet::ParseStartMix(start_mix);
     if (!task_json.empty()) {
       c.task_extra = nlohmann::json::parse(task_json);
@@ -88,8 +113,33 @@ int main(int argc, char** argv) {
     c.stack_bytes = static_cast<size_t>(stack_kb * 1024);
     c.progress = !quiet;
     if (c.boards <= 0) throw std::runtime_error("--boards must be positive");
+    for (const std::string& w : watch) {
+      const size_t eq = w.find('=');
+      if (eq == std::string::npos || eq == 0) throw std::runtime_error("--watch NAME=PID");
+      c.watch.emplace_back(w.substr(0, eq), std::stoi(w.substr(eq + 1)));
+    }
+    if (!shard.empty()) {
+      const size_t slash = shard.find('/');
+      if (slash == std::string::npos) throw std::runtime_error("--shard K/N");
+      c.shard = std::stoi(shard.substr(0, slash));
+      c.shards = std::stoi(shard.substr(slash + 1));
+      if (c.shards < 1 || c.shard < 0 || c.shard >= c.shards)
+        throw std::runtime_error("--shard K/N");
+    }
     ota::fleet::Fleet fleet(c);
-    if (no_task && task_id != 0) {
+    if (setup_only) {
+      fleet.Setup();
+      std::printf("ota-fleet: set up %d boards of product %s\n", c.boards, c.product_id.c_str());
+      return 0;
+    }
+    if (!password_file.empty()) {
+      fleet.WritePasswordFile(password_file);
+      return 0;
+    }
+    if (connect_only) {
+      fleet.ConnectStorm(c.timeout_s);
+      fleet.StopBoards();
+    } else if (no_task && task_id != 0) {
       fleet.Setup();
       fleet.StartBoards();
       fleet.SetTask(task_id);
