@@ -7,9 +7,13 @@
 #include <ctime>
 
 #include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <sstream>
 
 #include "ota/broker/device_auth.hpp"
+#include "ota/server/download_slots.hpp"
 
 namespace ota::server {
 
@@ -157,7 +161,8 @@ HttpApi::HttpApi(Platform& platform, UpgradeTasks* tasks, int download_workers)
       server_(std::make_unique<httplib::SSLServer>(platform.tls().server_cert.c_str(),
                                                    platform.tls().server_key.c_str())),
       downloads_(std::make_unique<httplib::SSLServer>(platform.tls().server_cert.c_str(),
-                                                      platform.tls().server_key.c_str())) {
+                                                      platform.tls().server_key.c_str())),
+      download_slots_(std::make_unique<DownloadSlots>()) {
   if (!server_->is_valid() || !downloads_->is_valid()) {
     throw std::runtime_error("https: cannot load the TLS files");
   }
@@ -359,13 +364,15 @@ void HttpApi::Routes() {
 
 void HttpApi::DownloadRoutes() {
   Platform& p = platform_;
+  DownloadSlots* slots = download_slots_.get();
   // Device downloads: the token must be valid, unexpired, for this very package, and issued to
   // the device whose URL this is (so a token handed to another device is refused); the device
   // must be enabled and the task that issued the token must still want this download. The
   // checks read through this thread's read-only connection: downloads never wait for the
   // platform's write lock. The file is streamed from disk, never held whole in memory.
-  downloads_->Get(R"(/download/devices/([^/]+)/packages/(\d+))", [&p](const httplib::Request& req,
-                                                                      httplib::Response& res) {
+  downloads_->Get(R"(/download/devices/([^/]+)/packages/(\d+))", [&p, slots](
+                                                                     const httplib::Request& req,
+                                                                     httplib::Response& res) {
     try {
       const std::string url_device = req.matches[1];
       const int64_t id = PackageId(req.matches[2]);
@@ -387,6 +394,11 @@ void HttpApi::DownloadRoutes() {
           return Error(res, 401, "invalid download token");
       }
       if (device != url_device) return Error(res, 403, "download token is for another device");
+      std::shared_ptr<DownloadSlots::Slot> slot = slots->Take(device);
+      if (!slot) {
+        res.set_header("Retry-After", "1");
+        return Error(res, 429, "too many downloads at once for this device");
+      }
       Database& db = p.ReadDb();
       if (!UpgradeTasks::DownloadAllowed(db, task_id, device, id)) {
         return Error(res, 403,
@@ -410,7 +422,7 @@ void HttpApi::DownloadRoutes() {
       const auto cut_at = std::chrono::steady_clock::now() + kMaxResponseTime;
       res.set_content_provider(
           size, "application/octet-stream",
-          [file, cut_at](size_t offset, size_t length, httplib::DataSink& sink) {
+          [file, cut_at, slot](size_t offset, size_t length, httplib::DataSink& sink) {
             if (std::chrono::steady_clock::now() > cut_at) return false;
             char buf[16384];
             file->seekg(static_cast<std::streamoff>(offset));

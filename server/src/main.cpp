@@ -188,7 +188,8 @@ int main(int argc, char** argv) {
   int64_t package_id = 0, task_id = 0;
   std::vector<std::string> devices, groups;
   bool all = false;
-  int retries = 0, retry_interval = 300, timeout_s = 600, rate = 0, threshold = 100;
+  int retries = 0, retry_interval = 300, timeout_s = 600, rate = 0, threshold = 100,
+      resend_interval = 60;
   int64_t deadline_s = 0;
   std::vector<std::string> waves;
   bool supersede = false;
@@ -207,6 +208,9 @@ int main(int argc, char** argv) {
                        "a rollout wave, in order (repeatable): group:NAME, PERCENT% or "
                        "devices:ID,ID; the devices left form a last wave");
   t_create->add_option("--rate", rate, "firmware_upgrade commands per minute (0: no limit)");
+  t_create->add_option("--resend-interval", resend_interval,
+                       "seconds without news from an upgrading device before its command is "
+                       "sent again (default 60)");
   t_create->add_option("--failure-threshold", threshold,
                        "percent of a wave that may fail before the task pauses (default 100)");
   t_create->add_flag("--supersede", supersede,
@@ -305,6 +309,7 @@ int main(int argc, char** argv) {
     if (package_id != 0) body["package_id"] = package_id;
     if (deadline_s != 0) body["deadline"] = static_cast<int64_t>(std::time(nullptr)) + deadline_s;
     if (supersede) body["supersede"] = true;
+    body["resend_interval"] = resend_interval;
     if (!waves.empty() || rate != 0 || threshold != 100) {
       json ro = {{"rate_per_minute", rate}, {"failure_threshold_percent", threshold}};
       json list = json::array();

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <thread>
 
 namespace ota::server {
@@ -29,12 +30,10 @@ MqttBridge::MqttBridge(MqttOptions options, Handler on_message, size_t max_paylo
   // clean_session false: the broker keeps the subscriptions and queues QoS 1 messages for
   // the platform while it is away.
   m_ = mosquitto_new(options_.client_id.c_str(), false, this);
-  mosquitto_connect_callback_set(m_, OnConnect);
+  mosquitto_connect_with_flags_callback_set(m_, OnConnect);
   mosquitto_disconnect_callback_set(m_, OnDisconnect);
   mosquitto_message_callback_set(m_, OnMessage);
   mosquitto_publish_callback_set(m_, OnPublish);
-  // Devices' reports arrive in bursts; let many be in flight to the platform at once.
-  mosquitto_int_option(m_, MOSQ_OPT_RECEIVE_MAXIMUM, 1000);
   mosquitto_reconnect_delay_set(m_, 1, 10, true);
 }
 
@@ -43,15 +42,21 @@ MqttBridge::~MqttBridge() {
   mosquitto_destroy(m_);
 }
 
-void MqttBridge::OnConnect(mosquitto* m, void* self, int rc) {
+void MqttBridge::OnConnect(mosquitto* m, void* self, int rc, int flags) {
   auto* b = static_cast<MqttBridge*>(self);
   b->last_connack_ = rc;
   if (rc != 0) return;
   for (const std::string& filter : UpSubscriptions(b->options_.share_group)) {
-    mosquitto_subscribe(m, nullptr, filter.c_str(), 1);
+    const int s = mosquitto_subscribe(m, nullptr, filter.c_str(), 1);
+    if (s != MOSQ_ERR_SUCCESS) {
+      std::fprintf(stderr, "ota-server: mqtt: cannot subscribe %s: %s\n", filter.c_str(),
+                   mosquitto_strerror(s));
+      mosquitto_disconnect(m);  // and the loop connects (and subscribes) again
+      return;
+    }
   }
   b->connected_ = true;
-  if (b->on_connect_) b->on_connect_();
+  if (b->on_connect_) b->on_connect_((flags & 1) != 0);
 }
 
 void MqttBridge::OnPublish(mosquitto*, void* self, int mid) {

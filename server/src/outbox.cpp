@@ -2,13 +2,25 @@
 
 namespace ota::server {
 
-QueuedMessage Outbox::Add(const Outgoing& message, int64_t now) {
-  db_.Prepare("INSERT INTO outbox (topic, payload, created_at) VALUES (?, ?, ?)")
-      .Bind(1, message.topic)
-      .Bind(2, message.payload)
-      .Bind(3, now)
-      .Run();
+QueuedMessage Outbox::Add(const Outgoing& message, int64_t now, int64_t task_id,
+                          const std::string& device_id) {
+  Statement st = db_.Prepare(
+      "INSERT INTO outbox (topic, payload, created_at, task_id, device_id) VALUES (?, ?, ?, ?, ?)");
+  st.Bind(1, message.topic).Bind(2, message.payload).Bind(3, now);
+  if (task_id != 0) {
+    st.Bind(4, task_id).Bind(5, device_id);
+  } else {
+    st.BindNull(4).BindNull(5);
+  }
+  st.Run();
   return {db_.LastInsertId(), message};
+}
+
+void Outbox::DropFor(int64_t task_id, const std::string& device_id) {
+  db_.Prepare("DELETE FROM outbox WHERE task_id = ?1 AND (?2 = '' OR device_id = ?2)")
+      .Bind(1, task_id)
+      .Bind(2, device_id)
+      .Run();
 }
 
 std::vector<QueuedMessage> Outbox::Pending(int64_t created_before, size_t limit) {
@@ -30,8 +42,16 @@ void Outbox::Remove(const std::vector<int64_t>& ids) {
   tx.Commit();
 }
 
-int Outbox::Expire(int64_t created_before) {
-  return db_.Prepare("DELETE FROM outbox WHERE created_at < ?").Bind(1, created_before).Run();
+std::vector<int64_t> Outbox::Expire(int64_t created_before) {
+  std::vector<int64_t> ids;
+  Statement st = db_.Prepare("SELECT id FROM outbox WHERE created_at < ?");
+  st.Bind(1, created_before);
+  while (st.Step())
+    ids.push_back(st.Int(0));
+  if (!ids.empty()) {
+    db_.Prepare("DELETE FROM outbox WHERE created_at < ?").Bind(1, created_before).Run();
+  }
+  return ids;
 }
 
 int64_t Outbox::Size() {

@@ -87,7 +87,9 @@ std::string Platform::MosquittoConfig(const std::filesystem::path& plugin, int m
   c += "max_packet_size " + std::to_string(kMaxDevicePayload + 1024) + "\n";
   // The platform's persistent session (QoS 1) survives a broker restart.
   std::filesystem::create_directories(data_dir_ / "broker");
-  c += "persistence true\npersistence_location " + (data_dir_ / "broker").string() + "/\n";
+  // Saved every minute as well as on a clean stop: a crashed broker loses at most that much.
+  c += "persistence true\nautosave_interval 60\npersistence_location " +
+       (data_dir_ / "broker").string() + "/\n";
   c += "plugin " + plugin.string() + "\n";
   c += "plugin_opt_registry " + database_path().string() + "\n";
   c += "plugin_opt_secret_key " + secret_key_path().string() + "\n";

@@ -294,6 +294,10 @@ bool Registry::MarkSeen(const std::string& device_id) {
              .Run() == 1;
 }
 
+void Registry::PresenceUnknown() {
+  db_.Exec("UPDATE devices SET presence_seq = 0 WHERE presence_seq > 0");
+}
+
 bool Registry::ApplyPresence(const std::string& device_id, bool connected, int64_t seq) {
   // A connect must be newer than anything applied; a disconnect may carry the seq of the
   // connect it ends (equal), but not an older one (a takeover's old connection).

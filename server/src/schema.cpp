@@ -109,24 +109,31 @@ ALTER TABLE task_devices ADD COLUMN reported_version TEXT;        -- seen while 
 ALTER TABLE task_devices ADD COLUMN sent_at INTEGER NOT NULL DEFAULT 0;     -- last firmware_upgrade
 ALTER TABLE task_devices ADD COLUMN activity_at INTEGER NOT NULL DEFAULT 0; -- last device report
 ALTER TABLE task_devices ADD COLUMN commands INTEGER NOT NULL DEFAULT 0;    -- firmware_upgrades sent
+ALTER TABLE task_devices ADD COLUMN resend_due INTEGER NOT NULL DEFAULT 0;  -- re-send at next_at
+-- Rows upgrading before this migration: their command counts as sent at their last change
+-- (no re-send burst at the first tick).
+UPDATE task_devices SET sent_at = updated_at, activity_at = updated_at WHERE status = 'Processing';
 -- A device is in at most one open upgrade: older overlaps are superseded by the newest task.
-UPDATE task_devices SET status = 'Stopped', description = 'superseded by a newer task'
- WHERE status IN ('Waiting', 'Processing', 'FailWaitRetry') AND EXISTS (
+UPDATE task_devices SET status = 'Stopped', description = 'superseded by a newer task',
+ updated_at = CAST(strftime('%s', 'now') AS INTEGER) WHERE status IN ('Waiting', 'Processing', 'FailWaitRetry') AND EXISTS (
    SELECT 1 FROM task_devices n WHERE n.device_id = task_devices.device_id
      AND n.task_id > task_devices.task_id AND n.status IN ('Waiting', 'Processing', 'FailWaitRetry'));
 CREATE UNIQUE INDEX task_devices_one_open ON task_devices (device_id)
  WHERE status IN ('Waiting', 'Processing', 'FailWaitRetry');
-CREATE INDEX task_devices_due ON task_devices (next_at)
+CREATE INDEX task_devices_due ON task_devices (task_id, wave, next_at)
  WHERE status IN ('Waiting', 'Processing', 'FailWaitRetry');
 CREATE INDEX task_devices_by_status ON task_devices (task_id, wave, status);
 CREATE INDEX task_devices_sent ON task_devices (task_id, sent_at);
 -- Messages a committed state change implies, published after the commit and deleted when the
 -- broker acknowledged them (QoS 1): a crash between the two re-sends, never loses.
 CREATE TABLE outbox (
-  id         INTEGER PRIMARY KEY,
+  id         INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: acknowledgements find their row
   topic      TEXT NOT NULL,
   payload    TEXT NOT NULL,
-  created_at INTEGER NOT NULL);
+  created_at INTEGER NOT NULL,
+  task_id    INTEGER,                            -- what it is for: dropped when that ends
+  device_id  TEXT);
+CREATE INDEX outbox_by_task ON outbox (task_id, device_id);
 -- Presence reported by the broker plugin (docs/spec/broker-auth.md, "Presence events").
 ALTER TABLE devices ADD COLUMN presence_seq INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX devices_by_group ON device_groups (device_id);

@@ -1,8 +1,10 @@
 #include "ota/server/service.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <optional>
+#include <thread>
 
 namespace ota::server {
 
@@ -12,6 +14,8 @@ namespace {
 constexpr int64_t kOutboxRetrySeconds = 5;
 // Older messages are dropped: the tasks' own timers re-send what still matters.
 constexpr int64_t kOutboxKeepSeconds = 600;
+// Published and not yet acknowledged at most (libmosquitto numbers them with 16 bits).
+constexpr size_t kMaxInflight = 10000;
 }  // namespace
 
 Service::Service(Platform& platform, ServiceOptions options)
@@ -66,6 +70,17 @@ bool Service::Start(std::string* error) {
           acked_.push_back(it->second);
           inflight_ids_.erase(it->second);
           inflight_.erase(it);
+        },
+        [this](bool session_present) {
+          if (session_present) return;
+          // A new session: the broker restarted without ours (or it expired). Its presence
+          // events since are lost, so what it said before no longer holds.
+          std::lock_guard<std::mutex> guard(platform_.lock());
+          try {
+            platform_.registry().PresenceUnknown();
+          } catch (const std::exception& e) {
+            std::fprintf(stderr, "ota-server: presence reset failed: %s\n", e.what());
+          }
         });
     if (!bridge_->Start(5000, error)) {
       Stop();
@@ -108,10 +123,13 @@ void Service::Wait() {
 }
 
 void Service::Send(const std::vector<QueuedMessage>& messages) {
-  if (!bridge_) return;
+  // Disconnected: libmosquitto would keep a copy of each (unbounded, and sent on reconnect
+  // even if its task ended meanwhile); the outbox has them, FlushOutbox sends them later.
+  if (!bridge_ || !bridge_->connected()) return;
   for (const QueuedMessage& m : messages) {
     std::lock_guard<std::mutex> guard(inflight_mutex_);
     if (inflight_ids_.count(m.id) != 0) continue;
+    if (inflight_.size() >= kMaxInflight) break;  // the rest waits in the outbox
     // Under the mutex: the PUBACK callback cannot look the message ID up before it is known.
     const int mid = bridge_->Publish(m.message);
     if (mid < 0) continue;  // stays in the outbox; the tick publishes it again
@@ -130,8 +148,17 @@ void Service::FlushOutbox(int64_t now) {
   {
     std::lock_guard<std::mutex> guard(platform_.lock());
     platform_.outbox().Remove(acked);
-    if (const int n = platform_.outbox().Expire(now - kOutboxKeepSeconds); n > 0) {
-      platform_.registry().Count("outbox_expired", n);
+    const std::vector<int64_t> expired = platform_.outbox().Expire(now - kOutboxKeepSeconds);
+    if (!expired.empty()) {
+      platform_.registry().Count("outbox_expired", static_cast<int64_t>(expired.size()));
+      std::lock_guard<std::mutex> g(inflight_mutex_);
+      for (int64_t id : expired)
+        inflight_ids_.erase(id);  // their PUBACK, if it comes, finds nothing
+      for (auto it = inflight_.begin(); it != inflight_.end();) {
+        it = std::find(expired.begin(), expired.end(), it->second) != expired.end()
+                 ? inflight_.erase(it)
+                 : std::next(it);
+      }
     }
     if (bridge_ && bridge_->connected()) {
       pending = platform_.outbox().Pending(now - kOutboxRetrySeconds, 5000);
@@ -186,69 +213,97 @@ void Service::HandleDeviceMessage(const std::string& topic, const std::string& p
   }
   const std::optional<UpTopic> up = ParseUpTopic(topic);
   if (!up) return;
-  {
-    std::lock_guard<std::mutex> guard(platform_.lock());
-    // One transaction per message: seen, stored, counted and the task's change commit together.
-    std::optional<Transaction> tx;
+  const char* what = up->kind == UpKind::kPropertiesReport ? "property_reports" : "events";
+  std::lock_guard<std::mutex> guard(platform_.lock());
+  // The broker took the message when it was handed over (PUBACK): a database that is busy
+  // (another instance writing) is waited for and tried again, not dropped at once.
+  for (int attempt = 1;; ++attempt) {
+    out.clear();
     try {
-      tx.emplace(platform_.db());
-      // Unknown: a device deleted since it logged in.
-      if (!platform_.registry().MarkSeen(up->device_id)) {
-        throw ApiError(404, "no device " + up->device_id);
-      }
-      if (payload.size() > kMaxDevicePayload) {
-        throw ApiError(413, "payload of " + std::to_string(payload.size()) + " bytes");
-      }
-      if (up->kind == UpKind::kMessagesUp || up->kind == UpKind::kCommandResponse) {
-        tx->Commit();
-        return;
-      }
-      nlohmann::json j;
-      try {
-        j = nlohmann::json::parse(payload);
-      } catch (const nlohmann::json::parse_error&) {
-        throw ApiError(400, "not JSON");
-      }
-      if (up->kind == UpKind::kPropertiesReport) {
-        platform_.registry().StoreProperties(up->device_id, j);
-        platform_.registry().Count("property_reports");
-        tx->Commit();
-        return;
-      }
-      for (const OtaEvent& e : ParseOtaEvents(j)) {
-        if (e.event_type == "version_report") {
-          const auto text = [&](const char* key) {
-            return e.paras.contains(key) && e.paras[key].is_string()
-                       ? e.paras[key].get<std::string>()
-                       : std::string();
-          };
-          auto msgs =
-              tasks_->OnVersionReport(up->device_id, text("fw_version"), text("sw_version"), now);
-          out.insert(out.end(), msgs.begin(), msgs.end());
-        } else if (e.event_type == "upgrade_progress_report") {
-          auto msgs = tasks_->OnProgress(up->device_id, e.paras, now);
-          out.insert(out.end(), msgs.begin(), msgs.end());
-        } else {
-          throw ApiError(400, "unknown $ota event " + e.event_type);
-        }
-      }
-      tx->Commit();
+      // One transaction per message: seen, stored, counted and the task's change commit
+      // together, or none of them.
+      Transaction tx(platform_.db());
+      ApplyDeviceMessage(*up, payload, now, &out);
+      tx.Commit();
+      break;
     } catch (const ApiError& e) {
+      // Refused as a whole (nothing of it applied); the device was seen, the refusal counted.
+      out.clear();
       try {
-        Reject(up->device_id, up->kind == UpKind::kPropertiesReport ? "property_reports" : "events",
-               e.what());
-        if (tx) tx->Commit();  // the device was seen; the rejection counted
+        Transaction tx(platform_.db());
+        if (platform_.registry().MarkSeen(up->device_id)) Reject(up->device_id, what, e.what());
+        tx.Commit();
       } catch (const std::exception& again) {
         std::fprintf(stderr, "ota-server: message from %s failed: %s\n", up->device_id.c_str(),
                      again.what());
       }
+      break;
+    } catch (const DbError& e) {
+      out.clear();  // rolled back: nothing it queued exists
+      if (attempt < 3) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100 * attempt));
+        continue;
+      }
+      platform_.registry().Count("lost_device_messages");
+      std::fprintf(stderr, "ota-server: message from %s lost: %s\n", up->device_id.c_str(),
+                   e.what());
+      break;
     } catch (const std::exception& e) {
+      out.clear();
       std::fprintf(stderr, "ota-server: message from %s failed: %s\n", up->device_id.c_str(),
                    e.what());
-      out.clear();  // rolled back: nothing it queued exists
+      break;
     }
   }
   Send(out);
+}
+
+void Service::ApplyDeviceMessage(const UpTopic& up, const std::string& payload, int64_t now,
+                                 std::vector<QueuedMessage>* out) {
+  // Unknown: a device deleted since it logged in.
+  if (!platform_.registry().MarkSeen(up.device_id)) {
+    throw ApiError(404, "no device " + up.device_id);
+  }
+  if (payload.size() > kMaxDevicePayload) {
+    throw ApiError(413, "payload of " + std::to_string(payload.size()) + " bytes");
+  }
+  if (up.kind == UpKind::kMessagesUp || up.kind == UpKind::kCommandResponse) return;
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(payload);
+  } catch (const nlohmann::json::parse_error&) {
+    throw ApiError(400, "not JSON");
+  }
+  if (up.kind == UpKind::kPropertiesReport) {
+    platform_.registry().StoreProperties(up.device_id, j);
+    platform_.registry().Count("property_reports");
+    return;
+  }
+  const std::vector<OtaEvent> events = ParseOtaEvents(j);
+  // Every event is checked before any is applied: a message is taken whole or not at all.
+  for (const OtaEvent& e : events) {
+    if (e.event_type == "upgrade_progress_report") {
+      if (!e.paras.contains("result_code") || !e.paras["result_code"].is_number_integer() ||
+          !e.paras.contains("version") || !e.paras["version"].is_string()) {
+        throw ApiError(400, "upgrade_progress_report: result_code and version are required");
+      }
+    } else if (e.event_type != "version_report") {
+      throw ApiError(400, "unknown $ota event " + e.event_type);
+    }
+  }
+  for (const OtaEvent& e : events) {
+    std::vector<QueuedMessage> msgs;
+    if (e.event_type == "version_report") {
+      const auto text = [&](const char* key) {
+        return e.paras.contains(key) && e.paras[key].is_string() ? e.paras[key].get<std::string>()
+                                                                 : std::string();
+      };
+      msgs = tasks_->OnVersionReport(up.device_id, text("fw_version"), text("sw_version"), now);
+    } else {
+      msgs = tasks_->OnProgress(up.device_id, e.paras, now);
+    }
+    out->insert(out->end(), msgs.begin(), msgs.end());
+  }
 }
 
 }  // namespace ota::server

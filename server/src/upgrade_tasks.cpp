@@ -22,6 +22,7 @@ struct UpgradeTasks::Row {
   std::string reported_version;
   int64_t sent_at = 0, activity_at = 0;
   int commands = 0;
+  bool resend_due = false;  // the command is to be sent again at next_at
   // from the task
   std::string product_id, target_version;
   int64_t task_package = 0, deadline = 0;
@@ -42,8 +43,15 @@ constexpr const char* kRowSelect =
     "d.progress, COALESCE(d.result_code, -1), d.description, d.wave, "
     "COALESCE(d.reported_version, ''), d.sent_at, d.activity_at, d.commands, t.product_id, "
     "t.target_version, COALESCE(t.package_id, 0), t.deadline, t.retry_count, t.retry_interval, "
-    "t.resend_interval, t.rate_per_minute, t.paused "
+    "t.resend_interval, t.rate_per_minute, t.paused, d.resend_due "
     "FROM task_devices d JOIN tasks t ON t.task_id = d.task_id ";
+
+// After the broker reports a device connected it still has to subscribe: what is sent to it
+// waits this long (a message before its SUBSCRIBE is dropped by the broker).
+constexpr int64_t kSubscribeGrace = 3;
+// A version a Waiting device reported stays good for commanding it this long (its version
+// changes only through a reboot, after which it reports again).
+constexpr int64_t kReportFreshSeconds = 3600;
 
 // A stable order for percentage waves that does not follow the device IDs' order (which
 // often follows the production line): FNV-1a of the ID.
@@ -240,6 +248,7 @@ int64_t UpgradeTasks::Create(const TaskSpec& spec, int64_t now) {
       kOpen);
   for (const auto& [device, old_task] : busy) {
     supersede.Reset().Bind(1, "superseded by " + TaskName(id)).Bind(2, now).Bind(3, device).Run();
+    outbox_.DropFor(old_task, device);
   }
   Statement wave_ins = db_.Prepare(
       "INSERT INTO task_waves (task_id, wave, name, failure_threshold) VALUES (?, ?, ?, ?)");
@@ -393,6 +402,7 @@ void UpgradeTasks::Stop(int64_t task_id, int64_t now) {
           .Bind(2, task_id)
           .Run();
   if (stopped == 0) throw ApiError(409, TaskName(task_id) + " has already ended");
+  outbox_.DropFor(task_id);  // commands not yet out must not reach the devices
   db_.Prepare("UPDATE tasks SET stopped = 1, finished_at = ? WHERE task_id = ?")
       .Bind(1, now)
       .Bind(2, task_id)
@@ -419,6 +429,9 @@ void UpgradeTasks::Resume(int64_t task_id, int64_t now) {
   if (status != "Waiting" && status != "Processing") {
     throw ApiError(409, TaskName(task_id) + " has ended (" + status + ")");
   }
+  Statement p = db_.Prepare("SELECT paused FROM tasks WHERE task_id = ?");
+  p.Bind(1, task_id);
+  if (!p.Step() || p.Int(0) == 0) throw ApiError(409, TaskName(task_id) + " is not paused");
   const int active = ActiveWave(task_id);
   db_.Prepare("UPDATE tasks SET paused = 0, pause_reason = '' WHERE task_id = ?")
       .Bind(1, task_id)
@@ -467,6 +480,7 @@ std::vector<UpgradeTasks::Row> UpgradeTasks::Rows(const std::string& where,
     r.resend_interval = static_cast<int>(st.Int(20));
     r.rate_per_minute = static_cast<int>(st.Int(21));
     r.paused = st.Int(22) != 0;
+    r.resend_due = st.Int(23) != 0;
     rows.push_back(std::move(r));
   }
   return rows;
@@ -484,7 +498,8 @@ void UpgradeTasks::Update(const Row& r, int64_t now) {
   Statement st = db_.Prepare(
       "UPDATE task_devices SET status = ?, attempts = ?, next_at = ?, package_id = ?, "
       "progress = ?, result_code = ?, description = ?, updated_at = ?, reported_version = ?, "
-      "sent_at = ?, activity_at = ?, commands = ? WHERE task_id = ? AND device_id = ?");
+      "sent_at = ?, activity_at = ?, commands = ?, resend_due = ? WHERE task_id = ? AND "
+      "device_id = ?");
   st.Bind(1, r.status).Bind(2, r.attempts).Bind(3, r.next_at);
   if (r.package_id != 0) {
     st.Bind(4, r.package_id);
@@ -503,8 +518,8 @@ void UpgradeTasks::Update(const Row& r, int64_t now) {
   } else {
     st.Bind(9, r.reported_version);
   }
-  st.Bind(10, r.sent_at).Bind(11, r.activity_at).Bind(12, r.commands);
-  st.Bind(13, r.task_id).Bind(14, r.device_id).Run();
+  st.Bind(10, r.sent_at).Bind(11, r.activity_at).Bind(12, r.commands).Bind(13, r.resend_due);
+  st.Bind(14, r.task_id).Bind(15, r.device_id).Run();
 }
 
 int UpgradeTasks::ActiveWave(int64_t task_id) {
@@ -608,8 +623,10 @@ void UpgradeTasks::Command(Row& r, const std::string& fw, int64_t now,
     return;
   }
   const int64_t expires = std::min(r.deadline, now + kMaxTokenSeconds);
-  out->push_back(outbox_.Add(
-      FirmwareUpgrade(r.device_id, grant_(r.device_id, *pkg, expires, r.task_id)), now));
+  out->push_back(
+      outbox_.Add(FirmwareUpgrade(r.device_id, grant_(r.device_id, *pkg, expires, r.task_id)), now,
+                  r.task_id, r.device_id));
+  r.resend_due = false;
   const bool resend = r.status == "Processing" && r.package_id == pkg->package_id;
   r.status = "Processing";
   r.package_id = pkg->package_id;
@@ -684,6 +701,11 @@ void UpgradeTasks::TickTask(int64_t task_id, int64_t now, int* queries,
         st.Bind(1, task_id).Bind(2, wave).Bind(3, now).Bind(4, static_cast<int64_t>(kRowsPerTick));
       });
   int budget = due.empty() ? 0 : CommandBudget(due.front(), now);
+  // A rate-limited task asks only about as many devices as it may command soon: asking a
+  // whole wave that waits hours for its turn would only be asked again.
+  int task_queries = due.empty() || due.front().rate_per_minute <= 0
+                         ? kQueriesPerTick
+                         : std::max(1, due.front().rate_per_minute / 30);
   Statement paused_now = db_.Prepare("SELECT paused FROM tasks WHERE task_id = ?");
   for (Row& r : due) {
     // A device that failed in this tick may have tripped the wave's threshold.
@@ -694,7 +716,7 @@ void UpgradeTasks::TickTask(int64_t task_id, int64_t now, int* queries,
     }
     if (r.status == "Processing") {
       const int64_t news = std::max(r.sent_at, r.activity_at);
-      if (now - news >= r.resend_interval) {
+      if (r.resend_due || now - news >= r.resend_interval) {
         // No word since the command or the last progress: it was lost (broker outage, a
         // device offline when it was sent, a crash before it left). Send it again, within
         // the rate limit (a re-sent command may start a download too).
@@ -709,15 +731,16 @@ void UpgradeTasks::TickTask(int64_t task_id, int64_t now, int* queries,
     }
     // Waiting: a fresh version report is enough to command; else ask (within this tick's
     // share of queries, so a new task's fleet is asked over several ticks).
-    if (!r.reported_version.empty() && now - r.activity_at < kQueryInterval) {
+    if (!r.reported_version.empty() && now - r.activity_at < kReportFreshSeconds) {
       if (budget <= 0) continue;  // rate limit: stays due
       --budget;
       Command(r, r.reported_version, now, out);
       continue;
     }
-    if (*queries <= 0) break;
+    if (*queries <= 0 || task_queries <= 0) break;
     --*queries;
-    out->push_back(outbox_.Add(VersionQuery(r.device_id), now));
+    --task_queries;
+    out->push_back(outbox_.Add(VersionQuery(r.device_id), now, r.task_id, r.device_id));
     r.next_at = now + kQueryInterval;
     r.description = "version_query sent";
     Update(r, now);
@@ -748,7 +771,13 @@ std::vector<QueuedMessage> UpgradeTasks::OnVersionReport(const std::string& devi
     } else if (r.status == "Processing" && now - r.sent_at >= kMinResendGap && !r.paused) {
       // Still on the old version and not upgrading: the command never arrived.
       r.reported_version = SafeUtf8(fw, 64);
-      Command(r, fw, now, &out);
+      if (CommandBudget(r, now) > 0) {
+        Command(r, fw, now, &out);
+      } else {
+        r.resend_due = true;  // within the rate limit, from the tick
+        r.next_at = now;
+        Update(r, now);
+      }
     } else {
       r.reported_version = SafeUtf8(fw, 64);
       Update(r, now);
@@ -777,7 +806,9 @@ std::vector<QueuedMessage> UpgradeTasks::OnProgress(const std::string& device_id
   if (row) {
     Row& r = *row;
     r.activity_at = now;
-    if (code == 0 && version == r.target_version) {
+    // Result 3 (already the latest) from the target version: a re-sent command found the
+    // device already upgraded.
+    if ((code == 0 || code == 3) && version == r.target_version) {
       r.result_code = 0;
       Succeed(r, "running " + version, now);  // result 0 from the new version: it booted
     } else if (r.status != "Processing") {
@@ -807,21 +838,25 @@ std::vector<QueuedMessage> UpgradeTasks::OnProgress(const std::string& device_id
 }
 
 std::vector<QueuedMessage> UpgradeTasks::OnConnected(const std::string& device_id, int64_t now) {
-  std::vector<QueuedMessage> out;
+  // Nothing is sent from here: the device subscribes only after its CONNACK, and a message
+  // that reaches the broker first is dropped. The tick sends after kSubscribeGrace (devices
+  // that report their version on connect are commanded from that report instead).
   Transaction tx(db_);
   std::optional<Row> row = OpenRow(device_id, now);
   if (row && !row->paused && row->wave == ActiveWave(row->task_id)) {
     Row& r = *row;
-    if (r.status == "Waiting" && r.next_at > now) {
-      r.next_at = now;  // asked at the next tick, not after kQueryInterval
+    if (r.status == "Waiting" && r.next_at > now + kSubscribeGrace) {
+      r.next_at = now + kSubscribeGrace;  // not after kQueryInterval
       Update(r, now);
     } else if (r.status == "Processing" && now - r.sent_at >= kMinResendGap &&
                r.activity_at <= r.sent_at) {
-      Command(r, r.reported_version, now, &out);  // back after the command was sent: again
+      r.resend_due = true;  // back after the command was sent: again
+      r.next_at = now + kSubscribeGrace;
+      Update(r, now);
     }
   }
   tx.Commit();
-  return out;
+  return {};
 }
 
 bool UpgradeTasks::DownloadAllowed(Database& db, int64_t task_id, const std::string& device_id,

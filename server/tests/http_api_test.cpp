@@ -298,14 +298,26 @@ TEST_F(HttpApiTest, SlowAndIdleDevices_StarveNeitherOtherDownloadsNorTheApi) {
     return c;
   };
 
+  // Each slow device is another device: one device gets at most 4 downloads at once.
+  std::vector<std::string> slow_tokens;
+  for (int i = 0; i < 8; ++i) {
+    const std::string node = "slow" + std::to_string(i);
+    ASSERT_EQ(Post("/api/v1/devices", {{"product_id", "fire"}, {"node_id", node}})->status, 201);
+    slow_tokens.push_back(
+        J(Post("/api/v1/packages/" + std::to_string(id) + "/download-tokens",
+               {{"device_id", "fire_" + node}, {"expires", 600}}))["access_token"]);
+  }
   std::atomic<bool> stop{false};
   std::atomic<size_t> trickled{0};
   std::vector<std::thread> slow;
   for (int i = 0; i < 8; ++i) {  // the whole 400 KB package, read at about 1 KB/s
-    slow.emplace_back([&] {
-      auto c = device();
+    slow.emplace_back([&, i] {
+      auto c = server_->Client(true);
+      c->set_bearer_token_auth(slow_tokens[i].c_str());
+      const std::string slow_path =
+          "/download/devices/fire_slow" + std::to_string(i) + path.substr(path.find("/packages/"));
       c->set_read_timeout(120, 0);
-      c->Get(path.c_str(), [&](const char*, size_t len) {
+      c->Get(slow_path.c_str(), [&](const char*, size_t len) {
         trickled += len;
         for (size_t waited = 0; waited < len && !stop; waited += 64)
           std::this_thread::sleep_for(std::chrono::milliseconds(62));
@@ -359,6 +371,21 @@ TEST_F(HttpApiTest, SlowAndIdleDevices_StarveNeitherOtherDownloadsNorTheApi) {
       "slow-idle: 8 slow + 40 idle devices; worst 32 KB download %.0f ms, worst API "
       "call %.0f ms\n",
       download_ms, api_ms);
+}
+
+TEST(DownloadSlots, OneDevice_AtMostFourAtOnce_GivenBackWithTheResponse) {
+  DownloadSlots slots;
+  std::vector<std::shared_ptr<DownloadSlots::Slot>> held;
+  for (int i = 0; i < kMaxDownloadsPerDevice; ++i) {
+    held.push_back(slots.Take("fire_n1"));
+    ASSERT_NE(held.back(), nullptr);
+  }
+  EXPECT_EQ(slots.Take("fire_n1"), nullptr) << "a fifth download at once";
+  EXPECT_NE(slots.Take("fire_n2"), nullptr) << "another device is not held back";
+  held.pop_back();  // one response written
+  EXPECT_NE(slots.Take("fire_n1"), nullptr);
+  held.clear();
+  EXPECT_EQ(slots.active("fire_n1"), 0);
 }
 
 TEST_F(HttpApiTest, BrokerHttpAuth_SameRulesAsThePlugin) {

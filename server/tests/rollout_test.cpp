@@ -262,9 +262,13 @@ TEST_F(Rollout, LostCommand_ResentOnTimerOldVersionAndReconnect) {
   EXPECT_TRUE(Report(Id(0), "FOTAV1", kT0 + 32).empty());
   // ... later it means the command was lost.
   EXPECT_EQ(Count(Report(Id(0), "FOTAV1", kT0 + 31 + kMinResendGap), "firmware_upgrade"), 1u);
-  // The broker says it is back: re-sent once the gap has passed.
+  // The broker says it is back: re-sent once the gap has passed, and only after the device
+  // had time to subscribe (nothing leaves before).
   EXPECT_TRUE(tasks_->OnConnected(Id(0), kT0 + 45).empty());
-  EXPECT_EQ(Count(tasks_->OnConnected(Id(0), kT0 + 60), "firmware_upgrade"), 1u);
+  EXPECT_TRUE(tasks_->Tick(kT0 + 48).empty());
+  EXPECT_TRUE(tasks_->OnConnected(Id(0), kT0 + 60).empty());
+  EXPECT_TRUE(tasks_->Tick(kT0 + 61).empty());
+  EXPECT_EQ(Count(tasks_->Tick(kT0 + 63), "firmware_upgrade"), 1u);
   // Progress keeps it from being re-sent while the device works.
   Progress(Id(0), 0, "FOTAV1", kT0 + 80, "downloading");
   EXPECT_TRUE(tasks_->Tick(kT0 + 100).empty());
@@ -273,13 +277,40 @@ TEST_F(Rollout, LostCommand_ResentOnTimerOldVersionAndReconnect) {
   EXPECT_EQ(Status(task, Id(0)), "Success");
 }
 
+TEST_F(Rollout, AlreadyLatestFromTheTarget_IsSuccess_NotAFailure) {
+  Devices(1);
+  const int64_t task = tasks_->Create(Spec(), kT0);
+  tasks_->Tick(kT0);
+  Report(Id(0), "FOTAV1", kT0 + 1);
+  // The outcome report was lost; the re-sent command finds the device on FOTAV2 already.
+  Progress(Id(0), 3, "FOTAV2", kT0 + 70, "already running this version");
+  EXPECT_EQ(Status(task, Id(0)), "Success");
+}
+
+TEST_F(Rollout, Cancel_DropsCommandsNotYetSent_ResumeNeedsAPause) {
+  Devices(3);
+  const int64_t task = tasks_->Create(Spec(), kT0);
+  tasks_->Tick(kT0);
+  ASSERT_EQ(Count(Report(Id(0), "FOTAV1", kT0 + 1), "firmware_upgrade"), 1u);
+  EXPECT_EQ(platform_->outbox().Size(), 4) << "3 queries and a command, not yet acknowledged";
+  try {
+    tasks_->Resume(task, kT0 + 2);
+    FAIL() << "resumed a task that was not paused";
+  } catch (const ApiError& e) {
+    EXPECT_EQ(e.status, 409);
+  }
+  tasks_->Stop(task, kT0 + 3);
+  EXPECT_EQ(platform_->outbox().Size(), 0) << "a cancelled task's commands still waiting to go";
+}
+
 TEST_F(Rollout, ConnectDuringTask_AskedAtOnce) {
   Devices(1);
   tasks_->Create(Spec(), kT0);
   EXPECT_EQ(Count(tasks_->Tick(kT0), "version_query"), 1u);  // offline: lost
   EXPECT_TRUE(tasks_->Tick(kT0 + 10).empty()) << "re-asked only after kQueryInterval";
   tasks_->OnConnected(Id(0), kT0 + 11);
-  EXPECT_EQ(Count(tasks_->Tick(kT0 + 11), "version_query"), 1u);
+  EXPECT_TRUE(tasks_->Tick(kT0 + 12).empty()) << "it has not subscribed yet";
+  EXPECT_EQ(Count(tasks_->Tick(kT0 + 14), "version_query"), 1u);
 }
 
 TEST_F(Rollout, NewFleetTask_QueriesSpreadOverTicks) {
@@ -302,7 +333,7 @@ TEST_F(Rollout, Outbox_HoldsEveryMessageUntilAcknowledged_AcrossARestart) {
   ASSERT_EQ(pending.size(), 2u);
   EXPECT_EQ(pending[0].message.topic, out[1].message.topic);
   EXPECT_EQ(pending[1].message.payload, out[2].message.payload);
-  EXPECT_EQ(platform_->outbox().Expire(kT0 + 1), 2);
+  EXPECT_EQ(platform_->outbox().Expire(kT0 + 1).size(), 2u);
 }
 
 TEST_F(Rollout, DeviceText_CutOnUtf8Boundaries_TaskAlwaysReadable) {

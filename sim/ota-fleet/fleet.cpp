@@ -369,6 +369,9 @@ void Fleet::Setup() {
 }
 
 void Fleet::KeepShard() {
+  offline_all_ = 0;
+  for (const DeviceSpec& d : devices_)
+    offline_all_ += d.traits.offline ? 1 : 0;
   if (config_.shards <= 1) return;
   std::vector<DeviceSpec> mine;
   for (size_t i = 0; i < devices_.size(); ++i) {
@@ -546,24 +549,39 @@ bool Fleet::WaitTask(double timeout_s) {
   task_finished_ = false;
   while (NowMs() < deadline) {
     if (task_id_ != 0 && api_) {
-      const PlatformApi::Reply r = api_->Get("/api/v1/tasks/" + std::to_string(task_id_));
-      if (r.status == 200 && r.body.is_object()) {
-        task_ = r.body;
+      // The counts each second (cheap for the platform and for us); the per-device list only
+      // when the counts say every board that came online may have ended.
+      const std::string path = "/api/v1/tasks/" + std::to_string(task_id_);
+      const PlatformApi::Reply c = api_->Get(path + "?devices=false");
+      if (c.status == 200 && c.body.is_object()) {
+        task_ = c.body;
         const std::string status = task_.value("status", "");
-        bool all_closed = true;
-        int rows = 0;
-        std::map<std::string, std::string> by_device;
-        for (const json& d : task_.value("devices", json::array()))
-          by_device[d.value("device_id", "")] = d.value("status", "");
-        for (const DeviceSpec& d : devices_) {
-          auto it = by_device.find(d.device_id);
-          if (d.traits.offline || it == by_device.end()) continue;
-          ++rows;
-          if (kOpen.count(it->second) != 0) all_closed = false;
+        int64_t open = 0;
+        const json counts = task_.value("counts", json::object());
+        for (const char* s : {"Waiting", "Processing", "FailWaitRetry"})
+          open += counts.value(s, int64_t{0});
+        bool settled = kFinal.count(status) != 0;
+        if (!settled && open <= offline_all_) {
+          const PlatformApi::Reply r = api_->Get(path);
+          if (r.status == 200 && r.body.is_object()) {
+            task_ = r.body;
+            std::map<std::string, std::string> by_device;
+            for (const json& d : task_.value("devices", json::array()))
+              by_device[d.value("device_id", "")] = d.value("status", "");
+            bool all_closed = true;
+            int rows = 0;
+            for (const DeviceSpec& d : devices_) {
+              auto it = by_device.find(d.device_id);
+              if (d.traits.offline || it == by_device.end()) continue;
+              ++rows;
+              if (kOpen.count(it->second) != 0) all_closed = false;
+            }
+            // Offline boards keep their rows open until the deadline: the campaign is over
+            // when every board that came online is settled.
+            settled = rows > 0 && all_closed;
+          }
         }
-        // Offline boards keep their rows open until the deadline: the campaign is over when
-        // every board that came online is settled.
-        if (kFinal.count(status) != 0 || (rows > 0 && all_closed)) {
+        if (settled) {
           task_finished_ = true;
           task_done_ms_ = NowMs();
           break;
@@ -616,6 +634,9 @@ void Fleet::StopBoards() {
     shared_.stop = true;
   }
   shared_.cv.notify_all();
+  for (auto& b : boards_) {
+    if (b) b->Wake();
+  }
   for (auto& b : boards_) {
     if (b) b->Join();
   }

@@ -140,6 +140,7 @@ class Fleet {
   // Waits for the product's first task newer than those at the start of Run().
   void FollowNextTask(double timeout_s);
   int64_t known_task_ = 0;
+  int64_t offline_all_ = 0;  // offline boards of the whole fleet (every shard)
 
   FleetConfig config_;
   FleetShared shared_;

@@ -85,6 +85,8 @@ class FleetBoard final : private MqttObserver, private agent::UpgradeGate {
   // Starts the board's thread (`stack_bytes` of stack); false if the thread could not start.
   bool Start(size_t stack_bytes);
   void Join();
+  // Ends a Sleep() at once (the fleet is stopping).
+  void Wake();
 
   const std::string& device_id() const { return device_id_; }
   const BoardTraits& traits() const { return traits_; }
@@ -118,6 +120,8 @@ class FleetBoard final : private MqttObserver, private agent::UpgradeGate {
   std::unique_ptr<agent::OtaAgent> agent_;
   BoardTrace trace_;
   bool done_ = false;
+  std::mutex sleep_mu_;
+  std::condition_variable sleep_cv_;
   pthread_t thread_{};
   bool started_ = false;
   uint8_t work_[1024] = {};  // the loader's scratch buffer, as on the board

@@ -58,7 +58,9 @@ bool NotSent(const httplib::Result& r) {
 
 PlatformApi::Reply PlatformApi::Get(const std::string& path) {
   httplib::Result res = Client().Get(path.c_str());
-  if (NotSent(res)) {
+  // A GET may be sent again whatever failed (a kept-alive connection the server had closed
+  // fails on the read when the write still went into the socket).
+  if (!res) {
     client_.reset();
     res = Client().Get(path.c_str());
   }

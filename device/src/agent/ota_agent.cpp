@@ -143,7 +143,7 @@ Status OtaAgent::ReportResult(int result, int progress, const char* description)
     pending_result_ = true;
     pending_code_ = result;
     pending_progress_ = progress;
-    pending_text_ = description;
+    std::snprintf(pending_text_, sizeof(pending_text_), "%s", description);
   }
   return s;
 }
@@ -310,7 +310,9 @@ Result<AgentEvent> OtaAgent::Upgrade(int paras) {
   }
   // Progress only: the outcome after the reboot is what the platform goes by, so a lost
   // connection does not hold the install back.
-  (void)ReportProgress(kResultOk, 100, "downloaded and verified; rebooting to install");
+  if (!ReportProgress(kResultOk, 100, "downloaded and verified; rebooting to install").ok()) {
+    ++progress_report_failures_;
+  }
   record_.status = UpgradeStatus::kDownloaded;
   record_.step = UpgradeStep::kStart;
   record_.download_offset = file_size;
@@ -352,7 +354,7 @@ Status OtaAgent::Download(const char* url, const char* token, uint32_t size) {
     const int percent = static_cast<int>(uint64_t{record_.download_offset} * 100 / size);
     if (percent / kProgressStepPercent > last_percent / kProgressStepPercent && percent < 100) {
       // Progress only: the download goes on over HTTPS if the MQTT session is lost.
-      (void)ReportProgress(kResultOk, percent, "downloading");
+      if (!ReportProgress(kResultOk, percent, "downloading").ok()) ++progress_report_failures_;
     }
     last_percent = percent;
   }

@@ -80,6 +80,7 @@ class OtaAgent {
   uint32_t download_offset() const { return record_.download_offset; }
   uint32_t download_size() const { return record_.package_size; }
   const BootRecord& record() const { return record_; }
+  uint32_t progress_report_failures() const { return progress_report_failures_; }
 
  private:
   Status Connect();
@@ -118,7 +119,10 @@ class OtaAgent {
   bool pending_result_ = false;   // a result whose report failed, sent after the next connect
   int pending_code_ = 0;
   int pending_progress_ = 0;
-  const char* pending_text_ = "";
+  char pending_text_[64] = {};  // copied: the caller's text need not outlive the call
+  // Progress reports that could not be published (the outcome after the reboot is what the
+  // platform goes by; these only show the way there).
+  uint32_t progress_report_failures_ = 0;
   JsonReader json_;
   char topic_[160] = {};
   char text_[kMessageMax + 1] = {};  // incoming payloads, NUL-terminated

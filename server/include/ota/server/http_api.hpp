@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ota/server/download_slots.hpp"
 #include "ota/server/platform.hpp"
 #include "ota/server/upgrade_tasks.hpp"
 
@@ -46,6 +47,7 @@ class HttpApi {
   UpgradeTasks* tasks_;
   std::unique_ptr<httplib::SSLServer> server_;
   std::unique_ptr<httplib::SSLServer> downloads_;
+  std::unique_ptr<DownloadSlots> download_slots_;
   std::string base_url_;
   std::string download_base_url_;
 };

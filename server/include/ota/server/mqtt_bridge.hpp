@@ -37,8 +37,9 @@ class MqttBridge {
   using OversizedHandler = std::function<void(const std::string& topic, size_t size)>;
   // The broker acknowledged the message that Publish numbered `mid`.
   using AckHandler = std::function<void(int mid)>;
-  // Connected (again): the session's subscriptions are in place.
-  using ConnectHandler = std::function<void()>;
+  // Connected (again); `session_present`: the broker still had the platform's session (its
+  // subscriptions and the messages queued meanwhile); false after a broker restart that lost it.
+  using ConnectHandler = std::function<void(bool session_present)>;
   MqttBridge(MqttOptions options, Handler on_message, size_t max_payload = SIZE_MAX,
              OversizedHandler on_oversized = nullptr, AckHandler on_ack = nullptr,
              ConnectHandler on_connect = nullptr);
@@ -54,7 +55,7 @@ class MqttBridge {
   bool connected() const { return connected_; }
 
  private:
-  static void OnConnect(mosquitto* m, void* self, int rc);
+  static void OnConnect(mosquitto* m, void* self, int rc, int flags);
   static void OnDisconnect(mosquitto* m, void* self, int rc);
   static void OnMessage(mosquitto* m, void* self, const ::mosquitto_message* msg);
   static void OnPublish(mosquitto* m, void* self, int mid);

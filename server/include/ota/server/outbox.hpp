@@ -23,15 +23,21 @@ class Outbox {
  public:
   explicit Outbox(Database& db) : db_(db) {}
 
-  // Inside the caller's transaction.
-  QueuedMessage Add(const Outgoing& message, int64_t now);
+  // Inside the caller's transaction. `task_id`/`device_id`: what the message is for (0/"":
+  // nothing), so that it is dropped when that ends (DropFor).
+  QueuedMessage Add(const Outgoing& message, int64_t now, int64_t task_id = 0,
+                    const std::string& device_id = "");
+  // A task cancelled, or a device's row of it superseded: its unsent commands are dropped
+  // (a device must not act on a command its task no longer wants). `device_id` "": all.
+  void DropFor(int64_t task_id, const std::string& device_id = "");
   // Messages queued at or before `created_before`, oldest first.
   std::vector<QueuedMessage> Pending(int64_t created_before, size_t limit);
   // Acknowledged by the broker.
   void Remove(const std::vector<int64_t>& ids);
   // Drops messages older than `created_before` (their state machine re-sends what still
-  // matters: version queries every kQueryInterval, firmware_upgrade on the resend timer).
-  int Expire(int64_t created_before);
+  // matters: version queries every kQueryInterval, firmware_upgrade on the resend timer);
+  // returns their IDs.
+  std::vector<int64_t> Expire(int64_t created_before);
   int64_t Size();
 
  private:

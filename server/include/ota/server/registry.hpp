@@ -84,6 +84,9 @@ class Registry {
   // than what the device's presence was last set from (a disconnect of the connection a
   // takeover replaced is older). Returns whether it was applied.
   bool ApplyPresence(const std::string& device_id, bool connected, int64_t seq);
+  // The broker lost every session (it restarted without them): what it said of presence no
+  // longer holds, and recent traffic decides again until its next events.
+  void PresenceUnknown();
   void SetVersions(const std::string& device_id, const std::string& fw, const std::string& sw);
 
   // A properties report (iotda-protocol.md): every property must be in the product model with

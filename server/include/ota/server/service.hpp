@@ -58,6 +58,9 @@ class Service {
   // Acknowledged messages leave the outbox; what is left and not in flight is published again.
   void FlushOutbox(int64_t now);
   void Reject(const std::string& device, const std::string& what, const std::string& why);
+  // Inside the caller's transaction; ApiError refuses the whole message.
+  void ApplyDeviceMessage(const UpTopic& up, const std::string& payload, int64_t now,
+                          std::vector<QueuedMessage>* out);
 
   Platform& platform_;
   ServiceOptions options_;
