@@ -89,6 +89,24 @@ class FleetCampaign : public ::testing::Test {
     ASSERT_TRUE(service_->Start(&error)) << error;
   }
 
+  // The boards up and connected, then a whole-product task to FOTAV2 they follow.
+  void StartCampaign(fleet::Fleet& fleet, const fleet::FleetConfig& c, int boards, int retries,
+                     int64_t* task) {
+    fleet.Setup();
+    fleet.StartBoards();
+    ASSERT_TRUE(WaitConnected(fleet, boards, 60)) << fleet.connected() << " connected";
+    fleet::PlatformApi api(c.api_url, token_, ca_);
+    const auto created = api.Post("/api/v1/tasks", {{"product_id", "fleet"},
+                                                    {"target_version", "FOTAV2"},
+                                                    {"whole_product", true},
+                                                    {"retry_count", retries},
+                                                    {"retry_interval", 1},
+                                                    {"resend_interval", 5}});
+    ASSERT_EQ(created.status, 201) << created.error;
+    *task = created.body["task_id"];
+    fleet.SetTask(*task);
+  }
+
   static bool WaitConnected(fleet::Fleet& f, int boards, int seconds) {
     const auto deadline = Clock::now() + std::chrono::seconds(seconds);
     while (f.connected() < boards && Clock::now() < deadline)
@@ -206,19 +224,9 @@ TEST_F(FleetCampaign, PlatformKilledAtRandomMoments_CampaignCompletesNothingLost
   c.retry_count = 5;
   c.retry_interval_s = 1;
   fleet::Fleet fleet(c);
-  fleet.Setup();
-  fleet.StartBoards();
-  ASSERT_TRUE(WaitConnected(fleet, 200, 60));
+  int64_t task = 0;
+  ASSERT_NO_FATAL_FAILURE(StartCampaign(fleet, c, 200, 5, &task));
   fleet::PlatformApi api(c.api_url, token_, ca_);
-  const auto created = api.Post("/api/v1/tasks", {{"product_id", "fleet"},
-                                                  {"target_version", "FOTAV2"},
-                                                  {"whole_product", true},
-                                                  {"retry_count", 5},
-                                                  {"retry_interval", 1},
-                                                  {"resend_interval", 5}});
-  ASSERT_EQ(created.status, 201) << created.error;
-  const int64_t task = created.body["task_id"];
-  fleet.SetTask(task);
 
   // Kills at seeded moments over the campaign's first seconds (query round, commands,
   // downloads, reports), each followed by a restart after a seeded pause.
@@ -262,19 +270,9 @@ TEST_F(FleetCampaign, BrokerRestartMidCampaign_PlatformResubscribes_CampaignComp
   c.retry_count = 3;
   c.retry_interval_s = 1;
   fleet::Fleet fleet(c);
-  fleet.Setup();
-  fleet.StartBoards();
-  ASSERT_TRUE(WaitConnected(fleet, 100, 60));
+  int64_t task = 0;
+  ASSERT_NO_FATAL_FAILURE(StartCampaign(fleet, c, 100, 3, &task));
   fleet::PlatformApi api(c.api_url, token_, ca_);
-  const auto created = api.Post("/api/v1/tasks", {{"product_id", "fleet"},
-                                                  {"target_version", "FOTAV2"},
-                                                  {"whole_product", true},
-                                                  {"retry_count", 3},
-                                                  {"retry_interval", 1},
-                                                  {"resend_interval", 5}});
-  ASSERT_EQ(created.status, 201) << created.error;
-  const int64_t task = created.body["task_id"];
-  fleet.SetTask(task);
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
 
   // Killed: no persistence saved; removed: not even an old one. The platform's session,
