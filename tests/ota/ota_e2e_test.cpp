@@ -10,6 +10,8 @@
 
 #include "board_runner.hpp"
 #include "mosquitto_process.hpp"
+#include "mqtt_test_client.hpp"
+#include "ota/broker/device_auth.hpp"
 #include "ota/host/image_builder.hpp"
 #include "ota/host/keys.hpp"
 #include "ota/image.hpp"
@@ -175,6 +177,36 @@ class OtaE2E : public ::testing::Test {
   std::vector<std::string> broker_conf_;
   std::vector<BootRecord> boots_;
 };
+
+// The broker configuration broker-config writes refuses a packet over 64 KB from a device
+// (max_packet_size): the device is disconnected and nothing reaches the platform; what fits
+// is stored as before.
+TEST_F(OtaE2E, OversizedDevicePayload_RefusedAtTheBroker_NothingReachesThePlatform) {
+  const std::string report =
+      R"({"services":[{"service_id":"DeviceStatus","properties":{"radioValue":7}}]})";
+  const std::string topic = std::string("$oc/devices/") + kDevice + "/sys/properties/report";
+  {
+    MqttTestClient device(std::string(kDevice) + "_0_0_" + UtcHour());
+    ASSERT_TRUE(device.UseTls(platform_->tls().ca_cert.string()));
+    ASSERT_EQ(device.Connect(mqtts_, kDevice, broker::IotdaPassword(kSecret, UtcHour())), 0);
+    EXPECT_FALSE(device.Publish(topic, std::string(70000, ' '))) << "the broker acknowledged it";
+  }
+  MqttTestClient device(std::string(kDevice) + "_0_0_" + UtcHour());
+  ASSERT_TRUE(device.UseTls(platform_->tls().ca_cert.string()));
+  ASSERT_EQ(device.Connect(mqtts_, kDevice, broker::IotdaPassword(kSecret, UtcHour())), 0);
+  ASSERT_TRUE(device.Publish(topic, report));
+  int64_t stored = 0;
+  for (int i = 0; i < 100 && stored == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::lock_guard<std::mutex> g(platform_->lock());
+    stored = platform_->registry().Counter("property_reports");
+  }
+  std::lock_guard<std::mutex> g(platform_->lock());
+  EXPECT_EQ(stored, 1) << "only the report that fits";
+  EXPECT_EQ(platform_->registry().Counter("rejected_oversized"), 0)
+      << "the platform never saw the large one: the broker refused it";
+  EXPECT_EQ(platform_->registry().Counter("rejected_property_reports"), 0);
+}
 
 TEST_F(OtaE2E, DiffUpgrade_FromThePlatform_Succeeds) {
   ASSERT_TRUE(PowerOn().ok());
