@@ -7,7 +7,7 @@ demo: build
 	@$(MAKE) --no-print-directory firmware || echo "demo: no Cortex-M4 images; using synthetic ones"
 	@scripts/demo.sh build/host
 
-.PHONY: all demo deps build test test-host test-asan cross firmware m4-crypto-check m4-app-check m4-check fuzz fuzz-smoke test-long bench-upgrade bench-delta bench-package bench-platform bench-fleet format \
+.PHONY: all demo deps build test test-host test-asan cross firmware m4-crypto-check m4-app-check m4-check fuzz fuzz-smoke test-long bench-upgrade bench-delta bench-package bench-platform bench-fleet bench-connect-storm format \
         format-check clean
 
 JOBS ?= $(shell nproc)
@@ -128,6 +128,10 @@ bench-platform: build
 BOARDS ?= 10000
 bench-fleet: build
 	@scripts/bench-fleet.sh build/host $(BOARDS)
+
+# The connect storm alone at BOARDS (default 20000) against one broker: where it breaks.
+bench-connect-storm: build
+	@scripts/bench-connect-storm.sh build/host $(if $(filter command line,$(origin BOARDS)),$(BOARDS),20000)
 
 # Patch sizes against bsdiff, xdelta3 and zstd on ../shared/firmware-pairs and PAIRS=dirs.
 bench-delta: build
