@@ -57,7 +57,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   uint8_t work[1024];
   ota::PackageInstaller& installer = (data[0] & 1) != 0 ? lax : strict;
-  ota::Loader loader(profile, flashes, installer, ota::ByteSpan(work));
+  ota::Loader loader(profile, board.loader_devices(), installer, ota::ByteSpan(work));
   const ota::Result<ota::BootDecision> d = loader.Boot();
   if (!d.ok()) __builtin_trap();  // no power fault here: the loader must settle
   const ota::UpgradeStatus s = d->record.status;

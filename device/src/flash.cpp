@@ -52,6 +52,15 @@ bool FlashGeometry::IsSectorBoundary(uint32_t addr) const {
   return sector.ok() && sector->offset == addr;
 }
 
+uint32_t FlashGeometry::EraseCommandSize(uint32_t addr, uint32_t remaining) const {
+  // Block sizes are listed largest first.
+  for (const uint32_t block : block_erase_sizes) {
+    if (block != 0 && addr % block == 0 && block <= remaining) return block;
+  }
+  const Result<SectorInfo> sector = SectorAt(addr);
+  return sector.ok() ? sector->size : remaining;
+}
+
 namespace {
 // True if [addr, addr+len) lies inside [0, size) without overflow.
 bool InRange(uint32_t addr, size_t len, uint32_t size) {

@@ -12,16 +12,26 @@ constexpr int kMaxStepsPerBoot = 16;
 bool IsPowerLost(Status s) {
   return s.code() == StatusCode::kPowerLost;
 }
+
+FlashArea Open(const BoardProfile& profile, Flash& internal, Flash& external, PartitionId id) {
+  Flash* const flashes[kFlashCount] = {&internal, &external};
+  return OpenPartition(profile, flashes, id);
+}
 }  // namespace
 
-Loader::Loader(const BoardProfile& profile, Flash* const (&flashes)[kFlashCount],
-               Installer& installer, ByteSpan work)
+Loader::Loader(const BoardProfile& profile, const LoaderDevices& devices, Installer& installer,
+               ByteSpan work)
     : profile_(profile),
-      running_(OpenPartition(profile, flashes, PartitionId::kRunning)),
-      download_(OpenPartition(profile, flashes, PartitionId::kDownload)),
-      backup_(OpenPartition(profile, flashes, PartitionId::kBackup)),
-      store_(OpenPartition(profile, flashes, PartitionId::kBootStateA),
-             OpenPartition(profile, flashes, PartitionId::kBootStateB)),
+      internal_(*devices.internal, devices.watchdog != nullptr ? *devices.watchdog : no_watchdog_),
+      external_(*devices.external, devices.watchdog != nullptr ? *devices.watchdog : no_watchdog_),
+      running_(Open(profile, internal_, external_, PartitionId::kRunning)),
+      download_(Open(profile, internal_, external_, PartitionId::kDownload)),
+      backup_(Open(profile, internal_, external_, PartitionId::kBackup)),
+      store_(Open(profile, internal_, external_, PartitionId::kBootStateA),
+             Open(profile, internal_, external_, PartitionId::kBootStateB)),
+      trust_store_(Open(profile, internal_, external_, PartitionId::kTrustA),
+                   Open(profile, internal_, external_, PartitionId::kTrustB)),
+      counter_(*devices.otp, profile),
       installer_(installer),
       work_(work) {}
 
@@ -29,21 +39,100 @@ InstallerContext Loader::Context(const BootRecord& r) const {
   return InstallerContext{download_, r.package_size, running_, running_address(), r, work_};
 }
 
+Status Loader::SaveTrust() {
+  return trust_store_.Save(trust_);
+}
+
+Status Loader::LoadTrust() {
+  OTA_TRY_ASSIGN(otp_value_, counter_.Read());
+  bool found = false;
+  OTA_TRY_ASSIGN(trust_, trust_store_.Load(&found));
+  if (found) return Status::Ok();
+  // First boot after the factory wrote the loader and the app over SWD: the running image is
+  // the factory's (nothing outside the MCU can have written internal flash), so it is the
+  // confirmed one. Saved even when the slot is blank, so this happens once per board.
+  trust_ = TrustRecord{};
+  const Result<ImageInfo> image = ValidateImage(running_, running_address(), work_);
+  if (IsPowerLost(image.status())) return image.status();
+  if (image.ok()) {
+    trust_.confirmed.size = image->total_size;
+    std::memcpy(trust_.confirmed.sha256, image->sha256, kSha256Size);
+    trust_.confirmed.security_counter = otp_value_;
+  }
+  return SaveTrust();
+}
+
+Status Loader::Reconcile(BootRecord& r) {
+  // The loader keeps the boot state's copy of the counter true for the app; it never reads it.
+  r.security_counter = otp_value_;
+  if (!trust_.trial.present()) return Status::Ok();
+  const Result<ImageInfo> image = ValidateImage(running_, running_address(), work_);
+  if (IsPowerLost(image.status())) return image.status();
+  const bool running_trial = image.ok() && trust_.trial.Matches(image->total_size, image->sha256);
+  // Once an install is past its start the flag is the loader's to clear (Start does), so a
+  // flag seen there is not the app's word about the trial image.
+  const bool installing = r.status == UpgradeStatus::kDownloaded && r.step != UpgradeStep::kStart;
+  if (r.confirmed() && running_trial && !installing) {
+    // The app confirmed the trial image: it becomes the image to fall back to, and its
+    // counter is burnt into OTP. OTP first: a reset in between raises it again (idempotent).
+    // A counter that cannot be raised (its OTP locked) does not hold the image back.
+    const Status raised = counter_.Raise(trust_.trial.security_counter);
+    if (IsPowerLost(raised)) return raised;
+    trust_.confirmed = trust_.trial;
+    trust_.trial = TrustedImage{};
+    OTA_TRY(SaveTrust());
+    OTA_TRY_ASSIGN(otp_value_, counter_.Read());
+    r.security_counter = otp_value_;
+    return Status::Ok();
+  }
+  // A trial is under way only while the boot state says so (upgraded-ok, not yet confirmed),
+  // or while the loader itself is between recording the trial and saying so (verify). Any
+  // other boot state (erased, rewritten, a package staged over the trial) ends the trial the
+  // safe way: back to the confirmed image.
+  const bool in_trial = r.status == UpgradeStatus::kUpgradedOk && !r.confirmed();
+  const bool recording = r.status == UpgradeStatus::kDownloaded && r.step == UpgradeStep::kVerify;
+  if (in_trial || recording) return Status::Ok();
+  if (!running_trial) return EndTrial(false);  // the trial image has left the slot already
+  const bool staged_over =
+      r.status == UpgradeStatus::kDownloaded || r.status == UpgradeStatus::kDownloading;
+  r.status = UpgradeStatus::kUpgradedOk;
+  r.flags = static_cast<uint8_t>(r.flags & ~kBootFlagConfirmed);
+  const Result<bool> reverted =
+      GoTo(r, UpgradeStep::kRecover,
+           staged_over ? FailReason::kTrialPending : FailReason::kNotConfirmed);
+  return reverted.status();
+}
+
+Result<BootDecision> Loader::Decide(const BootRecord& r) {
+  BootDecision decision;
+  decision.record = r;
+  decision.trust = trust_;
+  decision.security_counter = otp_value_;
+  const Result<ImageInfo> image = ValidateImage(running_, running_address(), work_);
+  if (IsPowerLost(image.status())) return image.status();
+  // Whatever the boot state says, only an image the trust record names is started.
+  decision.boot_app = image.ok() && (trust_.confirmed.Matches(image->total_size, image->sha256) ||
+                                     trust_.trial.Matches(image->total_size, image->sha256));
+  if (image.ok()) decision.image = image.value();
+  return decision;
+}
+
 Result<BootDecision> Loader::Boot() {
+  OTA_TRY(LoadTrust());
   OTA_TRY_ASSIGN(BootRecord record, store_.Load());
+  OTA_TRY(Reconcile(record));
   int steps = 0;
   for (;;) {
     if (++steps > kMaxStepsPerBoot) return StatusCode::kFailedPrecondition;
     OTA_TRY_ASSIGN(const bool more, Step(record));
     if (!more) break;
   }
-  BootDecision decision;
-  decision.record = record;
-  const Result<ImageInfo> image = ValidateImage(running_, running_address(), work_);
-  if (IsPowerLost(image.status())) return image.status();
-  decision.boot_app = image.ok();
-  if (image.ok()) decision.image = image.value();
-  return decision;
+  return Decide(record);
+}
+
+Result<BootDecision> Loader::BootRunningOnly() {
+  OTA_TRY(LoadTrust());
+  return Decide(BootRecord{});
 }
 
 Result<bool> Loader::Step(BootRecord& r) {
@@ -78,6 +167,7 @@ Result<bool> Loader::Step(BootRecord& r) {
 Result<bool> Loader::GoTo(BootRecord& r, UpgradeStep step, FailReason reason) {
   r.step = step;
   r.reason = reason;
+  r.recover_attempts = 0;
   OTA_TRY(store_.Save(r));
   return true;
 }
@@ -96,6 +186,10 @@ Result<bool> Loader::Start(BootRecord& r) {
   const Result<PackageInfo> info = installer_.Check(Context(r), &why);
   if (IsPowerLost(info.status())) return info.status();
   if (!info.ok()) return Fail(r, why);
+  // A counter OTP cannot hold could never be made to stick.
+  if (info->security_counter > counter_.max()) return Fail(r, FailReason::kUnsupported);
+  // The flag spoke of the image running now; from here on it is the new image's to earn.
+  r.flags = static_cast<uint8_t>(r.flags & ~kBootFlagConfirmed);
   return GoTo(r, UpgradeStep::kBackup);
 }
 
@@ -103,7 +197,10 @@ Result<bool> Loader::Backup(BootRecord& r) {
   const Result<ImageInfo> old = ValidateImage(running_, running_address(), work_);
   if (IsPowerLost(old.status())) return old.status();
   r.backup_size = 0;
-  if (old.ok()) {
+  // Only the confirmed image is kept: it is what a failed upgrade goes back to. A slot that
+  // holds anything else (blank, or an image the loader never vouched for) has nothing to keep.
+  if (old.ok() && trust_.confirmed.Matches(old->total_size, old->sha256)) {
+    if (old->total_size > backup_.size()) return Fail(r, FailReason::kBackupFailed);
     // Copy exactly the image (not the whole slot) and prove the copy before relying on it.
     SlotWriter out(backup_, old->total_size);
     const Status copied = CopyToWriter(running_, old->total_size, out, work_);
@@ -116,7 +213,6 @@ Result<bool> Loader::Backup(BootRecord& r) {
     }
     r.backup_size = old->total_size;
   }
-  // No valid running image (a blank slot): nothing to keep, the install goes ahead.
   return GoTo(r, UpgradeStep::kApply);
 }
 
@@ -124,7 +220,9 @@ Result<bool> Loader::Apply(BootRecord& r) {
   FailReason why = FailReason::kInstallFailed;
   const Result<PackageInfo> info = installer_.Inspect(Context(r), &why);
   if (IsPowerLost(info.status())) return info.status();
-  if (!info.ok()) return GoTo(r, UpgradeStep::kRecover, FailReason::kInstallFailed);
+  if (!info.ok() || r.backup_size > backup_.size()) {
+    return GoTo(r, UpgradeStep::kRecover, FailReason::kInstallFailed);
+  }
   SlotWriter out(running_, info->target_size);
   const FlashArea old(backup_.flash(), backup_.offset(), r.backup_size);
   Status applied = installer_.Apply(Context(r), old, out);
@@ -144,34 +242,79 @@ Result<bool> Loader::Verify(BootRecord& r) {
   if (IsPowerLost(hashed)) return hashed;
   const Result<ImageInfo> image = ValidateImage(running_, running_address(), work_);
   if (IsPowerLost(image.status())) return image.status();
-  if (!hashed.ok() || !image.ok() || !DigestEqual(written, info->target_sha256)) {
+  if (!hashed.ok() || !image.ok() || !DigestEqual(written, info->target_sha256) ||
+      image->total_size != info->target_size) {
     return GoTo(r, UpgradeStep::kRecover, FailReason::kTargetMismatch);
+  }
+  // The trust record learns of the new image before the boot state calls it installed; a
+  // reset in between comes back here (Reconcile lets a trial at step verify stand). Its
+  // digest is the image's own (the trailer's), proven by the signed hash of all its bytes.
+  if (!trust_.trial.Matches(image->total_size, image->sha256)) {
+    trust_.trial.size = image->total_size;
+    std::memcpy(trust_.trial.sha256, image->sha256, kSha256Size);
+    trust_.trial.security_counter = info->security_counter;
+    OTA_TRY(SaveTrust());
   }
   r.status = UpgradeStatus::kUpgradedOk;
   r.step = UpgradeStep::kDone;
   r.reason = FailReason::kNone;
   r.trial_boots_left = static_cast<uint8_t>(profile_.trial_boots);
   r.flags = static_cast<uint8_t>(r.flags & ~kBootFlagConfirmed);
-  if (info->security_counter > r.security_counter || info->downgrade) {
-    r.security_counter = info->security_counter;
-  }
   OTA_TRY(store_.Save(r));
   return true;  // the trial-boot accounting runs next
 }
 
 Result<bool> Loader::Recover(BootRecord& r) {
   const FailReason reason = r.reason == FailReason::kNone ? FailReason::kInstallFailed : r.reason;
-  if (r.backup_size == 0) return Fail(r, reason);  // nothing was there to keep
-  const FlashArea copy(backup_.flash(), backup_.offset(), r.backup_size);
-  const Result<ImageInfo> saved = ValidateImage(copy, running_address(), work_);
-  if (IsPowerLost(saved.status())) return saved.status();
-  if (!saved.ok()) return Fail(r, FailReason::kNoBootableImage);
-  SlotWriter out(running_, saved->total_size);
-  OTA_TRY(CopyToWriter(copy, saved->total_size, out, work_));
-  const Result<ImageInfo> restored = ValidateImage(running_, running_address(), work_);
-  if (!restored.ok()) return restored.status();  // a flash fault: the next boot tries again
-  if (!DigestEqual(restored->sha256, saved->sha256)) return StatusCode::kIoError;
+  // The image to go back to is the one the trust record calls confirmed, whatever size the
+  // boot state claims for the backup; the backup is restored only if it hashes to it.
+  const TrustedImage& target = trust_.confirmed;
+  const Result<ImageInfo> now = ValidateImage(running_, running_address(), work_);
+  if (IsPowerLost(now.status())) return now.status();
+  const bool done = now.ok() && target.Matches(now->total_size, now->sha256);
+  if (!done && target.present()) {
+    if (target.size > backup_.size()) return RecoverLater(r);
+    const FlashArea copy(backup_.flash(), backup_.offset(), target.size);
+    const Result<ImageInfo> saved = ValidateImage(copy, running_address(), work_);
+    if (IsPowerLost(saved.status())) return saved.status();
+    if (!saved.ok() || !target.Matches(saved->total_size, saved->sha256)) return RecoverLater(r);
+    SlotWriter out(running_, target.size);
+    const Status copied = CopyToWriter(copy, target.size, out, work_);
+    if (IsPowerLost(copied)) return copied;
+    if (!copied.ok()) return RecoverLater(r);
+    const Result<ImageInfo> restored = ValidateImage(running_, running_address(), work_);
+    if (IsPowerLost(restored.status())) return restored.status();
+    if (!restored.ok() || !target.Matches(restored->total_size, restored->sha256)) {
+      return RecoverLater(r);
+    }
+  }
+  OTA_TRY(EndTrial(false));
   return Fail(r, reason);
+}
+
+Status Loader::EndTrial(bool keep_running_trial) {
+  if (!trust_.trial.present()) return Status::Ok();
+  const Result<ImageInfo> now = ValidateImage(running_, running_address(), work_);
+  if (IsPowerLost(now.status())) return now.status();
+  const bool running_trial = now.ok() && trust_.trial.Matches(now->total_size, now->sha256);
+  // The trial image stays only if the slot still holds it and it is all there is: nothing
+  // confirmed to go back to (the slot was blank before the install), or a restore that gave
+  // up. Its counter is not burnt into OTP: the app never confirmed it.
+  if (running_trial && (keep_running_trial || !trust_.confirmed.present())) {
+    trust_.confirmed = trust_.trial;
+  }
+  trust_.trial = TrustedImage{};
+  return SaveTrust();
+}
+
+Result<bool> Loader::RecoverLater(BootRecord& r) {
+  r.recover_attempts = static_cast<uint8_t>(r.recover_attempts + 1);
+  if (r.recover_attempts < kMaxRecoverAttempts) {
+    OTA_TRY(store_.Save(r));
+    return false;  // this boot stops here; the next one tries again
+  }
+  OTA_TRY(EndTrial(true));
+  return Fail(r, FailReason::kRecoverFailed);
 }
 
 }  // namespace ota

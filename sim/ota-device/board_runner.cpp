@@ -62,7 +62,8 @@ BoardRunner::BoardRunner(const BoardProfile& profile, const std::filesystem::pat
   if (!dir.empty()) {
     std::filesystem::create_directories(dir);
     if (!flash_->internal.OpenFile((dir / "internal.flash").string()).ok() ||
-        !flash_->external.OpenFile((dir / "external.flash").string()).ok()) {
+        !flash_->external.OpenFile((dir / "external.flash").string()).ok() ||
+        !flash_->otp.cells().OpenFile((dir / "otp.flash").string()).ok()) {
       throw std::runtime_error(dir.string() + ": cannot open the flash files");
     }
   }
@@ -90,6 +91,11 @@ void BoardRunner::Program(const std::vector<uint8_t>& loader, const std::vector<
   }
   std::fill(in.begin() + slot.offset, in.begin() + slot.offset + slot.size, 0xFF);
   std::copy(app.begin(), app.end(), in.begin() + slot.offset);
+  // A programmer's image starts with a blank trust record: the next boot records the app.
+  for (PartitionId id : {PartitionId::kTrustA, PartitionId::kTrustB}) {
+    const Partition& t = profile_.partition(id);
+    std::fill(in.begin() + t.offset, in.begin() + t.offset + t.size, 0xFF);
+  }
   // raw() bypasses the write-through: persist what a programmer writes.
   if (!flash_->internal.Sync().ok()) throw std::runtime_error("cannot write the flash file");
 }
@@ -98,8 +104,7 @@ Result<BootDecision> BoardRunner::Boot() {
   agent_.reset();
   mqtt_->Disconnect();
   if (modem_) modem_->Disconnect();
-  Flash* const flashes[kFlashCount] = {&flash_->internal, &flash_->external};
-  Loader loader(profile_, flashes, *installer_, ByteSpan(work_));
+  Loader loader(profile_, flash_->loader_devices(), *installer_, ByteSpan(work_));
   return loader.Boot();
 }
 

@@ -104,7 +104,7 @@ FleetBoard::Next FleetBoard::PowerOn() {
   Result<BootDecision> d = StatusCode::kPowerLost;
   // The loader runs until it settles (a cut during its work powers it on again).
   for (int tries = 0; tries < 5 && !d.ok(); ++tries) {
-    Loader loader(kSimSmall, flashes, installer_, ByteSpan(work_));
+    Loader loader(kSimSmall, flash_.loader_devices(), installer_, ByteSpan(work_));
     d = loader.Boot();
     if (!d.ok()) flash_.power.PowerOn();
   }

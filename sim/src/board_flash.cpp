@@ -4,17 +4,20 @@ namespace ota::sim {
 
 BoardFlash::BoardFlash(const BoardProfile& profile)
     : internal(profile.internal, kStm32f4InternalTiming, &power),
-      external(profile.external, kW25q128Timing, &power) {}
+      external(profile.external, kW25q128Timing, &power),
+      otp(&power) {}
 
 FlashCounters BoardFlash::counters() const {
   FlashCounters sum = internal.counters();
   sum += external.counters();
+  sum += otp.cells().counters();
   return sum;
 }
 
 void BoardFlash::ResetCounters() {
   internal.ResetCounters();
   external.ResetCounters();
+  otp.cells().ResetCounters();
 }
 
 }  // namespace ota::sim

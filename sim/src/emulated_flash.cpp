@@ -273,11 +273,7 @@ Status EmulatedFlash::EraseOp(uint32_t addr, uint32_t size) {
 }
 
 uint32_t EmulatedFlash::EraseOpSize(uint32_t addr, uint32_t remaining) const {
-  // Block sizes are listed largest first.
-  for (const uint32_t block : geometry().block_erase_sizes) {
-    if (block != 0 && addr % block == 0 && block <= remaining) return block;
-  }
-  return geometry().SectorAt(addr)->size;
+  return geometry().EraseCommandSize(addr, remaining);
 }
 
 Status EmulatedFlash::WriteThrough(uint32_t addr, size_t len) {

@@ -341,8 +341,9 @@ TEST_F(OtaE2E, DiffForAnotherImage_RefusedBeforeAnythingIsErased) {
   // The board runs an image that calls itself FOTAV1 but is not the diff's source.
   const std::vector<uint8_t> other = MakeTestImage("FOTAV1", 110000, LoadAddress(), 42);
   board_->Program({}, other);
-  const std::vector<uint8_t> slot_before = board_->flash().internal.raw();
   ASSERT_TRUE(PowerOn().ok());
+  // After the first boot, which recorded the factory image in the loader's trust record.
+  const std::vector<uint8_t> slot_before = board_->flash().internal.raw();
   const int64_t task = CreateTask(diff12_, "", 0);
   ASSERT_TRUE(Run([&] { return DeviceState(task) == "Fail"; }).ok()) << Task(task).dump();
   const json dev = Task(task)["devices"][0];

@@ -3,6 +3,8 @@
 // that the running slot is byte-for-byte what it was.
 #include <gtest/gtest.h>
 
+#include "ota/otp_counter.hpp"
+
 #include <cstring>
 
 #include "ota/bytes.hpp"
@@ -99,15 +101,18 @@ class PackageInstall : public ::testing::Test {
     return d.ok() ? d->record : BootRecord{};
   }
 
+  // The board's anti-rollback counter lives in OTP: burn it up to `counter`.
   void SetCounter(uint32_t counter) {
-    Flash* const flashes[kFlashCount] = {&board_.flash().internal, &board_.flash().external};
-    BootStore store(OpenPartition(kBoard, flashes, PartitionId::kBootStateA),
-                    OpenPartition(kBoard, flashes, PartitionId::kBootStateB));
-    Result<BootRecord> r = store.Load();
-    ASSERT_TRUE(r.ok());
-    BootRecord rec = r.value();
-    rec.security_counter = counter;
-    ASSERT_TRUE(store.Save(rec).ok());
+    OtpCounter otp(board_.flash().otp, kBoard);
+    ASSERT_TRUE(otp.Raise(counter).ok());
+  }
+
+  // The app confirms the image on trial and the board powers on again.
+  BootDecision ConfirmAndBoot() {
+    EXPECT_TRUE(board_.Confirm().ok());
+    const Result<BootDecision> d = board_.Boot(installer_);
+    EXPECT_TRUE(d.ok()) << d.status().name();
+    return d.ok() ? d.value() : BootDecision{};
   }
 
   // A refusal: the reason and its IoTDA code, and not one byte of the slot changed.
@@ -157,12 +162,18 @@ TEST_F(PackageInstall, DiffPackage_Signed_InstallsAndBoots) {
   ExpectInstalled(Install(v1_, pkg), v2_);
 }
 
-TEST_F(PackageInstall, SecurityCounter_RecordedAfterInstall) {
+TEST_F(PackageInstall, SecurityCounter_BurntIntoOtpOnlyWhenConfirmed) {
   host::PackageSpec spec = Full(v2_, "FOTAV2");
   spec.security_counter = 7;
   const BootRecord r = Install(v1_, MakePackage(spec, &key_), 3);
   ExpectInstalled(r, v2_);
-  EXPECT_EQ(r.security_counter, 7u);
+  // On trial: the trust record knows the counter; OTP does not have it yet.
+  EXPECT_EQ(board_.Trust()->trial.security_counter, 7u);
+  EXPECT_EQ(board_.OtpCounterValue().value(), 3u);
+  const BootDecision d = ConfirmAndBoot();
+  EXPECT_EQ(d.security_counter, 7u);
+  EXPECT_EQ(board_.OtpCounterValue().value(), 7u);
+  EXPECT_EQ(d.record.security_counter, 7u) << "the boot state's copy for the app";
 }
 
 // Real firmware (../shared/firmware-pairs), as app images: full and diff, through the loader.
@@ -250,13 +261,23 @@ TEST_F(PackageInstall, DowngradeFlag_FromOrdinaryKey_Refused) {
   ExpectRefused(Install(v1_, MakePackage(spec, &key_), 5), FailReason::kDowngrade, 7);
 }
 
-TEST_F(PackageInstall, DowngradeFlag_FromDowngradeKey_InstallsAndLowersCounter) {
+TEST_F(PackageInstall, DowngradeFlag_FromDowngradeKey_InstallsButOtpNeverLowers) {
   host::PackageSpec spec = Full(v2_, "FOTAV2");
   spec.security_counter = 3;
   spec.allow_downgrade = true;
   const BootRecord r = Install(v1_, MakePackage(spec, &downgrade_key_), 5);
   ExpectInstalled(r, v2_);
-  EXPECT_EQ(r.security_counter, 3u);
+  const BootDecision d = ConfirmAndBoot();
+  EXPECT_EQ(d.security_counter, 5u);
+  EXPECT_EQ(board_.OtpCounterValue().value(), 5u) << "OTP bits cannot be set back";
+  // An ordinary package must still reach the counter OTP holds.
+  host::PackageSpec next = Full(Restamp(v1_, "FOTAV3"), "FOTAV3");
+  next.security_counter = 4;
+  ASSERT_TRUE(board_.Stage(MakePackage(next, &key_), "FOTAV3").ok());
+  before_ = board_.RunningSlot();
+  const Result<BootDecision> refused = board_.Boot(installer_);
+  ASSERT_TRUE(refused.ok());
+  ExpectRefused(refused->record, FailReason::kDowngrade, 7);
 }
 
 TEST_F(PackageInstall, DiffAgainstWrongRunningImage_RefusedWrongSource) {

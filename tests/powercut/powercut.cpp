@@ -25,6 +25,7 @@ std::unique_ptr<SimBoard> FreshBoard(const Scenario& s, SimBoard& prepared) {
   auto board = std::make_unique<SimBoard>(*s.profile);
   board->flash().internal.raw() = prepared.flash().internal.raw();
   board->flash().external.raw() = prepared.flash().external.raw();
+  board->flash().otp.cells().raw() = prepared.flash().otp.cells().raw();
   return board;
 }
 
@@ -191,7 +192,14 @@ SweepResult RunSweep(const Scenario& s, const SweepOptions& options) {
         if (holds_new != (s.expect == Expect::kNewImage)) ++result.unexpected;
       } else {
         ++result.bricked;
-        if (result.failures.size() < 5) result.failures.push_back(replay.str() + ": " + why);
+        if (result.failures.size() < 5) {
+          const BootRecord& r = run.decision.record;
+          replay << ": " << why << " (status " << UpgradeStatusName(r.status) << ", step "
+                 << UpgradeStepName(r.step) << ", reason " << FailReasonName(r.reason)
+                 << ", trust: confirmed " << run.decision.trust.confirmed.size << " trial "
+                 << run.decision.trust.trial.size << ")";
+          result.failures.push_back(replay.str());
+        }
       }
     }
   }

@@ -23,6 +23,12 @@ void SimBoard::FlashRunning(const std::vector<uint8_t>& image) {
   auto& raw = flash_.internal.raw();
   std::fill(raw.begin() + p.offset, raw.begin() + p.offset + p.size, 0xFF);
   std::copy(image.begin(), image.end(), raw.begin() + p.offset);
+  // As a factory programmer does: the loader's trust record starts blank, so the next boot
+  // records this image as the confirmed one.
+  for (PartitionId id : {PartitionId::kTrustA, PartitionId::kTrustB}) {
+    const Partition& t = profile_.partition(id);
+    std::fill(raw.begin() + t.offset, raw.begin() + t.offset + t.size, 0xFF);
+  }
 }
 
 Status SimBoard::Stage(const std::vector<uint8_t>& package, const char* version) {
@@ -44,9 +50,28 @@ Status SimBoard::Stage(const std::vector<uint8_t>& package, const char* version)
 }
 
 Result<BootDecision> SimBoard::Boot(Installer& installer) {
-  Flash* const flashes[kFlashCount] = {&flash_.internal, &flash_.external};
-  Loader loader(profile_, flashes, installer, ByteSpan(work_));
+  Loader loader(profile_, Devices(), installer, ByteSpan(work_));
   return loader.Boot();
+}
+
+Result<BootDecision> SimBoard::BootRunningOnly() {
+  Loader loader(profile_, Devices(), plain_, ByteSpan(work_));
+  return loader.BootRunningOnly();
+}
+
+LoaderDevices SimBoard::Devices() {
+  return flash_.loader_devices(watchdog_);
+}
+
+Result<TrustRecord> SimBoard::Trust() {
+  TrustStore store(Area(PartitionId::kTrustA), Area(PartitionId::kTrustB));
+  bool found = false;
+  return store.Load(&found);
+}
+
+Result<uint32_t> SimBoard::OtpCounterValue() {
+  OtpCounter counter(flash_.otp, profile_);
+  return counter.Read();
 }
 
 Status SimBoard::Confirm() {

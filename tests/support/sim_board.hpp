@@ -28,9 +28,17 @@ class SimBoard {
   // One power-on of the loader.
   Result<BootDecision> Boot(Installer& installer);
   Result<BootDecision> Boot() { return Boot(plain_); }
+  // A power-on whose external flash is dead (the port's fallback).
+  Result<BootDecision> BootRunningOnly();
+  // The devices the loader runs on; the watchdog is refreshed through `watchdog` if set.
+  LoaderDevices Devices();
+  void set_watchdog(Watchdog* watchdog) { watchdog_ = watchdog; }
   // What the app does once it is healthy after an upgrade.
   Status Confirm();
   Result<BootRecord> Record();
+  // The loader's trust record (an idle one if the loader never ran) and the OTP counter.
+  Result<TrustRecord> Trust();
+  Result<uint32_t> OtpCounterValue();
 
   bool RunningHolds(const std::vector<uint8_t>& image) const;
   std::vector<uint8_t> RunningSlot() const;
@@ -42,6 +50,7 @@ class SimBoard {
   const BoardProfile& profile_;
   sim::BoardFlash flash_;
   PlainImageInstaller plain_;
+  Watchdog* watchdog_ = nullptr;
   uint8_t work_[1024];  // the loader's scratch buffer, as on the board
 };
 

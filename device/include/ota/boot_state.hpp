@@ -1,15 +1,15 @@
 // The boot state: what the app and the loader tell each other across resets
 // (docs/spec/boot-state.md gives the exact bytes, docs/DESIGN.md the why).
 //
-// Power safety: records are appended to one of two erase sectors (copy A, copy B) with a
-// sequence number and a CRC. The newest valid record wins. A sector is erased only when the
-// newest record lives in the *other* sector, so at no instant is the only good copy erased;
-// a torn append fails its CRC and the previous record stands.
+// Power safety: a RecordLog (ota/record_log.hpp) in two external-flash sectors. Nothing in
+// it is trusted for what it says about images: the loader checks images against its own
+// trust record in internal flash (ota/trust_store.hpp).
 #pragma once
 
 #include <cstdint>
 
 #include "ota/flash_area.hpp"
+#include "ota/record_log.hpp"
 #include "ota/sha256.hpp"
 #include "ota/status.hpp"
 
@@ -46,8 +46,14 @@ enum class FailReason : uint8_t {
   kNoBootableImage = 9,  // neither the new image nor a backup can be booted
   kBadSignature = 10,    // unsigned, signed by an unknown key, or the signature is wrong
   kDowngrade = 11,       // security counter below the installed one, and not authorised
+  kRecoverFailed = 12,   // the backup could not be restored in kMaxRecoverAttempts boots
+  kTrialPending = 13,    // a package was staged while the running image was still on trial
 };
-inline constexpr FailReason kLastFailReason = FailReason::kDowngrade;
+inline constexpr FailReason kLastFailReason = FailReason::kTrialPending;
+
+// Boots that try to restore the backup (a read or verify fault retries on the next boot)
+// before the loader gives up with kRecoverFailed.
+inline constexpr uint8_t kMaxRecoverAttempts = 3;
 
 uint8_t IotdaResultCode(FailReason reason);
 const char* FailReasonName(FailReason reason);
@@ -66,6 +72,7 @@ struct BootRecord {
   uint32_t security_counter = 0;  // highest counter installed (anti-rollback)
   uint8_t trial_boots_left = 0;
   uint8_t flags = 0;
+  uint8_t recover_attempts = 0;      // boots that tried to restore the backup and failed
   uint32_t backup_size = 0;          // bytes of the image held in the backup region; 0 = none
   char package_version[32] = {};     // version the staged package installs
   Sha256Digest package_sha256 = {};  // SHA-256 of the whole package file (the platform's sign)
@@ -75,7 +82,7 @@ struct BootRecord {
 
 inline constexpr uint32_t kBootRecordMagic = 0x5342544F;  // bytes "OTBS"
 inline constexpr uint8_t kBootRecordFormat = 1;
-inline constexpr uint32_t kBootRecordSize = 128;
+inline constexpr uint32_t kBootRecordSize = kRecordSize;
 
 void EncodeBootRecord(const BootRecord& record, uint8_t (&out)[kBootRecordSize]);
 // kNotFound if the bytes are erased, kCorrupt if they are not a valid record.
@@ -84,26 +91,17 @@ Result<BootRecord> DecodeBootRecord(const uint8_t (&in)[kBootRecordSize]);
 class BootStore {
  public:
   // Two areas of exactly one erase sector each (the profile's kBootStateA/B).
-  BootStore(const FlashArea& a, const FlashArea& b) : copies_{a, b} {}
+  BootStore(const FlashArea& a, const FlashArea& b);
 
   // The newest valid record. A board with no record yet gets an idle one (sequence 0).
   Result<BootRecord> Load();
   // Appends `record` with the next sequence number, then reads it back.
   Status Save(BootRecord& record);
 
-  uint32_t slots_per_copy() const { return copies_[0].size() / kBootRecordSize; }
+  uint32_t slots_per_copy() const { return log_.slots_per_copy(); }
 
  private:
-  struct Scan {
-    bool found = false;
-    int copy = 0;           // copy holding the newest valid record
-    uint32_t sequence = 0;  // its sequence number
-    BootRecord record;
-    uint32_t next_slot[2] = {};  // first slot after the last non-erased slot, per copy
-  };
-  Result<Scan> ScanCopies();
-
-  FlashArea copies_[2];
+  RecordLog log_;
 };
 
 }  // namespace ota

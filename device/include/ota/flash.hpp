@@ -46,6 +46,9 @@ struct FlashGeometry {
   Result<SectorInfo> SectorAt(uint32_t addr) const;
   Result<SectorInfo> SectorByIndex(uint32_t index) const;
   bool IsSectorBoundary(uint32_t addr) const;
+  // The largest single erase command at `addr` (a sector boundary) that erases no more than
+  // `remaining` bytes: an aligned block erase if one fits, else the sector.
+  uint32_t EraseCommandSize(uint32_t addr, uint32_t remaining) const;
 };
 
 class Flash {

@@ -1,13 +1,15 @@
 // The flash devices of one simulated board and the supply they share.
 #pragma once
 
+#include "ota/loader.hpp"
 #include "ota/profile.hpp"
 #include "sim/emulated_flash.hpp"
+#include "sim/emulated_otp.hpp"
 #include "sim/power.hpp"
 
 namespace ota::sim {
 
-// Internal flash timed as the STM32F4's, external as the W25Q128's. Not copyable or
+// Internal flash (and OTP) timed as the STM32F4's, external as the W25Q128's. Not copyable or
 // movable: both devices hold a pointer to `power`.
 struct BoardFlash {
   explicit BoardFlash(const BoardProfile& profile);
@@ -16,13 +18,18 @@ struct BoardFlash {
 
   Flash& flash(FlashId id) { return emulated(id); }
   EmulatedFlash& emulated(FlashId id) { return id == FlashId::kInternal ? internal : external; }
-  // Both devices' counters added up.
+  // What ota::Loader runs on: these devices, and `watchdog` if the caller models one.
+  LoaderDevices loader_devices(Watchdog* watchdog = nullptr) {
+    return LoaderDevices{&internal, &external, &otp, watchdog};
+  }
+  // Every device's counters added up.
   FlashCounters counters() const;
   void ResetCounters();
 
   PowerSupply power;  // declared first: the devices point at it
   EmulatedFlash internal;
   EmulatedFlash external;
+  EmulatedOtp otp;  // the MCU's OTP area (the anti-rollback counter)
 };
 
 }  // namespace ota::sim

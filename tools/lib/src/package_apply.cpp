@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "ota/loader.hpp"
+#include "ota/otp_counter.hpp"
 #include "ota/package_installer.hpp"
 #include "sim/board_flash.hpp"
 
@@ -65,8 +66,15 @@ ApplyResult ApplyPackage(std::span<const uint8_t> package, std::span<const uint8
   policy.keys = Span<const TrustedKey>(options.keys.data(), options.keys.size());
   policy.accept_unsigned = options.keys.empty();
   auto installer = std::make_unique<PackageInstaller>(policy);
+  // The board's anti-rollback counter lives in OTP: burn it to the value asked for.
+  OtpCounter otp(board->otp, profile);
+  if (const Status raised = otp.Raise(options.security_counter); !raised.ok()) {
+    result.error = "security counter " + std::to_string(options.security_counter) +
+                   " does not fit the OTP counter (at most " + std::to_string(otp.max()) + ")";
+    return result;
+  }
   uint8_t work[1024];  // the loader's scratch buffer, as on the board
-  Loader loader(profile, flashes, *installer, ByteSpan(work));
+  Loader loader(profile, board->loader_devices(), *installer, ByteSpan(work));
   const Result<BootDecision> decision = loader.Boot();
   result.board_seconds = static_cast<double>(board->counters().time_typ_us) / 1e6;
   result.running_slot_after = Slice(internal, running);
@@ -76,7 +84,10 @@ ApplyResult ApplyPackage(std::span<const uint8_t> package, std::span<const uint8
   }
   const BootRecord& after = decision->record;
   result.reason = after.reason;
-  result.security_counter_after = after.security_counter;
+  // The counter the OTP will hold once the new image is confirmed (the loader burns it then).
+  result.security_counter_after = decision->trust.trial.present()
+                                      ? decision->trust.trial.security_counter
+                                      : decision->security_counter;
   if (after.status == UpgradeStatus::kUpgradedOk && decision->boot_app) {
     result.installed = true;
     result.image.assign(internal.begin() + running.offset,
