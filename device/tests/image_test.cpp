@@ -257,6 +257,37 @@ TEST_F(ImageTest, ValidateImage_DamagedVectorWord_VerifyFailedFirst) {
             StatusCode::kVerifyFailed);
 }
 
+TEST(StampImage, BadVectorTable_RefusedWithTheWordNamed) {
+  std::vector<uint8_t> binary(4096, 0);
+  StoreLe32(binary.data(), 0);
+  StoreLe32(binary.data() + 4, kLoad + 0x401);
+  host::StampResult r = host::StampImage(binary, "V1", kLoad);
+  EXPECT_TRUE(r.image.empty());
+  EXPECT_NE(r.error.find("initial SP 0x00000000"), std::string::npos) << r.error;
+  EXPECT_NE(r.error.find("SRAM"), std::string::npos) << r.error;
+
+  StoreLe32(binary.data(), 0x2002FFFC);
+  r = host::StampImage(binary, "V1", kLoad);
+  EXPECT_NE(r.error.find("initial SP 0x2002FFFC"), std::string::npos) << r.error;
+  EXPECT_NE(r.error.find("8-byte aligned"), std::string::npos) << r.error;
+
+  StoreLe32(binary.data(), 0x20030000);
+  StoreLe32(binary.data() + 4, kLoad + 0x400);
+  r = host::StampImage(binary, "V1", kLoad);
+  EXPECT_NE(r.error.find("reset vector 0x08002400"), std::string::npos) << r.error;
+  EXPECT_NE(r.error.find("Thumb"), std::string::npos) << r.error;
+
+  StoreLe32(binary.data() + 4, kLoad + 4096 + 1);  // image_size is the binary's 4096 bytes
+  r = host::StampImage(binary, "V1", kLoad);
+  EXPECT_NE(r.error.find("reset vector 0x08003001"), std::string::npos) << r.error;
+  EXPECT_NE(r.error.find("0x08002240 <= (reset & ~1) < 0x08003000"), std::string::npos) << r.error;
+
+  StoreLe32(binary.data() + 4, kLoad + 4096 - 1);
+  r = host::StampImage(binary, "V1", kLoad);
+  EXPECT_EQ(r.error, "");
+  EXPECT_EQ(r.image.size(), 4096 + kImageTrailerSize);
+}
+
 TEST(StampImage, BadInputs_ClearErrors) {
   EXPECT_NE(host::StampImage(std::vector<uint8_t>(100), "V1", kLoad).error.find("too small"),
             std::string::npos);
@@ -265,7 +296,14 @@ TEST(StampImage, BadInputs_ClearErrors) {
   std::vector<uint8_t> used(1024, 0);
   used[0x210] = 7;
   EXPECT_NE(host::StampImage(used, "V1", kLoad).error.find("not reserved"), std::string::npos);
-  EXPECT_EQ(host::StampImage(std::vector<uint8_t>(1024, 0xFF), "V1", kLoad).error, "");
+  // An erased (0xFF) header area is reserved space too; the vector table is a real one.
+  std::vector<uint8_t> erased(1024, 0xFF);
+  StoreLe32(erased.data(), 0x20030000);
+  StoreLe32(erased.data() + 4, kLoad + 0x301);
+  EXPECT_EQ(host::StampImage(erased, "V1", kLoad).error, "");
+  // 0xFF everywhere, the table included, is no image the loader could start.
+  EXPECT_NE(host::StampImage(std::vector<uint8_t>(1024, 0xFF), "V1", kLoad).error.find("SP"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -312,5 +312,33 @@ TEST_F(PackageInstall, TargetHashMismatchAfterApply_RecoversOldImage) {
   EXPECT_TRUE(board_.RunningHolds(v1_));
 }
 
+// ---- Images the loader could not start (docs/spec/image.md, "Vector table") ----
+
+// `image` with other vector words and a trailer that matches again: intact, but not bootable.
+std::vector<uint8_t> WithVectors(std::vector<uint8_t> image, uint32_t sp, uint32_t reset) {
+  StoreLe32(image.data(), sp);
+  StoreLe32(image.data() + 4, reset);
+  const size_t size = image.size() - kImageTrailerSize;
+  Sha256 sha;
+  Sha256Digest digest;
+  EXPECT_TRUE(sha.Update(ConstByteSpan(image.data(), size)).ok() && sha.Finish(digest).ok());
+  std::copy(digest, digest + kSha256Size, image.begin() + static_cast<ptrdiff_t>(size));
+  return image;
+}
+
+class BadVectorTable : public PackageInstall {
+ protected:
+  std::vector<uint8_t> bad_ = WithVectors(v2_, 0, LoadAddress() + 0x401);  // initial SP 0
+};
+
+TEST_F(BadVectorTable, PackRefusesTheImage) {
+  const host::PackResult r = host::BuildPackage(Full(bad_, "FOTAV2"));
+  EXPECT_TRUE(r.package.empty());
+  EXPECT_NE(r.error.find("initial SP 0x00000000"), std::string::npos) << r.error;
+  host::PackResult d = host::BuildPackage(Diff(bad_, "FOTAV2", v2_, "FOTAV2"));
+  EXPECT_NE(d.error.find("old image: vector table"), std::string::npos) << d.error;
+}
+
+
 }  // namespace
 }  // namespace ota::testing
