@@ -688,12 +688,24 @@ vt("vt-trailer.raw", 0x20030000, 0x08020000 + n + 1)  # into the SHA-256 trailer
 vt("vt-ccm.raw", 0x10010000, 0x08020000 + n - 1)  # SP at the end of CCM; the last halfword
 
 # An image with initial SP 0 whose header and trailer are right (what a tool without the check
-# would make).
+# would make), and the same as the target of a stored full package: the package of v2.bin with
+# its payload replaced and target_sha256 fixed (the sizes are equal).
 img = bytearray(open("v2.bin", "rb").read())
 struct.pack_into("<I", img, 0, 0)
 size = len(img) - 32
 img[size:] = hashlib.sha256(bytes(img[:size])).digest()
 open("vt-sp0.bin", "wb").write(img)
+p = bytearray(open("full.stored.pkg", "rb").read())
+ms, ps = struct.unpack_from("<H", p, 6)[0], struct.unpack_from("<I", p, 8)[0]
+assert ps == len(img) and len(p) == 16 + ms + ps
+p[16 + ms:] = img
+pos = 16
+while pos < 16 + ms:
+    t, l = struct.unpack_from("<HH", p, pos)
+    if t == 0x8003:
+        p[pos + 4:pos + 4 + l] = hashlib.sha256(bytes(img)).digest()
+    pos += 4 + l
+open("vt-sp0.u.pkg", "wb").write(p)
 EOF
 run "$OTA" stamp vt-sp0.raw --version FOTAV1 -o vt.bin
 check "stamp of a binary with initial SP 0: exit 3, names SP and its value, no output" \
@@ -733,6 +745,16 @@ check "pack of an image with initial SP 0: exit 3, names SP, no output" \
 run "$OTA" pack --diff vt-sp0.bin v1.bin --version FOTAV1 --from-version FOTAV2 -o vt.pkg
 check "pack --diff from an image with initial SP 0: exit 3, old image, no output" \
   'clean_error 3 "old image" "initial SP 0x00000000" && [[ ! -e vt.pkg ]]'
+run "$OTA" sign vt-sp0.u.pkg --key key.pem --password-file pw -o vt-sp0.pkg
+check "sign of a full package whose target has initial SP 0: exit 0 (sign checks no image)" \
+  'succeeded "sign: vt-sp0.pkg"'
+run "$OTA" verify vt-sp0.pkg --pub key.pub
+check "verify of that package: exit 1, target-mismatch, names SP and its value" \
+  'clean_error 1 vt-sp0.pkg "invalid: target-mismatch (IoTDA result 10)" \
+     "the target image: vector table: initial SP 0x00000000"'
+run "$OTA" apply vt-sp0.pkg --old v1.bin -o vt-apply.bin --pub key.pub
+check "apply of that package: exit 1, target-mismatch (the loader restores the old image)" \
+  'clean_error 1 target-mismatch && [[ ! -e vt-apply.bin ]]'
 run "$OTA" pack --full v2.bin --version FOTAV2 -o desc.pkg --description "$(printf 'd%.0s' {1..65})"
 check "pack --description of 65 bytes: exit 3" 'clean_error 3 description && [[ ! -e desc.pkg ]]'
 
