@@ -96,10 +96,11 @@ if [[ -f $ROOT/build/firmware/appv1.bin && -f $ROOT/build/firmware/appv2.bin ]];
   say "appv1.bin, appv2.bin: the Cortex-M4 images (build/firmware)"
 else
   python3 - <<'EOF'
-import random
+import random, struct
 random.seed(2026)
 code = bytes(random.getrandbits(8) & 0x7f for _ in range(200000))
-head = bytes(0x200) + bytes(64)
+# Vector table (initial SP at the top of SRAM, Thumb reset vector inside the image), header.
+head = struct.pack("<II", 0x20030000, 0x08020401) + bytes(0x200 - 8) + bytes(64)
 open("appv1.raw", "wb").write(head + code)
 open("appv2.raw", "wb").write(head + code[:120000] + b"FOTAV2 feature " * 400 + code[120000:])
 EOF

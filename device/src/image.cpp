@@ -48,6 +48,50 @@ Result<ImageHeader> DecodeImageHeader(const uint8_t (&in)[kImageHeaderSize]) {
   return h;
 }
 
+const char* VectorTableFaultName(VectorTableFault fault) {
+  switch (fault) {
+    case VectorTableFault::kNone:
+      return "none";
+    case VectorTableFault::kStackNotInRam:
+      return "stack-not-in-ram";
+    case VectorTableFault::kStackMisaligned:
+      return "stack-misaligned";
+    case VectorTableFault::kResetNotThumb:
+      return "reset-not-thumb";
+    case VectorTableFault::kResetOutsideImage:
+      return "reset-outside-image";
+  }
+  return "unknown";
+}
+
+VectorTableFault FindVectorTableFault(uint32_t initial_sp, uint32_t reset_vector,
+                                      uint32_t load_address, uint32_t image_size) {
+  bool in_ram = false;
+  for (const RamRegion& r : kStackRegions) {
+    if (initial_sp > r.start && initial_sp <= r.end) in_ram = true;
+  }
+  if (!in_ram) return VectorTableFault::kStackNotInRam;
+  if (initial_sp % kStackAlignment != 0) return VectorTableFault::kStackMisaligned;
+  if ((reset_vector & 1u) == 0) return VectorTableFault::kResetNotThumb;
+  // Offsets from the load address, so that no sum can wrap past 0xFFFFFFFF.
+  const uint32_t entry = reset_vector & ~1u;
+  if (entry < load_address) return VectorTableFault::kResetOutsideImage;
+  const uint32_t offset = entry - load_address;
+  if (offset < kImageCodeOffset || offset >= image_size) {
+    return VectorTableFault::kResetOutsideImage;
+  }
+  return VectorTableFault::kNone;
+}
+
+Status CheckVectorTable(uint32_t initial_sp, uint32_t reset_vector, uint32_t load_address,
+                        uint32_t image_size) {
+  if (FindVectorTableFault(initial_sp, reset_vector, load_address, image_size) !=
+      VectorTableFault::kNone) {
+    return StatusCode::kBadVectorTable;
+  }
+  return Status::Ok();
+}
+
 Result<ImageInfo> ValidateImage(const FlashArea& area, uint32_t load_address, ByteSpan work) {
   uint8_t raw[kImageHeaderSize];
   if (area.size() < kImageHeaderOffset + kImageHeaderSize) return StatusCode::kTooLarge;
@@ -62,6 +106,10 @@ Result<ImageInfo> ValidateImage(const FlashArea& area, uint32_t load_address, By
   OTA_TRY(area.Read(size, ByteSpan(stored)));
   OTA_TRY(HashArea(area, 0, size, work, info.sha256));
   if (!DigestEqual(info.sha256, stored)) return StatusCode::kVerifyFailed;
+  // Checked on the hashed bytes, so kBadVectorTable means "intact, but it cannot start".
+  uint8_t vectors[8];
+  OTA_TRY(area.Read(0, ByteSpan(vectors)));
+  OTA_TRY(CheckVectorTable(LoadLe32(vectors), LoadLe32(vectors + 4), load_address, size));
   return info;
 }
 

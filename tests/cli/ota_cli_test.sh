@@ -181,14 +181,18 @@ no_temp_files() { [[ -z $(find "${1:-.}" -maxdepth 1 -name '.*.??????' -print -q
 
 # ---------------------------------------------------------------------------------------------
 # Test data: app binaries (0x200 bytes of vector table, 64 reserved zero bytes for the header,
-# then the body), stamped into images, and keys.
+# then the body), stamped into images, and keys. The vector table starts with an initial SP at
+# the top of SRAM and a Thumb reset vector inside the image (docs/spec/image.md); the rest of
+# it is random.
 
 "$PY" - <<'EOF'
 import hashlib, random, struct
 
 def raw(seed, body):
     r = random.Random(seed)
-    return bytes(r.randrange(256) for _ in range(0x200)) + bytes(64) + body
+    table = struct.pack("<II", 0x20030000, 0x08020401)
+    table += bytes(r.randrange(256) for _ in range(0x200 - len(table)))
+    return table + bytes(64) + body
 
 r = random.Random(1)
 body1 = bytes(r.randrange(256) for _ in range(60 * 1024 - 0x240))
@@ -662,6 +666,95 @@ check "pack of an unstamped binary: exit 3, 'not an app image'" \
 run "$OTA" stamp v1.bin --version FOTAV1 -o restamp.bin
 check "stamp of an already stamped image: exit 3, header bytes not reserved" \
   'clean_error 3 "not reserved" && [[ ! -e restamp.bin ]]'
+
+# Vector tables the loader could not start (docs/spec/image.md): stamp, pack and verify refuse
+# them, naming the word and its value. vt-*.raw are v1.raw with other words 0 and 1.
+"$PY" - <<'EOF'
+import hashlib, struct
+v1 = open("v1.raw", "rb").read()
+n = len(v1)  # the header's image_size once stamped
+def vt(name, sp, reset):
+    b = bytearray(v1)
+    struct.pack_into("<II", b, 0, sp, reset)
+    open(name, "wb").write(b)
+vt("vt-sp0.raw", 0x00000000, 0x08020401)
+vt("vt-sp4.raw", 0x2002FFFC, 0x08020401)          # in SRAM, not 8-byte aligned
+vt("vt-sram-start.raw", 0x20000000, 0x08020401)   # the start of SRAM: nothing below to push to
+vt("vt-erased.raw", 0xFFFFFFFF, 0xFFFFFFFF)
+vt("vt-even.raw", 0x20030000, 0x08020400)         # no Thumb bit
+vt("vt-loader.raw", 0x20030000, 0x08000401)       # into the loader, before the image
+vt("vt-header.raw", 0x20030000, 0x08020201)       # into the image header
+vt("vt-trailer.raw", 0x20030000, 0x08020000 + n + 1)  # into the SHA-256 trailer
+vt("vt-ccm.raw", 0x10010000, 0x08020000 + n - 1)  # SP at the end of CCM; the last halfword
+
+# An image with initial SP 0 whose header and trailer are right (what a tool without the check
+# would make), and the same as the target of a stored full package: the package of v2.bin with
+# its payload replaced and target_sha256 fixed (the sizes are equal).
+img = bytearray(open("v2.bin", "rb").read())
+struct.pack_into("<I", img, 0, 0)
+size = len(img) - 32
+img[size:] = hashlib.sha256(bytes(img[:size])).digest()
+open("vt-sp0.bin", "wb").write(img)
+p = bytearray(open("full.stored.pkg", "rb").read())
+ms, ps = struct.unpack_from("<H", p, 6)[0], struct.unpack_from("<I", p, 8)[0]
+assert ps == len(img) and len(p) == 16 + ms + ps
+p[16 + ms:] = img
+pos = 16
+while pos < 16 + ms:
+    t, l = struct.unpack_from("<HH", p, pos)
+    if t == 0x8003:
+        p[pos + 4:pos + 4 + l] = hashlib.sha256(bytes(img)).digest()
+    pos += 4 + l
+open("vt-sp0.u.pkg", "wb").write(p)
+EOF
+run "$OTA" stamp vt-sp0.raw --version FOTAV1 -o vt.bin
+check "stamp of a binary with initial SP 0: exit 3, names SP and its value, no output" \
+  'clean_error 3 vt-sp0.raw "vector table" "initial SP 0x00000000" "not in SRAM or CCM" &&
+   [[ ! -e vt.bin ]]'
+run "$OTA" stamp vt-sp4.raw --version FOTAV1 -o vt.bin
+check "stamp of a binary with initial SP 0x2002FFFC: exit 3, not 8-byte aligned" \
+  'clean_error 3 "initial SP 0x2002FFFC" "8-byte aligned" && [[ ! -e vt.bin ]]'
+run "$OTA" stamp vt-sram-start.raw --version FOTAV1 -o vt.bin
+check "stamp of a binary with initial SP at the start of SRAM: exit 3" \
+  'clean_error 3 "initial SP 0x20000000" && [[ ! -e vt.bin ]]'
+run "$OTA" stamp vt-erased.raw --version FOTAV1 -o vt.bin
+check "stamp of a binary with an erased vector table: exit 3" \
+  'clean_error 3 "initial SP 0xFFFFFFFF" && [[ ! -e vt.bin ]]'
+run "$OTA" stamp vt-even.raw --version FOTAV1 -o vt.bin
+check "stamp of a binary with an even reset vector: exit 3, Thumb" \
+  'clean_error 3 "reset vector 0x08020400" Thumb && [[ ! -e vt.bin ]]'
+run "$OTA" stamp vt-loader.raw --version FOTAV1 -o vt.bin
+check "stamp of a binary whose reset vector points before the image: exit 3, the bounds" \
+  'clean_error 3 "reset vector 0x08000401" "0x08020240 <= (reset & ~1) < 0x" && [[ ! -e vt.bin ]]'
+run "$OTA" stamp vt-header.raw --version FOTAV1 -o vt.bin
+check "stamp of a binary whose reset vector points into the header: exit 3" \
+  'clean_error 3 "reset vector 0x08020201" && [[ ! -e vt.bin ]]'
+run "$OTA" stamp vt-trailer.raw --version FOTAV1 -o vt.bin
+check "stamp of a binary whose reset vector points into the trailer: exit 3" \
+  'clean_error 3 "reset vector" "does not point into the image" && [[ ! -e vt.bin ]]'
+printf 'KEEP ME' >vt-keep.bin
+run "$OTA" stamp vt-sp0.raw --version FOTAV1 -o vt-keep.bin
+check "stamp refused for its vector table does not replace an existing output" \
+  'rc_is 3 && [[ $(cat vt-keep.bin) == "KEEP ME" ]]'
+run "$OTA" stamp vt-ccm.raw --version FOTAV1 -o vt-ccm.bin
+check "stamp of SP = end of CCM, reset vector at the last halfword: accepted" \
+  'succeeded "stamp: vt-ccm.bin version=FOTAV1"'
+run "$OTA" pack --full vt-sp0.bin --version FOTAV2 -o vt.pkg
+check "pack of an image with initial SP 0: exit 3, names SP, no output" \
+  'clean_error 3 "initial SP 0x00000000" && [[ ! -e vt.pkg ]]'
+run "$OTA" pack --diff vt-sp0.bin v1.bin --version FOTAV1 --from-version FOTAV2 -o vt.pkg
+check "pack --diff from an image with initial SP 0: exit 3, old image, no output" \
+  'clean_error 3 "old image" "initial SP 0x00000000" && [[ ! -e vt.pkg ]]'
+run "$OTA" sign vt-sp0.u.pkg --key key.pem --password-file pw -o vt-sp0.pkg
+check "sign of a full package whose target has initial SP 0: exit 0 (sign checks no image)" \
+  'succeeded "sign: vt-sp0.pkg"'
+run "$OTA" verify vt-sp0.pkg --pub key.pub
+check "verify of that package: exit 1, target-mismatch, names SP and its value" \
+  'clean_error 1 vt-sp0.pkg "invalid: target-mismatch (IoTDA result 10)" \
+     "the target image: vector table: initial SP 0x00000000"'
+run "$OTA" apply vt-sp0.pkg --old v1.bin -o vt-apply.bin --pub key.pub
+check "apply of that package: exit 1, target-mismatch (the loader restores the old image)" \
+  'clean_error 1 target-mismatch && [[ ! -e vt-apply.bin ]]'
 run "$OTA" pack --full v2.bin --version FOTAV2 -o desc.pkg --description "$(printf 'd%.0s' {1..65})"
 check "pack --description of 65 bytes: exit 3" 'clean_error 3 description && [[ ! -e desc.pkg ]]'
 
@@ -789,9 +882,9 @@ check "terminal: verify --pub with an encrypted private key fails at once, no pr
   'rc_is 3 && ! grep -qi "pass phrase" tty.out'
 
 # ---------------------------------------------------------------------------------------------
-# Real firmware (../shared/firmware-pairs, p3 and p2): 64 reserved bytes inserted at 0x200 make
-# each file an app binary for `ota stamp`; the diff and full packages must rebuild the new
-# image exactly through `ota apply`.
+# Real firmware (../shared/firmware-pairs, p3 and p2): 64 reserved bytes inserted at 0x200 and
+# a plausible initial SP and reset vector make each file an app binary for `ota stamp`; the
+# diff and full packages must rebuild the new image exactly through `ota apply`.
 PAIRS=$(realpath "$HERE/../../../shared/firmware-pairs" 2>/dev/null || true)
 for pair in p3_detools_shell_cortexm4 p2_pybv11_stm32f405; do
   old=$(ls "$PAIRS"/"$pair"*.old.bin 2>/dev/null | head -1 || true)
@@ -803,7 +896,9 @@ for pair in p3_detools_shell_cortexm4 p2_pybv11_stm32f405; do
   for side in old new; do
     src=$old
     [[ $side == new ]] && src=$new
-    "$PY" -c 'import sys; d=open(sys.argv[1],"rb").read(); open(sys.argv[2],"wb").write(d[:0x200]+bytes(64)+d[0x200:])' \
+    # Neither file is linked for the FIRE slot: words 0 and 1 become a vector table the
+    # loader accepts (initial SP at the top of SRAM, reset vector inside the image).
+    "$PY" -c 'import struct, sys; d=open(sys.argv[1],"rb").read(); open(sys.argv[2],"wb").write(struct.pack("<II",0x20030000,0x08020401)+d[8:0x200]+bytes(64)+d[0x200:])' \
       "$src" "$pair.$side.raw"
   done
   run "$OTA" stamp "$pair.old.raw" --version REALV1 -o "$pair.v1.bin"

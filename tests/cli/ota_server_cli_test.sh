@@ -98,11 +98,13 @@ check "device show: no secret" test "$(field '"secret" in d')" = False
 
 # ---- packages ----
 python3 - <<'EOF'
-import random
+import random, struct
 random.seed(7)
 body = bytes(random.getrandbits(8) & 0x3f for _ in range(40000))
-v1 = bytes(0x200) + bytes(64) + body
-v2 = bytes(0x200) + bytes(64) + body[:30000] + b"new code" * 100 + body[30000:]
+# Vector table: initial SP at the top of SRAM, Thumb reset vector inside the image.
+table = struct.pack("<II", 0x20030000, 0x08020401) + bytes(0x200 - 8)
+v1 = table + bytes(64) + body
+v2 = table + bytes(64) + body[:30000] + b"new code" * 100 + body[30000:]
 open("v1.raw", "wb").write(v1)
 open("v2.raw", "wb").write(v2)
 EOF

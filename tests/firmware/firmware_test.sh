@@ -3,8 +3,8 @@
 #  - loader.bin, appv1.bin, appv2.bin exist and fit: the loader its 32 KB budget (and its
 #    128 KB of flash at 0x08000000), each app its 512 KB slot at 0x08020000;
 #  - each starts with a vector table whose initial SP lies in the 192 KB of SRAM1-3
-#    (0x20000000..0x20030000, 8-byte aligned) and whose reset handler is a Thumb address
-#    inside the image itself;
+#    (0x20000000 < SP <= 0x20030000, 8-byte aligned) and whose reset handler is a Thumb address
+#    inside the image itself (an app's: after its header, before its trailer);
 #  - the apps are stamped app images (docs/spec/image.md): header at 0x200 with the magic,
 #    load address 0x08020000, versions FOTAV1 and FOTAV2, a SHA-256 trailer that matches;
 #  - a signed diff package appv1 -> appv2 (`ota pack --diff`), applied by the loader's code on
@@ -55,8 +55,11 @@ for name, (base, region, limit) in images.items():
     sp, reset = struct.unpack_from('<II', data, 0)
     check(RAM_LO < sp <= RAM_HI and sp % 8 == 0, f'{name}: initial SP {sp:#010x} in SRAM')
     check(reset & 1 == 1, f'{name}: reset handler {reset:#010x} has the Thumb bit')
-    check(base + 0x1AC <= (reset & ~1) < base + len(data),
-          f'{name}: reset handler inside the image [{base:#010x}, {base + len(data):#010x})')
+    # An app's code starts after the vector table and the image header, and ends before the
+    # SHA-256 trailer: the rule ota::CheckVectorTable applies (docs/spec/image.md).
+    lo, hi = (0x1AC, len(data)) if name == 'loader' else (0x240, len(data) - 32)
+    check(base + lo <= (reset & ~1) < base + hi,
+          f'{name}: reset handler inside the code [{base + lo:#010x}, {base + hi:#010x})')
     if name == 'loader':
         continue
     magic, hver, hsize, isize, load, flags = struct.unpack_from('<IHHIII', data, 0x200)

@@ -333,5 +333,102 @@ TEST_F(PackageInstall, TargetHashMismatchAfterApply_RecoversOldImage) {
   EXPECT_TRUE(board_.RunningHolds(v1_));
 }
 
+// ---- Images the loader could not start (docs/spec/image.md, "Vector table") ----
+
+// `image` with other vector words and a trailer that matches again: intact, but not bootable.
+std::vector<uint8_t> WithVectors(std::vector<uint8_t> image, uint32_t sp, uint32_t reset) {
+  StoreLe32(image.data(), sp);
+  StoreLe32(image.data() + 4, reset);
+  const size_t size = image.size() - kImageTrailerSize;
+  Sha256 sha;
+  Sha256Digest digest;
+  EXPECT_TRUE(sha.Update(ConstByteSpan(image.data(), size)).ok() && sha.Finish(digest).ok());
+  std::copy(digest, digest + kSha256Size, image.begin() + static_cast<ptrdiff_t>(size));
+  return image;
+}
+
+class BadVectorTable : public PackageInstall {
+ protected:
+  // A signed full package of `image` made without `ota pack`'s checks (which refuse it): the
+  // manifest of an honest package of v2 (same size and version), the target's SHA-256 and a
+  // payload of `image` itself.
+  std::vector<uint8_t> ForgedFull(const std::vector<uint8_t>& image, CodecId codec) {
+    host::PackageSpec spec = Full(v2_, "FOTAV2");
+    spec.codec = codec;
+    const auto honest = MakePackage(spec, nullptr);
+    PackageError e;
+    const Result<PackageManifest> m = ParseManifest(ConstByteSpan(honest.data(), 600), &e);
+    EXPECT_TRUE(m.ok());
+    if (!m.ok()) return {};
+    const std::vector<uint8_t> payload =
+        codec == CodecId::kStored ? image : host::EncodeDelta({}, image);
+    std::vector<uint8_t> forged(honest.begin(), honest.begin() + m->payload_offset());
+    StoreLe32(&forged[8], static_cast<uint32_t>(payload.size()));
+    Sha256 sha;
+    Sha256Digest digest;
+    EXPECT_TRUE(sha.Update(ConstByteSpan(image.data(), image.size())).ok() &&
+                sha.Finish(digest).ok());
+    std::copy(digest, digest + kSha256Size, forged.begin() + TlvValue(forged, kTlvTargetSha256));
+    forged.insert(forged.end(), payload.begin(), payload.end());
+    forged.resize(forged.size() + kSignatureBlockSize);
+    return Resign(forged, key_);
+  }
+
+  host::ApplyOptions Options() const {
+    host::ApplyOptions options;
+    options.keys = {key_.trusted()};
+    options.profile = &kBoard;
+    return options;
+  }
+
+  std::vector<uint8_t> bad_ = WithVectors(v2_, 0, LoadAddress() + 0x401);  // initial SP 0
+};
+
+TEST_F(BadVectorTable, PackRefusesTheImage) {
+  const host::PackResult r = host::BuildPackage(Full(bad_, "FOTAV2"));
+  EXPECT_TRUE(r.package.empty());
+  EXPECT_NE(r.error.find("initial SP 0x00000000"), std::string::npos) << r.error;
+  host::PackResult d = host::BuildPackage(Diff(bad_, "FOTAV2", v2_, "FOTAV2"));
+  EXPECT_NE(d.error.find("old image: vector table"), std::string::npos) << d.error;
+}
+
+TEST_F(BadVectorTable, VerifyDecodesAFullPackageAndRefusesItsTarget) {
+  for (const CodecId codec : {CodecId::kDelta, CodecId::kStored}) {
+    SCOPED_TRACE(codec == CodecId::kDelta ? "delta" : "stored");
+    const auto pkg = ForgedFull(bad_, codec);
+    // The package itself is sound: signed, fits, hashes to what its manifest says.
+    EXPECT_TRUE(host::VerifyPackage(pkg, Options()).valid);
+    const host::TargetCheck t = host::CheckPackageTarget(pkg, Options());
+    EXPECT_TRUE(t.checked);
+    EXPECT_FALSE(t.bootable);
+    EXPECT_NE(t.error.find("initial SP 0x00000000"), std::string::npos) << t.error;
+  }
+  const auto reset =
+      ForgedFull(WithVectors(v2_, 0x20030000, LoadAddress() + 0x400), CodecId::kDelta);
+  const host::TargetCheck t = host::CheckPackageTarget(reset, Options());
+  EXPECT_FALSE(t.bootable);
+  EXPECT_NE(t.error.find("reset vector"), std::string::npos) << t.error;
+}
+
+TEST_F(BadVectorTable, VerifyChecksAGoodFullTargetNotADiffs) {
+  const host::TargetCheck full =
+      host::CheckPackageTarget(ForgedFull(v2_, CodecId::kDelta), Options());
+  EXPECT_TRUE(full.checked);
+  EXPECT_TRUE(full.bootable) << full.error;
+  const auto diff = MakePackage(Diff(v1_, "FOTAV1", v2_, "FOTAV2"), &key_);
+  const host::TargetCheck d = host::CheckPackageTarget(diff, Options());
+  EXPECT_FALSE(d.checked);
+  EXPECT_TRUE(d.error.empty());
+}
+
+// What `ota verify` predicts: the loader installs the image, ValidateImage refuses it at the
+// verify step, and the backup goes back.
+TEST_F(BadVectorTable, LoaderInstallsThenRestoresTheOldImage) {
+  const BootRecord r = Install(v1_, ForgedFull(bad_, CodecId::kDelta));
+  EXPECT_EQ(r.status, UpgradeStatus::kUpgradedFailed);
+  EXPECT_EQ(FailReasonName(r.reason), std::string(FailReasonName(FailReason::kTargetMismatch)));
+  EXPECT_TRUE(board_.RunningHolds(v1_));
+}
+
 }  // namespace
 }  // namespace ota::testing

@@ -65,6 +65,10 @@ std::optional<std::vector<uint8_t>> RealFirmwareImage(const std::string& file_na
   std::vector<uint8_t> binary(raw.begin(), raw.begin() + kImageHeaderOffset);
   binary.insert(binary.end(), kImageHeaderSize, 0);
   binary.insert(binary.end(), raw.begin() + kImageHeaderOffset, raw.end());
+  // None of the files is linked for this slot (ESP8266, a pyboard, a part with other RAM): a
+  // vector table the loader would start replaces their first two words (docs/spec/image.md).
+  StoreLe32(binary.data(), 0x20030000);                // initial SP: top of SRAM1-3
+  StoreLe32(binary.data() + 4, load_address | 0x401);  // reset handler in the image, Thumb
   host::StampResult stamped = host::StampImage(std::move(binary), version, load_address);
   if (!stamped.error.empty()) return std::nullopt;
   return stamped.image;

@@ -33,7 +33,8 @@ std::vector<uint8_t> MakePackage(const host::PackageSpec& spec, const TestKey* k
 std::vector<uint8_t> Resign(std::vector<uint8_t> package, const TestKey& key);
 
 // A real firmware file as an app image: its first 0x200 bytes, 64 reserved header bytes, the
-// rest, stamped with `version` for `load_address`. nullopt if the file is not there.
+// rest, stamped with `version` for `load_address`; words 0 and 1 (initial SP, reset vector)
+// are replaced by ones the loader accepts. nullopt if the file is not there.
 std::optional<std::vector<uint8_t>> RealFirmwareImage(const std::string& file_name,
                                                       const std::string& version,
                                                       uint32_t load_address);

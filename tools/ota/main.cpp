@@ -235,9 +235,18 @@ int Verify(const VerifyArgs& a) {
   if (!bytes) return Fail(kExitInput, error);
   const auto start = std::chrono::steady_clock::now();
   const host::VerifyResult v = host::VerifyPackage(*bytes, options);
+  if (!v.valid) return Fail(kExitRefused, a.package + ": invalid: " + v.error);
+  // A full package's target is decoded and checked as the loader checks it before booting;
+  // one it would not boot is installed and then rolled back on the device: target-mismatch.
+  const host::TargetCheck t = host::CheckPackageTarget(*bytes, options);
+  if (t.checked && !t.bootable) {
+    const FailReason why = FailReason::kTargetMismatch;
+    return Fail(kExitRefused, a.package + ": invalid: " + FailReasonName(why) + " (IoTDA result " +
+                                  std::to_string(IotdaResultCode(why)) +
+                                  "): the target image: " + t.error);
+  }
   const double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  if (!v.valid) return Fail(kExitRefused, a.package + ": invalid: " + v.error);
   std::printf("verify: %s valid size=%zu time_ms=%.1f\n", a.package.c_str(), bytes->size(), ms);
   return kExitOk;
 }

@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <memory>
 
+#include "ota/host/package_builder.hpp"
 #include "ota/loader.hpp"
 #include "ota/otp_counter.hpp"
 #include "ota/package_installer.hpp"
+#include "ota/sha256.hpp"
 #include "sim/board_flash.hpp"
 
 namespace ota::host {
@@ -143,6 +145,55 @@ VerifyResult VerifyPackage(std::span<const uint8_t> package, const ApplyOptions&
       result.error += std::string(": ") + PackageErrorName(installer->package_error());
     }
   }
+  return result;
+}
+
+TargetCheck CheckPackageTarget(std::span<const uint8_t> package, const ApplyOptions& options) {
+  TargetCheck result;
+  const BoardProfile& profile = *options.profile;
+  const Partition& download = profile.partition(PartitionId::kDownload);
+  if (package.empty() || package.size() > download.size) return result;
+  auto board = std::make_unique<sim::BoardFlash>(profile);
+  auto& external = board->external.raw();
+  std::copy(package.begin(), package.end(), external.begin() + download.offset);
+  Flash* const flashes[kFlashCount] = {&board->internal, &board->external};
+  const FlashArea staged = OpenPartition(profile, flashes, PartitionId::kDownload);
+  const FlashArea running = OpenPartition(profile, flashes, PartitionId::kRunning);
+
+  BootRecord record;
+  record.security_counter = options.security_counter;
+  PackagePolicy policy;
+  policy.keys = Span<const TrustedKey>(options.keys.data(), options.keys.size());
+  policy.accept_unsigned = options.keys.empty();
+  auto installer = std::make_unique<PackageInstaller>(policy);
+  uint8_t work[1024];
+  const InstallerContext ctx{staged,  static_cast<uint32_t>(package.size()),
+                             running, profile.internal_base + running.offset(),
+                             record,  ByteSpan(work)};
+  FailReason reason = FailReason::kNone;
+  const Result<PackageInfo> info = installer->Inspect(ctx, &reason);
+  if (!info.ok() || installer->manifest().kind != PackageKind::kFull) return result;
+
+  result.checked = true;
+  SlotWriter out(running, info->target_size);
+  const FlashArea no_source(running.flash(), running.offset(), 0);
+  const Status decoded = installer->Apply(ctx, no_source, out);
+  if (!decoded.ok()) {
+    result.error = std::string("the payload does not decode: ") + decoded.name();
+    return result;
+  }
+  const auto& internal = board->internal.raw();
+  const std::span<const uint8_t> target(internal.data() + running.offset(), info->target_size);
+  Sha256 sha;
+  Sha256Digest digest;
+  if (!sha.Update(ConstByteSpan(target.data(), target.size())).ok() || !sha.Finish(digest).ok() ||
+      !DigestEqual(digest, info->target_sha256)) {
+    result.error = "the decoded image does not hash to the manifest's target_sha256";
+    return result;
+  }
+  std::string version;
+  result.error = CheckAppImage(target, profile, &version);
+  result.bootable = result.error.empty();
   return result;
 }
 

@@ -4,6 +4,7 @@
 
 #include "ota/bytes.hpp"
 #include "ota/codec/delta_format.hpp"
+#include "ota/host/image_builder.hpp"
 #include "ota/host/keys.hpp"
 #include "ota/host/package_apply.hpp"
 #include "ota/image.hpp"
@@ -87,6 +88,7 @@ std::string CheckAppImage(std::span<const uint8_t> image, const BoardProfile& pr
   if (std::memcmp(digest.data(), image.data() + header->image_size, kSha256Size) != 0) {
     return "not an app image: its SHA-256 trailer does not match its contents";
   }
+  if (std::string e = VectorTableError(image, load, header->image_size); !e.empty()) return e;
   *version = header->version;
   return {};
 }

@@ -49,4 +49,18 @@ struct VerifyResult {
 // slot size and the downgrade rule against `options.security_counter`.
 VerifyResult VerifyPackage(std::span<const uint8_t> package, const ApplyOptions& options);
 
+struct TargetCheck {
+  bool checked = false;  // false for a diff: its target needs the source image (ApplyPackage)
+  bool bootable = false;
+  std::string error;  // one line when checked and not bootable
+};
+
+// For a package that passes VerifyPackage with the same `options`: if it is a full package,
+// decodes its target with the loader's code (no source image needed) and checks that the
+// loader would boot it: SHA-256 against the manifest, then CheckAppImage (header, load
+// address, trailer, vector table). A target that fails is one the loader would install and
+// then refuse to boot (restoring its backup: target-mismatch); `ota verify` says so before
+// the package leaves the build machine.
+TargetCheck CheckPackageTarget(std::span<const uint8_t> package, const ApplyOptions& options);
+
 }  // namespace ota::host

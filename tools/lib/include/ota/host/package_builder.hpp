@@ -48,6 +48,8 @@ struct SignResult {
 SignResult SignPackage(std::span<const uint8_t> unsigned_package, EVP_PKEY* key);
 
 // One-line reason why `image` is not an app image for `profile`'s running slot; empty if it is.
+// The checks are ota::ValidateImage's, in its order: header, size, load address, SHA-256
+// trailer, vector table (VectorTableError).
 std::string CheckAppImage(std::span<const uint8_t> image, const BoardProfile& profile,
                           std::string* version);
 
