@@ -120,6 +120,7 @@ void EspAtModemSim::Loop() {
           Reply("SET OK");
           continue;
         }
+        // As ESP-AT does at QoS 1: +MQTTPUB:OK once the broker's PUBACK came (docs/spec/esp-at.md).
         const bool ok =
             mqtt_up_ &&
             mqtt_

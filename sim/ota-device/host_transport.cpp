@@ -39,8 +39,11 @@ void MosquittoMqtt::OnSubscribe(mosquitto*, void* self, int, int count, const in
   c->suback_ = true;
   c->granted_ = count > 0 ? granted[0] : -1;
 }
-void MosquittoMqtt::OnPublish(mosquitto*, void* self, int) {
-  static_cast<MosquittoMqtt*>(self)->puback_ = true;
+void MosquittoMqtt::OnPublish(mosquitto*, void* self, int mid) {
+  // At QoS 1 libmosquitto calls this on the PUBACK. Only the one for the message being
+  // published counts: a late PUBACK of an earlier publish that timed out is not its ack.
+  auto* c = static_cast<MosquittoMqtt*>(self);
+  if (mid == c->publish_mid_) c->puback_ = true;
 }
 void MosquittoMqtt::OnMessage(mosquitto*, void* self, const mosquitto_message* msg) {
   static_cast<MosquittoMqtt*>(self)->inbox_.emplace_back(
@@ -92,8 +95,9 @@ Status MosquittoMqtt::Subscribe(const char* filter) {
 Status MosquittoMqtt::Publish(const char* topic, ConstByteSpan payload) {
   if (!connected_) return StatusCode::kFailedPrecondition;
   puback_ = false;
-  if (mosquitto_publish(m_, nullptr, topic, static_cast<int>(payload.size()), payload.data(), 1,
-                        false) != MOSQ_ERR_SUCCESS) {
+  publish_mid_ = -1;  // set by mosquitto_publish; packet IDs are 1..65535
+  if (mosquitto_publish(m_, &publish_mid_, topic, static_cast<int>(payload.size()), payload.data(),
+                        1, false) != MOSQ_ERR_SUCCESS) {
     return StatusCode::kIoError;
   }
   return LoopUntil(puback_, kWaitMs) ? Status::Ok() : Status(StatusCode::kIoError);

@@ -44,7 +44,8 @@ class MosquittoMqtt final : public agent::MqttClient {
   int connack_rc_ = -1;
   bool suback_ = false;
   int granted_ = -1;
-  bool puback_ = false;
+  bool puback_ = false;  // the PUBACK of publish_mid_ came
+  int publish_mid_ = -1;
   std::deque<std::pair<std::string, std::string>> inbox_;
 };
 

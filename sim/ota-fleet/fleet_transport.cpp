@@ -92,8 +92,11 @@ void FleetMqtt::OnSubscribe(mosquitto*, void* self, int, int count, const int* g
   c->suback_ = true;
   c->granted_ = count > 0 ? granted[0] : -1;
 }
-void FleetMqtt::OnPublish(mosquitto*, void* self, int) {
-  static_cast<FleetMqtt*>(self)->puback_ = true;
+void FleetMqtt::OnPublish(mosquitto*, void* self, int mid) {
+  // At QoS 1 libmosquitto calls this on the PUBACK. Only the one for the message being
+  // published counts: a late PUBACK of an earlier publish that timed out is not its ack.
+  auto* c = static_cast<FleetMqtt*>(self);
+  if (mid == c->publish_mid_) c->puback_ = true;
 }
 void FleetMqtt::OnMessage(mosquitto*, void* self, const mosquitto_message* msg) {
   auto* c = static_cast<FleetMqtt*>(self);
@@ -233,8 +236,9 @@ Status FleetMqtt::Publish(const char* topic, ConstByteSpan payload) {
     return StatusCode::kFailedPrecondition;
   }
   puback_ = false;
-  if (mosquitto_publish(m_, nullptr, topic, static_cast<int>(payload.size()), payload.data(), 1,
-                        false) != MOSQ_ERR_SUCCESS ||
+  publish_mid_ = -1;  // set by mosquitto_publish; packet IDs are 1..65535
+  if (mosquitto_publish(m_, &publish_mid_, topic, static_cast<int>(payload.size()), payload.data(),
+                        1, false) != MOSQ_ERR_SUCCESS ||
       !RunUntil(puback_, kWaitMs)) {
     counters_.publish_failures.fetch_add(1, std::memory_order_relaxed);
     return StatusCode::kIoError;

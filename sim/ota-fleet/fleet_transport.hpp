@@ -119,7 +119,8 @@ class FleetMqtt final : public agent::MqttClient {
   int connack_rc_ = -1;
   bool suback_ = false;
   int granted_ = -1;
-  bool puback_ = false;
+  bool puback_ = false;  // the PUBACK of publish_mid_ came
+  int publish_mid_ = -1;
   int64_t drop_at_ms_ = 0;  // 0: none planned
   std::deque<std::pair<std::string, std::string>> inbox_;
 };

@@ -150,21 +150,22 @@ Status OtaAgent::ReportResult(int result, int progress, const char* description)
 
 Status OtaAgent::ReportPending() {
   if (pending_outcome_) {
+    // Publish returns Ok only once the broker has acknowledged the report (transport.hpp).
+    // Until then nothing is cleared: a failure here is sent again after the reconnect.
     if (record_.status == UpgradeStatus::kUpgradedOk) {
       OTA_TRY(ReportProgress(kResultOk, 100, "upgraded"));
-      record_.flags = static_cast<uint8_t>(record_.flags | kBootFlagConfirmed);
     } else if (record_.status == UpgradeStatus::kUpgradedFailed) {
       OTA_TRY(ReportProgress(IotdaResultCode(record_.reason), 0, FailReasonName(record_.reason)));
     } else {
       // A reset during the download: the offset stays for a resume; the platform retries.
       OTA_TRY(ReportProgress(kResultDownloadTimeout, 0, "download interrupted by a reset"));
     }
-    pending_outcome_ = false;  // sent: a failed save below reports it again after the reset
-    if (record_.status != UpgradeStatus::kDownloading) {
-      record_.status = UpgradeStatus::kIdle;
-      record_.step = UpgradeStep::kStart;
-      OTA_TRY(SaveRecord());
-    }
+    pending_outcome_ = false;
+    // Saved by SettleOutcome(). A reset before that save reports it again at the next boot
+    // (the platform sees it twice and takes the second as a report on an attempt that has
+    // ended); after the save, never again.
+    settle_ = record_.status != UpgradeStatus::kDownloading;
+    next_settle_ms_ = 0;
   }
   if (pending_result_) {
     OTA_TRY(ReportProgress(pending_code_, pending_progress_, pending_text_));
@@ -173,32 +174,68 @@ Status OtaAgent::ReportPending() {
   return Status::Ok();
 }
 
+Status OtaAgent::SettleOutcome(uint64_t now) {
+  if (!settle_ || now < next_settle_ms_) return Status::Ok();
+  // The platform has the outcome: the upgrade is over, and the image that runs (the new one,
+  // or the old one the loader kept or restored) has reached the platform, so it is confirmed.
+  // Built on a copy: if the save fails, record_ still says what the flash says (on trial).
+  BootRecord next = record_;
+  next.status = UpgradeStatus::kIdle;
+  next.step = UpgradeStep::kStart;
+  next.flags = static_cast<uint8_t>(next.flags | kBootFlagConfirmed);
+  const Status saved = store_.Save(next);
+  if (!saved.ok()) {
+    next_settle_ms_ = now + kSettleRetryMs;  // upgrades are refused until it goes through
+    return saved;
+  }
+  record_ = next;
+  settle_ = false;
+  return Status::Ok();
+}
+
+bool OtaAgent::UpgradeBusy() const {
+  return settle_ || (record_.status == UpgradeStatus::kUpgradedOk && !record_.confirmed());
+}
+
+void OtaAgent::EndSession() {
+  // A port may keep a session whose publish was not acknowledged (a PUBACK timeout): it is
+  // dropped, so that what is owed goes first on a fresh one, after the back-off.
+  if (mqtt_.connected()) mqtt_.Disconnect();
+  // Back off from the failure, not from the start of the attempt (a connect or publish may
+  // itself have waited out a long timeout), with jitter from the clock so a fleet does not
+  // reconnect in step.
+  const uint64_t failed = clock_.NowMs();
+  const uint32_t jitter = static_cast<uint32_t>(failed % (backoff_ms_ / 2 + 1));
+  next_connect_ms_ = failed + backoff_ms_ + jitter;
+  if (backoff_ms_ < 60000) backoff_ms_ *= 2;
+}
+
 Result<AgentEvent> OtaAgent::Step(uint32_t max_wait_ms) {
   const uint64_t now = clock_.NowMs();
   if (!mqtt_.connected()) {
+    OTA_TRY(SettleOutcome(now));  // acknowledged before the session went: saved all the same
     if (now < next_connect_ms_) return AgentEvent::kNone;
     Status s = Connect();
     // What the last upgrade came to goes before the version report: a platform that sees the
     // old version from a device it thinks is upgrading may send the command again.
     if (s.ok()) s = ReportPending();
-    if (IsPowerLost(s)) return s;
     // A session that fails at once (the first publish refused) backs off as well.
     if (s.ok()) s = ReportVersion();
     if (!s.ok()) {
-      // Back off from the failure, not from the start of the attempt (a connect or publish
-      // may itself have waited out a long timeout), with jitter from the clock so a fleet
-      // does not reconnect in step.
-      const uint64_t failed = clock_.NowMs();
-      const uint32_t jitter = static_cast<uint32_t>(failed % (backoff_ms_ / 2 + 1));
-      next_connect_ms_ = failed + backoff_ms_ + jitter;
-      if (backoff_ms_ < 60000) backoff_ms_ *= 2;
+      EndSession();
       return AgentEvent::kNone;
     }
     backoff_ms_ = 1000;
     next_report_ms_ = now;
+  } else if (pending_outcome_ || pending_result_) {
+    // Connected before Start() (a port that keeps its session across the app's start), or a
+    // result whose publish failed while the session stayed up.
+    if (!ReportPending().ok()) {
+      EndSession();
+      return AgentEvent::kNone;
+    }
   }
-  // Connected before Start() (a port that keeps its session across the app's start).
-  if (pending_outcome_ || pending_result_) OTA_TRY(ReportPending());
+  OTA_TRY(SettleOutcome(now));
   if (now >= next_report_ms_) {
     OTA_TRY(ReportProperties());
     next_report_ms_ = now + config_.report_interval_ms;
@@ -230,6 +267,13 @@ Result<AgentEvent> OtaAgent::Step(uint32_t max_wait_ms) {
 }
 
 Result<AgentEvent> OtaAgent::Upgrade(int paras) {
+  // The running image is on trial: staging now would have the loader back up an image nobody
+  // has confirmed over the last one that was. Refused before anything is read, downloaded,
+  // erased or saved; the platform retries later (it counts result 1 as a failed attempt).
+  if (UpgradeBusy()) {
+    OTA_TRY(ReportResult(kResultBusy, 0, "device busy: the running image is not confirmed yet"));
+    return AgentEvent::kNone;
+  }
   char version[kVersionMax];
   char sign_hex[2 * kSha256Size + 1];
   Sha256Digest sign;

@@ -423,6 +423,8 @@ Status EspAtModem::Publish(const char* topic, ConstByteSpan payload) {
   Append(",");
   AppendNumber(static_cast<uint32_t>(payload.size()));
   Append(",1,0");  // QoS 1, not retained
+  // ESP-AT answers +MQTTPUB:OK once the broker's PUBACK for this message came, which is what
+  // MqttClient::Publish promises (docs/spec/esp-at.md); a timeout is an error, never Ok.
   const Status s = SendWithPrompt(payload, "+MQTTPUB:OK");
   if (!s.ok()) connected_ = false;
   return s;

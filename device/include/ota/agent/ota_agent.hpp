@@ -24,6 +24,9 @@ inline constexpr uint32_t kOffsetSaveEvery = 4 * kDownloadBlock;
 inline constexpr int kProgressStepPercent = 10;  // report at 10, 20, ... 100
 inline constexpr int kBlockRetries = 3;
 inline constexpr size_t kMessageMax = 2048;  // the largest platform message taken
+// After the platform acknowledged the outcome of an upgrade, a failed save of the record that
+// ends it (idle, the image confirmed) is tried again this much later.
+inline constexpr uint32_t kSettleRetryMs = 5000;
 
 // The app's say before a download starts (battery level, a user's consent): 0 lets the
 // upgrade go ahead, anything else is the IoTDA result code the agent refuses it with
@@ -47,9 +50,10 @@ struct AgentConfig {
 
 enum class AgentEvent : uint8_t { kNone, kReboot };
 
-// IoTDA result codes (iotda-protocol.md).
+// IoTDA result codes (iotda-protocol.md; the table in docs/agent.md says when each is sent).
 enum IotdaResult : int {
   kResultOk = 0,
+  kResultBusy = 1,  // "device busy": the running image is on trial, not confirmed yet
   kResultAlreadyLatest = 3,
   kResultLowBattery = 4,
   kResultNoStorage = 5,
@@ -67,10 +71,15 @@ class OtaAgent {
            Clock& clock);
 
   // Once per boot, after the loader started this image. At the first connect the outcome of
-  // the last upgrade (if any) is reported, before the version report, and the image confirmed.
+  // the last upgrade (if any) is reported, before the version report; once the platform has
+  // acknowledged it (MqttClient::Publish returned Ok), the record goes back to idle with the
+  // running image confirmed. Until then nothing is cleared, the report is sent again after
+  // every reconnect, and a firmware_upgrade is refused with kResultBusy.
   Status Start(const char* running_version);
   // One turn of the main loop: reconnect if needed, handle at most one message, report
   // properties when due. kReboot: a package is staged; the port resets the board.
+  // A report still owed that is not acknowledged ends the session (it goes first after the
+  // reconnect, with back-off); an error of the boot state's flash is returned.
   Result<AgentEvent> Step(uint32_t max_wait_ms);
 
   void set_radio(int value) { radio_ = value; }
@@ -84,6 +93,8 @@ class OtaAgent {
 
  private:
   Status Connect();
+  // Drops the session (if the port still has one) and schedules the next connect with back-off.
+  void EndSession();
   Status Publish(const char* suffix, const char* json);
   Status ReportVersion();
   Status ReportProgress(int result, int progress, const char* description);
@@ -91,7 +102,14 @@ class OtaAgent {
   // connect, before the version report. `description` must outlive the agent (a literal).
   Status ReportResult(int result, int progress, const char* description);
   // What is still to be reported: the last upgrade's outcome, then a result that failed to go.
+  // Each is cleared only once acknowledged; the outcome then leaves a record to settle.
   Status ReportPending();
+  // Once an outcome is acknowledged (settle_), saves what it calls for: idle, the running image
+  // confirmed. On an error `record_` stays as the flash has it, and it is tried again
+  // kSettleRetryMs later.
+  Status SettleOutcome(uint64_t now);
+  // On trial (installed, not confirmed) or an outcome not yet settled: no new upgrade.
+  bool UpgradeBusy() const;
   Status ReportProperties();
   Status Handle(size_t len);
   Result<AgentEvent> Upgrade(int paras);
@@ -116,7 +134,9 @@ class OtaAgent {
   uint32_t backoff_ms_ = 1000;
   bool subscribed_ = false;
   bool pending_outcome_ = false;  // the last upgrade's result is still to be reported
-  bool pending_result_ = false;   // a result whose report failed, sent after the next connect
+  bool settle_ = false;           // it was acknowledged; the record saying so is not saved yet
+  uint64_t next_settle_ms_ = 0;
+  bool pending_result_ = false;  // a result whose report failed, sent after the next connect
   int pending_code_ = 0;
   int pending_progress_ = 0;
   char pending_text_[64] = {};  // copied: the caller's text need not outlive the call

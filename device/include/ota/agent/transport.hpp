@@ -17,7 +17,15 @@ class MqttClient {
   virtual Status Connect(const char* client_id, const char* username, const char* password) = 0;
   virtual bool connected() const = 0;
   virtual Status Subscribe(const char* filter) = 0;
-  virtual Status Publish(const char* topic, ConstByteSpan payload) = 0;  // QoS 1
+  // Publishes at QoS 1, not retained, and returns Ok only once the broker has acknowledged
+  // the message (its PUBACK for this message's packet ID): the broker then holds it for the
+  // platform's persistent session. Anything else (no PUBACK within the port's timeout, the
+  // session lost, the broker or modem refusing) is an error, and the message may or may not
+  // have arrived: the agent sends what matters again (at least once; the platform takes a
+  // report twice without harm). A port behind a modem takes the modem's word that the PUBACK
+  // came (ESP-AT: `+MQTTPUB:OK`, docs/spec/esp-at.md); one that cannot know it must not
+  // return Ok. The agent relies on this: it confirms a new image only after its report did.
+  virtual Status Publish(const char* topic, ConstByteSpan payload) = 0;
   // Waits up to `timeout_ms` for one incoming message. Fills `topic` (NUL-terminated) and
   // `payload`; kNotFound when none came; kTooLarge (message dropped) if either does not fit.
   virtual Result<size_t> Receive(uint32_t timeout_ms, Span<char> topic, ByteSpan payload) = 0;
