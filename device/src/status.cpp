@@ -32,6 +32,8 @@ const char* StatusCodeName(StatusCode code) {
       return "failed-precondition";
     case StatusCode::kTimedOut:
       return "timed-out";
+    case StatusCode::kWriteProtected:
+      return "write-protected";
   }
   return "unknown";
 }

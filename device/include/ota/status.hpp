@@ -21,6 +21,7 @@ enum class StatusCode : uint8_t {
   kUnsupported,         // a format, kind or option this build does not handle
   kFailedPrecondition,  // the system is not in a state that allows the call
   kTimedOut,            // a peer (modem, server) did not answer in time
+  kWriteProtected,      // the sector (or the option bytes) is write-protected: WRPERR
 };
 
 const char* StatusCodeName(StatusCode code);
