@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "clock.hpp"
+#include "ota/option_bytes.hpp"
 #include "ota/profile.hpp"
 #include "stm32f4_regs.hpp"
 
@@ -54,8 +55,8 @@ class Unlocked {
   }
 };
 
-// Waits for BSY to clear, then maps the error flags (PGSERR, PGPERR, PGAERR, WRPERR, OPERR,
-// RDERR) to kIoError.
+// Waits for BSY to clear, then maps the error flags: WRPERR (a write-protected sector) to
+// kWriteProtected, the others (PGSERR, PGPERR, PGAERR, OPERR, RDERR) to kIoError.
 ota::Status WaitDone(uint32_t timeout_ms) {
   FlashIf& flash = FLASH();
   if (!WaitWhile([&] { return (flash.SR & kFlashSrBsy) != 0; }, timeout_ms)) {
@@ -63,7 +64,25 @@ ota::Status WaitDone(uint32_t timeout_ms) {
   }
   const uint32_t sr = flash.SR;
   flash.SR = sr & (kFlashSrErrors | kFlashSrEop);
+  if ((sr & kFlashSrWrperr) != 0) return ota::StatusCode::kWriteProtected;
   return (sr & kFlashSrErrors) != 0 ? ota::StatusCode::kIoError : ota::StatusCode::kOk;
+}
+
+// kWriteProtected if [addr, addr + len) touches a sector the option bytes protect (nWRP, or
+// PCROP), checked before anything is written: the hardware would refuse only that sector's
+// part with WRPERR, after erasing or programming the ones before it.
+ota::Status CheckNotProtected(const ota::FlashGeometry& geometry, uint32_t addr, size_t len) {
+  const uint32_t protected_sectors =
+      ota::UserOptionBytes::FromWord(FLASH().OPTCR).ProtectedSectors();
+  if (protected_sectors == 0) return ota::Status::Ok();
+  for (uint32_t pos = addr; pos < addr + len;) {
+    OTA_TRY_ASSIGN(const ota::SectorInfo sector, geometry.SectorAt(pos));
+    if (sector.index < 32 && ((protected_sectors >> sector.index) & 1u) != 0) {
+      return ota::StatusCode::kWriteProtected;
+    }
+    pos = sector.offset + sector.size;
+  }
+  return ota::Status::Ok();
 }
 
 uint32_t LoadWord(const uint8_t* p) {
@@ -82,6 +101,7 @@ ota::Status Stm32f4Flash::DoRead(uint32_t addr, ota::ByteSpan out) {
 }
 
 ota::Status Stm32f4Flash::DoProgram(uint32_t addr, ota::ConstByteSpan data) {
+  OTA_TRY(CheckNotProtected(geometry(), addr, data.size()));
   // The hardware would happily AND new bits into old ones: refuse like the emulator does,
   // before anything is written.
   for (size_t i = 0; i < data.size(); i += 4) {
@@ -106,6 +126,7 @@ ota::Status Stm32f4Flash::DoProgram(uint32_t addr, ota::ConstByteSpan data) {
 }
 
 ota::Status Stm32f4Flash::DoErase(uint32_t addr, uint32_t len) {
+  OTA_TRY(CheckNotProtected(geometry(), addr, len));
   Unlocked unlocked;
   if (!unlocked.ok()) return ota::StatusCode::kIoError;
   FlashIf& flash = FLASH();

@@ -63,19 +63,25 @@ inline constexpr uint32_t kPwrCsrOdRdy = 1u << 16;
 inline constexpr uint32_t kPwrCsrOdSwRdy = 1u << 17;
 
 // Flash interface, RM0090 section 3.9 (ACR 3.9.1, KEYR 3.9.2, SR 3.9.4, CR 3.9.5 for
-// STM32F42xxx/43xxx: 5-bit SNB at bits 7:3).
+// STM32F42xxx/43xxx: 5-bit SNB at bits 7:3; OPTCR and OPTCR1 for STM32F42xxx/43xxx).
 struct FlashIf {
   volatile uint32_t ACR;      // 0x00
   volatile uint32_t KEYR;     // 0x04
   volatile uint32_t OPTKEYR;  // 0x08
   volatile uint32_t SR;       // 0x0C
   volatile uint32_t CR;       // 0x10
+  volatile uint32_t OPTCR;    // 0x14
+  volatile uint32_t OPTCR1;   // 0x18: bank 2's nWRP, never written here
 };
 inline FlashIf& FLASH() {
   return *reinterpret_cast<FlashIf*>(0x40023C00u);
 }
 inline constexpr uint32_t kFlashKey1 = 0x45670123u;  // RM0090 3.5.1, unlocking the FLASH_CR
 inline constexpr uint32_t kFlashKey2 = 0xCDEF89ABu;
+inline constexpr uint32_t kFlashOptKey1 = 0x08192A3Bu;  // RM0090 "Programming user option bytes"
+inline constexpr uint32_t kFlashOptKey2 = 0x4C5D6E7Fu;
+inline constexpr uint32_t kFlashOptcrOptlock = 1u << 0;
+inline constexpr uint32_t kFlashOptcrOptstrt = 1u << 1;
 inline constexpr uint32_t kFlashAcrLatencyMask = 0xFu;
 inline constexpr uint32_t kFlashAcrPrften = 1u << 8;
 inline constexpr uint32_t kFlashAcrIcen = 1u << 9;

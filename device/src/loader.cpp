@@ -32,6 +32,7 @@ Loader::Loader(const BoardProfile& profile, const LoaderDevices& devices, Instal
       trust_store_(Open(profile, internal_, external_, PartitionId::kTrustA),
                    Open(profile, internal_, external_, PartitionId::kTrustB)),
       counter_(*devices.otp, profile),
+      option_bytes_(*devices.option_bytes),
       installer_(installer),
       work_(work) {}
 
@@ -41,6 +42,17 @@ InstallerContext Loader::Context(const BootRecord& r) const {
 
 Status Loader::SaveTrust() {
   return trust_store_.Save(trust_);
+}
+
+Status Loader::ProtectLoader() {
+  const Result<uint32_t> mask = LoaderSectorMask(profile_);
+  if (!mask.ok()) return mask.status();
+  const Result<WriteProtectResult> result = EnsureWriteProtected(option_bytes_, mask.value());
+  if (IsPowerLost(result.status())) return result.status();
+  // Anything short of protected is reported, not fatal: the board still boots what it can.
+  write_protect_error_ = result.status();
+  if (result.ok()) write_protect_ = result.value();
+  return Status::Ok();
 }
 
 Status Loader::LoadTrust() {
@@ -108,6 +120,8 @@ Result<BootDecision> Loader::Decide(const BootRecord& r) {
   decision.record = r;
   decision.trust = trust_;
   decision.security_counter = otp_value_;
+  decision.write_protect = write_protect_;
+  decision.write_protect_error = write_protect_error_;
   const Result<ImageInfo> image = ValidateImage(running_, running_address(), work_);
   if (IsPowerLost(image.status())) return image.status();
   // Whatever the boot state says, only an image the trust record names is started.
@@ -118,6 +132,7 @@ Result<BootDecision> Loader::Decide(const BootRecord& r) {
 }
 
 Result<BootDecision> Loader::Boot() {
+  OTA_TRY(ProtectLoader());
   OTA_TRY(LoadTrust());
   OTA_TRY_ASSIGN(BootRecord record, store_.Load());
   OTA_TRY(Reconcile(record));
@@ -131,6 +146,7 @@ Result<BootDecision> Loader::Boot() {
 }
 
 Result<BootDecision> Loader::BootRunningOnly() {
+  OTA_TRY(ProtectLoader());
   OTA_TRY(LoadTrust());
   return Decide(BootRecord{});
 }

@@ -34,6 +34,8 @@ const char* StatusCodeName(StatusCode code) {
       return "timed-out";
     case StatusCode::kBadVectorTable:
       return "bad-vector-table";
+    case StatusCode::kWriteProtected:
+      return "write-protected";
   }
   return "unknown";
 }

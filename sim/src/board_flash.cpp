@@ -3,9 +3,13 @@
 namespace ota::sim {
 
 BoardFlash::BoardFlash(const BoardProfile& profile)
-    : internal(profile.internal, kStm32f4InternalTiming, &power),
+    : option_bytes(&power),
+      internal(profile.internal, kStm32f4InternalTiming, &power),
       external(profile.external, kW25q128Timing, &power),
-      otp(&power) {}
+      otp(&power) {
+  internal.set_option_bytes(&option_bytes);
+  option_bytes.set_main_flash(&internal);
+}
 
 FlashCounters BoardFlash::counters() const {
   FlashCounters sum = internal.counters();

@@ -10,6 +10,7 @@
 #include <random>
 
 #include "ota/bytes.hpp"
+#include "sim/option_bytes.hpp"
 
 namespace ota::sim {
 namespace {
@@ -172,6 +173,7 @@ Status EmulatedFlash::DoRead(uint32_t addr, ByteSpan out) {
 Status EmulatedFlash::DoProgram(uint32_t addr, ConstByteSpan data) {
   if (PowerLost()) return StatusCode::kPowerLost;
   // Check the whole call first, so a bad call changes nothing at all.
+  OTA_TRY(CheckNotProtected(addr, data.size()));
   for (size_t i = 0; i < data.size(); ++i) {
     if ((contents_[addr + i] & data[i]) != data[i]) return StatusCode::kNotErased;
   }
@@ -188,6 +190,7 @@ Status EmulatedFlash::DoProgram(uint32_t addr, ConstByteSpan data) {
 
 Status EmulatedFlash::DoErase(uint32_t addr, uint32_t len) {
   if (PowerLost()) return StatusCode::kPowerLost;
+  OTA_TRY(CheckNotProtected(addr, len));
   const uint32_t end = addr + len;
   for (uint32_t pos = addr; pos < end;) {
     const uint32_t size = EraseOpSize(pos, end - pos);
@@ -274,6 +277,16 @@ Status EmulatedFlash::EraseOp(uint32_t addr, uint32_t size) {
 
 uint32_t EmulatedFlash::EraseOpSize(uint32_t addr, uint32_t remaining) const {
   return geometry().EraseCommandSize(addr, remaining);
+}
+
+Status EmulatedFlash::CheckNotProtected(uint32_t addr, size_t len) const {
+  if (option_bytes_ == nullptr) return Status::Ok();
+  for (size_t pos = addr; pos < addr + len;) {
+    const SectorInfo sector = *geometry().SectorAt(static_cast<uint32_t>(pos));
+    if (option_bytes_->SectorProtected(sector.index)) return StatusCode::kWriteProtected;
+    pos = size_t{sector.offset} + sector.size;
+  }
+  return Status::Ok();
 }
 
 Status EmulatedFlash::WriteThrough(uint32_t addr, size_t len) {

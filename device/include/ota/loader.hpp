@@ -14,6 +14,7 @@
 #include "ota/flash_area.hpp"
 #include "ota/image.hpp"
 #include "ota/installer.hpp"
+#include "ota/option_bytes.hpp"
 #include "ota/otp_counter.hpp"
 #include "ota/profile.hpp"
 #include "ota/status.hpp"
@@ -28,6 +29,9 @@ struct BootDecision {
   BootRecord record;              // the boot state as the loader left it
   TrustRecord trust;              // the trust record as the loader left it
   uint32_t security_counter = 0;  // the OTP counter's value
+  // What became of the loader's write protection this boot (the port reports it).
+  WriteProtectResult write_protect = WriteProtectResult::kAlreadyProtected;
+  Status write_protect_error;  // not Ok: the option bytes could not be read or programmed
 };
 
 // What the loader runs on. Every pointer must be set, except `watchdog` (none: host tools).
@@ -35,6 +39,7 @@ struct LoaderDevices {
   Flash* internal = nullptr;
   Flash* external = nullptr;
   Flash* otp = nullptr;  // the OTP area (kOtpSize bytes)
+  OptionBytes* option_bytes = nullptr;
   Watchdog* watchdog = nullptr;
 };
 
@@ -54,6 +59,8 @@ class Loader {
   uint32_t running_address() const { return profile_.internal_base + running_.offset(); }
 
  private:
+  // Write-protects the loader's own sectors if they are not (docs/firmware.md).
+  Status ProtectLoader();
   // Reads the trust record; on a board whose loader never ran, records the running image
   // (put there by the factory's programmer) as the confirmed one.
   Status LoadTrust();
@@ -88,6 +95,9 @@ class Loader {
   BootStore store_;
   TrustStore trust_store_;
   OtpCounter counter_;
+  OptionBytes& option_bytes_;
+  WriteProtectResult write_protect_ = WriteProtectResult::kAlreadyProtected;
+  Status write_protect_error_;
   Installer& installer_;
   ByteSpan work_;
   TrustRecord trust_;

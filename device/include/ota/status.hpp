@@ -22,6 +22,7 @@ enum class StatusCode : uint8_t {
   kFailedPrecondition,  // the system is not in a state that allows the call
   kTimedOut,            // a peer (modem, server) did not answer in time
   kBadVectorTable,      // an intact app image whose initial SP or reset vector cannot start it
+  kWriteProtected,      // the sector (or the option bytes) is write-protected: WRPERR
 };
 
 const char* StatusCodeName(StatusCode code);

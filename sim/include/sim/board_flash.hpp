@@ -5,12 +5,14 @@
 #include "ota/profile.hpp"
 #include "sim/emulated_flash.hpp"
 #include "sim/emulated_otp.hpp"
+#include "sim/option_bytes.hpp"
 #include "sim/power.hpp"
 
 namespace ota::sim {
 
-// Internal flash (and OTP) timed as the STM32F4's, external as the W25Q128's. Not copyable or
-// movable: both devices hold a pointer to `power`.
+// Internal flash (and OTP) timed as the STM32F4's, external as the W25Q128's; the internal
+// flash obeys the write protection of `option_bytes`. Not copyable or movable: the devices
+// hold pointers to `power` and to each other.
 struct BoardFlash {
   explicit BoardFlash(const BoardProfile& profile);
   BoardFlash(const BoardFlash&) = delete;
@@ -20,13 +22,14 @@ struct BoardFlash {
   EmulatedFlash& emulated(FlashId id) { return id == FlashId::kInternal ? internal : external; }
   // What ota::Loader runs on: these devices, and `watchdog` if the caller models one.
   LoaderDevices loader_devices(Watchdog* watchdog = nullptr) {
-    return LoaderDevices{&internal, &external, &otp, watchdog};
+    return LoaderDevices{&internal, &external, &otp, &option_bytes, watchdog};
   }
   // Every device's counters added up.
   FlashCounters counters() const;
   void ResetCounters();
 
-  PowerSupply power;  // declared first: the devices point at it
+  PowerSupply power;                 // declared first: the devices point at it
+  EmulatedOptionBytes option_bytes;  // the STM32F4's, for the internal flash
   EmulatedFlash internal;
   EmulatedFlash external;
   EmulatedOtp otp;  // the MCU's OTP area (the anti-rollback counter)

@@ -14,6 +14,8 @@
 
 namespace ota::sim {
 
+class EmulatedOptionBytes;
+
 // What a device did, counted per operation the real part would see.
 struct FlashCounters {
   uint64_t read_calls = 0;
@@ -58,6 +60,11 @@ class EmulatedFlash : public Flash {
   std::vector<uint8_t>& raw() { return contents_; }
   const std::vector<uint8_t>& raw() const { return contents_; }
 
+  // The option bytes whose write protection this device obeys (the STM32F4's internal flash;
+  // nullptr: none). A program or erase touching a protected sector is refused whole with
+  // kWriteProtected, as the F4 sets WRPERR: nothing changes and no operation is counted.
+  void set_option_bytes(const EmulatedOptionBytes* option_bytes) { option_bytes_ = option_bytes; }
+
  private:
   Status DoRead(uint32_t addr, ByteSpan out) override;
   Status DoProgram(uint32_t addr, ConstByteSpan data) override;
@@ -71,6 +78,7 @@ class EmulatedFlash : public Flash {
   Status EraseOp(uint32_t addr, uint32_t size);
   // The largest erase command that fits at `addr` with `remaining` bytes left to erase.
   uint32_t EraseOpSize(uint32_t addr, uint32_t remaining) const;
+  Status CheckNotProtected(uint32_t addr, size_t len) const;
   Status WriteThrough(uint32_t addr, size_t len);
   Status WriteWearThrough(uint32_t first_sector, uint32_t count);
   void AddReadTime(double us);
@@ -78,6 +86,7 @@ class EmulatedFlash : public Flash {
 
   FlashTiming timing_;
   PowerSupply* power_;
+  const EmulatedOptionBytes* option_bytes_ = nullptr;
   std::vector<uint8_t> contents_;
   std::vector<uint32_t> wear_;
   FlashCounters counters_;
