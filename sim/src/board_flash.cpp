@@ -11,6 +11,13 @@ BoardFlash::BoardFlash(const BoardProfile& profile)
   option_bytes.set_main_flash(&internal);
 }
 
+void BoardFlash::CopyCellsFrom(const BoardFlash& other) {
+  internal.raw() = other.internal.raw();
+  external.raw() = other.external.raw();
+  otp.cells().raw() = other.otp.cells().raw();
+  option_bytes.set(other.option_bytes.value());
+}
+
 FlashCounters BoardFlash::counters() const {
   FlashCounters sum = internal.counters();
   sum += external.counters();

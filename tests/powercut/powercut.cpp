@@ -23,9 +23,7 @@ struct RunOutcome {
 
 std::unique_ptr<SimBoard> FreshBoard(const Scenario& s, SimBoard& prepared) {
   auto board = std::make_unique<SimBoard>(*s.profile);
-  board->flash().internal.raw() = prepared.flash().internal.raw();
-  board->flash().external.raw() = prepared.flash().external.raw();
-  board->flash().otp.cells().raw() = prepared.flash().otp.cells().raw();
+  board->flash().CopyCellsFrom(prepared.flash());
   return board;
 }
 
@@ -110,6 +108,13 @@ SweepResult RunSweep(const Scenario& s, const SweepOptions& options) {
 
   SimBoard prepared(*s.profile);
   prepared.FlashRunning(s.old_image);
+  // The factory's first power-on (write protection, trust record), before any fault: the
+  // sweep is about upgrades in the field. The first boot has a sweep of its own.
+  if (!prepared.Boot().ok()) {
+    result.failures.push_back("the factory's first boot failed");
+    ++result.bricked;
+    return result;
+  }
   const int history = s.history_records >= 0
                           ? s.history_records
                           : static_cast<int>(s.profile->partition(PartitionId::kBootStateA).size /

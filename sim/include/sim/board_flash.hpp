@@ -24,6 +24,9 @@ struct BoardFlash {
   LoaderDevices loader_devices(Watchdog* watchdog = nullptr) {
     return LoaderDevices{&internal, &external, &otp, &option_bytes, watchdog};
   }
+  // Makes this board's cells (flash, OTP, option bytes) those of `other`: a snapshot, for
+  // sweeps that replay from one prepared state. Counters are not copied.
+  void CopyCellsFrom(const BoardFlash& other);
   // Every device's counters added up.
   FlashCounters counters() const;
   void ResetCounters();
