@@ -75,8 +75,7 @@ Status Loader::LoadTrust() {
 }
 
 Status Loader::Reconcile(BootRecord& r) {
-  // The loader keeps the boot state's copy of the counter true for the app; it never reads it.
-  r.security_counter = otp_value_;
+  OTA_TRY(Reflect(r));
   if (!trust_.trial.present()) return Status::Ok();
   const Result<ImageInfo> image = ValidateImage(running_, running_address(), work_);
   if (IsPowerLost(image.status())) return image.status();
@@ -94,8 +93,7 @@ Status Loader::Reconcile(BootRecord& r) {
     trust_.trial = TrustedImage{};
     OTA_TRY(SaveTrust());
     OTA_TRY_ASSIGN(otp_value_, counter_.Read());
-    r.security_counter = otp_value_;
-    return Status::Ok();
+    return Reflect(r);
   }
   // A trial is under way only while the boot state says so (upgraded-ok, not yet confirmed),
   // or while the loader itself is between recording the trial and saying so (verify). Any
@@ -113,6 +111,14 @@ Status Loader::Reconcile(BootRecord& r) {
       GoTo(r, UpgradeStep::kRecover,
            staged_over ? FailReason::kTrialPending : FailReason::kNotConfirmed);
   return reverted.status();
+}
+
+// The boot state carries a copy of the OTP counter for the app (the agent refuses what the
+// loader would); the loader itself never reads it back.
+Status Loader::Reflect(BootRecord& r) {
+  if (r.security_counter == otp_value_) return Status::Ok();
+  r.security_counter = otp_value_;
+  return store_.Save(r);
 }
 
 Result<BootDecision> Loader::Decide(const BootRecord& r) {

@@ -95,21 +95,22 @@ TEST(UserOptionBytesTest, RdpSurvivesTear_RefusesLevel1ValuesInsideAaOrCc) {
   EXPECT_FALSE(RdpSurvivesTear(0x22));  // -> 0xAA
 }
 
-TEST(SectorMaskTest, LoaderPartitions_AreSectorsZeroToFour) {
-  EXPECT_EQ(LoaderMask(kStm32f429Fire), 0x1Fu);
-  EXPECT_EQ(LoaderMask(kSimSmall), 0x1Fu);
+TEST(SectorMaskTest, LoaderPartitions_AreSectorsZeroAndOne) {
+  // The loader's code only: sectors 2-3 hold its trust record, which it writes at run time.
+  EXPECT_EQ(LoaderMask(kStm32f429Fire), 0x3u);
+  EXPECT_EQ(LoaderMask(kSimSmall), 0x3u);
   const Result<uint32_t> running =
       SectorMask(kStm32f429Fire.internal, kStm32f429Fire.partition(PartitionId::kRunning));
   ASSERT_TRUE(running.ok());
   EXPECT_EQ(*running, 0x1E0u);  // sectors 5-8
 }
 
-TEST(SectorMaskTest, SmallerLoader_FollowsThePartition) {
-  // The loader shrunk to sectors 0-1 (32 KB): only those get protected.
-  const Partition loader{PartitionId::kLoader, FlashId::kInternal, 0, 32 * 1024};
+TEST(SectorMaskTest, LargerLoader_FollowsThePartition) {
+  // A loader spread over sectors 0-4 (128 KB) would get all five protected.
+  const Partition loader{PartitionId::kLoader, FlashId::kInternal, 0, 128 * 1024};
   const Result<uint32_t> mask = SectorMask(kStm32f429Fire.internal, loader);
   ASSERT_TRUE(mask.ok());
-  EXPECT_EQ(*mask, 0x3u);
+  EXPECT_EQ(*mask, 0x1Fu);
 }
 
 TEST(SectorMaskTest, BadPartitions_AreRefused) {
@@ -146,10 +147,11 @@ TEST_P(WriteProtectTest, AppFlash_AfterEnsureWriteProtected_CannotEraseOrProgram
   EXPECT_EQ(app.Erase(loader.offset, loader.size), StatusCode::kWriteProtected);
   const std::vector<uint8_t> zeros(4, 0x00);
   EXPECT_EQ(app.Program(loader.offset + loader.size - 4, View(zeros)), StatusCode::kWriteProtected);
-  // A call that reaches into the loader from the running slot is refused whole.
+  // A call that reaches into the loader from the sector after it is refused whole.
   const SectorInfo last = *board.profile.internal.SectorAt(loader.offset + loader.size - 1);
   EXPECT_EQ(
-      app.Erase(last.offset, last.size + board.profile.internal.SectorAt(running.offset)->size),
+      app.Erase(last.offset,
+                last.size + board.profile.internal.SectorAt(loader.offset + loader.size)->size),
       StatusCode::kWriteProtected);
   EXPECT_EQ(board.LoaderBytes(), before);
   EXPECT_EQ(board.flash.counters().erase_ops, 0u);
@@ -381,7 +383,8 @@ TEST(EmulatedOptionBytesTest, RdpLevel1To0_MassErasesTheInternalFlash) {
   Board board(kSimSmall);
   board.flash.option_bytes.set(UserOptionBytes().WithRdp(0xBB));
   ASSERT_TRUE(board.flash.option_bytes.Program(UserOptionBytes().WithRdp(kRdpLevel0)).ok());
-  EXPECT_EQ(board.LoaderBytes(), std::vector<uint8_t>(8 * 1024, 0xFF));
+  EXPECT_EQ(board.LoaderBytes(),
+            std::vector<uint8_t>(kSimSmall.partition(PartitionId::kLoader).size, 0xFF));
 }
 
 }  // namespace

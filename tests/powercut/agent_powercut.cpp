@@ -199,7 +199,7 @@ AgentLifeCycle::Outcome AgentLifeCycle::Run(int max_power_ons, AgentPhases* phas
   config.secret = "secret";
   config.keys = Span<const TrustedKey>(scenario_.keys.data(), scenario_.keys.size());
 
-  bool settled_once = false;
+  int settled_times = 0;  // power-ons that ended settled, in a row
   std::string settled_version;
   for (int boot = 0; boot < max_power_ons; ++boot) {
     platform_.Disconnect();  // the reset ended the session
@@ -265,25 +265,27 @@ AgentLifeCycle::Outcome AgentLifeCycle::Run(int max_power_ons, AgentPhases* phas
       }
     }
     if (out.settled) {
-      // Settled once is not enough: the next power-on must boot the same image with nothing
-      // left to do (the confirm took: no trial boot counted) and the app settle at once.
-      if (settled_once) {
-        if (settled_version != d->image.header.version) {
-          out.error = "the next power-on booted another image";
-          return out;
-        }
+      // Settled once is not enough: the next power-on is the loader's first sight of the
+      // confirm (it records the image as confirmed in its trust record and burns the counter
+      // into OTP); the one after must boot the same image with nothing left to do and the app
+      // settle at once.
+      if (settled_times > 0 && settled_version != d->image.header.version) {
+        out.error = "the next power-on booted another image";
+        return out;
+      }
+      if (settled_times == 2) {
         if (loader_ops != 0) {
           out.error = "the loader wrote to the flash at the power-on after the board settled";
           return out;
         }
         break;
       }
-      settled_once = true;
+      ++settled_times;
       settled_version = d->image.header.version;
       out.settled = false;
       continue;
     }
-    if (settled_once) {
+    if (settled_times > 0) {
       out.error = "settled, but the next power-on did not";
       return out;
     }

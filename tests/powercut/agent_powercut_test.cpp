@@ -86,8 +86,8 @@ TEST_F(AgentPowerCut, Uninterrupted_DownloadsStagesInstallsReportsAndConfirms) {
   const AgentLifeCycle::Outcome out = life.Run(12);
   ASSERT_TRUE(out.error.empty()) << out.error;
   ASSERT_TRUE(out.settled);
-  EXPECT_EQ(out.power_ons, 3u)
-      << "loader, app downloads; loader installs, app confirms; loader, app settled";
+  EXPECT_EQ(out.power_ons, 4u) << "loader, app downloads; loader installs, app confirms; loader "
+                                  "records the confirm, app settled; loader, app settled";
   EXPECT_TRUE(board.RunningHolds(s.new_image));
   EXPECT_STREQ(out.decision.image.header.version, "FOTAV2");
   EXPECT_EQ(out.record.status, UpgradeStatus::kIdle);

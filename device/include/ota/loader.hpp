@@ -66,6 +66,8 @@ class Loader {
   Status LoadTrust();
   // What the boot state says about a trial image, checked against the trust record.
   Status Reconcile(BootRecord& r);
+  // Writes the OTP counter's value into the boot state if the copy there differs.
+  Status Reflect(BootRecord& r);
   // The running image, and whether the trust record vouches for it.
   Result<BootDecision> Decide(const BootRecord& r);
   // Advances the upgrade by one step; false when there is nothing more to do this boot.
