@@ -27,9 +27,13 @@ std::unique_ptr<SimBoard> FreshBoard(const Scenario& s, SimBoard& prepared) {
   return board;
 }
 
-bool Final(const BootRecord& r) {
-  return (r.status == UpgradeStatus::kUpgradedOk && r.confirmed()) ||
-         r.status == UpgradeStatus::kUpgradedFailed || r.status == UpgradeStatus::kIdle;
+// The upgrade has an end, and the loader has seen it: a confirmed image is the trust record's
+// confirmed one (its counter burnt into OTP), a failed one left no trial behind.
+bool Final(const BootDecision& d) {
+  const BootRecord& r = d.record;
+  return !d.trust.trial.present() &&
+         ((r.status == UpgradeStatus::kUpgradedOk && r.confirmed()) ||
+          r.status == UpgradeStatus::kUpgradedFailed || r.status == UpgradeStatus::kIdle);
 }
 
 // Power-ons until the upgrade has an end (installed and confirmed, or failed and rolled back),
@@ -68,7 +72,7 @@ RunOutcome PowerOnUntilSettled(const Scenario& s, SimBoard& board, int max_boots
       r = after.value();
       out.decision.record = r;
     }
-    if (Final(r)) {
+    if (Final(out.decision)) {
       out.settled = true;
       break;
     }
@@ -89,6 +93,14 @@ std::string CheckConsistent(const Scenario& s, SimBoard& board, const RunOutcome
   if (!is_new && !is_old) return "running slot holds neither image";
   const BootRecord& r = run.decision.record;
   const char* version = run.decision.image.header.version;
+  // The loader's own view: the image it vouches for is the one in the slot, and OTP holds
+  // the new image's counter exactly when the new image was confirmed.
+  const TrustedImage& confirmed = run.decision.trust.confirmed;
+  if (!confirmed.Matches(run.decision.image.total_size, run.decision.image.sha256)) {
+    return "the trust record's confirmed image is not the one in the slot";
+  }
+  const uint32_t want_counter = is_new ? s.new_security_counter : 0;
+  if (run.decision.security_counter != want_counter) return "OTP counter is not the expected one";
   if (is_new) {
     if (r.status != UpgradeStatus::kUpgradedOk) return "new image but state not upgraded-ok";
     if (std::strcmp(version, "FOTAV2") != 0) return "booted version is not the new one";

@@ -28,6 +28,8 @@ struct Scenario {
   // Boot-state records written before the upgrade: by default the copy in use is nearly
   // full, so the upgrade's own records cross the switch from one copy to the other.
   int history_records = -1;
+  // The package's anti-rollback counter: OTP holds it once the new image is confirmed.
+  uint32_t new_security_counter = 0;
 };
 
 struct SweepOptions {

@@ -56,6 +56,9 @@ class PowerCut : public ::testing::Test {
       spec.source = s.old_image;
     }
     spec.profile = s.profile;
+    // Past the first OTP word (32 bits) so burning it takes several programs, each cut.
+    spec.security_counter = 70;
+    s.new_security_counter = 70;
     s.package = MakePackage(spec, &key_);
     s.installer = &signed_;
   }
@@ -135,6 +138,57 @@ TEST_F(PowerCut, DoubleCutRecovery_EveryOperationThenRandom_NeverBricks) {
   options.double_cut = true;
   options.seed = 9;
   Sweep(s, options);
+}
+
+// The factory's first power-on (write protection, then the trust record that names the
+// factory image), cut at every operation and torn at every flash operation: the board always
+// ends up protected, vouching for exactly the factory image, and booting it. Tearing the
+// option-byte program itself is the F4's hazard, not the loader's: option_bytes_powercut_test.
+TEST_F(PowerCut, FirstBoot_EveryOperation_RecordsTheFactoryImage) {
+  const BoardProfile& profile = kSimSmall;
+  const uint32_t load = profile.internal_base + profile.partition(PartitionId::kRunning).offset;
+  const std::vector<uint8_t> image = MakeTestImage("FOTAV1", 9000, load, 11);
+  uint64_t total = 0;
+  {
+    SimBoard clean(profile);
+    clean.FlashRunning(image);
+    clean.power().Arm({});
+    ASSERT_TRUE(clean.Boot().ok());
+    total = clean.power().ops_since_arm();
+  }
+  ASSERT_GT(total, 2u);
+  SweepResult r;
+  r.total_ops = total;
+  for (uint64_t n = 1; n <= total; ++n) {
+    for (int torn = 0; torn <= 1; ++torn) {
+      SimBoard board(profile);
+      board.FlashRunning(image);
+      sim::FaultPlan plan;
+      (torn ? plan.tear : plan.cut_before) = n;
+      plan.seed = 4242 + n;
+      board.power().Arm(plan);
+      if (torn && n == 1) continue;  // op 1 is the option-byte program (see above)
+      (void)board.Boot();
+      board.power().PowerOn();
+      board.power().Arm({});
+      const Result<BootDecision> d = board.Boot();
+      torn ? ++r.torn : ++r.cuts;
+      const bool ok = d.ok() && d->boot_app && board.RunningHolds(image) &&
+                      d->trust.confirmed.Matches(d->image.total_size, d->image.sha256) &&
+                      !d->trust.trial.present() && IsWriteProtected(d->write_protect) &&
+                      board.flash().option_bytes.value().WriteProtected(0x3);
+      ok ? ++r.recovered : ++r.bricked;
+      if (!ok && r.failures.size() < 5) {
+        r.failures.push_back(std::string(torn ? "tear=" : "cut_before=") + std::to_string(n));
+      }
+    }
+  }
+  std::printf("%s\n", SummaryLine("first-boot", r).c_str());
+  for (const std::string& f : r.failures)
+    std::printf("  replay: first-boot %s\n", f.c_str());
+  EXPECT_EQ(r.bricked, 0u);
+  EXPECT_EQ(r.cuts, total);
+  EXPECT_EQ(r.torn, total - 1);
 }
 
 // Full-size FIRE profile: 300 KB -> 320 KB images, ~100k operations; a seeded sample.
