@@ -40,6 +40,14 @@ InstallerContext Loader::Context(const BootRecord& r) const {
   return InstallerContext{download_, r.package_size, running_, running_address(), r, work_};
 }
 
+Result<ImageInfo> Loader::RunningImage() {
+  if (!running_known_) {
+    running_image_ = ValidateImage(running_, running_address(), work_);
+    running_known_ = !IsPowerLost(running_image_.status());
+  }
+  return running_image_;
+}
+
 Status Loader::SaveTrust() {
   return trust_store_.Save(trust_);
 }
@@ -64,7 +72,7 @@ Status Loader::LoadTrust() {
   // the factory's (nothing outside the MCU can have written internal flash), so it is the
   // confirmed one. Saved even when the slot is blank, so this happens once per board.
   trust_ = TrustRecord{};
-  const Result<ImageInfo> image = ValidateImage(running_, running_address(), work_);
+  const Result<ImageInfo> image = RunningImage();
   if (IsPowerLost(image.status())) return image.status();
   if (image.ok()) {
     trust_.confirmed.size = image->total_size;
@@ -77,7 +85,7 @@ Status Loader::LoadTrust() {
 Status Loader::Reconcile(BootRecord& r) {
   OTA_TRY(Reflect(r));
   if (!trust_.trial.present()) return Status::Ok();
-  const Result<ImageInfo> image = ValidateImage(running_, running_address(), work_);
+  const Result<ImageInfo> image = RunningImage();
   if (IsPowerLost(image.status())) return image.status();
   const bool running_trial = image.ok() && trust_.trial.Matches(image->total_size, image->sha256);
   // Once an install is past its start the flag is the loader's to clear (Start does), so a
@@ -128,7 +136,7 @@ Result<BootDecision> Loader::Decide(const BootRecord& r) {
   decision.security_counter = otp_value_;
   decision.write_protect = write_protect_;
   decision.write_protect_error = write_protect_error_;
-  const Result<ImageInfo> image = ValidateImage(running_, running_address(), work_);
+  const Result<ImageInfo> image = RunningImage();
   if (IsPowerLost(image.status())) return image.status();
   // Whatever the boot state says, only an image the trust record names is started.
   decision.boot_app = image.ok() && (trust_.confirmed.Matches(image->total_size, image->sha256) ||
@@ -216,7 +224,7 @@ Result<bool> Loader::Start(BootRecord& r) {
 }
 
 Result<bool> Loader::Backup(BootRecord& r) {
-  const Result<ImageInfo> old = ValidateImage(running_, running_address(), work_);
+  const Result<ImageInfo> old = RunningImage();
   if (IsPowerLost(old.status())) return old.status();
   r.backup_size = 0;
   // Only the confirmed image is kept: it is what a failed upgrade goes back to. A slot that
@@ -245,6 +253,7 @@ Result<bool> Loader::Apply(BootRecord& r) {
   if (!info.ok() || r.backup_size > backup_.size()) {
     return GoTo(r, UpgradeStep::kRecover, FailReason::kInstallFailed);
   }
+  running_known_ = false;  // the slot is about to change
   SlotWriter out(running_, info->target_size);
   const FlashArea old(backup_.flash(), backup_.offset(), r.backup_size);
   Status applied = installer_.Apply(Context(r), old, out);
@@ -262,7 +271,7 @@ Result<bool> Loader::Verify(BootRecord& r) {
   Sha256Digest written;
   const Status hashed = HashArea(running_, 0, info->target_size, work_, written);
   if (IsPowerLost(hashed)) return hashed;
-  const Result<ImageInfo> image = ValidateImage(running_, running_address(), work_);
+  const Result<ImageInfo> image = RunningImage();
   if (IsPowerLost(image.status())) return image.status();
   if (!hashed.ok() || !image.ok() || !DigestEqual(written, info->target_sha256) ||
       image->total_size != info->target_size) {
@@ -291,7 +300,7 @@ Result<bool> Loader::Recover(BootRecord& r) {
   // The image to go back to is the one the trust record calls confirmed, whatever size the
   // boot state claims for the backup; the backup is restored only if it hashes to it.
   const TrustedImage& target = trust_.confirmed;
-  const Result<ImageInfo> now = ValidateImage(running_, running_address(), work_);
+  const Result<ImageInfo> now = RunningImage();
   if (IsPowerLost(now.status())) return now.status();
   const bool done = now.ok() && target.Matches(now->total_size, now->sha256);
   if (!done && target.present()) {
@@ -300,11 +309,12 @@ Result<bool> Loader::Recover(BootRecord& r) {
     const Result<ImageInfo> saved = ValidateImage(copy, running_address(), work_);
     if (IsPowerLost(saved.status())) return saved.status();
     if (!saved.ok() || !target.Matches(saved->total_size, saved->sha256)) return RecoverLater(r);
+    running_known_ = false;  // the slot is about to change
     SlotWriter out(running_, target.size);
     const Status copied = CopyToWriter(copy, target.size, out, work_);
     if (IsPowerLost(copied)) return copied;
     if (!copied.ok()) return RecoverLater(r);
-    const Result<ImageInfo> restored = ValidateImage(running_, running_address(), work_);
+    const Result<ImageInfo> restored = RunningImage();
     if (IsPowerLost(restored.status())) return restored.status();
     if (!restored.ok() || !target.Matches(restored->total_size, restored->sha256)) {
       return RecoverLater(r);
@@ -316,7 +326,7 @@ Result<bool> Loader::Recover(BootRecord& r) {
 
 Status Loader::EndTrial(bool keep_running_trial) {
   if (!trust_.trial.present()) return Status::Ok();
-  const Result<ImageInfo> now = ValidateImage(running_, running_address(), work_);
+  const Result<ImageInfo> now = RunningImage();
   if (IsPowerLost(now.status())) return now.status();
   const bool running_trial = now.ok() && trust_.trial.Matches(now->total_size, now->sha256);
   // The trial image stays only if the slot still holds it and it is all there is: nothing

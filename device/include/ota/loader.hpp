@@ -85,6 +85,9 @@ class Loader {
   Result<bool> Fail(BootRecord& r, FailReason reason);
   Result<bool> GoTo(BootRecord& r, UpgradeStep step, FailReason reason = FailReason::kNone);
   Status SaveTrust();
+  // The running slot's image, validated once per boot until the loader writes the slot (a
+  // full SHA-256 of up to 512 KB is the slow part of a boot).
+  Result<ImageInfo> RunningImage();
   InstallerContext Context(const BootRecord& r) const;
 
   const BoardProfile& profile_;
@@ -104,6 +107,8 @@ class Loader {
   ByteSpan work_;
   TrustRecord trust_;
   uint32_t otp_value_ = 0;
+  bool running_known_ = false;
+  Result<ImageInfo> running_image_ = StatusCode::kNotFound;
 };
 
 }  // namespace ota
