@@ -85,9 +85,8 @@ Status Loader::LoadTrust() {
 Status Loader::Reconcile(BootRecord& r) {
   OTA_TRY(Reflect(r));
   if (!trust_.trial.present()) return Status::Ok();
-  const Result<ImageInfo> image = RunningImage();
-  if (IsPowerLost(image.status())) return image.status();
-  const bool running_trial = image.ok() && trust_.trial.Matches(image->total_size, image->sha256);
+  OTA_TRY_ASSIGN(const ImageInfo* const trial_image, RunningTrial());
+  const bool running_trial = trial_image != nullptr;
   // Once an install is past its start the flag is the loader's to clear (Start does), so a
   // flag seen there is not the app's word about the trial image.
   const bool installing = r.status == UpgradeStatus::kDownloaded && r.step != UpgradeStep::kStart;
@@ -324,15 +323,23 @@ Result<bool> Loader::Recover(BootRecord& r) {
   return Fail(r, reason);
 }
 
-Status Loader::EndTrial(bool keep_running_trial) {
-  if (!trust_.trial.present()) return Status::Ok();
+Result<const ImageInfo*> Loader::RunningTrial() {
+  if (!trust_.trial.present()) return static_cast<const ImageInfo*>(nullptr);
   const Result<ImageInfo> now = RunningImage();
   if (IsPowerLost(now.status())) return now.status();
-  const bool running_trial = now.ok() && trust_.trial.Matches(now->total_size, now->sha256);
+  if (!now.ok() || !trust_.trial.Matches(now->total_size, now->sha256)) {
+    return static_cast<const ImageInfo*>(nullptr);
+  }
+  return &running_image_.value();
+}
+
+Status Loader::EndTrial(bool keep_running_trial) {
+  if (!trust_.trial.present()) return Status::Ok();
+  OTA_TRY_ASSIGN(const ImageInfo* const running_trial, RunningTrial());
   // The trial image stays only if the slot still holds it and it is all there is: nothing
   // confirmed to go back to (the slot was blank before the install), or a restore that gave
   // up. Its counter is not burnt into OTP: the app never confirmed it.
-  if (running_trial && (keep_running_trial || !trust_.confirmed.present())) {
+  if (running_trial != nullptr && (keep_running_trial || !trust_.confirmed.present())) {
     trust_.confirmed = trust_.trial;
   }
   trust_.trial = TrustedImage{};
@@ -340,11 +347,15 @@ Status Loader::EndTrial(bool keep_running_trial) {
 }
 
 Result<bool> Loader::RecoverLater(BootRecord& r) {
-  r.recover_attempts = static_cast<uint8_t>(r.recover_attempts + 1);
-  if (r.recover_attempts < kMaxRecoverAttempts) {
+  if (r.recover_attempts < kMaxRecoverAttempts) ++r.recover_attempts;
+  OTA_TRY_ASSIGN(const ImageInfo* const trial, RunningTrial());
+  if (r.recover_attempts < kMaxRecoverAttempts || trial == nullptr) {
+    // Try again next boot. With nothing authentic left in the slot, giving up would only make
+    // sure the board never boots again, so it never does: every boot tries once more.
     OTA_TRY(store_.Save(r));
-    return false;  // this boot stops here; the next one tries again
+    return false;
   }
+  // Given up, with the trial image still intact in the slot: it is all there is to run.
   OTA_TRY(EndTrial(true));
   return Fail(r, FailReason::kRecoverFailed);
 }

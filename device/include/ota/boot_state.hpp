@@ -52,7 +52,8 @@ enum class FailReason : uint8_t {
 inline constexpr FailReason kLastFailReason = FailReason::kTrialPending;
 
 // Boots that try to restore the backup (a read or verify fault retries on the next boot)
-// before the loader gives up with kRecoverFailed.
+// before the loader gives up with kRecoverFailed, which it does only if the slot still holds
+// an authentic image to boot instead; with none, every boot keeps trying.
 inline constexpr uint8_t kMaxRecoverAttempts = 3;
 
 uint8_t IotdaResultCode(FailReason reason);

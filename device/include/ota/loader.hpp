@@ -82,6 +82,8 @@ class Loader {
   // The trial is over: forgets it, or keeps the running trial image as the confirmed one
   // when nothing else can run (`keep_running_trial`, or no confirmed image at all).
   Status EndTrial(bool keep_running_trial);
+  // The running image if it is the trust record's trial image, else nullptr.
+  Result<const ImageInfo*> RunningTrial();
   Result<bool> Fail(BootRecord& r, FailReason reason);
   Result<bool> GoTo(BootRecord& r, UpgradeStep step, FailReason reason = FailReason::kNone);
   Status SaveTrust();
