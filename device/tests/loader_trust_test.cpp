@@ -612,5 +612,105 @@ TEST_F(LoaderTrustTest, Otp_LockedBlock_RaiseFailsButConfirmedImageIsPromoted) {
   }
 }
 
+// 10. The watchdog (docs/firmware.md, "Watchdog"): KickingFlash refreshes it before every flash
+// command, so the longest stretch without a refresh is one command. The old loader never
+// refreshed it: a full upgrade of the FIRE board takes tens of seconds of erases in a row.
+
+// Remembers the board's worst-case flash time at each refresh: a gap is what the flash parts
+// may take, at worst, between two refreshes.
+class GapWatchdog final : public Watchdog {
+ public:
+  explicit GapWatchdog(sim::BoardFlash& flash) : flash_(flash) {}
+  // The boot starts (the watchdog is started, or the part reset): the first gap starts here.
+  void PowerOn() { last_ = flash_.counters().time_max_us; }
+  // The loader hands over to the app: the last gap ends here.
+  void Handover() { Note(); }
+  void Kick() override {
+    Note();
+    ++kicks_;
+  }
+  uint64_t max_gap_us() const { return max_gap_us_; }
+  uint64_t kicks() const { return kicks_; }
+
+ private:
+  void Note() {
+    const uint64_t now = flash_.counters().time_max_us;
+    max_gap_us_ = std::max(max_gap_us_, now - last_);
+    last_ = now;
+  }
+  sim::BoardFlash& flash_;
+  uint64_t last_ = 0;
+  uint64_t max_gap_us_ = 0;
+  uint64_t kicks_ = 0;
+};
+
+// The slowest single erase command of either part: an STM32F4 128 KB sector, a W25Q128 64 KB
+// block (both 2 s at worst).
+constexpr uint64_t kSlowestCommandUs = 2'000'000;
+
+class WatchdogGaps : public ::testing::Test {
+ protected:
+  WatchdogGaps()
+      : v1_(MakeTestImage("FOTAV1", 300 * 1024, board_.running_address(), 1)),
+        v2_(MakeTestImage("FOTAV2", 320 * 1024, board_.running_address(), 2)) {
+    board_.set_watchdog(&watchdog_);
+  }
+
+  BootDecision Boot(Installer& installer) {
+    watchdog_.PowerOn();
+    const Result<BootDecision> d = board_.Boot(installer);
+    watchdog_.Handover();
+    EXPECT_TRUE(d.ok()) << d.status().name();
+    return d.ok() ? d.value() : BootDecision{};
+  }
+
+  void Report(const char* what) {
+    std::printf("watchdog: %s max_gap_ms=%.1f kicks=%llu\n", what,
+                static_cast<double>(watchdog_.max_gap_us()) / 1000.0,
+                static_cast<unsigned long long>(watchdog_.kicks()));
+  }
+
+  SimBoard board_{kStm32f429Fire};
+  GapWatchdog watchdog_{board_.flash()};
+  TestKey key_;
+  TrustedKey keys_[1] = {key_.trusted()};
+  PackageInstaller installer_{PackagePolicy{Span<const TrustedKey>(keys_), false}};
+  PlainImageInstaller plain_;
+  std::vector<uint8_t> v1_, v2_;
+};
+
+TEST_F(WatchdogGaps, FireFullUpgrade_NoGapLongerThanOneEraseCommand) {
+  board_.FlashRunning(v1_);
+  ASSERT_TRUE(Boots(Boot(installer_), v1_));  // the factory's first boot
+  host::PackageSpec spec;
+  spec.kind = PackageKind::kFull;
+  spec.version = "FOTAV2";
+  spec.image = v2_;
+  spec.security_counter = 2;
+  spec.profile = &kStm32f429Fire;
+  ASSERT_TRUE(board_.Stage(MakePackage(spec, &key_), "FOTAV2").ok());
+  const uint64_t before = board_.flash().counters().time_max_us;
+  ASSERT_TRUE(Boots(Boot(installer_), v2_));  // backup, apply, verify
+  ASSERT_TRUE(board_.Confirm().ok());
+  ASSERT_TRUE(Boots(Boot(installer_), v2_));  // the counter into OTP
+  const uint64_t total = board_.flash().counters().time_max_us - before;
+  Report("fire-upgrade");
+  EXPECT_EQ(board_.OtpCounterValue().value(), 2u);
+  EXPECT_GT(total, 10 * kSlowestCommandUs) << "not the full-size upgrade meant";
+  EXPECT_LE(watchdog_.max_gap_us(), kSlowestCommandUs);
+}
+
+TEST_F(WatchdogGaps, FireRecover_NoGapLongerThanOneEraseCommand) {
+  board_.FlashRunning(v1_);
+  ASSERT_TRUE(Boots(Boot(plain_), v1_));
+  ASSERT_TRUE(board_.Stage(v2_, "FOTAV2").ok());
+  CorruptingInstaller corrupting;
+  const BootDecision d = Boot(corrupting);
+  Report("fire-recover");
+  EXPECT_EQ(d.record.reason, FailReason::kTargetMismatch);
+  EXPECT_TRUE(Boots(d, v1_));
+  EXPECT_LE(watchdog_.max_gap_us(), kSlowestCommandUs);
+}
+
 }  // namespace
 }  // namespace ota
