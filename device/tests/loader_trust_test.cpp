@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "ota/bytes.hpp"
+#include "ota/host/image_builder.hpp"
 #include "ota/otp_counter.hpp"
 #include "ota/package_installer.hpp"
 #include "ota/sha256.hpp"
@@ -161,6 +162,16 @@ std::vector<uint8_t> WithVectors(std::vector<uint8_t> image, uint32_t sp, uint32
   EXPECT_TRUE(sha.Update(ConstByteSpan(image.data(), size)).ok() && sha.Finish(digest).ok());
   std::copy(digest, digest + kSha256Size, image.begin() + static_cast<ptrdiff_t>(size));
   return image;
+}
+
+// `image` with its header cleared and stamped again as `version` (a new trailer).
+std::vector<uint8_t> Restamp(std::vector<uint8_t> image, const char* version, uint32_t at) {
+  image.resize(image.size() - kImageTrailerSize);
+  std::fill(image.begin() + kImageHeaderOffset,
+            image.begin() + kImageHeaderOffset + kImageHeaderSize, 0);
+  host::StampResult stamped = host::StampImage(std::move(image), version, at);
+  EXPECT_TRUE(stamped.error.empty()) << stamped.error;
+  return stamped.image;
 }
 
 // ---- The board: kSimSmall, factory image FOTAV1 recorded by its first boot ----
@@ -710,6 +721,48 @@ TEST_F(WatchdogGaps, FireRecover_NoGapLongerThanOneEraseCommand) {
   EXPECT_EQ(d.record.reason, FailReason::kTargetMismatch);
   EXPECT_TRUE(Boots(d, v1_));
   EXPECT_LE(watchdog_.max_gap_us(), kSlowestCommandUs);
+}
+
+// ---- Found by these attacks: open ----
+
+// KNOWN LOADER BUG (found with this file; not fixed here, the integrator owns device code).
+// The boot state's step is still believed: a forged "downloaded, step apply" skips Start and
+// Backup, so Apply erases the confirmed image without a proven copy of it in the backup. Replay
+// a genuine signed diff package (its counter >= OTP) with the backup blanked: the diff decodes
+// against the blank backup, Verify fails, Recover finds nothing that hashes to the confirmed
+// image, and after kMaxRecoverAttempts the board is left with no bootable image at all (no
+// unauthentic image boots, but the authentic confirmed one is destroyed). A fix could check,
+// in Apply before its first erase, that the backup hashes to the confirmed image whenever the
+// running slot still holds it.
+TEST_F(LoaderTrustTest, ForgedApplyStep_ConfirmedImageSurvives) {
+  // A new version that shares most of its bytes with old_, so the diff copies from the source.
+  std::vector<uint8_t> next = old_;
+  next[5000] ^= 0x5A;
+  next = Restamp(next, "FOTAV2", board_.running_address());
+  host::PackageSpec spec;
+  spec.kind = PackageKind::kDiff;
+  spec.version = "FOTAV2";
+  spec.image = next;
+  spec.from_version = "FOTAV1";
+  spec.source = old_;
+  spec.profile = &kSimSmall;
+  const std::vector<uint8_t> diff = MakePackage(spec, &key_);
+  WriteRaw(board_, PartitionId::kDownload, diff);
+  EraseRaw(board_, PartitionId::kBackup);
+  BootRecord r = board_.Record().value();
+  r.status = UpgradeStatus::kDownloaded;
+  r.step = UpgradeStep::kApply;
+  r.package_size = static_cast<uint32_t>(diff.size());
+  r.download_offset = r.package_size;
+  r.backup_size = static_cast<uint32_t>(old_.size());
+  Forge(board_, r);
+  BootDecision d;
+  for (uint8_t boot = 0; boot <= kMaxRecoverAttempts; ++boot) {
+    d = BootOk();
+    EXPECT_TRUE(d.boot_app) << "boot " << int{boot} << ": nothing to boot, "
+                            << FailReasonName(d.record.reason);
+  }
+  EXPECT_TRUE(Boots(d, old_) || Boots(d, next));
 }
 
 }  // namespace
