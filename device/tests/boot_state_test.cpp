@@ -126,6 +126,35 @@ TEST_F(BootStoreTest, Save_AfterTornSlot_SkipsIt) {
   EXPECT_EQ(store.Load()->download_offset, 2u);
 }
 
+// A torn record fails its CRC today but may read back whole another day (marginal bits settle
+// programmed): the save after it must not have reused its sequence number, or Load could
+// return the torn, older record (docs/DESIGN.md, "Boot state"; RecordLog's +2 rule).
+TEST_F(BootStoreTest, Save_AfterTornRecord_NewerRecordWinsEvenIfTheTornOneHeals) {
+  BootStore store = Store();
+  BootRecord r = Numbered(1);
+  ASSERT_TRUE(store.Save(r).ok());
+  ASSERT_EQ(r.sequence, 1u);
+  board_.power.Arm(sim::FaultPlan{0, 1, 42});  // the page program of the next record, torn
+  BootRecord torn = Numbered(2);
+  ASSERT_FALSE(store.Save(torn).ok());
+  board_.power.PowerOn();
+  r = Numbered(3);
+  ASSERT_TRUE(store.Save(r).ok());
+  EXPECT_NE(r.sequence, 2u) << "the torn record's number was reused";
+  // The torn slot (slot 1 of copy A) settles into the record that was being written.
+  torn.sequence = 2;
+  uint8_t meant[kBootRecordSize];
+  EncodeBootRecord(torn, meant);
+  const uint32_t at = kSimSmall.partition(PartitionId::kBootStateA).offset + kBootRecordSize;
+  uint8_t* slot = &board_.external.raw()[at];
+  for (uint32_t i = 0; i < kBootRecordSize; ++i)
+    ASSERT_EQ(slot[i] & meant[i], meant[i]) << "slot 1 is not a torn copy of it, byte " << i;
+  std::memcpy(slot, meant, kBootRecordSize);
+  const Result<BootRecord> back = store.Load();
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->download_offset, 3u) << "the stale record won";
+}
+
 // Seeded model test: saves with a power cut or a torn write at a random operation; after
 // every cut the store must hold either the last completed record or the one being written,
 // never an older one and never nothing.
