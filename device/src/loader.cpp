@@ -53,6 +53,7 @@ Status Loader::SaveTrust() {
 }
 
 Status Loader::ProtectLoader() {
+  running_known_ = false;  // a new power-on: nothing is known of the slot yet
   const Result<uint32_t> mask = LoaderSectorMask(profile_);
   if (!mask.ok()) return mask.status();
   const Result<WriteProtectResult> result = EnsureWriteProtected(option_bytes_, mask.value());
@@ -252,6 +253,11 @@ Result<bool> Loader::Apply(BootRecord& r) {
   if (!info.ok() || r.backup_size > backup_.size()) {
     return GoTo(r, UpgradeStep::kRecover, FailReason::kInstallFailed);
   }
+  // The first erase destroys the confirmed image: only with a proven copy of it in the
+  // backup. (The boot state's word that Backup ran is not proof: a forged step skips it.) Once
+  // the slot no longer holds the confirmed image, a resumed Apply needs no check.
+  OTA_TRY_ASSIGN(const bool kept, ConfirmedImageKept(r));
+  if (!kept) return GoTo(r, UpgradeStep::kBackup);
   running_known_ = false;  // the slot is about to change
   SlotWriter out(running_, info->target_size);
   const FlashArea old(backup_.flash(), backup_.offset(), r.backup_size);
@@ -260,6 +266,18 @@ Result<bool> Loader::Apply(BootRecord& r) {
   if (IsPowerLost(applied)) return applied;
   if (!applied.ok()) return GoTo(r, UpgradeStep::kRecover, FailReason::kInstallFailed);
   return GoTo(r, UpgradeStep::kVerify);
+}
+
+Result<bool> Loader::ConfirmedImageKept(const BootRecord& r) {
+  const TrustedImage& confirmed = trust_.confirmed;
+  const Result<ImageInfo> now = RunningImage();
+  if (IsPowerLost(now.status())) return now.status();
+  if (!now.ok() || !confirmed.Matches(now->total_size, now->sha256)) return true;
+  if (r.backup_size != confirmed.size || confirmed.size > backup_.size()) return false;
+  const FlashArea copy(backup_.flash(), backup_.offset(), confirmed.size);
+  const Result<ImageInfo> saved = ValidateImage(copy, running_address(), work_);
+  if (IsPowerLost(saved.status())) return saved.status();
+  return saved.ok() && confirmed.Matches(saved->total_size, saved->sha256);
 }
 
 Result<bool> Loader::Verify(BootRecord& r) {

@@ -35,7 +35,7 @@ Result<RecordLog::Scan> RecordLog::ScanCopies(RecordBytes& newest) {
       if (check.code() == StatusCode::kNotFound) continue;  // erased slot
       scan.next_slot[c] = s + 1;  // written (valid or torn): appends go after it
       if (!check.ok()) {
-        scan.torn = true;
+        ++scan.torn;
         continue;
       }
       const uint32_t sequence = LoadLe32(raw + kRecordSequenceOffset);
@@ -71,9 +71,10 @@ Result<uint32_t> RecordLog::Append(RecordBytes& raw) {
     slot = 0;
     OTA_TRY(copies_[copy].Erase(0, copies_[copy].size()));
   }
-  // A torn slot may hold newest + 1 in bits that read back differently another day; skipping
-  // that number means no two records ever share a sequence number.
-  const uint32_t sequence = scan.found ? scan.sequence + (scan.torn ? 2 : 1) : 1;
+  // A torn slot may hold, in bits that read back differently another day, the number its
+  // append meant to write, which was at most newest + 1 + the torn slots before it. Skipping
+  // one number per torn slot means no two records ever share a sequence number.
+  const uint32_t sequence = (scan.found ? scan.sequence : 0) + 1 + scan.torn;
   StoreLe32(raw + kRecordSequenceOffset, sequence);
   SealRecord(raw);
   OTA_TRY(copies_[copy].Program(slot * kRecordSize, ConstByteSpan(raw)));

@@ -723,17 +723,13 @@ TEST_F(WatchdogGaps, FireRecover_NoGapLongerThanOneEraseCommand) {
   EXPECT_LE(watchdog_.max_gap_us(), kSlowestCommandUs);
 }
 
-// ---- Found by these attacks: open ----
+// ---- Found by these attacks ----
 
-// KNOWN LOADER BUG (found with this file; not fixed here, the integrator owns device code).
-// The boot state's step is still believed: a forged "downloaded, step apply" skips Start and
-// Backup, so Apply erases the confirmed image without a proven copy of it in the backup. Replay
-// a genuine signed diff package (its counter >= OTP) with the backup blanked: the diff decodes
-// against the blank backup, Verify fails, Recover finds nothing that hashes to the confirmed
-// image, and after kMaxRecoverAttempts the board is left with no bootable image at all (no
-// unauthentic image boots, but the authentic confirmed one is destroyed). A fix could check,
-// in Apply before its first erase, that the backup hashes to the confirmed image whenever the
-// running slot still holds it.
+// A forged "downloaded, step apply" skips Start and Backup. Apply used to erase the confirmed
+// image without a proven copy of it in the backup: with a genuine signed diff staged and the
+// backup blanked, the diff decoded against the blank backup, Verify failed, and Recover found
+// nothing that hashed to the confirmed image. Apply now proves the backup first whenever the
+// slot still holds the confirmed image, and goes back to step backup if it cannot.
 TEST_F(LoaderTrustTest, ForgedApplyStep_ConfirmedImageSurvives) {
   // A new version that shares most of its bytes with old_, so the diff copies from the source.
   std::vector<uint8_t> next = old_;

@@ -137,14 +137,11 @@ TEST_F(RecordLogTest, TornAppendThenAppend_NoSequenceTwiceEvenIfTheTornSlotHeals
   EXPECT_GT(healed, 100);
 }
 
-// KNOWN BUG (found with this test; record_log.cpp is the integrator's to fix): the +2 rule
-// covers one torn slot only. Append adds 2 whenever *any* torn slot exists, so once a copy
-// holds a torn slot, a second torn append is given newest + 2 as well, and the append after it
-// gets that same number again. If the second torn slot later reads back whole, two valid
-// records share a sequence number and Load returns whichever it scans first: here the stale
-// one. Replay: 1 good append (seq 1), torn append (meant 2), good append (seq 3), torn append
-// (meant 5), good append (seq 5 again). Numbering by the count of torn slots (newest + 1 +
-// torn slots seen by the scan) would keep every number unique.
+// Found with this test (a "+2 when any slot is torn" rule covered one torn slot only): once a
+// copy holds a torn slot, a second torn append and the append after it got the same number,
+// and if the second torn slot later read back whole, Load returned the stale record. Replay: 1
+// good append, torn append, good append, torn append, good append. Numbering by the count of
+// torn slots (newest + 1 + torn slots seen by the scan) keeps every number unique.
 TEST_F(RecordLogTest, SecondTornAppendWhileATornSlotRemains_NoSequenceTwice) {
   ASSERT_TRUE(Append(1).ok());
   RecordBytes first, second;

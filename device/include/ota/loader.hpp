@@ -76,6 +76,8 @@ class Loader {
   Result<bool> Backup(BootRecord& r);
   Result<bool> Apply(BootRecord& r);
   Result<bool> Verify(BootRecord& r);
+  // True unless the slot holds the confirmed image and the backup is not a proven copy of it.
+  Result<bool> ConfirmedImageKept(const BootRecord& r);
   Result<bool> Recover(BootRecord& r);
   // A read or verify fault while restoring: try again on the next boot, a few times.
   Result<bool> RecoverLater(BootRecord& r);

@@ -45,7 +45,7 @@ class RecordLog {
     int copy = 0;                // copy holding the newest valid record
     uint32_t sequence = 0;       // its sequence number
     uint32_t slot = 0;           // its slot
-    bool torn = false;           // some slot holds bytes that are neither erased nor a valid record
+    uint32_t torn = 0;           // slots holding bytes that are neither erased nor a valid record
     uint32_t next_slot[2] = {};  // first slot after the last non-erased slot, per copy
   };
   Result<Scan> ScanCopies(RecordBytes& newest);
