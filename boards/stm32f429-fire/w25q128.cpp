@@ -186,18 +186,13 @@ ota::Status W25q128::DoProgram(uint32_t addr, ota::ConstByteSpan data) {
   return WaitReady(kPageProgramTimeoutMs);
 }
 
-uint32_t W25q128::EraseOpSize(uint32_t addr, uint32_t remaining) const {
-  for (const uint32_t block : geometry().block_erase_sizes) {
-    if (block != 0 && addr % block == 0 && block <= remaining) return block;
-  }
-  return geometry().SectorAt(addr)->size;
-}
-
 ota::Status W25q128::DoErase(uint32_t addr, uint32_t len) {
   if (!ready_) return ota::StatusCode::kFailedPrecondition;
   const uint32_t end = addr + len;
   for (uint32_t pos = addr; pos < end;) {
-    const uint32_t size = EraseOpSize(pos, end - pos);
+    // The emulator's rule: the largest command (64 KB, 32 KB block or 4 KB sector) aligned at
+    // `pos` that fits.
+    const uint32_t size = geometry().EraseCommandSize(pos, end - pos);
     uint8_t cmd = kCmdSectorErase4K;
     uint32_t timeout_ms = kSectorEraseTimeoutMs;
     if (size == 64 * 1024) {

@@ -30,9 +30,6 @@ class W25q128 final : public ota::Flash {
   ota::Status WriteEnable();
   // Polls status register 1 until BUSY clears: kIoError after `timeout_ms`.
   ota::Status WaitReady(uint32_t timeout_ms);
-  // The largest erase command (64 KB, 32 KB block or 4 KB sector) aligned at `addr` that
-  // fits in `remaining` bytes: the emulator's rule.
-  uint32_t EraseOpSize(uint32_t addr, uint32_t remaining) const;
 
   uint32_t jedec_id_ = 0;
   bool ready_ = false;  // the last Init found the W25Q128
