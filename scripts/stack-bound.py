@@ -38,8 +38,9 @@ INDIRECT = '__indirect_call@'
 # expressions over symbol names). Any other pointer may reach every address-taken function
 # with C linkage.
 POINTERS = {
-    'mbedtls_calloc_func': r'buffer_alloc_calloc',  # mbedtls_memory_buffer_alloc_init
-    'mbedtls_free_func': r'buffer_alloc_free',
+    # mbedtls_memory_buffer_alloc_init (the app), fire::MbedtlsPoolInit (the loader)
+    'mbedtls_calloc_func': r'buffer_alloc_calloc|fire_mbedtls_pool_calloc',
+    'mbedtls_free_func': r'buffer_alloc_free|fire_mbedtls_pool_free',
     'memset_func': r'memset',  # platform_util.c: volatile pointer to memset
     'modp': r'ecp_mod_p\w*',  # ecp_curves.c: the NIST fast reductions
     'f': r'_GLOBAL__sub_I_\w*',  # startup.cpp: the init arrays (static constructors)
