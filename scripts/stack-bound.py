@@ -21,8 +21,9 @@ Method (docs/firmware.md, "Stack bound"):
   * The bound is the deepest path from Reset_Handler, plus the deepest exception handler in
     the vector table with its exception frame (108 bytes: the Cortex-M4F extended frame of
     26 words plus alignment), plus one more frame for a fault taken inside that handler.
-  * Recursion (a cycle in the graph) makes the bound fail. The one cycle the types allow (a
-    delta decoder reading another decoder's output) is cut by NOT_TARGETS, documented there.
+  * Recursion (a cycle in the graph) makes the bound fail. The cycles the types allow but the
+    program never builds (a delta decoder reading another decoder's output; a KickingFlash
+    wrapping another) are cut by NOT_TARGETS and NOT_NESTED, documented there.
 Prints one line: "stack: <image> bound=<bytes> main=<bytes> isr=<bytes> path=<f1> > <f2> ..."
 """
 import glob
@@ -37,8 +38,9 @@ INDIRECT = '__indirect_call@'
 # expressions over symbol names). Any other pointer may reach every address-taken function
 # with C linkage.
 POINTERS = {
-    'mbedtls_calloc_func': r'buffer_alloc_calloc',  # mbedtls_memory_buffer_alloc_init
-    'mbedtls_free_func': r'buffer_alloc_free',
+    # mbedtls_memory_buffer_alloc_init (the app), fire::MbedtlsPoolInit (the loader)
+    'mbedtls_calloc_func': r'buffer_alloc_calloc|fire_mbedtls_pool_calloc',
+    'mbedtls_free_func': r'buffer_alloc_free|fire_mbedtls_pool_free',
     'memset_func': r'memset',  # platform_util.c: volatile pointer to memset
     'modp': r'ecp_mod_p\w*',  # ecp_curves.c: the NIST fast reductions
     'f': r'_GLOBAL__sub_I_\w*',  # startup.cpp: the init arrays (static constructors)
@@ -150,6 +152,16 @@ NOT_TARGETS = {
     ('range_decoder.cpp', 'Read'): r'_ZN3ota5codec12DeltaDecoder4Read\w*',
     ('delta_decoder.cpp', 'Read'): r'_ZN3ota5codec12DeltaDecoder4Read\w*',
 }
+# Wrappers that are never nested: function (regular expression) -> the targets no indirect
+# call below it reaches. ota::KickingFlash's Do* call the flash it wraps through ota::Flash's
+# public methods, whose virtual call may reach every Do* override, KickingFlash's own among
+# them; but the Loader only ever wraps the board's drivers (LoaderDevices), never a
+# KickingFlash, so below a KickingFlash::Do* the virtual calls reach the drivers alone. The
+# wrapper's frames still count once: outer Flash::Read > KickingFlash::DoRead > Flash::Read
+# > driver.
+NOT_NESTED = {
+    r'_ZN3ota12KickingFlash\w*': r'_ZN3ota12KickingFlash\w*',
+}
 
 
 def called_name(site):
@@ -225,25 +237,33 @@ def bound(elf, ci_inputs, verbose=False):
     # may reach any address-taken function with C linkage or a static initialiser.
     c_pointers = {n for n in taken if not n.startswith('_Z')}
 
-    def indirect_targets(site):
+    def indirect_targets(site, context):
         name = called_name(site)
         if name in POINTERS:  # a known C function pointer: what the code stores in it
-            return {n for n in taken if re.fullmatch(POINTERS[name], n)}
-        if name in by_base:  # a virtual call: every override of that method
+            found = {n for n in taken if re.fullmatch(POINTERS[name], n)}
+        elif name in by_base:  # a virtual call: every override of that method
             excluded = NOT_TARGETS.get((os.path.basename(site.split(':')[0]), name))
-            return {n for n in by_base[name] if not (excluded and re.fullmatch(excluded, n))}
-        return c_pointers
+            found = {n for n in by_base[name] if not (excluded and re.fullmatch(excluded, n))}
+        else:
+            found = c_pointers
+        return {n for n in found if not any(re.fullmatch(x, n) for x in context)}
 
     memo, stack = {}, []
 
-    def worst(name):
-        if name in memo:
-            return memo[name]
-        if name in stack:
-            sys.exit('stack-bound: recursion: ' + ' > '.join(stack[stack.index(name):] + [name]))
-        stack.append(name)
+    def worst(name, context=frozenset()):
+        # `context`: targets excluded below a wrapper of NOT_NESTED (part of the memo key).
+        key = (name, context)
+        if key in memo:
+            return memo[key]
+        if key in stack:
+            cycle = [n for n, _ in stack[stack.index(key):]] + [name]
+            sys.exit('stack-bound: recursion: ' + ' > '.join(cycle))
+        stack.append(key)
+        for wrapper, excluded in NOT_NESTED.items():
+            if re.fullmatch(wrapper, name):
+                context = context | {excluded}
         if name.startswith(INDIRECT):
-            own, callees = 0, indirect_targets(name[len(INDIRECT):])
+            own, callees = 0, indirect_targets(name[len(INDIRECT):], context)
         elif name in frames:
             own, callees = frames[name], edges.get(name, set())
         elif name in in_image:  # library code: from the disassembly
@@ -252,12 +272,12 @@ def bound(elf, ci_inputs, verbose=False):
             own, callees = 0, set()
         best, best_path = 0, []
         for c in sorted(callees):
-            d, p = worst(c)
+            d, p = worst(c, context)
             if d > best:
                 best, best_path = d, p
         stack.pop()
-        memo[name] = (own + best, [name] + best_path)
-        return memo[name]
+        memo[key] = (own + best, [name] + best_path)
+        return memo[key]
 
     handlers = set()
     for i, (_, w) in enumerate(vector):

@@ -128,7 +128,10 @@ FIRE_WEAK_HANDLER(DMA2D_IRQHandler)
 #undef FIRE_WEAK_HANDLER
 // clang-format on
 
-// Placed first in flash by the linker scripts; also what VTOR points at.
+// Placed first in flash by the linker scripts; also what VTOR points at. An image that never
+// enables an interrupt in the NVIC (the loader: its drivers poll, and SysTick is a core
+// exception) is built with FIRE_CORE_VECTORS_ONLY: its table stops after SysTick, since the
+// core reads an IRQ's slot only when it takes that IRQ (PM0214 2.3.4, "Vector table").
 extern const InitFunc g_vector_table[];
 const InitFunc g_vector_table[] __attribute__((section(".isr_vector"), used)) = {
     reinterpret_cast<InitFunc>(&_estack),
@@ -147,6 +150,7 @@ const InitFunc g_vector_table[] __attribute__((section(".isr_vector"), used)) = 
     nullptr,
     PendSV_Handler,
     SysTick_Handler,
+#if !defined(FIRE_CORE_VECTORS_ONLY)
     // IRQ 0-90.
     WWDG_IRQHandler,
     PVD_IRQHandler,
@@ -239,6 +243,7 @@ const InitFunc g_vector_table[] __attribute__((section(".isr_vector"), used)) = 
     LTDC_IRQHandler,
     LTDC_ER_IRQHandler,
     DMA2D_IRQHandler,
+#endif
 };
 
 void Reset_Handler() {
@@ -264,6 +269,11 @@ void Reset_Handler() {
 
 }  // extern "C"
 
+#if defined(FIRE_CORE_VECTORS_ONLY)
+// Initial SP + 15 core exception slots = 16 words (0x40 bytes).
+static_assert(sizeof(g_vector_table) == 16 * sizeof(InitFunc), "Cortex-M4 core vectors");
+#else
 // Initial SP + 15 core exception slots + 91 IRQs = 107 words (0x1AC bytes): below the image
 // header at 0x200.
 static_assert(sizeof(g_vector_table) == 107 * sizeof(InitFunc), "STM32F429 vector table");
+#endif

@@ -18,8 +18,8 @@ constexpr uint32_t kBase = 0x08000000;
 constexpr uint32_t kProgramTimeoutMs = 2;
 constexpr uint32_t kEraseTimeoutMs = 5000;
 
-volatile uint32_t* Word(uint32_t addr) {
-  return reinterpret_cast<volatile uint32_t*>(kBase + addr);
+volatile uint32_t* Word(uint32_t cpu_address) {
+  return reinterpret_cast<volatile uint32_t*>(cpu_address);
 }
 
 // Unlocks FLASH_CR for the lifetime of the object and locks it again on every path.
@@ -93,6 +93,28 @@ uint32_t LoadWord(const uint8_t* p) {
 
 }  // namespace
 
+ota::Status ProgramWords(uint32_t cpu_address, ota::ConstByteSpan data) {
+  // The hardware would happily AND new bits into old ones: refuse like the emulator does,
+  // before anything is written.
+  for (size_t i = 0; i < data.size(); i += 4) {
+    const uint32_t want = LoadWord(&data[i]);
+    if ((*Word(cpu_address + static_cast<uint32_t>(i)) & want) != want) {
+      return ota::StatusCode::kNotErased;
+    }
+  }
+  Unlocked unlocked;
+  if (!unlocked.ok()) return ota::StatusCode::kIoError;
+  FlashIf& flash = FLASH();
+  flash.CR = kFlashCrPsizeX32 | kFlashCrPg;  // x32 parallelism: VDD is 3.3 V on this board
+  for (size_t i = 0; i < data.size(); i += 4) {
+    *Word(cpu_address + static_cast<uint32_t>(i)) = LoadWord(&data[i]);
+    Dsb();
+    OTA_TRY(WaitDone(kProgramTimeoutMs));
+  }
+  flash.CR = 0;
+  return ota::Status::Ok();
+}
+
 Stm32f4Flash::Stm32f4Flash() : ota::Flash(ota::kStm32f429Fire.internal) {}
 
 ota::Status Stm32f4Flash::DoRead(uint32_t addr, ota::ByteSpan out) {
@@ -102,27 +124,7 @@ ota::Status Stm32f4Flash::DoRead(uint32_t addr, ota::ByteSpan out) {
 
 ota::Status Stm32f4Flash::DoProgram(uint32_t addr, ota::ConstByteSpan data) {
   OTA_TRY(CheckNotProtected(geometry(), addr, data.size()));
-  // The hardware would happily AND new bits into old ones: refuse like the emulator does,
-  // before anything is written.
-  for (size_t i = 0; i < data.size(); i += 4) {
-    const uint32_t want = LoadWord(&data[i]);
-    if ((*Word(addr + static_cast<uint32_t>(i)) & want) != want) {
-      return ota::StatusCode::kNotErased;
-    }
-  }
-  Unlocked unlocked;
-  if (!unlocked.ok()) return ota::StatusCode::kIoError;
-  FlashIf& flash = FLASH();
-  flash.CR = kFlashCrPsizeX32 | kFlashCrPg;  // x32 parallelism: VDD is 3.3 V on this board
-  for (size_t i = 0; i < data.size(); i += 4) {
-    const uint32_t want = LoadWord(&data[i]);
-    volatile uint32_t* word = Word(addr + static_cast<uint32_t>(i));
-    *word = want;
-    Dsb();
-    OTA_TRY(WaitDone(kProgramTimeoutMs));
-  }
-  flash.CR = 0;
-  return ota::Status::Ok();
+  return ProgramWords(kBase + addr, data);
 }
 
 ota::Status Stm32f4Flash::DoErase(uint32_t addr, uint32_t len) {

@@ -94,6 +94,7 @@ uint8_t ReadStatus1(bool* failed) {
 W25q128::W25q128() : ota::Flash(ota::kStm32f429Fire.external) {}
 
 ota::Status W25q128::Init() {
+  ready_ = false;
   Rcc& rcc = RCC();
   rcc.AHB1ENR |= kRccAhb1GpioF;
   rcc.APB2ENR |= kRccApb2Spi5;
@@ -114,12 +115,13 @@ ota::Status W25q128::Init() {
   spi.CR1 |= kSpiCr1Spe;
 
   {
-    // The app may have left the chip in power-down; tRES1 is 3 us.
+    // The app may have left the chip in power-down.
     Transaction t;
     t.Transfer(kCmdReleasePowerDown);
     OTA_TRY(t.status());
   }
-  DelayMs(1);
+  // tRES1 is 3 us: wait at least 1 ms, bounded even if SysTick does not run.
+  (void)WaitWhile([] { return true; }, 1);
 
   Transaction t;
   t.Transfer(kCmdJedecId);
@@ -128,10 +130,13 @@ ota::Status W25q128::Init() {
     id = (id << 8) | t.Transfer(0xFF);
   OTA_TRY(t.status());
   jedec_id_ = id;
-  return id == kJedecId ? ota::StatusCode::kOk : ota::StatusCode::kNotFound;
+  if (id != kJedecId) return ota::StatusCode::kNotFound;
+  ready_ = true;
+  return ota::Status::Ok();
 }
 
 ota::Status W25q128::DoRead(uint32_t addr, ota::ByteSpan out) {
+  if (!ready_) return ota::StatusCode::kFailedPrecondition;
   Transaction t;
   t.Command(kCmdReadData, addr);
   for (uint8_t& b : out)
@@ -159,6 +164,7 @@ ota::Status W25q128::WaitReady(uint32_t timeout_ms) {
 }
 
 ota::Status W25q128::DoProgram(uint32_t addr, ota::ConstByteSpan data) {
+  if (!ready_) return ota::StatusCode::kFailedPrecondition;
   // Programming only clears bits: refuse 0 -> 1 like the emulator, before writing anything.
   uint8_t current[32];
   for (size_t done = 0; done < data.size(); done += sizeof(current)) {
@@ -180,17 +186,13 @@ ota::Status W25q128::DoProgram(uint32_t addr, ota::ConstByteSpan data) {
   return WaitReady(kPageProgramTimeoutMs);
 }
 
-uint32_t W25q128::EraseOpSize(uint32_t addr, uint32_t remaining) const {
-  for (const uint32_t block : geometry().block_erase_sizes) {
-    if (block != 0 && addr % block == 0 && block <= remaining) return block;
-  }
-  return geometry().SectorAt(addr)->size;
-}
-
 ota::Status W25q128::DoErase(uint32_t addr, uint32_t len) {
+  if (!ready_) return ota::StatusCode::kFailedPrecondition;
   const uint32_t end = addr + len;
   for (uint32_t pos = addr; pos < end;) {
-    const uint32_t size = EraseOpSize(pos, end - pos);
+    // The emulator's rule: the largest command (64 KB, 32 KB block or 4 KB sector) aligned at
+    // `pos` that fits.
+    const uint32_t size = geometry().EraseCommandSize(pos, end - pos);
     uint8_t cmd = kCmdSectorErase4K;
     uint32_t timeout_ms = kSectorEraseTimeoutMs;
     if (size == 64 * 1024) {

@@ -14,7 +14,11 @@ class W25q128 final : public ota::Flash {
   W25q128();
 
   // Sets up GPIO and SPI5, wakes the chip and checks its JEDEC ID (0xEF4018): kNotFound if
-  // another or no chip answers. Needs ClockInit (SPI5 runs at APB2 / 4 = 22.5 MHz).
+  // another or no chip answers, kIoError if SPI5 stops. Needs ClockInit (SPI5 runs at
+  // APB2 / 4 = 22.5 MHz). Until an Init succeeds, every read, program and erase returns
+  // kFailedPrecondition without touching the bus. Every wait on the chip or the SPI is
+  // bounded (a byte: 1 ms; a command: its datasheet maximum with margin, at most 2.5 s), so
+  // a dead or missing chip gives an error, never a hang.
   ota::Status Init();
   uint32_t jedec_id() const { return jedec_id_; }
 
@@ -26,11 +30,9 @@ class W25q128 final : public ota::Flash {
   ota::Status WriteEnable();
   // Polls status register 1 until BUSY clears: kIoError after `timeout_ms`.
   ota::Status WaitReady(uint32_t timeout_ms);
-  // The largest erase command (64 KB, 32 KB block or 4 KB sector) aligned at `addr` that
-  // fits in `remaining` bytes: the emulator's rule.
-  uint32_t EraseOpSize(uint32_t addr, uint32_t remaining) const;
 
   uint32_t jedec_id_ = 0;
+  bool ready_ = false;  // the last Init found the W25Q128
 };
 
 }  // namespace fire

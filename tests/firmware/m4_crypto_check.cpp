@@ -1,14 +1,15 @@
 // The loader's signature check as built for the board (the device library's Sha256 and
 // VerifyEcdsaP256 over libmbedcrypto_m4 with firmware/mbedtls_config_m4.h), run on an
-// emulated Cortex-M4: QEMU's netduinoplus2 (STM32F405, same core and FPU as the F429).
+// emulated Cortex-M4: QEMU's netduinoplus2 (STM32F405, same core and FPU as the F429), with
+// the loader's allocator (fire::MbedtlsPoolInit).
 // m4_crypto_check.sh puts a test case in flash at kCaseAddress (QEMU's generic loader) and
 // reads the verdict from the semihosting output: "m4-crypto: accepted" or "... refused".
 //
 // Test case layout (little-endian): u32 magic 'M4CC', u32 message size, 65-byte public point,
 // u8 DER size, DER signature (at most 72 bytes), then the message.
-#include <mbedtls/memory_buffer_alloc.h>
-
 #include <cstdint>
+
+#include "mbedtls_pool.hpp"
 
 #include "ota/sha256.hpp"
 #include "ota/signature.hpp"
@@ -24,8 +25,6 @@ namespace {
 constexpr uintptr_t kCaseAddress = 0x08080000;
 constexpr uint32_t kCaseMagic = 0x4343344D;  // "M4CC"
 constexpr uint32_t kMaxDer = 72;
-// The loader's arena size (loader_main.cpp): verification must fit in it.
-alignas(8) unsigned char g_arena[6 * 1024];
 
 // ARM semihosting (bkpt 0xAB): SYS_WRITE0 and SYS_EXIT.
 int Semihost(int op, const void* arg) {
@@ -53,12 +52,13 @@ uint32_t Load32(const uint8_t* p) {
 }  // namespace
 
 extern "C" void ota_mbedtls_fatal(int /*status*/) {
-  Say("m4-crypto: mbedTLS arena corrupted\n");
+  Say("m4-crypto: mbedTLS pool corrupted\n");
   Exit(false);
 }
 
 int main() {
-  mbedtls_memory_buffer_alloc_init(g_arena, sizeof(g_arena));
+  // The loader's allocator (firmware/mbedtls_pool.cpp): verification must fit in its pool.
+  fire::MbedtlsPoolInit();
   const auto* c = reinterpret_cast<const uint8_t*>(kCaseAddress);
   if (Load32(c) != kCaseMagic) {
     Say("m4-crypto: no test case in flash\n");
