@@ -162,9 +162,15 @@ int main() {
   }
   const ota::BootRecord& record = decision->record;
   if (!running_only) {
-    Print("loader: status ", ota::UpgradeStatusName(record.status));
-    Print(" step ", ota::UpgradeStepName(record.step));
-    Print(" reason ", ota::FailReasonName(record.reason), "\n");
+    // As the numbers of docs/spec/boot-state.md: the names would not fit the loader's 32 KB
+    // (the app reports the reason by name to the platform).
+    Print("loader: status ");
+    fire::ConsoleWriteDec(static_cast<uint32_t>(record.status));
+    Print(" step ");
+    fire::ConsoleWriteDec(static_cast<uint32_t>(record.step));
+    Print(" reason ");
+    fire::ConsoleWriteDec(static_cast<uint32_t>(record.reason));
+    Print("\n");
   }
   if (!decision->boot_app) Halt("running slot", "no verified image");
 

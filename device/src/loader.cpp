@@ -235,12 +235,8 @@ Result<bool> Loader::Backup(BootRecord& r) {
     SlotWriter out(backup_, old->total_size);
     const Status copied = CopyToWriter(running_, old->total_size, out, work_);
     if (IsPowerLost(copied)) return copied;
-    const FlashArea copy(backup_.flash(), backup_.offset(), old->total_size);
-    const Result<ImageInfo> check = ValidateImage(copy, running_address(), work_);
-    if (IsPowerLost(check.status())) return check.status();
-    if (!copied.ok() || !check.ok() || !DigestEqual(check->sha256, old->sha256)) {
-      return Fail(r, FailReason::kBackupFailed);
-    }
+    OTA_TRY_ASSIGN(const bool proven, BackupHolds(trust_.confirmed));
+    if (!copied.ok() || !proven) return Fail(r, FailReason::kBackupFailed);
     r.backup_size = old->total_size;
   }
   return GoTo(r, UpgradeStep::kApply);
@@ -273,11 +269,16 @@ Result<bool> Loader::ConfirmedImageKept(const BootRecord& r) {
   const Result<ImageInfo> now = RunningImage();
   if (IsPowerLost(now.status())) return now.status();
   if (!now.ok() || !confirmed.Matches(now->total_size, now->sha256)) return true;
-  if (r.backup_size != confirmed.size || confirmed.size > backup_.size()) return false;
-  const FlashArea copy(backup_.flash(), backup_.offset(), confirmed.size);
+  if (r.backup_size != confirmed.size) return false;
+  return BackupHolds(confirmed);
+}
+
+Result<bool> Loader::BackupHolds(const TrustedImage& image) {
+  if (!image.present() || image.size > backup_.size()) return false;
+  const FlashArea copy(backup_.flash(), backup_.offset(), image.size);
   const Result<ImageInfo> saved = ValidateImage(copy, running_address(), work_);
   if (IsPowerLost(saved.status())) return saved.status();
-  return saved.ok() && confirmed.Matches(saved->total_size, saved->sha256);
+  return saved.ok() && image.Matches(saved->total_size, saved->sha256);
 }
 
 Result<bool> Loader::Verify(BootRecord& r) {
@@ -321,11 +322,9 @@ Result<bool> Loader::Recover(BootRecord& r) {
   if (IsPowerLost(now.status())) return now.status();
   const bool done = now.ok() && target.Matches(now->total_size, now->sha256);
   if (!done && target.present()) {
-    if (target.size > backup_.size()) return RecoverLater(r);
+    OTA_TRY_ASSIGN(const bool proven, BackupHolds(target));
+    if (!proven) return RecoverLater(r);
     const FlashArea copy(backup_.flash(), backup_.offset(), target.size);
-    const Result<ImageInfo> saved = ValidateImage(copy, running_address(), work_);
-    if (IsPowerLost(saved.status())) return saved.status();
-    if (!saved.ok() || !target.Matches(saved->total_size, saved->sha256)) return RecoverLater(r);
     running_known_ = false;  // the slot is about to change
     SlotWriter out(running_, target.size);
     const Status copied = CopyToWriter(copy, target.size, out, work_);

@@ -78,6 +78,8 @@ class Loader {
   Result<bool> Verify(BootRecord& r);
   // True unless the slot holds the confirmed image and the backup is not a proven copy of it.
   Result<bool> ConfirmedImageKept(const BootRecord& r);
+  // The backup partition starts with a proven copy of `image`.
+  Result<bool> BackupHolds(const TrustedImage& image);
   Result<bool> Recover(BootRecord& r);
   // A read or verify fault while restoring: try again on the next boot, a few times.
   Result<bool> RecoverLater(BootRecord& r);
