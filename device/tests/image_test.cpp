@@ -203,16 +203,7 @@ TEST(VectorTable, FaultNames) {
 // A test image with other vector words and a trailer that matches again: intact, as stamped
 // by a tool that did not check.
 std::vector<uint8_t> WithVectors(uint32_t sp, uint32_t reset) {
-  auto image = testing::MakeTestImage("FOTAV1", 9000, kLoad, 1);
-  StoreLe32(image.data(), sp);
-  StoreLe32(image.data() + 4, reset);
-  const size_t size = image.size() - kImageTrailerSize;
-  Sha256 sha;
-  Sha256Digest digest;
-  EXPECT_TRUE(sha.Update(ConstByteSpan(image.data(), size)).ok());
-  EXPECT_TRUE(sha.Finish(digest).ok());
-  std::copy(digest, digest + kSha256Size, image.begin() + static_cast<ptrdiff_t>(size));
-  return image;
+  return testing::WithVectors(testing::MakeTestImage("FOTAV1", 9000, kLoad, 1), sp, reset);
 }
 
 TEST_F(ImageTest, ValidateImage_BadVectorTables_Refused) {

@@ -29,6 +29,7 @@ using testing::MakePackage;
 using testing::MakeTestImage;
 using testing::SimBoard;
 using testing::TestKey;
+using testing::WithVectors;
 
 // ---- Helpers ----
 
@@ -151,18 +152,6 @@ class DeadFlash final : public Flash {
   Status DoProgram(uint32_t, ConstByteSpan) override { return StatusCode::kIoError; }
   Status DoErase(uint32_t, uint32_t) override { return StatusCode::kIoError; }
 };
-
-// `image` with other vector words and a trailer that matches again: intact, but not bootable.
-std::vector<uint8_t> WithVectors(std::vector<uint8_t> image, uint32_t sp, uint32_t reset) {
-  StoreLe32(image.data(), sp);
-  StoreLe32(image.data() + 4, reset);
-  const size_t size = image.size() - kImageTrailerSize;
-  Sha256 sha;
-  Sha256Digest digest;
-  EXPECT_TRUE(sha.Update(ConstByteSpan(image.data(), size)).ok() && sha.Finish(digest).ok());
-  std::copy(digest, digest + kSha256Size, image.begin() + static_cast<ptrdiff_t>(size));
-  return image;
-}
 
 // `image` with its header cleared and stamped again as `version` (a new trailer).
 std::vector<uint8_t> Restamp(std::vector<uint8_t> image, const char* version, uint32_t at) {

@@ -335,18 +335,6 @@ TEST_F(PackageInstall, TargetHashMismatchAfterApply_RecoversOldImage) {
 
 // ---- Images the loader could not start (docs/spec/image.md, "Vector table") ----
 
-// `image` with other vector words and a trailer that matches again: intact, but not bootable.
-std::vector<uint8_t> WithVectors(std::vector<uint8_t> image, uint32_t sp, uint32_t reset) {
-  StoreLe32(image.data(), sp);
-  StoreLe32(image.data() + 4, reset);
-  const size_t size = image.size() - kImageTrailerSize;
-  Sha256 sha;
-  Sha256Digest digest;
-  EXPECT_TRUE(sha.Update(ConstByteSpan(image.data(), size)).ok() && sha.Finish(digest).ok());
-  std::copy(digest, digest + kSha256Size, image.begin() + static_cast<ptrdiff_t>(size));
-  return image;
-}
-
 class BadVectorTable : public PackageInstall {
  protected:
   // A signed full package of `image` made without `ota pack`'s checks (which refuse it): the

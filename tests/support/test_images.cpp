@@ -7,6 +7,7 @@
 #include "ota/bytes.hpp"
 #include "ota/host/image_builder.hpp"
 #include "ota/image.hpp"
+#include "ota/sha256.hpp"
 
 namespace ota::testing {
 
@@ -26,6 +27,20 @@ std::vector<uint8_t> MakeTestImage(const std::string& version, uint32_t total_si
     std::abort();
   }
   return stamped.image;
+}
+
+std::vector<uint8_t> WithVectors(std::vector<uint8_t> image, uint32_t sp, uint32_t reset) {
+  StoreLe32(image.data(), sp);
+  StoreLe32(image.data() + 4, reset);
+  const size_t size = image.size() - kImageTrailerSize;
+  Sha256 sha;
+  Sha256Digest digest;
+  if (!sha.Update(ConstByteSpan(image.data(), size)).ok() || !sha.Finish(digest).ok()) {
+    std::fprintf(stderr, "WithVectors: SHA-256 failed\n");
+    std::abort();
+  }
+  std::copy(digest, digest + kSha256Size, image.begin() + static_cast<ptrdiff_t>(size));
+  return image;
 }
 
 }  // namespace ota::testing

@@ -12,4 +12,8 @@ namespace ota::testing {
 std::vector<uint8_t> MakeTestImage(const std::string& version, uint32_t total_size,
                                    uint32_t load_address, uint32_t seed);
 
+// `image` with other vector words (initial SP, reset vector) and a trailer that matches
+// again: intact, as stamped by a tool that did not check, but perhaps not startable.
+std::vector<uint8_t> WithVectors(std::vector<uint8_t> image, uint32_t sp, uint32_t reset);
+
 }  // namespace ota::testing

@@ -108,6 +108,39 @@ ApplyResult ApplyPackage(std::span<const uint8_t> package, std::span<const uint8
 
 namespace ota::host {
 
+namespace {
+// A simulated board with a package in its download region, and what the installer's checks
+// need of it, and an installer with the keys of `options` (`accept_unsigned`: none needed).
+struct StagedPackage {
+  StagedPackage(std::span<const uint8_t> package, const ApplyOptions& options, bool accept_unsigned)
+      : profile(*options.profile), board(std::make_unique<sim::BoardFlash>(profile)) {
+    const Partition& download = profile.partition(PartitionId::kDownload);
+    std::copy(package.begin(), package.end(), board->external.raw().begin() + download.offset);
+    Flash* const flashes[kFlashCount] = {&board->internal, &board->external};
+    staged = OpenPartition(profile, flashes, PartitionId::kDownload);
+    running = OpenPartition(profile, flashes, PartitionId::kRunning);
+    size = static_cast<uint32_t>(package.size());
+    record.security_counter = options.security_counter;
+    PackagePolicy policy;
+    policy.keys = Span<const TrustedKey>(options.keys.data(), options.keys.size());
+    policy.accept_unsigned = accept_unsigned;
+    installer = std::make_unique<PackageInstaller>(policy);
+  }
+  InstallerContext context() {
+    return InstallerContext{
+        staged, size, running, profile.internal_base + running.offset(), record, ByteSpan(work)};
+  }
+
+  const BoardProfile& profile;
+  std::unique_ptr<sim::BoardFlash> board;  // 17 MB of simulated flash: on the heap
+  FlashArea staged, running;
+  uint32_t size = 0;
+  BootRecord record;
+  std::unique_ptr<PackageInstaller> installer;
+  uint8_t work[1024] = {};  // the loader's scratch buffer, as on the board
+};
+}  // namespace
+
 VerifyResult VerifyPackage(std::span<const uint8_t> package, const ApplyOptions& options) {
   VerifyResult result;
   const BoardProfile& profile = *options.profile;
@@ -118,22 +151,10 @@ VerifyResult VerifyPackage(std::span<const uint8_t> package, const ApplyOptions&
         package.empty() ? "the package is empty" : "the package is larger than the download region";
     return result;
   }
-  auto board = std::make_unique<sim::BoardFlash>(profile);
-  auto& external = board->external.raw();
-  std::copy(package.begin(), package.end(), external.begin() + download.offset);
-  Flash* const flashes[kFlashCount] = {&board->internal, &board->external};
-  const FlashArea staged = OpenPartition(profile, flashes, PartitionId::kDownload);
-  const FlashArea running = OpenPartition(profile, flashes, PartitionId::kRunning);
-
-  BootRecord record;
-  record.security_counter = options.security_counter;
-  PackagePolicy policy;
-  policy.keys = Span<const TrustedKey>(options.keys.data(), options.keys.size());
-  auto installer = std::make_unique<PackageInstaller>(policy);
-  uint8_t work[1024];
-  const InstallerContext ctx{staged,  static_cast<uint32_t>(package.size()),
-                             running, profile.internal_base + running.offset(),
-                             record,  ByteSpan(work)};
+  // A signature is always checked here: without keys, every package is refused.
+  StagedPackage p(package, options, false);
+  PackageInstaller* const installer = p.installer.get();
+  const InstallerContext ctx = p.context();
   FailReason reason = FailReason::kNone;
   const Result<PackageInfo> info = installer->Inspect(ctx, &reason);
   result.valid = info.ok();
@@ -153,23 +174,10 @@ TargetCheck CheckPackageTarget(std::span<const uint8_t> package, const ApplyOpti
   const BoardProfile& profile = *options.profile;
   const Partition& download = profile.partition(PartitionId::kDownload);
   if (package.empty() || package.size() > download.size) return result;
-  auto board = std::make_unique<sim::BoardFlash>(profile);
-  auto& external = board->external.raw();
-  std::copy(package.begin(), package.end(), external.begin() + download.offset);
-  Flash* const flashes[kFlashCount] = {&board->internal, &board->external};
-  const FlashArea staged = OpenPartition(profile, flashes, PartitionId::kDownload);
-  const FlashArea running = OpenPartition(profile, flashes, PartitionId::kRunning);
-
-  BootRecord record;
-  record.security_counter = options.security_counter;
-  PackagePolicy policy;
-  policy.keys = Span<const TrustedKey>(options.keys.data(), options.keys.size());
-  policy.accept_unsigned = options.keys.empty();
-  auto installer = std::make_unique<PackageInstaller>(policy);
-  uint8_t work[1024];
-  const InstallerContext ctx{staged,  static_cast<uint32_t>(package.size()),
-                             running, profile.internal_base + running.offset(),
-                             record,  ByteSpan(work)};
+  StagedPackage p(package, options, options.keys.empty());
+  PackageInstaller* const installer = p.installer.get();
+  const FlashArea& running = p.running;
+  const InstallerContext ctx = p.context();
   FailReason reason = FailReason::kNone;
   const Result<PackageInfo> info = installer->Inspect(ctx, &reason);
   if (!info.ok() || installer->manifest().kind != PackageKind::kFull) return result;
@@ -182,7 +190,7 @@ TargetCheck CheckPackageTarget(std::span<const uint8_t> package, const ApplyOpti
     result.error = std::string("the payload does not decode: ") + decoded.name();
     return result;
   }
-  const auto& internal = board->internal.raw();
+  const auto& internal = p.board->internal.raw();
   const std::span<const uint8_t> target(internal.data() + running.offset(), info->target_size);
   Sha256 sha;
   Sha256Digest digest;
