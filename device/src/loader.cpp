@@ -13,6 +13,23 @@ bool IsPowerLost(Status s) {
   return s.code() == StatusCode::kPowerLost;
 }
 
+// Errors that say nothing about the bytes of the running slot (the supply, the bus, a
+// programming error): the loader takes no decision on them; the boot fails and is retried.
+// Only verdicts on content (no image, bad hash, wrong address, bad vector table) are acted on.
+bool IsFault(Status s) {
+  switch (s.code()) {
+    case StatusCode::kPowerLost:
+    case StatusCode::kIoError:
+    case StatusCode::kTimedOut:
+    case StatusCode::kInvalidArgument:
+    case StatusCode::kOutOfRange:
+    case StatusCode::kMisaligned:
+      return true;
+    default:
+      return false;
+  }
+}
+
 FlashArea Open(const BoardProfile& profile, Flash& internal, Flash& external, PartitionId id) {
   Flash* const flashes[kFlashCount] = {&internal, &external};
   return OpenPartition(profile, flashes, id);
@@ -43,7 +60,7 @@ InstallerContext Loader::Context(const BootRecord& r) const {
 Result<ImageInfo> Loader::RunningImage() {
   if (!running_known_) {
     running_image_ = ValidateImage(running_, running_address(), work_);
-    running_known_ = !IsPowerLost(running_image_.status());
+    running_known_ = !IsFault(running_image_.status());
   }
   return running_image_;
 }
@@ -74,7 +91,7 @@ Status Loader::LoadTrust() {
   // confirmed one. Saved even when the slot is blank, so this happens once per board.
   trust_ = TrustRecord{};
   const Result<ImageInfo> image = RunningImage();
-  if (IsPowerLost(image.status())) return image.status();
+  if (IsFault(image.status())) return image.status();
   if (image.ok()) {
     trust_.confirmed.size = image->total_size;
     std::memcpy(trust_.confirmed.sha256, image->sha256, kSha256Size);
@@ -94,13 +111,24 @@ Status Loader::Reconcile(BootRecord& r) {
   if (r.confirmed() && running_trial && !installing) {
     // The app confirmed the trial image: it becomes the image to fall back to, and its
     // counter is burnt into OTP. OTP first: a reset in between raises it again (idempotent).
-    // A counter that cannot be raised (its OTP locked) does not hold the image back.
+    // A counter whose OTP blocks are locked (only code on the MCU can lock them) does not
+    // hold the image back; any other failure does, and is retried at the next boot.
     const Status raised = counter_.Raise(trust_.trial.security_counter);
-    if (IsPowerLost(raised)) return raised;
+    if (!raised.ok() && raised.code() != StatusCode::kFailedPrecondition) return raised;
     trust_.confirmed = trust_.trial;
     trust_.trial = TrustedImage{};
     OTA_TRY(SaveTrust());
     OTA_TRY_ASSIGN(otp_value_, counter_.Read());
+    if (r.step == UpgradeStep::kRecover) {
+      // The loader was reverting (its backup unreadable, it booted the trial image) when the
+      // app confirmed: the app's word stands, the revert is over.
+      r.status = UpgradeStatus::kUpgradedOk;
+      r.step = UpgradeStep::kDone;
+      r.reason = FailReason::kNone;
+      r.recover_attempts = 0;
+      r.security_counter = otp_value_;
+      return store_.Save(r);
+    }
     return Reflect(r);
   }
   // A trial is under way only while the boot state says so (upgraded-ok, not yet confirmed),
@@ -137,7 +165,7 @@ Result<BootDecision> Loader::Decide(const BootRecord& r) {
   decision.write_protect = write_protect_;
   decision.write_protect_error = write_protect_error_;
   const Result<ImageInfo> image = RunningImage();
-  if (IsPowerLost(image.status())) return image.status();
+  if (IsFault(image.status())) return image.status();
   // Whatever the boot state says, only an image the trust record names is started.
   decision.boot_app = image.ok() && (trust_.confirmed.Matches(image->total_size, image->sha256) ||
                                      trust_.trial.Matches(image->total_size, image->sha256));
@@ -225,7 +253,7 @@ Result<bool> Loader::Start(BootRecord& r) {
 
 Result<bool> Loader::Backup(BootRecord& r) {
   const Result<ImageInfo> old = RunningImage();
-  if (IsPowerLost(old.status())) return old.status();
+  if (IsFault(old.status())) return old.status();
   r.backup_size = 0;
   // Only the confirmed image is kept: it is what a failed upgrade goes back to. A slot that
   // holds anything else (blank, or an image the loader never vouched for) has nothing to keep.
@@ -267,7 +295,7 @@ Result<bool> Loader::Apply(BootRecord& r) {
 Result<bool> Loader::ConfirmedImageKept(const BootRecord& r) {
   const TrustedImage& confirmed = trust_.confirmed;
   const Result<ImageInfo> now = RunningImage();
-  if (IsPowerLost(now.status())) return now.status();
+  if (IsFault(now.status())) return now.status();
   if (!now.ok() || !confirmed.Matches(now->total_size, now->sha256)) return true;
   if (r.backup_size != confirmed.size) return false;
   return BackupHolds(confirmed);
@@ -288,12 +316,16 @@ Result<bool> Loader::Verify(BootRecord& r) {
   if (!info.ok()) return GoTo(r, UpgradeStep::kRecover, FailReason::kInstallFailed);
   Sha256Digest written;
   const Status hashed = HashArea(running_, 0, info->target_size, work_, written);
-  if (IsPowerLost(hashed)) return hashed;
+  if (IsFault(hashed)) return hashed;
   const Result<ImageInfo> image = RunningImage();
-  if (IsPowerLost(image.status())) return image.status();
+  if (IsFault(image.status())) return image.status();
   if (!hashed.ok() || !image.ok() || !DigestEqual(written, info->target_sha256) ||
       image->total_size != info->target_size) {
     return GoTo(r, UpgradeStep::kRecover, FailReason::kTargetMismatch);
+  }
+  // A counter OTP could not hold (Start refuses it; a forged step may have skipped Start).
+  if (info->security_counter > counter_.max()) {
+    return GoTo(r, UpgradeStep::kRecover, FailReason::kUnsupported);
   }
   // The trust record learns of the new image before the boot state calls it installed; a
   // reset in between comes back here (Reconcile lets a trial at step verify stand). Its
@@ -319,7 +351,7 @@ Result<bool> Loader::Recover(BootRecord& r) {
   // boot state claims for the backup; the backup is restored only if it hashes to it.
   const TrustedImage& target = trust_.confirmed;
   const Result<ImageInfo> now = RunningImage();
-  if (IsPowerLost(now.status())) return now.status();
+  if (IsFault(now.status())) return now.status();
   const bool done = now.ok() && target.Matches(now->total_size, now->sha256);
   if (!done && target.present()) {
     OTA_TRY_ASSIGN(const bool proven, BackupHolds(target));
@@ -331,7 +363,7 @@ Result<bool> Loader::Recover(BootRecord& r) {
     if (IsPowerLost(copied)) return copied;
     if (!copied.ok()) return RecoverLater(r);
     const Result<ImageInfo> restored = RunningImage();
-    if (IsPowerLost(restored.status())) return restored.status();
+    if (IsFault(restored.status())) return restored.status();
     if (!restored.ok() || !target.Matches(restored->total_size, restored->sha256)) {
       return RecoverLater(r);
     }
@@ -343,7 +375,7 @@ Result<bool> Loader::Recover(BootRecord& r) {
 Result<const ImageInfo*> Loader::RunningTrial() {
   if (!trust_.trial.present()) return static_cast<const ImageInfo*>(nullptr);
   const Result<ImageInfo> now = RunningImage();
-  if (IsPowerLost(now.status())) return now.status();
+  if (IsFault(now.status())) return now.status();
   if (!now.ok() || !trust_.trial.Matches(now->total_size, now->sha256)) {
     return static_cast<const ImageInfo*>(nullptr);
   }
@@ -364,12 +396,16 @@ Status Loader::EndTrial(bool keep_running_trial) {
 }
 
 Result<bool> Loader::RecoverLater(BootRecord& r) {
-  if (r.recover_attempts < kMaxRecoverAttempts) ++r.recover_attempts;
+  const bool counted = r.recover_attempts < kMaxRecoverAttempts;
+  if (counted) ++r.recover_attempts;
   OTA_TRY_ASSIGN(const ImageInfo* const trial, RunningTrial());
   if (r.recover_attempts < kMaxRecoverAttempts || trial == nullptr) {
     // Try again next boot. With nothing authentic left in the slot, giving up would only make
-    // sure the board never boots again, so it never does: every boot tries once more.
-    OTA_TRY(store_.Save(r));
+    // sure the board never boots again, so it never does: every boot tries once more (and
+    // writes the boot state only while the count still changes).
+    if (counted) {
+      OTA_TRY(store_.Save(r));
+    }
     return false;
   }
   // Given up, with the trial image still intact in the slot: it is all there is to run.

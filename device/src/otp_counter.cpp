@@ -35,6 +35,9 @@ Result<uint32_t> OtpCounter::Read() {
 Status OtpCounter::Raise(uint32_t value) {
   if (value > max()) return StatusCode::kOutOfRange;
   if (first_block_ + blocks_ > kOtpBlocks) return StatusCode::kOutOfRange;
+  // Already there (zero bits elsewhere count too: only code on the MCU puts them there).
+  OTA_TRY_ASSIGN(const uint32_t before, Read());
+  if (before >= value) return Status::Ok();
   for (uint32_t b = 0; b < blocks_; ++b) {
     const uint32_t block_start = (first_block_ + b) * kOtpBlockSize;
     if (value <= b * kOtpBlockSize * 8) break;  // this block and the rest stay as they are

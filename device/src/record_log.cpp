@@ -64,23 +64,30 @@ Result<uint32_t> RecordLog::Append(RecordBytes& raw) {
   OTA_TRY_ASSIGN(const Scan scan, ScanCopies(newest));
   int copy = scan.found ? scan.copy : 1;  // a blank store starts in copy A (after the switch)
   uint32_t slot = scan.found ? scan.next_slot[copy] : slots_per_copy();
-  if (slot >= slots_per_copy()) {
+  // A torn slot may hold, in bits that read back differently another day, the number its
+  // append meant to write, which was at most newest + 1 + the torn slots before it. Skipping
+  // one number per torn slot means no two records ever share a sequence number.
+  const uint64_t next = uint64_t{scan.found ? scan.sequence : 0} + 1 + scan.torn;
+  // Numbers near the top (written by anyone who can write this flash: a forged record can
+  // carry any number) would wrap and lose to the old record for ever. Start again from 1 in
+  // the other copy, then erase the copy with the high numbers; until that erase completes the
+  // old newest record still wins, so a cut leaves the store as if this append never happened.
+  const bool renumber = next > kMaxRecordSequence;
+  if (slot >= slots_per_copy() || renumber) {
     // The current copy is full: start over in the other one. Erasing it is safe because the
     // newest valid record is in `copy`, which stays untouched until a later switch.
     copy = 1 - copy;
     slot = 0;
     OTA_TRY(copies_[copy].Erase(0, copies_[copy].size()));
   }
-  // A torn slot may hold, in bits that read back differently another day, the number its
-  // append meant to write, which was at most newest + 1 + the torn slots before it. Skipping
-  // one number per torn slot means no two records ever share a sequence number.
-  const uint32_t sequence = (scan.found ? scan.sequence : 0) + 1 + scan.torn;
+  const uint32_t sequence = renumber ? 1 : static_cast<uint32_t>(next);
   StoreLe32(raw + kRecordSequenceOffset, sequence);
   SealRecord(raw);
   OTA_TRY(copies_[copy].Program(slot * kRecordSize, ConstByteSpan(raw)));
   RecordBytes check;
   OTA_TRY(copies_[copy].Read(slot * kRecordSize, ByteSpan(check)));
   if (std::memcmp(raw, check, kRecordSize) != 0) return StatusCode::kIoError;
+  if (renumber) OTA_TRY(copies_[1 - copy].Erase(0, copies_[1 - copy].size()));
   return sequence;
 }
 

@@ -4,6 +4,7 @@
 // judge packages by the OTP counter. Each test here passed unnoticed on the loader before the
 // trust record (bf6ef1b): that one believed the boot state and booted any intact image.
 #include "ota/loader.hpp"
+#include "ota/record_log.hpp"
 
 #include <gtest/gtest.h>
 
@@ -151,6 +152,44 @@ class DeadFlash final : public Flash {
   Status DoRead(uint32_t, ByteSpan) override { return StatusCode::kIoError; }
   Status DoProgram(uint32_t, ConstByteSpan) override { return StatusCode::kIoError; }
   Status DoErase(uint32_t, uint32_t) override { return StatusCode::kIoError; }
+};
+
+// An internal flash whose `n`th read (counted from construction) fails with an I/O error.
+class FailingReadFlash final : public Flash {
+ public:
+  FailingReadFlash(Flash& inner, uint32_t n) : Flash(inner.geometry()), inner_(inner), n_(n) {}
+  bool failed() const { return failed_; }
+
+ private:
+  Status DoRead(uint32_t addr, ByteSpan out) override {
+    if (++reads_ == n_) {
+      failed_ = true;
+      return StatusCode::kIoError;
+    }
+    return inner_.Read(addr, out);
+  }
+  Status DoProgram(uint32_t addr, ConstByteSpan data) override {
+    return inner_.Program(addr, data);
+  }
+  Status DoErase(uint32_t addr, uint32_t len) override { return inner_.Erase(addr, len); }
+
+  Flash& inner_;
+  uint32_t n_;
+  uint32_t reads_ = 0;
+  bool failed_ = false;
+};
+
+// An OTP whose programs fail with an I/O error (a flash controller that never finishes).
+class StuckOtp final : public Flash {
+ public:
+  explicit StuckOtp(Flash& inner) : Flash(inner.geometry()), inner_(inner) {}
+
+ private:
+  Status DoRead(uint32_t addr, ByteSpan out) override { return inner_.Read(addr, out); }
+  Status DoProgram(uint32_t, ConstByteSpan) override { return StatusCode::kIoError; }
+  Status DoErase(uint32_t, uint32_t) override { return StatusCode::kUnsupported; }
+
+  Flash& inner_;
 };
 
 // `image` with its header cleared and stamped again as `version` (a new trailer).
@@ -710,6 +749,96 @@ TEST_F(WatchdogGaps, FireRecover_NoGapLongerThanOneEraseCommand) {
   EXPECT_EQ(d.record.reason, FailReason::kTargetMismatch);
   EXPECT_TRUE(Boots(d, v1_));
   EXPECT_LE(watchdog_.max_gap_us(), kSlowestCommandUs);
+}
+
+// ---- Found by review ----
+
+// A read error in internal flash says nothing about the image: the boot fails (the port
+// retries) instead of deciding the slot holds no authentic image. Before, the first boot
+// after a confirm with one failed read of the slot forgot the trial image it was to promote,
+// and the board never booted again.
+TEST_F(LoaderTrustTest, InternalReadErrorAfterConfirm_BootRetried_TrialPromoted) {
+  ASSERT_TRUE(board_.Stage(Signed(new_, "FOTAV2", 4), "FOTAV2").ok());
+  ASSERT_TRUE(Boots(BootOk(), new_));
+  ASSERT_TRUE(board_.Confirm().ok());
+  bool any_failed = false;
+  for (uint32_t n = 1; n < 400; ++n) {
+    SimBoard copy(kSimSmall);
+    copy.flash().CopyCellsFrom(board_.flash());
+    FailingReadFlash internal(copy.flash().internal, n);
+    LoaderDevices devices = copy.Devices();
+    devices.internal = &internal;
+    Loader loader(copy.profile(), devices, installer_, ByteSpan(work_));
+    const Result<BootDecision> failing = loader.Boot();
+    if (!internal.failed()) break;  // past the boot's last read
+    any_failed = true;
+    if (failing.ok()) {
+      // The failed read was one the loader may skip (a trust slot scan is not among them).
+      EXPECT_TRUE(Boots(*failing, new_)) << "read " << n;
+    } else {
+      EXPECT_EQ(failing.status().code(), StatusCode::kIoError) << "read " << n;
+    }
+    const Result<BootDecision> next = copy.Boot(installer_);
+    ASSERT_TRUE(next.ok()) << "read " << n;
+    EXPECT_TRUE(Boots(*next, new_)) << "read " << n;
+    EXPECT_TRUE(Names(next->trust.confirmed, new_)) << "read " << n;
+    EXPECT_EQ(next->security_counter, 4u) << "read " << n;
+  }
+  EXPECT_TRUE(any_failed);
+}
+
+// A forged boot record with the highest sequence number would make every later record lose
+// to it (the next number wraps): the log starts its numbering again instead.
+TEST_F(LoaderTrustTest, ForgedTopSequence_LaterRecordsStillWin) {
+  struct Round {
+    uint32_t top;
+    const std::vector<uint8_t>* image;
+    const char* version;
+  };
+  for (const Round& round :
+       {Round{0xFFFFFFFFu, &new_, "FOTAV2"}, Round{0x80000000u, &third_, "FOTAV3"}}) {
+    const uint32_t top = round.top;
+    const std::vector<uint8_t>& image = *round.image;
+    BootRecord forged = board_.Record().value();
+    forged.status = UpgradeStatus::kUpgradedFailed;
+    forged.reason = FailReason::kInstallFailed;
+    RecordBytes raw;
+    EncodeBootRecord(forged, raw);
+    StoreLe32(raw + kRecordSequenceOffset, top);
+    SealRecord(raw);
+    const Partition& a = PartitionOf(board_, PartitionId::kBootStateA);
+    std::fill(CellsOf(board_, PartitionId::kBootStateA).begin() + a.offset,
+              CellsOf(board_, PartitionId::kBootStateA).begin() + a.offset + a.size, 0xFF);
+    std::copy(raw, raw + kRecordSize, CellsOf(board_, PartitionId::kBootStateA).begin() + a.offset);
+    ASSERT_EQ(board_.Record()->sequence, top);
+    // The app stages a package: its record must be the one the loader reads.
+    ASSERT_TRUE(board_.Stage(Signed(image, round.version, 0), round.version).ok());
+    EXPECT_LT(board_.Record()->sequence, 0x80000000u);
+    EXPECT_EQ(board_.Record()->status, UpgradeStatus::kDownloaded);
+    EXPECT_TRUE(Boots(BootOk(), image));
+    ASSERT_TRUE(board_.Confirm().ok());
+    EXPECT_TRUE(Boots(BootOk(), image));
+    EXPECT_TRUE(Names(board_.Trust()->confirmed, image));
+  }
+}
+
+// The OTP counter's program fails (not a locked block): the image is not promoted without it;
+// the next boot, with the counter working, promotes it and burns the counter.
+TEST_F(LoaderTrustTest, OtpProgramFails_PromotionWaitsForTheCounter) {
+  ASSERT_TRUE(board_.Stage(Signed(new_, "FOTAV2", 9), "FOTAV2").ok());
+  ASSERT_TRUE(Boots(BootOk(), new_));
+  ASSERT_TRUE(board_.Confirm().ok());
+  StuckOtp otp(board_.flash().otp);
+  LoaderDevices devices = board_.Devices();
+  devices.otp = &otp;
+  Loader loader(board_.profile(), devices, installer_, ByteSpan(work_));
+  const Result<BootDecision> stuck = loader.Boot();
+  EXPECT_EQ(stuck.status().code(), StatusCode::kIoError);
+  EXPECT_TRUE(board_.Trust()->trial.present()) << "not promoted without its counter";
+  const BootDecision d = BootOk();
+  EXPECT_TRUE(Boots(d, new_));
+  EXPECT_TRUE(Names(d.trust.confirmed, new_));
+  EXPECT_EQ(board_.OtpCounterValue().value(), 9u);
 }
 
 // ---- Found by these attacks ----

@@ -20,6 +20,8 @@ inline constexpr uint32_t kRecordSequenceOffset = 8;
 inline constexpr uint32_t kRecordCrcOffset = kRecordSize - 4;
 
 using RecordBytes = uint8_t[kRecordSize];
+// Past this, an append starts the numbering again from 1 (see RecordLog::Append).
+inline constexpr uint32_t kMaxRecordSequence = 0x7FFFFFFF;
 
 class RecordLog {
  public:
