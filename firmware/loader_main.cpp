@@ -51,6 +51,19 @@ void Say(const char* a, const char* b = "", const char* c = "", const char* d = 
   Print(c, d, "\n");
 }
 
+// One line with a number: "loader: <what> <n>". The loader prints status codes, results and
+// the boot state as numbers (docs/firmware.md, "Loader console"): their names would not fit
+// its 32 KB.
+void SayNumber(const char* what, uint32_t n) {
+  Print("loader: ", what, " ");
+  fire::ConsoleWriteDec(n);
+  Print("\n");
+}
+
+uint32_t Code(ota::Status s) {
+  return static_cast<uint32_t>(s.code());
+}
+
 // A system reset (PM0214, AIRCR.SYSRESETREQ): the loader runs again from the start.
 [[noreturn]] void Reset() {
   fire::ConsoleFlush();
@@ -132,7 +145,8 @@ int main() {
 
   const ota::Status init = g_external.Init();
   if (!init.ok()) {
-    Print("loader: w25q128: ", init.name(), ", JEDEC id ");
+    SayNumber("w25q128 status", Code(init));
+    Print("loader: w25q128 JEDEC id ");
     fire::ConsoleWriteHex(g_external.jedec_id());
     Print("\n");
   }
@@ -143,7 +157,7 @@ int main() {
   for (int attempt = 0; init.ok() && attempt < kBootAttempts; ++attempt) {
     decision = loader.Boot();
     if (decision.ok()) break;
-    Say("boot step failed: ", decision.status().name());
+    SayNumber("boot step failed: status", Code(decision.status()));
   }
   // The external flash is dead or keeps failing: no upgrade can be finished or undone, but
   // the running image still boots if the trust record in internal flash vouches for it.
@@ -151,14 +165,17 @@ int main() {
   if (running_only) {
     Say("external flash unusable: running image only");
     decision = loader.BootRunningOnly();
-    if (!decision.ok()) Halt("flash fault", decision.status().name());
+    if (!decision.ok()) {
+      SayNumber("running image unreadable: status", Code(decision.status()));
+      Halt("flash fault", "see the status above");
+    }
   }
 
   if (decision->write_protect != ota::WriteProtectResult::kAlreadyProtected) {
-    Say("write protection: ", ota::WriteProtectResultName(decision->write_protect));
+    SayNumber("write protection", static_cast<uint32_t>(decision->write_protect));
   }
   if (!decision->write_protect_error.ok()) {
-    Say("write protection failed: ", decision->write_protect_error.name());
+    SayNumber("write protection failed: status", Code(decision->write_protect_error));
   }
   const ota::BootRecord& record = decision->record;
   if (!running_only) {
