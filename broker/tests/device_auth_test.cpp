@@ -26,6 +26,26 @@ TEST(DeviceAuth, Password_PublishedCheckValue) {
             "c75150e6cb841417396819e4d2ee4358a416344a03a083e3a8567074ddec820a");
 }
 
+// Huawei's C and Java SDKs offer HMAC-SM3 as sig type 2 (check value: `openssl dgst -sm3
+// -hmac 2025041401` of "12345678").
+TEST(DeviceAuth, Password_Sm3CheckValue) {
+  EXPECT_EQ(IotdaPassword("12345678", "2025041401", 2),
+            "a110c9e1536980a2ca572e7d5b82542a20a04e144937385f224d587fa1d0e862");
+  EXPECT_EQ(IotdaPassword("12345678", "2025041401", 1), IotdaPassword("12345678", "2025041401"));
+}
+
+// The C SDK adds 1 to the whole stamp while the HMAC has a 0x00 byte: at 23h UTC that gives
+// hour 24 (the next day's 00h), in both the client ID and the password.
+TEST(DeviceAuth, ClientId_HourPast23_IsTheNextDay) {
+  const auto id = ParseClientId("p_dev_0_1_2025041824");
+  ASSERT_TRUE(id.has_value());
+  EXPECT_EQ(id->timestamp, "2025041824");
+  EXPECT_TRUE(TimestampWithin("2025041824", Utc(2025, 4, 19, 0, 10), 0));
+  EXPECT_FALSE(TimestampWithin("2025041824", Utc(2025, 4, 18, 0, 10), 1));
+  EXPECT_TRUE(TimestampWithin("2025041825", Utc(2025, 4, 19, 0, 30), 1));
+  EXPECT_FALSE(ParseClientId("p_dev_0_1_2025043124").has_value()) << "31 April is no date";
+}
+
 TEST(DeviceAuth, ClientId_ParsesDeviceIdWithUnderscores) {
   const auto id = ParseClientId("prod1_node_7_0_1_2025041401");
   ASSERT_TRUE(id.has_value());
@@ -35,10 +55,9 @@ TEST(DeviceAuth, ClientId_ParsesDeviceIdWithUnderscores) {
 }
 
 TEST(DeviceAuth, ClientId_MalformedRejected) {
-  for (const char* bad :
-       {"", "dev_0_0_202504140", "dev_1_0_2025041401", "dev_0_2_2025041401", "dev_0_0_2025041424",
-        "dev_0_0_2025023101", "de/v_0_0_2025041401", "de+v_0_0_2025041401", "_0_0_2025041401",
-        "dev_0_0_20250414O1", "dev-0-0-2025041401"}) {
+  for (const char* bad : {"", "dev_0_0_202504140", "dev_1_0_2025041401", "dev_0_3_2025041401",
+                          "dev_0_0_2025023101", "de/v_0_0_2025041401", "de+v_0_0_2025041401",
+                          "_0_0_2025041401", "dev_0_0_20250414O1", "dev-0-0-2025041401"}) {
     EXPECT_FALSE(ParseClientId(bad).has_value()) << bad;
   }
 }
@@ -67,6 +86,19 @@ TEST(DeviceAuth, Connect_Verdicts) {
             ConnectVerdict::kUnknownDevice);
   EXPECT_EQ(CheckDeviceConnect("p_off_0_0_" + ts, "p_off", pw, now, 1, known),
             ConnectVerdict::kDisabled);
+  // sig 2: HMAC-SM3 (a SHA-256 password is wrong for it), time checked as for sig 1.
+  const std::string sm3 = IotdaPassword("s3cret", ts, 2);
+  EXPECT_EQ(CheckDeviceConnect("p_dev_0_2_" + ts, "p_dev", sm3, now, 1, known),
+            ConnectVerdict::kAccepted);
+  EXPECT_EQ(CheckDeviceConnect("p_dev_0_2_" + ts, "p_dev", pw, now, 1, known),
+            ConnectVerdict::kBadPassword);
+  EXPECT_EQ(CheckDeviceConnect("p_dev_0_2_" + ts, "p_dev", sm3, Utc(2025, 4, 14, 4), 1, known),
+            ConnectVerdict::kStaleTimestamp);
+  // The C SDK's bumped stamp, at 23h UTC: hour 24, with the password computed from it.
+  const std::string bumped = "2025041324";
+  EXPECT_EQ(CheckDeviceConnect("p_dev_0_1_" + bumped, "p_dev", IotdaPassword("s3cret", bumped),
+                               Utc(2025, 4, 13, 23, 50), 1, known),
+            ConnectVerdict::kAccepted);
   // sig 1: three hours later is outside a one-hour window; sig 0 does not look at the time.
   const std::time_t later = Utc(2025, 4, 14, 4);
   EXPECT_EQ(CheckDeviceConnect("p_dev_0_1_" + ts, "p_dev", pw, later, 1, known),

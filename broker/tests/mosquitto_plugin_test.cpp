@@ -76,6 +76,18 @@ TEST_F(PluginTest, GoodPassword_BothSigTypes_Accepted) {
   EXPECT_EQ(ConnectDevice(a1, "prod_a", "secret-a"), 0);
 }
 
+// The login variants of Huawei's SDKs: HMAC-SM3 (sig 2), and the C SDK's stamp bumped past
+// hour 23 (with sig 0 the stamp is only the HMAC key, so a fixed one shows it at any hour).
+TEST_F(PluginTest, HuaweiSdkLoginVariants_Accepted) {
+  MqttTestClient sm3(ClientIdOf("prod_a", 2));
+  EXPECT_EQ(
+      sm3.Connect(broker_->port(), "prod_a", IotdaPassword("secret-a", testing::UtcHour(), 2)), 0);
+  MqttTestClient sha_for_sm3(ClientIdOf("prod_a", 2));
+  EXPECT_NE(ConnectDevice(sha_for_sm3, "prod_a", "secret-a"), 0);
+  MqttTestClient bumped(ClientIdOf("prod_a", 0, "2025041824"));
+  EXPECT_EQ(ConnectDevice(bumped, "prod_a", "secret-a", "2025041824"), 0);
+}
+
 TEST_F(PluginTest, Refusals_AreLoggedWithDeviceIdNeverTheSecret) {
   MqttTestClient wrong(ClientIdOf("prod_a"));
   EXPECT_EQ(ConnectDevice(wrong, "prod_a", "not-the-secret"), kNotAuthorized);

@@ -24,22 +24,21 @@ int Number(std::string_view s) {
   return v;
 }
 
-// Seconds since the epoch of a UTC YYYYMMDDHH, or nullopt if it is not a real hour.
+// Seconds since the epoch of a UTC YYYYMMDDHH, or nullopt if YYYYMMDD is not a real date.
+// HH may run past 23 (up to 99): Huawei's C SDK adds 1 to the whole stamp while the HMAC
+// has a 0x00 byte, so 2025041823 becomes 2025041824, meaning the next day's 00h.
 std::optional<std::time_t> HourToTime(std::string_view ts) {
   if (ts.size() != 10 || !AllDigits(ts)) return std::nullopt;
   std::tm tm{};
   tm.tm_year = Number(ts.substr(0, 4)) - 1900;
   tm.tm_mon = Number(ts.substr(4, 2)) - 1;
   tm.tm_mday = Number(ts.substr(6, 2));
-  tm.tm_hour = Number(ts.substr(8, 2));
-  if (tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23) {
-    return std::nullopt;
-  }
+  if (tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31) return std::nullopt;
   const int mday = tm.tm_mday;
   const int mon = tm.tm_mon;
-  const std::time_t t = timegm(&tm);  // normalises tm: 31 Feb becomes 3 Mar
+  const std::time_t day = timegm(&tm);  // normalises tm: 31 Feb becomes 3 Mar
   if (tm.tm_mday != mday || tm.tm_mon != mon) return std::nullopt;
-  return t;
+  return day + static_cast<std::time_t>(Number(ts.substr(8, 2))) * 3600;
 }
 
 }  // namespace
@@ -64,16 +63,18 @@ std::optional<ClientId> ParseClientId(std::string_view s) {
     return std::nullopt;
   }
   const std::string_view device = s.substr(0, s.size() - 15);
-  if ((sig != '0' && sig != '1') || !IsValidDeviceId(device) || !HourToTime(ts)) {
+  if ((sig < '0' || sig > '2') || !IsValidDeviceId(device) || !HourToTime(ts)) {
     return std::nullopt;
   }
   return ClientId{std::string(device), sig - '0', std::string(ts)};
 }
 
-std::string IotdaPassword(std::string_view secret, std::string_view timestamp) {
+std::string IotdaPassword(std::string_view secret, std::string_view timestamp, int sig_type) {
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  if (HMAC(EVP_sha256(), timestamp.data(), static_cast<int>(timestamp.size()),
+  const EVP_MD* const md = sig_type == 2 ? EVP_sm3() : EVP_sha256();
+  if (md == nullptr) return {};
+  if (HMAC(md, timestamp.data(), static_cast<int>(timestamp.size()),
            reinterpret_cast<const unsigned char*>(secret.data()), secret.size(), mac,
            &len) == nullptr) {
     return {};

@@ -14,14 +14,16 @@ namespace ota::broker {
 // `{device_id}_0_{sig}_{YYYYMMDDHH}`.
 struct ClientId {
   std::string device_id;
-  int sig_type = 0;       // 0: timestamp not checked; 1: must be near the platform's time
-  std::string timestamp;  // YYYYMMDDHH, UTC hour of connecting
+  // 0: HMAC-SHA256, timestamp not checked; 1: HMAC-SHA256, 2: HMAC-SM3, both with the
+  // timestamp near the platform's time.
+  int sig_type = 0;
+  std::string timestamp;  // YYYYMMDDHH, UTC hour of connecting (HH may pass 23: see .cpp)
 };
 
 std::optional<ClientId> ParseClientId(std::string_view client_id);
 
-// Lowercase hex HMAC-SHA256, key = timestamp, message = secret.
-std::string IotdaPassword(std::string_view secret, std::string_view timestamp);
+// Lowercase hex HMAC (SHA-256, or SM3 for sig type 2), key = timestamp, message = secret.
+std::string IotdaPassword(std::string_view secret, std::string_view timestamp, int sig_type = 0);
 
 // A device ID: 1..128 characters of [A-Za-z0-9_-], so it can never contain MQTT wildcards,
 // a '/' or a NUL, and always ends the topic level it names.
@@ -33,7 +35,7 @@ enum class ConnectVerdict : uint8_t {
   kUnknownDevice,
   kDisabled,
   kBadPassword,     // username is not the device ID, or the HMAC does not match
-  kStaleTimestamp,  // sig type 1 and the timestamp is outside the window
+  kStaleTimestamp,  // sig type 1 or 2 and the timestamp is outside the window
 };
 const char* ConnectVerdictName(ConnectVerdict verdict);
 
@@ -69,10 +71,10 @@ ConnectVerdict CheckDeviceConnect(std::string_view client_id, std::string_view u
   const std::optional<DeviceCredential> cred = lookup(id->device_id);
   if (!cred) return ConnectVerdict::kUnknownDevice;
   if (!cred->enabled) return ConnectVerdict::kDisabled;
-  if (!SafeEqual(password, IotdaPassword(cred->secret, id->timestamp))) {
+  if (!SafeEqual(password, IotdaPassword(cred->secret, id->timestamp, id->sig_type))) {
     return ConnectVerdict::kBadPassword;
   }
-  if (id->sig_type == 1 && !TimestampWithin(id->timestamp, now, window_hours)) {
+  if (id->sig_type != 0 && !TimestampWithin(id->timestamp, now, window_hours)) {
     return ConnectVerdict::kStaleTimestamp;
   }
   return ConnectVerdict::kAccepted;
