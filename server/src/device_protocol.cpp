@@ -1,10 +1,13 @@
 #include "ota/server/device_protocol.hpp"
 
+#include <zlib.h>
+
 #include <ctime>
 
 #include "ota/broker/device_auth.hpp"
 #include "ota/broker/presence.hpp"
 #include "ota/server/registry.hpp"
+#include "ota/server/upgrade_tasks.hpp"
 
 namespace ota::server {
 
@@ -13,25 +16,96 @@ namespace {
 constexpr std::string_view kPrefix = "$oc/devices/";
 
 std::string EventTime() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y%m%dT%H%M%SZ", &tm);
-  return buf;
+  return FormatEventTime(std::time(nullptr));
 }
 
-Outgoing Event(const std::string& device_id, const std::string& type, const nlohmann::json& paras) {
+Outgoing Event(const std::string& device_id, const std::string& type, const nlohmann::json& paras,
+               const char* service = "$ota") {
   const nlohmann::json envelope = {{"object_device_id", device_id},
                                    {"services",
-                                    {{{"service_id", "$ota"},
+                                    {{{"service_id", service},
                                       {"event_type", type},
                                       {"event_time", EventTime()},
                                       {"paras", paras}}}}};
   return {std::string(kPrefix) + device_id + "/sys/events/down", envelope.dump()};
 }
 
+// Epoch ms as C and Java send it (a number) or as Python does (a string of digits).
+std::optional<int64_t> Millis(const nlohmann::json& v) {
+  if (v.is_number_unsigned()) {
+    if (v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) return std::nullopt;
+    return static_cast<int64_t>(v.get<uint64_t>());
+  }
+  if (v.is_number_integer()) {
+    return v.get<int64_t>() >= 0 ? std::optional<int64_t>(v.get<int64_t>()) : std::nullopt;
+  }
+  if (!v.is_string()) return std::nullopt;
+  const std::string& s = v.get_ref<const std::string&>();
+  if (s.empty() || s.size() > 18) return std::nullopt;
+  int64_t n = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    n = n * 10 + (c - '0');
+  }
+  return n;
+}
+
+// A device's text: a string as it is, another JSON value as its JSON text, made safe to store.
+std::string Text(const nlohmann::json& paras, const char* key, size_t max_bytes) {
+  if (!paras.contains(key) || paras[key].is_null()) return {};
+  const nlohmann::json& v = paras[key];
+  return SafeUtf8(v.is_string() ? v.get<std::string>()
+                                : v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                  max_bytes);
+}
+
+// Digits at s[pos, pos+n) as a number; -1 if any is not a digit.
+int Digits(std::string_view s, size_t pos, size_t n) {
+  int v = 0;
+  for (size_t i = pos; i < pos + n; ++i) {
+    if (s[i] < '0' || s[i] > '9') return -1;
+    v = v * 10 + (s[i] - '0');
+  }
+  return v;
+}
+
 }  // namespace
+
+bool IsValidRequestId(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '_' || c == '.' || c == ':';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::string Gunzip(std::string_view data, size_t max_size) {
+  z_stream z{};
+  if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) throw ApiError(500, "zlib: no memory");
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  z.avail_in = static_cast<uInt>(data.size());
+  std::string out;
+  char buf[16384];
+  int rc = Z_OK;
+  while (rc == Z_OK) {
+    z.next_out = reinterpret_cast<Bytef*>(buf);
+    z.avail_out = sizeof(buf);
+    rc = inflate(&z, Z_NO_FLUSH);
+    const size_t got = sizeof(buf) - z.avail_out;
+    if (out.size() + got > max_size) {
+      inflateEnd(&z);
+      throw ApiError(413, "gzip payload inflates past " + std::to_string(max_size) + " bytes");
+    }
+    out.append(buf, got);
+    if (rc == Z_BUF_ERROR && z.avail_in == 0) break;  // input ended before the stream did
+  }
+  const bool complete = rc == Z_STREAM_END && z.avail_in == 0;
+  inflateEnd(&z);
+  if (!complete) throw ApiError(400, "not one complete gzip stream");
+  return out;
+}
 
 std::optional<UpTopic> ParseUpTopic(std::string_view topic) {
   if (topic.substr(0, kPrefix.size()) != kPrefix) return std::nullopt;
@@ -41,8 +115,15 @@ std::optional<UpTopic> ParseUpTopic(std::string_view topic) {
   UpTopic up;
   up.device_id = std::string(topic.substr(0, slash));
   if (!broker::IsValidDeviceId(up.device_id)) return std::nullopt;
-  const std::string_view rest = topic.substr(slash);
+  std::string_view rest = topic.substr(slash);
+  // The C and Java SDKs compress reports and messages this way; any kind may be compressed.
+  constexpr std::string_view kGzip = "?encoding=gzip";
+  if (rest.size() > kGzip.size() && rest.substr(rest.size() - kGzip.size()) == kGzip) {
+    up.gzip = true;
+    rest.remove_suffix(kGzip.size());
+  }
   constexpr std::string_view kResponse = "/sys/commands/response/request_id=";
+  constexpr std::string_view kShadowGet = "/sys/shadow/get/request_id=";
   if (rest == "/sys/properties/report") {
     up.kind = UpKind::kPropertiesReport;
   } else if (rest == "/sys/events/up") {
@@ -52,6 +133,9 @@ std::optional<UpTopic> ParseUpTopic(std::string_view topic) {
   } else if (rest.substr(0, kResponse.size()) == kResponse && rest.size() > kResponse.size()) {
     up.kind = UpKind::kCommandResponse;
     up.request_id = std::string(rest.substr(kResponse.size()));
+  } else if (rest.substr(0, kShadowGet.size()) == kShadowGet) {
+    up.kind = UpKind::kShadowGet;  // the request ID is checked when handled (and counted)
+    up.request_id = std::string(rest.substr(kShadowGet.size()));
   } else {
     return std::nullopt;
   }
@@ -65,8 +149,16 @@ std::vector<std::string> UpSubscriptions(const std::string& share_group) {
       (share_group.empty() ? std::string() : "$share/" + share_group + "/") + "$oc/devices/+/sys/";
   // Presence events come from the broker itself (docs/spec/broker-auth.md): never shared, every
   // instance keeps its view of who is online.
-  return {base + "properties/report", base + "events/up", base + "messages/up",
-          base + "commands/response/#", std::string(broker::kPresenceTopicPrefix) + "+"};
+  // A '?' is an ordinary character in MQTT: the gzip variants are topics of their own.
+  return {base + "properties/report",
+          base + "properties/report?encoding=gzip",
+          base + "events/up",
+          base + "messages/up",
+          base + "messages/up?encoding=gzip",
+          base + "gateway/sub_devices/properties/report?encoding=gzip",
+          base + "commands/response/#",
+          base + "shadow/get/+",  // not shadow/get/#: that would take the platform's answers
+          std::string(broker::kPresenceTopicPrefix) + "+"};
 }
 
 std::vector<OtaEvent> ParseOtaEvents(const nlohmann::json& envelope) {
@@ -87,6 +179,84 @@ std::vector<OtaEvent> ParseOtaEvents(const nlohmann::json& envelope) {
     out.push_back(std::move(e));
   }
   return out;
+}
+
+SdkEvents ParseSdkEvents(const nlohmann::json& envelope) {
+  if (!envelope.is_object() || !envelope.contains("services") || !envelope["services"].is_array()) {
+    throw ApiError(400, "event: expected {\"services\": [...]}");
+  }
+  SdkEvents out;
+  for (const auto& s : envelope["services"]) {
+    if (!s.is_object() || !s.contains("service_id") || !s["service_id"].is_string()) {
+      throw ApiError(400, "event: a service needs a service_id");
+    }
+    if (!s.contains("event_type") || !s["event_type"].is_string()) continue;
+    const std::string& service = s["service_id"].get_ref<const std::string&>();
+    const std::string& type = s["event_type"].get_ref<const std::string&>();
+    const nlohmann::json paras =
+        s.contains("paras") && s["paras"].is_object() ? s["paras"] : nlohmann::json::object();
+    if (service == "$time_sync" && type == "time_sync_request") {
+      const std::optional<int64_t> sent =
+          paras.contains("device_send_time") ? Millis(paras["device_send_time"]) : std::nullopt;
+      if (!sent) throw ApiError(400, "time_sync_request: device_send_time (epoch ms) is required");
+      out.time_sync_requests.push_back(*sent);
+    } else if (service == "$sdk_info" && type == "sdk_info_report") {
+      out.sdk_info = nlohmann::json::object();
+      for (const char* key : {"device_sdk_version", "sw_version", "fw_version", "device_ip"}) {
+        if (paras.contains(key) && paras[key].is_string()) {
+          out.sdk_info[key] = SafeUtf8(paras[key].get<std::string>(), kMaxLogField);
+        }
+      }
+    } else if (service == "$log" && type == "log_report") {
+      out.logs.push_back({Text(paras, "type", kMaxLogField), Text(paras, "content", kMaxLogContent),
+                          Text(paras, "timestamp", kMaxLogField)});
+    }
+  }
+  return out;
+}
+
+std::optional<int64_t> ParseEventTime(const nlohmann::json& value) {
+  if (!value.is_string()) return std::nullopt;
+  const std::string_view s = value.get_ref<const std::string&>();
+  int f[6];                                             // year month day hour minute second
+  if (s.size() == 16 && s[8] == 'T' && s[15] == 'Z') {  // 20250414T010203Z
+    f[0] = Digits(s, 0, 4), f[1] = Digits(s, 4, 2), f[2] = Digits(s, 6, 2);
+    f[3] = Digits(s, 9, 2), f[4] = Digits(s, 11, 2), f[5] = Digits(s, 13, 2);
+  } else if (s.size() == 20 && s[4] == '-' && s[7] == '-' && s[10] == 'T' && s[13] == ':' &&
+             s[16] == ':' && s[19] == 'Z') {  // 2025-04-14T09:02:03Z
+    f[0] = Digits(s, 0, 4), f[1] = Digits(s, 5, 2), f[2] = Digits(s, 8, 2);
+    f[3] = Digits(s, 11, 2), f[4] = Digits(s, 14, 2), f[5] = Digits(s, 17, 2);
+  } else {
+    return std::nullopt;
+  }
+  for (int v : f) {
+    if (v < 0) return std::nullopt;
+  }
+  std::tm tm{};
+  tm.tm_year = f[0] - 1900;
+  tm.tm_mon = f[1] - 1;
+  tm.tm_mday = f[2];
+  tm.tm_hour = f[3];
+  tm.tm_min = f[4];
+  tm.tm_sec = f[5];
+  const std::time_t t = timegm(&tm);
+  // timegm normalises (month 13, 31 April, hour 24): a time that does not come back is no time.
+  std::tm back{};
+  if (f[0] < 1970 || t < 0 || gmtime_r(&t, &back) == nullptr || back.tm_year != f[0] - 1900 ||
+      back.tm_mon != f[1] - 1 || back.tm_mday != f[2] || back.tm_hour != f[3] ||
+      back.tm_min != f[4] || back.tm_sec != f[5]) {
+    return std::nullopt;
+  }
+  return static_cast<int64_t>(t);
+}
+
+std::string FormatEventTime(int64_t epoch_seconds) {
+  const std::time_t t = static_cast<std::time_t>(epoch_seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y%m%dT%H%M%SZ", &tm);
+  return buf;
 }
 
 std::optional<Presence> ParsePresence(std::string_view topic, const std::string& payload) {
@@ -110,6 +280,22 @@ Outgoing VersionQuery(const std::string& device_id) {
 
 Outgoing FirmwareUpgrade(const std::string& device_id, const nlohmann::json& paras) {
   return Event(device_id, "firmware_upgrade", paras);
+}
+
+Outgoing TimeSyncResponse(const std::string& device_id, int64_t device_send_time,
+                          int64_t server_recv_time, int64_t server_send_time) {
+  return Event(device_id, "time_sync_response",
+               {{"device_send_time", device_send_time},
+                {"server_recv_time", server_recv_time},
+                {"server_send_time", server_send_time}},
+               "$time_sync");
+}
+
+Outgoing ShadowResponse(const std::string& device_id, const std::string& request_id,
+                        const nlohmann::json& shadow) {
+  const nlohmann::json body = {{"object_device_id", device_id}, {"shadow", shadow}};
+  return {std::string(kPrefix) + device_id + "/sys/shadow/get/response/request_id=" + request_id,
+          body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
 }
 
 }  // namespace ota::server

@@ -310,7 +310,13 @@ void HttpApi::Routes() {
         }));
   s.Get(R"(/api/v1/devices/([^/]+))",
         api([&p](const httplib::Request& req, httplib::Response& res) {
-          Reply(res, 200, ToJson(p.registry().GetDevice(req.matches[1])));
+          json out = ToJson(p.registry().GetDevice(req.matches[1]));
+          out["sdk_info"] = p.registry().SdkInfo(req.matches[1]);
+          Reply(res, 200, out);
+        }));
+  s.Get(R"(/api/v1/devices/([^/]+)/logs)",
+        api([&p](const httplib::Request& req, httplib::Response& res) {
+          Reply(res, 200, p.registry().DeviceLogs(req.matches[1]));
         }));
   s.Patch(R"(/api/v1/devices/([^/]+))",
           api([&p](const httplib::Request& req, httplib::Response& res) {

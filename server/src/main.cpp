@@ -175,6 +175,8 @@ int main(int argc, char** argv) {
   d_group->add_option("group", group)->required();
   CLI::App* d_props = client_cmd(device, "properties", "Latest reported properties");
   d_props->add_option("id", device_id)->required();
+  CLI::App* d_logs = client_cmd(device, "logs", "The device's newest log lines ($log)");
+  d_logs->add_option("id", device_id)->required();
 
   CLI::App* package = app.add_subcommand("package", "Packages")->require_subcommand(1);
   CLI::App* k_upload = client_cmd(package, "upload", "Upload a signed package");
@@ -299,6 +301,7 @@ int main(int argc, char** argv) {
   if (d_props->parsed()) {
     return c.Print("GET", "/api/v1/devices/" + device_id + "/properties", nullptr);
   }
+  if (d_logs->parsed()) return c.Print("GET", "/api/v1/devices/" + device_id + "/logs", nullptr);
   if (k_upload->parsed()) return c.Upload(id, file);
   if (k_list->parsed()) return c.Print("GET", "/api/v1/packages?product_id=" + id, nullptr);
   if (t_create->parsed()) {

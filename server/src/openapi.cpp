@@ -25,6 +25,7 @@ const char* OpenApiDocument() {
         "online": {"type": "boolean"}, "last_seen": {"type": "integer"},
         "fw_version": {"type": "string"}, "sw_version": {"type": "string"},
         "groups": {"type": "array", "items": {"type": "string"}},
+        "sdk_info": {"type": "object", "nullable": true, "description": "only in GET /devices/{device_id}: the last $sdk_info report of a Huawei SDK (device_sdk_version, sw_version, fw_version, device_ip)"},
         "secret": {"type": "string", "description": "only in the answer to POST /devices"}}},
       "Package": {"type": "object", "properties": {
         "package_id": {"type": "integer"}, "product_id": {"type": "string"},
@@ -58,6 +59,8 @@ const char* OpenApiDocument() {
       "patch": {"summary": "Enable or disable ({\"enabled\": bool})", "responses": {"200": {"description": "Device"}}}},
     "/devices/{device_id}/groups": {
       "post": {"summary": "Add to a group ({\"group\": name})", "responses": {"200": {"description": "Device"}}}},
+    "/devices/{device_id}/logs": {
+      "get": {"summary": "The device's newest $log lines (at most 100), oldest first: [{type, content, timestamp (the device's), received_at}]", "responses": {"200": {"description": "Log lines"}, "404": {"description": "Unknown"}}}},
     "/devices/{device_id}/properties": {
       "get": {"summary": "Latest reported properties by service", "responses": {"200": {"description": "Properties"}}}},
     "/packages": {

@@ -340,6 +340,8 @@ void Registry::StoreProperties(const std::string& device_id, const nlohmann::jso
     std::string service, name, value, time;
   };
   std::vector<Row> rows;
+  std::vector<std::string> services;
+  int64_t replaced_times = 0;
   for (const auto& svc : report["services"]) {
     if (!svc.is_object() || !svc.contains("service_id") || !svc["service_id"].is_string() ||
         !svc.contains("properties") || !svc["properties"].is_object()) {
@@ -353,8 +355,14 @@ void Registry::StoreProperties(const std::string& device_id, const nlohmann::jso
     if (model_service == nullptr) {
       throw ApiError(400, "properties report: service " + service + " is not in the model");
     }
-    std::string time;
-    if (svc.contains("event_time") && svc["event_time"].is_string()) time = svc["event_time"];
+    // Missing, null or malformed (the SDKs send all three) never refuses a report.
+    const int64_t received = Now();
+    const nlohmann::json given =
+        svc.contains("event_time") ? svc["event_time"] : nlohmann::json(nullptr);
+    const int64_t sent = ParseEventTime(given).value_or(-1);
+    const bool usable = sent >= 0 && sent <= received + kEventTimeFutureSeconds;
+    if (!given.is_null() && !usable) ++replaced_times;
+    const std::string time = FormatEventTime(usable ? sent : received);
     for (const auto& [name, value] : svc["properties"].items()) {
       std::string type;
       for (const auto& p : (*model_service)["properties"]) {
@@ -368,6 +376,7 @@ void Registry::StoreProperties(const std::string& device_id, const nlohmann::jso
       }
       rows.push_back({service, name, value.dump(), time});
     }
+    services.push_back(service);
   }
   Transaction tx(db_);
   for (const Row& r : rows) {
@@ -384,6 +393,16 @@ void Registry::StoreProperties(const std::string& device_id, const nlohmann::jso
         .Bind(6, Now())
         .Run();
   }
+  // The shadow's version: one more for each report that names the service.
+  for (const std::string& service : services) {
+    db_.Prepare(
+           "INSERT INTO shadow_versions (device_id, service_id, version) VALUES (?, ?, 1) "
+           "ON CONFLICT(device_id, service_id) DO UPDATE SET version = version + 1")
+        .Bind(1, device_id)
+        .Bind(2, service)
+        .Run();
+  }
+  if (replaced_times > 0) Count("property_event_time_replaced", replaced_times);
   tx.Commit();
 }
 
@@ -396,6 +415,82 @@ nlohmann::json Registry::Properties(const std::string& device_id) {
   st.Bind(1, device_id);
   while (st.Step()) {
     out[st.Text(0)][st.Text(1)] = nlohmann::json::parse(st.Text(2));
+  }
+  return out;
+}
+
+nlohmann::json Registry::Shadow(const std::string& device_id, const std::string& service_id) {
+  nlohmann::json out = nlohmann::json::array();
+  Statement st = db_.Prepare(
+      "SELECT p.service_id, p.name, p.value, p.event_time, v.version FROM properties p "
+      "LEFT JOIN shadow_versions v ON v.device_id = p.device_id AND v.service_id = p.service_id "
+      "WHERE p.device_id = ?1 AND (?2 = '' OR p.service_id = ?2) ORDER BY p.service_id, p.name");
+  st.Bind(1, device_id).Bind(2, service_id);
+  while (st.Step()) {
+    if (out.empty() || out.back()["service_id"] != st.Text(0)) {
+      out.push_back({{"service_id", st.Text(0)},
+                     {"reported", {{"properties", nlohmann::json::object()}, {"event_time", ""}}},
+                     {"version", st.IsNull(4) ? 0 : st.Int(4)}});
+    }
+    nlohmann::json& reported = out.back()["reported"];
+    reported["properties"][st.Text(1)] = nlohmann::json::parse(st.Text(2));
+    // The service's time is its newest property's (all in one form, so they sort as text).
+    if (st.Text(3) > reported["event_time"].get<std::string>()) reported["event_time"] = st.Text(3);
+  }
+  return out;
+}
+
+void Registry::SetSdkInfo(const std::string& device_id, const nlohmann::json& info) {
+  db_.Prepare("UPDATE devices SET sdk_info = ? WHERE device_id = ?")
+      .Bind(1, info.dump())
+      .Bind(2, device_id)
+      .Run();
+}
+
+nlohmann::json Registry::SdkInfo(const std::string& device_id) {
+  Statement st = db_.Prepare("SELECT sdk_info FROM devices WHERE device_id = ?");
+  st.Bind(1, device_id);
+  if (!st.Step()) throw ApiError(404, "no device " + device_id);
+  if (st.IsNull(0)) return nullptr;
+  return nlohmann::json::parse(st.Text(0), nullptr, false);
+}
+
+void Registry::AddDeviceLogs(const std::string& device_id, const std::vector<LogLine>& lines) {
+  if (lines.empty()) return;
+  // Only the newest kMaxDeviceLogs could be kept: a message full of lines writes no more.
+  const size_t skip =
+      lines.size() > static_cast<size_t>(kMaxDeviceLogs) ? lines.size() - kMaxDeviceLogs : 0;
+  for (size_t i = skip; i < lines.size(); ++i) {
+    db_.Prepare(
+           "INSERT INTO device_logs (device_id, type, content, device_time, received_at) "
+           "VALUES (?, ?, ?, ?, ?)")
+        .Bind(1, device_id)
+        .Bind(2, lines[i].type)
+        .Bind(3, lines[i].content)
+        .Bind(4, lines[i].timestamp)
+        .Bind(5, Now())
+        .Run();
+  }
+  db_.Prepare(
+         "DELETE FROM device_logs WHERE device_id = ?1 AND log_id <= (SELECT log_id FROM "
+         "device_logs WHERE device_id = ?1 ORDER BY log_id DESC LIMIT 1 OFFSET ?2)")
+      .Bind(1, device_id)
+      .Bind(2, kMaxDeviceLogs)
+      .Run();
+}
+
+nlohmann::json Registry::DeviceLogs(const std::string& device_id) {
+  GetDevice(device_id);
+  nlohmann::json out = nlohmann::json::array();
+  Statement st = db_.Prepare(
+      "SELECT type, content, device_time, received_at FROM device_logs WHERE device_id = ? "
+      "ORDER BY log_id");
+  st.Bind(1, device_id);
+  while (st.Step()) {
+    out.push_back({{"type", st.Text(0)},
+                   {"content", st.Text(1)},
+                   {"timestamp", st.Text(2)},
+                   {"received_at", st.Int(3)}});
   }
   return out;
 }

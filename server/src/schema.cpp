@@ -138,6 +138,27 @@ CREATE INDEX outbox_by_task ON outbox (task_id, device_id);
 ALTER TABLE devices ADD COLUMN presence_seq INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX devices_by_group ON device_groups (device_id);
 )sql",
+      R"sql(
+-- What Huawei's device SDKs send besides OTA (docs/server.md, "Huawei SDK services").
+ALTER TABLE devices ADD COLUMN sdk_info TEXT;  -- JSON: the last $sdk_info report
+CREATE TABLE device_logs (                      -- $log lines, the newest 100 per device
+  log_id      INTEGER PRIMARY KEY AUTOINCREMENT,
+  device_id   TEXT NOT NULL REFERENCES devices ON DELETE CASCADE,
+  type        TEXT NOT NULL,
+  content     TEXT NOT NULL,
+  device_time TEXT NOT NULL,                    -- the device's timestamp, as sent
+  received_at INTEGER NOT NULL);
+CREATE INDEX device_logs_by_device ON device_logs (device_id, log_id);
+CREATE TABLE shadow_versions (                  -- one more per report naming the service
+  device_id  TEXT NOT NULL REFERENCES devices ON DELETE CASCADE,
+  service_id TEXT NOT NULL,
+  version    INTEGER NOT NULL,
+  PRIMARY KEY (device_id, service_id));
+INSERT INTO shadow_versions SELECT DISTINCT device_id, service_id, 1 FROM properties;
+-- Property times are kept in one form (yyyyMMddTHHmmssZ); earlier rows stored what came.
+UPDATE properties SET event_time = strftime('%Y%m%dT%H%M%SZ', received_at, 'unixepoch')
+ WHERE event_time IS NULL OR length(event_time) != 16 OR substr(event_time, 9, 1) != 'T';
+)sql",
   };
   return kMigrations;
 }

@@ -16,6 +16,12 @@ constexpr int64_t kOutboxRetrySeconds = 5;
 constexpr int64_t kOutboxKeepSeconds = 600;
 // Published and not yet acknowledged at most (libmosquitto numbers them with 16 bits).
 constexpr size_t kMaxInflight = 10000;
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 }  // namespace
 
 Service::Service(Platform& platform, ServiceOptions options)
@@ -194,7 +200,8 @@ void Service::TickNow() {
 
 void Service::HandleDeviceMessage(const std::string& topic, const std::string& payload) {
   std::vector<QueuedMessage> out;
-  const int64_t now = std::time(nullptr);
+  const int64_t now_ms = NowMs();
+  const int64_t now = now_ms / 1000;
   if (const std::optional<Presence> p = ParsePresence(topic, payload)) {
     {
       std::lock_guard<std::mutex> guard(platform_.lock());
@@ -213,25 +220,32 @@ void Service::HandleDeviceMessage(const std::string& topic, const std::string& p
   }
   const std::optional<UpTopic> up = ParseUpTopic(topic);
   if (!up) return;
-  const char* what = up->kind == UpKind::kPropertiesReport ? "property_reports" : "events";
+  const char* what = up->kind == UpKind::kPropertiesReport ? "property_reports"
+                     : up->kind == UpKind::kShadowGet      ? "shadow_requests"
+                                                           : "events";
+  std::vector<Reply> replies;
   std::lock_guard<std::mutex> guard(platform_.lock());
   // The broker took the message when it was handed over (PUBACK): a database that is busy
   // (another instance writing) is waited for and tried again, not dropped at once.
   for (int attempt = 1;; ++attempt) {
     out.clear();
+    replies.clear();
     try {
       // One transaction per message: seen, stored, counted and the task's change commit
       // together, or none of them.
       Transaction tx(platform_.db());
-      ApplyDeviceMessage(*up, payload, now, &out);
+      ApplyDeviceMessage(*up, payload, now, now_ms, &out, &replies);
       tx.Commit();
       break;
     } catch (const ApiError& e) {
       // Refused as a whole (nothing of it applied); the device was seen, the refusal counted.
       out.clear();
+      replies.clear();
       try {
         Transaction tx(platform_.db());
-        if (platform_.registry().MarkSeen(up->device_id)) Reject(up->device_id, what, e.what());
+        if (platform_.registry().MarkSeen(up->device_id)) {
+          Reject(up->device_id, e.status == 413 ? "oversized" : what, e.what());
+        }
         tx.Commit();
       } catch (const std::exception& again) {
         std::fprintf(stderr, "ota-server: message from %s failed: %s\n", up->device_id.c_str(),
@@ -240,6 +254,7 @@ void Service::HandleDeviceMessage(const std::string& topic, const std::string& p
       break;
     } catch (const DbError& e) {
       out.clear();  // rolled back: nothing it queued exists
+      replies.clear();
       if (attempt < 3) {
         std::this_thread::sleep_for(std::chrono::milliseconds(100 * attempt));
         continue;
@@ -250,27 +265,39 @@ void Service::HandleDeviceMessage(const std::string& topic, const std::string& p
       break;
     } catch (const std::exception& e) {
       out.clear();
+      replies.clear();
       std::fprintf(stderr, "ota-server: message from %s failed: %s\n", up->device_id.c_str(),
                    e.what());
       break;
     }
   }
   Send(out);
+  for (const Reply& reply : replies) {
+    if (bridge_ && bridge_->connected()) bridge_->Publish(reply());  // lost if not: asked again
+  }
 }
 
-void Service::ApplyDeviceMessage(const UpTopic& up, const std::string& payload, int64_t now,
-                                 std::vector<QueuedMessage>* out) {
+void Service::ApplyDeviceMessage(const UpTopic& up, const std::string& raw, int64_t now,
+                                 int64_t now_ms, std::vector<QueuedMessage>* out,
+                                 std::vector<Reply>* replies) {
   // Unknown: a device deleted since it logged in.
   if (!platform_.registry().MarkSeen(up.device_id)) {
     throw ApiError(404, "no device " + up.device_id);
   }
-  if (payload.size() > kMaxDevicePayload) {
-    throw ApiError(413, "payload of " + std::to_string(payload.size()) + " bytes");
+  if (raw.size() > kMaxDevicePayload) {
+    throw ApiError(413, "payload of " + std::to_string(raw.size()) + " bytes");
   }
+  // Inflated under the same cap as a plain payload: a zip bomb stops at 64 KB of output.
+  const std::string payload = up.gzip ? Gunzip(raw, kMaxDevicePayload) : raw;
   if (up.kind == UpKind::kMessagesUp || up.kind == UpKind::kCommandResponse) return;
+  if (up.kind == UpKind::kShadowGet && !IsValidRequestId(up.request_id)) {
+    throw ApiError(400, "shadow get: malformed request_id");
+  }
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(payload);
+    // The C SDK asks for a whole shadow with "{}", others may send nothing at all.
+    j = up.kind == UpKind::kShadowGet && payload.empty() ? nlohmann::json::object()
+                                                         : nlohmann::json::parse(payload);
   } catch (const nlohmann::json::parse_error&) {
     throw ApiError(400, "not JSON");
   }
@@ -279,7 +306,27 @@ void Service::ApplyDeviceMessage(const UpTopic& up, const std::string& payload, 
     platform_.registry().Count("property_reports");
     return;
   }
+  if (up.kind == UpKind::kShadowGet) {
+    if (!j.is_object()) throw ApiError(400, "shadow get: expected an object");
+    // Only its own shadow: the C SDK's "-1", "" and null all mean the device itself.
+    const nlohmann::json target = j.value("object_device_id", nlohmann::json());
+    if (!target.is_null() && target != "" && target != "-1" && target != up.device_id) {
+      throw ApiError(403, "shadow get: another device's shadow");
+    }
+    const nlohmann::json service = j.value("service_id", nlohmann::json());
+    if (!service.is_null() && !service.is_string()) {
+      throw ApiError(400, "shadow get: service_id must be a string");
+    }
+    const nlohmann::json shadow = platform_.registry().Shadow(
+        up.device_id, service.is_string() ? service.get<std::string>() : "");
+    replies->push_back([device = up.device_id, rid = up.request_id, shadow] {
+      return ShadowResponse(device, rid, shadow);
+    });
+    platform_.registry().Count("shadow_requests");
+    return;
+  }
   const std::vector<OtaEvent> events = ParseOtaEvents(j);
+  const SdkEvents sdk = ParseSdkEvents(j);
   // Every event is checked before any is applied: a message is taken whole or not at all.
   for (const OtaEvent& e : events) {
     if (e.event_type == "upgrade_progress_report") {
@@ -303,6 +350,15 @@ void Service::ApplyDeviceMessage(const UpTopic& up, const std::string& payload, 
       msgs = tasks_->OnProgress(up.device_id, e.paras, now);
     }
     out->insert(out->end(), msgs.begin(), msgs.end());
+  }
+  if (!sdk.sdk_info.is_null()) platform_.registry().SetSdkInfo(up.device_id, sdk.sdk_info);
+  platform_.registry().AddDeviceLogs(up.device_id, sdk.logs);
+  if (!sdk.time_sync_requests.empty()) {
+    // One answer a message (a device asks once); server_send_time is taken when it is
+    // published, after the commit.
+    replies->push_back([device = up.device_id, sent = sdk.time_sync_requests.back(), now_ms] {
+      return TimeSyncResponse(device, sent, now_ms, NowMs());
+    });
   }
 }
 

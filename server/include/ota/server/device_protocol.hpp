@@ -13,13 +13,23 @@
 
 namespace ota::server {
 
-enum class UpKind { kPropertiesReport, kEventsUp, kCommandResponse, kMessagesUp };
+enum class UpKind { kPropertiesReport, kEventsUp, kCommandResponse, kMessagesUp, kShadowGet };
 
 struct UpTopic {
   std::string device_id;
   UpKind kind = UpKind::kMessagesUp;
-  std::string request_id;  // command responses
+  std::string request_id;  // command responses, shadow requests (as sent: IsValidRequestId)
+  bool gzip = false;       // the topic ended in "?encoding=gzip": the payload is gzip (RFC 1952)
 };
+
+// A request ID the platform echoes in a topic: 1-128 characters of A-Z a-z 0-9 - _ . :
+// (UUIDs, counters, the C SDK's "requestId"), never a wildcard, '/' or anything odd.
+bool IsValidRequestId(std::string_view id);
+
+// The payload of a "?encoding=gzip" topic, inflated. Throws ApiError(413) as soon as the output
+// passes `max_size` (a zip bomb costs at most that much work), ApiError(400) for data that is
+// not one complete gzip stream.
+std::string Gunzip(std::string_view data, size_t max_size);
 
 // The broker plugin's presence events (docs/spec/broker-auth.md, "Presence events") on
 // broker::kPresenceTopicPrefix + device ID.
@@ -48,6 +58,29 @@ struct OtaEvent {
 // for an envelope that is not one.
 std::vector<OtaEvent> ParseOtaEvents(const nlohmann::json& envelope);
 
+// What Huawei's device SDKs send besides $ota on events/up (docs/spec/device-protocol.md):
+// $time_sync time_sync_request, $sdk_info sdk_info_report, $log log_report. Other services and
+// event types are ignored.
+struct LogLine {
+  std::string type, content, timestamp;  // valid UTF-8, cut to kMaxLog* bytes
+};
+inline constexpr size_t kMaxLogContent = 1024;
+inline constexpr size_t kMaxLogField = 64;
+struct SdkEvents {
+  std::vector<int64_t> time_sync_requests;  // device_send_time (epoch ms) of each request
+  nlohmann::json sdk_info;                  // the last sdk_info_report's text paras, or null
+  std::vector<LogLine> logs;
+};
+// Throws ApiError(400) for a time_sync_request without a device_send_time in ms (a number or
+// a string of digits) and for an envelope that is not one.
+SdkEvents ParseSdkEvents(const nlohmann::json& envelope);
+
+// An event_time as IoTDA writes it (yyyyMMddTHHmmssZ) or as the Python SDK does
+// (YYYY-MM-DDTHH:MM:SSZ): epoch seconds; nullopt for anything else (missing, null, malformed).
+std::optional<int64_t> ParseEventTime(const nlohmann::json& value);
+// IoTDA's form, UTC.
+std::string FormatEventTime(int64_t epoch_seconds);
+
 struct Outgoing {
   std::string topic;
   std::string payload;
@@ -56,5 +89,12 @@ struct Outgoing {
 Outgoing VersionQuery(const std::string& device_id);
 // paras: version, url, file_size, access_token, expires, sign, file_name (iotda-protocol.md).
 Outgoing FirmwareUpgrade(const std::string& device_id, const nlohmann::json& paras);
+// $time_sync time_sync_response on events/down: the request's device_send_time and the
+// platform's receive and send times, all epoch ms as JSON numbers.
+Outgoing TimeSyncResponse(const std::string& device_id, int64_t device_send_time,
+                          int64_t server_recv_time, int64_t server_send_time);
+// The answer to sys/shadow/get/request_id={request_id}: {"object_device_id", "shadow": [...]}.
+Outgoing ShadowResponse(const std::string& device_id, const std::string& request_id,
+                        const nlohmann::json& shadow);
 
 }  // namespace ota::server

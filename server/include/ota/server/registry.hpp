@@ -15,6 +15,7 @@
 #include "ota/broker/device_auth.hpp"
 #include "ota/broker/secret_box.hpp"
 #include "ota/server/database.hpp"
+#include "ota/server/device_protocol.hpp"
 #include "ota/signature.hpp"
 
 namespace ota::server {
@@ -41,6 +42,11 @@ struct Product {
 // Without presence events from the broker (brokers other than Mosquitto with the plugin), a
 // device counts as online while it has sent anything within this many seconds.
 inline constexpr int64_t kOnlineSeconds = 600;
+// A property's event_time further ahead than this is the device's clock (or, from the Python
+// SDK, its local time labelled UTC), not the time of the data: the time of receipt is stored.
+inline constexpr int64_t kEventTimeFutureSeconds = 15 * 60;
+// Log lines kept per device (each at most kMaxLogContent bytes of content).
+inline constexpr int64_t kMaxDeviceLogs = 100;
 
 struct Device {
   std::string device_id, product_id, node_id;
@@ -91,8 +97,21 @@ class Registry {
 
   // A properties report (iotda-protocol.md): every property must be in the product model with
   // the right type; otherwise nothing of the report is stored and ApiError(400) says why.
+  // A service's event_time is stored in IoTDA's form; when it is missing, null, malformed or more
+  // than kEventTimeFutureSeconds ahead, the time of receipt is stored instead.
   void StoreProperties(const std::string& device_id, const nlohmann::json& report);
   nlohmann::json Properties(const std::string& device_id);
+  // The device shadow as IoTDA answers sys/shadow/get: [{"service_id", "reported":
+  // {"properties", "event_time"}, "version"}] per reported service (`service_id` "": all).
+  // There are no desired properties yet, so "desired" is left out (it is optional).
+  nlohmann::json Shadow(const std::string& device_id, const std::string& service_id);
+
+  // What a Huawei SDK says of itself ($sdk_info): the last report's text fields, or null.
+  void SetSdkInfo(const std::string& device_id, const nlohmann::json& info);
+  nlohmann::json SdkInfo(const std::string& device_id);
+  // Log lines a device reports ($log): the newest kMaxDeviceLogs are kept, oldest first.
+  void AddDeviceLogs(const std::string& device_id, const std::vector<LogLine>& lines);
+  nlohmann::json DeviceLogs(const std::string& device_id);
 
   // The broker's view of a device (docs/spec/broker-auth.md), for brokers that ask over HTTP.
   std::optional<broker::DeviceCredential> Credential(const std::string& device_id);

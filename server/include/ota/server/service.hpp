@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -58,9 +59,13 @@ class Service {
   // Acknowledged messages leave the outbox; what is left and not in flight is published again.
   void FlushOutbox(int64_t now);
   void Reject(const std::string& device, const std::string& what, const std::string& why);
+  // An answer built after the commit and published once, never kept in the outbox: a late
+  // time_sync_response or shadow answer would be wrong, and the device asks again.
+  using Reply = std::function<Outgoing()>;
   // Inside the caller's transaction; ApiError refuses the whole message.
   void ApplyDeviceMessage(const UpTopic& up, const std::string& payload, int64_t now,
-                          std::vector<QueuedMessage>* out);
+                          int64_t now_ms, std::vector<QueuedMessage>* out,
+                          std::vector<Reply>* replies);
 
   Platform& platform_;
   ServiceOptions options_;
