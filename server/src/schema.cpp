@@ -138,6 +138,13 @@ CREATE INDEX outbox_by_task ON outbox (task_id, device_id);
 ALTER TABLE devices ADD COLUMN presence_seq INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX devices_by_group ON device_groups (device_id);
 )sql",
+      R"sql(
+-- Gateways and sub-devices, software (SOTA) tasks and packages (docs/server.md).
+ALTER TABLE devices ADD COLUMN gateway_id TEXT REFERENCES devices;  -- NULL: not a sub-device
+CREATE INDEX devices_by_gateway ON devices (gateway_id) WHERE gateway_id IS NOT NULL;
+ALTER TABLE tasks ADD COLUMN kind TEXT NOT NULL DEFAULT 'firmware';      -- firmware | software
+ALTER TABLE packages ADD COLUMN category TEXT NOT NULL DEFAULT 'firmware';  -- firmware | software
+)sql",
   };
   return kMigrations;
 }

@@ -202,6 +202,10 @@ void Service::HandleDeviceMessage(const std::string& topic, const std::string& p
         if (platform_.registry().ApplyPresence(p->device_id, p->connected, p->seq) &&
             p->connected) {
           out = tasks_->OnConnected(p->device_id, now);
+          // A gateway back online: its sub-devices are reachable again.
+          for (const std::string& sub : platform_.registry().SubDeviceIds(p->device_id)) {
+            tasks_->OnConnected(sub, now);
+          }
         }
       } catch (const std::exception& e) {
         std::fprintf(stderr, "ota-server: presence of %s failed: %s\n", p->device_id.c_str(),
@@ -213,7 +217,10 @@ void Service::HandleDeviceMessage(const std::string& topic, const std::string& p
   }
   const std::optional<UpTopic> up = ParseUpTopic(topic);
   if (!up) return;
-  const char* what = up->kind == UpKind::kPropertiesReport ? "property_reports" : "events";
+  const char* what =
+      up->kind == UpKind::kPropertiesReport || up->kind == UpKind::kGatewayPropertiesReport
+          ? "property_reports"
+          : "events";
   std::lock_guard<std::mutex> guard(platform_.lock());
   // The broker took the message when it was handed over (PUBACK): a database that is busy
   // (another instance writing) is waited for and tried again, not dropped at once.
@@ -258,6 +265,16 @@ void Service::HandleDeviceMessage(const std::string& topic, const std::string& p
   Send(out);
 }
 
+void Service::SubDevice(const std::string& gateway, const std::string& device) {
+  if (!platform_.registry().IsSubDeviceOf(device, gateway)) {
+    throw ApiError(403, device + " is not a sub-device of " + gateway);
+  }
+  if (!platform_.registry().GetDevice(device).enabled) {
+    throw ApiError(403, "sub-device " + device + " is disabled");
+  }
+  platform_.registry().MarkSeen(device);
+}
+
 void Service::ApplyDeviceMessage(const UpTopic& up, const std::string& payload, int64_t now,
                                  std::vector<QueuedMessage>* out) {
   // Unknown: a device deleted since it logged in.
@@ -279,7 +296,28 @@ void Service::ApplyDeviceMessage(const UpTopic& up, const std::string& payload, 
     platform_.registry().Count("property_reports");
     return;
   }
+  if (up.kind == UpKind::kGatewayPropertiesReport) {
+    // Each device must be this gateway's sub-device; one that is not refuses the whole report.
+    for (const auto& [device, report] : ParseGatewayProperties(j)) {
+      SubDevice(up.device_id, device);
+      platform_.registry().StoreProperties(device, report);
+      platform_.registry().Count("property_reports");
+    }
+    return;
+  }
   const std::vector<OtaEvent> events = ParseOtaEvents(j);
+  // Who the events are about: the sender, or one of its sub-devices (a gateway's).
+  const std::string object = ObjectDeviceId(j, up.device_id);
+  const std::string& device = object.empty() ? up.device_id : object;
+  if (!object.empty()) SubDevice(up.device_id, object);
+  const std::vector<SubDeviceStatus> statuses = ParseSubDeviceStatuses(j);
+  for (const SubDeviceStatus& st : statuses) {
+    if (!object.empty()) throw ApiError(400, "sub_device_update_status is the gateway's own");
+    SubDevice(up.device_id, st.device_id);
+  }
+  for (const SubDeviceStatus& st : statuses) {
+    platform_.registry().SetSubDeviceOnline(up.device_id, st.device_id, st.online);
+  }
   // Every event is checked before any is applied: a message is taken whole or not at all.
   for (const OtaEvent& e : events) {
     if (e.event_type == "upgrade_progress_report") {
@@ -298,9 +336,9 @@ void Service::ApplyDeviceMessage(const UpTopic& up, const std::string& payload, 
         return e.paras.contains(key) && e.paras[key].is_string() ? e.paras[key].get<std::string>()
                                                                  : std::string();
       };
-      msgs = tasks_->OnVersionReport(up.device_id, text("fw_version"), text("sw_version"), now);
+      msgs = tasks_->OnVersionReport(device, text("fw_version"), text("sw_version"), now);
     } else {
-      msgs = tasks_->OnProgress(up.device_id, e.paras, now);
+      msgs = tasks_->OnProgress(device, e.paras, now);
     }
     out->insert(out->end(), msgs.begin(), msgs.end());
   }

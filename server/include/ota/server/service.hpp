@@ -58,6 +58,8 @@ class Service {
   // Acknowledged messages leave the outbox; what is left and not in flight is published again.
   void FlushOutbox(int64_t now);
   void Reject(const std::string& device, const std::string& what, const std::string& why);
+  // `device` is an enabled sub-device of `gateway` (marked seen), else ApiError(403).
+  void SubDevice(const std::string& gateway, const std::string& device);
   // Inside the caller's transaction; ApiError refuses the whole message.
   void ApplyDeviceMessage(const UpTopic& up, const std::string& payload, int64_t now,
                           std::vector<QueuedMessage>* out);
