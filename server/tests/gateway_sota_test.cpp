@@ -171,8 +171,12 @@ class GatewaySota : public ::testing::Test {
     broker_.reset();
   }
 
+  // Returns once the platform saw the device connect: its subscriptions are in place, so what
+  // the device publishes next reaches it.
   std::unique_ptr<Client> Connect(const std::string& id) {
-    return std::make_unique<Client>(broker_->port(), platform_->tls().ca_cert, id);
+    auto c = std::make_unique<Client>(broker_->port(), platform_->tls().ca_cert, id);
+    EXPECT_TRUE(WaitFor([&] { return GetDevice(id).online; })) << id << " never seen online";
+    return c;
   }
   std::unique_ptr<httplib::SSLClient> Api() {
     auto api = std::make_unique<httplib::SSLClient>("127.0.0.1", service_->http_port());
