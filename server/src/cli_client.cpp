@@ -9,6 +9,8 @@
 #include <sstream>
 #include <thread>
 
+#include "ota/host/hex.hpp"
+
 namespace ota::server::cli {
 
 namespace {
@@ -100,13 +102,23 @@ int Client::Print(const std::string& method, const std::string& path, const json
   return rc;
 }
 
-int Client::Upload(const std::string& product, const std::string& file) const {
+int Client::Upload(const std::string& product, const std::string& file,
+                   const std::string& software_version, const std::string& signature_file) const {
   std::string error;
   const std::optional<std::string> bytes = ReadAll(file, &error);
   if (!bytes) return Fail(kExitInput, error);
   const std::string name = std::filesystem::path(file).filename().string();
+  std::string query = "?file_name=" + httplib::detail::encode_query_param(name);
+  if (!software_version.empty()) {
+    const std::optional<std::string> sig = ReadAll(signature_file, &error);
+    if (!sig) return Fail(kExitInput, error);
+    const std::string hex = ota::host::ToHex(
+        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(sig->data()), sig->size()));
+    query += "&category=software&version=" + httplib::detail::encode_query_param(software_version) +
+             "&signature=" + hex;
+  }
   json out;
-  const int rc = Call("POST", "/api/v1/products/" + product + "/packages?file_name=" + name, *bytes,
+  const int rc = Call("POST", "/api/v1/products/" + product + "/packages" + query, *bytes,
                       "application/octet-stream", &out);
   if (rc == kExitOk) std::printf("%s\n", out.dump(2).c_str());
   return rc;

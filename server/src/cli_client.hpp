@@ -31,7 +31,10 @@ class Client {
   explicit Client(ClientOptions options) : options_(std::move(options)) {}
   // GET/POST/PATCH with a JSON body; prints the answer.
   int Print(const std::string& method, const std::string& path, const nlohmann::json& body) const;
-  int Upload(const std::string& product, const std::string& file) const;
+  // `software_version` set: a software (SOTA) package signed by `signature_file` (DER).
+  int Upload(const std::string& product, const std::string& file,
+             const std::string& software_version = "",
+             const std::string& signature_file = "") const;
   // Polls a task until it ends: 0 on Success, 1 otherwise.
   int WaitTask(int64_t task, int timeout_s) const;
   int Call(const std::string& method, const std::string& path, const std::string& body,

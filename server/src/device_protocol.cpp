@@ -19,15 +19,17 @@ std::string EventTime() {
   return FormatEventTime(std::time(nullptr));
 }
 
-Outgoing Event(const std::string& device_id, const std::string& type, const nlohmann::json& paras,
-               const char* service = "$ota") {
+// A sub-device's messages go to its gateway's topic, naming it in object_device_id.
+Outgoing Event(const std::string& device_id, const std::string& gateway_id, const std::string& type,
+               const nlohmann::json& paras, const char* service = "$ota") {
   const nlohmann::json envelope = {{"object_device_id", device_id},
                                    {"services",
                                     {{{"service_id", service},
                                       {"event_type", type},
                                       {"event_time", EventTime()},
                                       {"paras", paras}}}}};
-  return {std::string(kPrefix) + device_id + "/sys/events/down", envelope.dump()};
+  return {std::string(kPrefix) + (gateway_id.empty() ? device_id : gateway_id) + "/sys/events/down",
+          envelope.dump()};
 }
 
 // Epoch ms as C and Java send it (a number) or as Python does (a string of digits).
@@ -128,6 +130,8 @@ std::optional<UpTopic> ParseUpTopic(std::string_view topic) {
     up.kind = UpKind::kPropertiesReport;
   } else if (rest == "/sys/events/up") {
     up.kind = UpKind::kEventsUp;
+  } else if (rest == "/sys/gateway/sub_devices/properties/report") {
+    up.kind = UpKind::kGatewayPropertiesReport;
   } else if (rest == "/sys/messages/up") {
     up.kind = UpKind::kMessagesUp;
   } else if (rest.substr(0, kResponse.size()) == kResponse && rest.size() > kResponse.size()) {
@@ -147,14 +151,15 @@ std::vector<std::string> UpSubscriptions(const std::string& share_group) {
   // with 2.0.11): with it, the one instance subscribes plainly (empty group).
   const std::string base =
       (share_group.empty() ? std::string() : "$share/" + share_group + "/") + "$oc/devices/+/sys/";
+  // A '?' is an ordinary character in MQTT: the gzip variants are topics of their own.
   // Presence events come from the broker itself (docs/spec/broker-auth.md): never shared, every
   // instance keeps its view of who is online.
-  // A '?' is an ordinary character in MQTT: the gzip variants are topics of their own.
   return {base + "properties/report",
           base + "properties/report?encoding=gzip",
           base + "events/up",
           base + "messages/up",
           base + "messages/up?encoding=gzip",
+          base + "gateway/sub_devices/properties/report",
           base + "gateway/sub_devices/properties/report?encoding=gzip",
           base + "commands/response/#",
           base + "shadow/get/+",  // not shadow/get/#: that would take the platform's answers
@@ -274,17 +279,78 @@ std::optional<Presence> ParsePresence(std::string_view topic, const std::string&
   return Presence{device, event == "connected", j["seq"].get<int64_t>()};
 }
 
-Outgoing VersionQuery(const std::string& device_id) {
-  return Event(device_id, "version_query", nlohmann::json::object());
+std::string ObjectDeviceId(const nlohmann::json& envelope, const std::string& sender) {
+  if (!envelope.is_object() || !envelope.contains("object_device_id")) return {};
+  const nlohmann::json& o = envelope["object_device_id"];
+  if (o.is_null()) return {};
+  if (!o.is_string()) throw ApiError(400, "object_device_id must be a string");
+  const std::string id = o;
+  // The C SDK answers "-1" when the platform's event named no device; Py sends "" or its own.
+  if (id.empty() || id == "-1" || id == sender) return {};
+  if (!broker::IsValidDeviceId(id)) throw ApiError(400, "object_device_id is not a device ID");
+  return id;
 }
 
-Outgoing FirmwareUpgrade(const std::string& device_id, const nlohmann::json& paras) {
-  return Event(device_id, "firmware_upgrade", paras);
+std::vector<SubDeviceStatus> ParseSubDeviceStatuses(const nlohmann::json& envelope) {
+  std::vector<SubDeviceStatus> out;
+  for (const auto& s : envelope["services"]) {
+    if (s["service_id"] != "$sub_device_manager" || !s.contains("event_type") ||
+        s["event_type"] != "sub_device_update_status") {
+      continue;
+    }
+    const nlohmann::json& paras = s.contains("paras") ? s["paras"] : nlohmann::json();
+    if (!paras.is_object() || !paras.contains("device_statuses") ||
+        !paras["device_statuses"].is_array() || paras["device_statuses"].size() > kMaxSubDevices) {
+      throw ApiError(400, "sub_device_update_status: expected device_statuses (at most " +
+                              std::to_string(kMaxSubDevices) + ")");
+    }
+    for (const auto& d : paras["device_statuses"]) {
+      if (!d.is_object() || !d.contains("device_id") || !d["device_id"].is_string() ||
+          !d.contains("status") || !d["status"].is_string() ||
+          (d["status"] != "ONLINE" && d["status"] != "OFFLINE")) {
+        throw ApiError(400, "sub_device_update_status: each needs device_id and ONLINE|OFFLINE");
+      }
+      out.push_back({d["device_id"], d["status"] == "ONLINE"});
+    }
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, nlohmann::json>> ParseGatewayProperties(
+    const nlohmann::json& report) {
+  if (!report.is_object() || !report.contains("devices") || !report["devices"].is_array() ||
+      report["devices"].size() > kMaxSubDevices) {
+    throw ApiError(400, "sub-device properties: expected {\"devices\": [...]} (at most " +
+                            std::to_string(kMaxSubDevices) + ")");
+  }
+  std::vector<std::pair<std::string, nlohmann::json>> out;
+  for (const auto& d : report["devices"]) {
+    if (!d.is_object() || !d.contains("device_id") || !d["device_id"].is_string() ||
+        !d.contains("services")) {
+      throw ApiError(400, "sub-device properties: each device needs device_id and services");
+    }
+    out.emplace_back(d["device_id"], nlohmann::json{{"services", d["services"]}});
+  }
+  return out;
+}
+
+Outgoing VersionQuery(const std::string& device_id, const std::string& gateway_id) {
+  return Event(device_id, gateway_id, "version_query", nlohmann::json::object());
+}
+
+Outgoing FirmwareUpgrade(const std::string& device_id, const nlohmann::json& paras,
+                         const std::string& gateway_id) {
+  return Event(device_id, gateway_id, "firmware_upgrade", paras);
+}
+
+Outgoing SoftwareUpgrade(const std::string& device_id, const nlohmann::json& paras,
+                         const std::string& gateway_id) {
+  return Event(device_id, gateway_id, "software_upgrade", paras);
 }
 
 Outgoing TimeSyncResponse(const std::string& device_id, int64_t device_send_time,
                           int64_t server_recv_time, int64_t server_send_time) {
-  return Event(device_id, "time_sync_response",
+  return Event(device_id, "", "time_sync_response",
                {{"device_send_time", device_send_time},
                 {"server_recv_time", server_recv_time},
                 {"server_send_time", server_send_time}},

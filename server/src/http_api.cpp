@@ -1,6 +1,7 @@
 #include "ota/server/http_api.hpp"
 
 #include <httplib.h>
+#include <openssl/crypto.h>
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -35,9 +36,11 @@ json ToJson(const Product& p) {
 }
 
 json ToJson(const Device& d) {
-  return {{"device_id", d.device_id},   {"product_id", d.product_id}, {"node_id", d.node_id},
-          {"enabled", d.enabled},       {"online", d.online},         {"last_seen", d.last_seen},
-          {"fw_version", d.fw_version}, {"sw_version", d.sw_version}, {"groups", d.groups}};
+  json j = {{"device_id", d.device_id},   {"product_id", d.product_id}, {"node_id", d.node_id},
+            {"enabled", d.enabled},       {"online", d.online},         {"last_seen", d.last_seen},
+            {"fw_version", d.fw_version}, {"sw_version", d.sw_version}, {"groups", d.groups}};
+  j["gateway_id"] = d.gateway_id.empty() ? json(nullptr) : json(d.gateway_id);
+  return j;
 }
 
 json ToJson(const PackageRecord& r) {
@@ -49,7 +52,8 @@ json ToJson(const PackageRecord& r) {
             {"version", r.version},
             {"key_id", r.key_id},
             {"file_name", r.file_name},
-            {"description", r.description}};
+            {"description", r.description},
+            {"category", r.category}};
   j["source_version"] = r.source_version.empty() ? json(nullptr) : json(r.source_version);
   return j;
 }
@@ -262,6 +266,24 @@ void HttpApi::Routes() {
            const std::vector<uint8_t> bytes(req.body.begin(), req.body.end());
            const std::string name =
                req.has_param("file_name") ? req.get_param_value("file_name") : "";
+           const std::string category = req.get_param_value("category");
+           if (category == "software") {
+             // SOTA: any file, with a detached signature by a product key (hex DER).
+             long len = 0;
+             const std::string hex = req.get_param_value("signature");
+             std::unique_ptr<unsigned char, void (*)(void*)> sig(
+                 hex.empty() || hex.size() > 1024 ? nullptr : OPENSSL_hexstr2buf(hex.c_str(), &len),
+                 [](void* b) { OPENSSL_free(b); });
+             if (!sig) throw ApiError(400, "signature: hex of a DER ECDSA signature is required");
+             const std::vector<uint8_t> der(sig.get(), sig.get() + len);
+             Reply(res, 201,
+                   ToJson(p.packages().UploadSoftware(req.matches[1], bytes, name,
+                                                      req.get_param_value("version"), der)));
+             return;
+           }
+           if (!category.empty() && category != "firmware") {
+             throw ApiError(400, "category: firmware or software");
+           }
            Reply(res, 201, ToJson(p.packages().Upload(req.matches[1], bytes, name)));
          }));
 
@@ -293,13 +315,31 @@ void HttpApi::Routes() {
 
   s.Post("/api/v1/devices", api([&p](const httplib::Request& req, httplib::Response& res) {
            const json b = Body(req);
-           auto [device, secret] =
-               p.registry().CreateDevice(Str(b, "product_id", true), Str(b, "node_id", true),
-                                         Str(b, "device_id"), Str(b, "secret"));
+           auto [device, secret] = p.registry().CreateDevice(
+               Str(b, "product_id", true), Str(b, "node_id", true), Str(b, "device_id"),
+               Str(b, "secret"), Str(b, "gateway_id"));
            json out = ToJson(device);
-           out["secret"] = secret;  // shown once, here; never logged
+           if (device.gateway_id.empty()) out["secret"] = secret;  // shown once, here; never logged
            Reply(res, 201, out);
          }));
+  // A gateway's sub-devices (docs/server.md, "Gateways and sub-devices"): no secret, no login.
+  s.Post(R"(/api/v1/devices/([^/]+)/sub-devices)",
+         api([&p](const httplib::Request& req, httplib::Response& res) {
+           const json b = Body(req);
+           Reply(res, 201,
+                 ToJson(p.registry()
+                            .CreateDevice(Str(b, "product_id", true), Str(b, "node_id", true),
+                                          Str(b, "device_id"), Str(b, "secret"), req.matches[1])
+                            .first));
+         }));
+  s.Get(R"(/api/v1/devices/([^/]+)/sub-devices)",
+        api([&p](const httplib::Request& req, httplib::Response& res) {
+          p.registry().GetDevice(req.matches[1]);  // 404 first
+          json out = json::array();
+          for (const std::string& id : p.registry().SubDeviceIds(req.matches[1]))
+            out.push_back(ToJson(p.registry().GetDevice(id)));
+          Reply(res, 200, out);
+        }));
   s.Get("/api/v1/devices", api([&p](const httplib::Request& req, httplib::Response& res) {
           json out = json::array();
           for (const Device& d : p.registry().ListDevices(req.get_param_value("product_id"),
@@ -504,6 +544,7 @@ void HttpApi::TaskRoutes() {
            const json b = Body(req);
            TaskSpec spec;
            spec.product_id = Str(b, "product_id", true);
+           if (!Str(b, "kind").empty()) spec.kind = Str(b, "kind");
            spec.name = Str(b, "name");
            spec.target_version = Str(b, "target_version");
            spec.package_id = Number(b, "package_id", 0);

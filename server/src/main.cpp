@@ -161,6 +161,11 @@ int main(int argc, char** argv) {
   std::string device_id;
   d_create->add_option("--id", device_id, "device id (default PRODUCT_NODE)");
   d_create->add_option("--secret", secret, "secret (default: generated)");
+  std::string gateway;
+  d_create->add_option("--gateway", gateway,
+                       "register a sub-device of this gateway (no secret, never logs in)");
+  CLI::App* d_subs = client_cmd(device, "sub-devices", "List a gateway's sub-devices");
+  d_subs->add_option("id", device_id)->required();
   CLI::App* d_list = client_cmd(device, "list", "List devices");
   d_list->add_option("--product", id, "only this product");
   d_list->add_option("--group", group, "only this group");
@@ -182,6 +187,11 @@ int main(int argc, char** argv) {
   CLI::App* k_upload = client_cmd(package, "upload", "Upload a signed package");
   k_upload->add_option("product", id, "product id")->required();
   k_upload->add_option("file", file, "package file (ota pack)")->required();
+  std::string sw_version, signature_file;
+  k_upload->add_option("--software", sw_version,
+                       "a software (SOTA) package of this version: any file, with --signature");
+  k_upload->add_option("--signature", signature_file,
+                       "DER signature of the file (openssl dgst -sha256 -sign KEY.pem)");
   CLI::App* k_list = client_cmd(package, "list", "List packages");
   k_list->add_option("--product", id, "only this product");
 
@@ -195,8 +205,10 @@ int main(int argc, char** argv) {
   int64_t deadline_s = 0;
   std::vector<std::string> waves;
   bool supersede = false;
-  std::string reason;
+  std::string reason, kind = "firmware";
   CLI::App* t_create = client_cmd(task, "create", "Create an upgrade task");
+  t_create->add_option("--kind", kind, "firmware (default) or software (SOTA)")
+      ->check(CLI::IsMember({"firmware", "software"}));
   t_create->add_option("product", id, "product id")->required();
   t_create->add_option("--version", version, "target version");
   t_create->add_option("--package", package_id, "exactly this package");
@@ -286,7 +298,11 @@ int main(int argc, char** argv) {
     json body = {{"product_id", id}, {"node_id", node}};
     if (!device_id.empty()) body["device_id"] = device_id;
     if (!secret.empty()) body["secret"] = secret;
+    if (!gateway.empty()) body["gateway_id"] = gateway;
     return c.Print("POST", "/api/v1/devices", body);
+  }
+  if (d_subs->parsed()) {
+    return c.Print("GET", "/api/v1/devices/" + device_id + "/sub-devices", nullptr);
   }
   if (d_list->parsed()) {
     return c.Print("GET", "/api/v1/devices?product_id=" + id + "&group=" + group, nullptr);
@@ -302,12 +318,18 @@ int main(int argc, char** argv) {
     return c.Print("GET", "/api/v1/devices/" + device_id + "/properties", nullptr);
   }
   if (d_logs->parsed()) return c.Print("GET", "/api/v1/devices/" + device_id + "/logs", nullptr);
-  if (k_upload->parsed()) return c.Upload(id, file);
+  if (k_upload->parsed()) {
+    if (sw_version.empty() != signature_file.empty()) {
+      return c.Fail(cli::kExitUsage, "--software and --signature go together");
+    }
+    return c.Upload(id, file, sw_version, signature_file);
+  }
   if (k_list->parsed()) return c.Print("GET", "/api/v1/packages?product_id=" + id, nullptr);
   if (t_create->parsed()) {
-    json body = {{"product_id", id},       {"devices", devices},
-                 {"groups", groups},       {"whole_product", all},
-                 {"retry_count", retries}, {"retry_interval", retry_interval}};
+    json body = {
+        {"product_id", id},     {"devices", devices},     {"groups", groups},
+        {"whole_product", all}, {"retry_count", retries}, {"retry_interval", retry_interval},
+        {"kind", kind}};
     if (!version.empty()) body["target_version"] = version;
     if (package_id != 0) body["package_id"] = package_id;
     if (deadline_s != 0) body["deadline"] = static_cast<int64_t>(std::time(nullptr)) + deadline_s;

@@ -26,13 +26,15 @@ const char* OpenApiDocument() {
         "fw_version": {"type": "string"}, "sw_version": {"type": "string"},
         "groups": {"type": "array", "items": {"type": "string"}},
         "sdk_info": {"type": "object", "nullable": true, "description": "only in GET /devices/{device_id}: the last $sdk_info report of a Huawei SDK (device_sdk_version, sw_version, fw_version, device_ip)"},
-        "secret": {"type": "string", "description": "only in the answer to POST /devices"}}},
+        "gateway_id": {"type": "string", "nullable": true, "description": "a sub-device's gateway (it has no secret and never logs in)"},
+        "secret": {"type": "string", "description": "only in the answer to POST /devices, never for a sub-device"}}},
       "Package": {"type": "object", "properties": {
         "package_id": {"type": "integer"}, "product_id": {"type": "string"},
         "sha256": {"type": "string"}, "size": {"type": "integer"},
         "kind": {"type": "string", "enum": ["full", "diff"]}, "version": {"type": "string"},
         "source_version": {"type": "string", "nullable": true}, "key_id": {"type": "string"},
-        "file_name": {"type": "string"}, "description": {"type": "string"}}},
+        "file_name": {"type": "string"}, "description": {"type": "string"},
+        "category": {"type": "string", "enum": ["firmware", "software"]}}},
       "DownloadGrant": {"type": "object", "properties": {
         "version": {"type": "string"}, "url": {"type": "string"},
         "access_token": {"type": "string"}, "expires": {"type": "integer"},
@@ -50,13 +52,16 @@ const char* OpenApiDocument() {
     "/products/{product_id}/keys": {
       "post": {"summary": "Register a P-256 public key (PEM) that may sign the product's packages", "responses": {"201": {"description": "Registered"}, "400": {"description": "Not a P-256 key"}, "409": {"description": "Already registered"}}}},
     "/products/{product_id}/packages": {
-      "post": {"summary": "Upload a signed package (application/octet-stream body; ?file_name=)", "responses": {"201": {"description": "Stored"}, "409": {"description": "Duplicate"}, "422": {"description": "Not a package, unsigned, or not signed by a key of the product"}}}},
+      "post": {"summary": "Upload a signed package (application/octet-stream body; ?file_name=). With ?category=software&version=V&signature=HEX: a software (SOTA) package, any file, with a detached DER ECDSA-SHA256 signature by a product key", "responses": {"201": {"description": "Stored"}, "400": {"description": "Bad category, version or signature parameter"}, "409": {"description": "Duplicate"}, "422": {"description": "Not a package, unsigned, or not signed by a key of the product"}}}},
     "/devices": {
       "get": {"summary": "List devices (?product_id=, ?group=)", "responses": {"200": {"description": "Devices"}}},
-      "post": {"summary": "Register a device; the answer carries its secret, once", "responses": {"201": {"description": "Created"}, "409": {"description": "Exists"}}}},
+      "post": {"summary": "Register a device ({product_id, node_id, device_id?, secret?, gateway_id?}); the answer carries its secret, once; with gateway_id a sub-device (no secret)", "responses": {"201": {"description": "Created"}, "400": {"description": "Invalid (a secret for a sub-device, a gateway that is a sub-device)"}, "409": {"description": "Exists"}}}},
     "/devices/{device_id}": {
       "get": {"summary": "One device", "responses": {"200": {"description": "Device"}, "404": {"description": "Unknown"}}},
       "patch": {"summary": "Enable or disable ({\"enabled\": bool})", "responses": {"200": {"description": "Device"}}}},
+    "/devices/{device_id}/sub-devices": {
+      "get": {"summary": "A gateway's sub-devices", "responses": {"200": {"description": "Devices"}, "404": {"description": "Unknown"}}},
+      "post": {"summary": "Register a sub-device of this gateway ({product_id, node_id, device_id?}); it has no secret and never logs in", "responses": {"201": {"description": "Device"}, "400": {"description": "Invalid"}, "409": {"description": "Exists"}}}},
     "/devices/{device_id}/groups": {
       "post": {"summary": "Add to a group ({\"group\": name})", "responses": {"200": {"description": "Device"}}}},
     "/devices/{device_id}/logs": {
@@ -71,7 +76,7 @@ const char* OpenApiDocument() {
       "post": {"summary": "Grant a device a download ({\"device_id\", \"expires\": seconds})", "responses": {"201": {"description": "DownloadGrant"}}}},
     "/tasks": {
       "get": {"summary": "List upgrade tasks with their status, state, waves and per-state device counts (no device lists)", "responses": {"200": {"description": "Tasks"}}},
-      "post": {"summary": "Create an upgrade task ({product_id, target_version | package_id, devices[], groups[], whole_product, start_at, deadline, retry_count 0..5, retry_interval s, resend_interval s (>= 5, default 60), supersede, rollout: {waves: [{name, group | percent | devices[], failure_threshold_percent}], failure_threshold_percent, rate_per_minute}}); answers the task without its device list", "responses": {"201": {"description": "Task"}, "400": {"description": "Invalid, no targets, or no package for the version"}, "409": {"description": "A target is in another open task (set supersede)"}}}},
+      "post": {"summary": "Create an upgrade task ({kind: firmware (default) | software, product_id, target_version | package_id, devices[], groups[], whole_product, start_at, deadline, retry_count 0..5, retry_interval s, resend_interval s (>= 5, default 60), supersede, rollout: {waves: [{name, group | percent | devices[], failure_threshold_percent}], failure_threshold_percent, rate_per_minute}}); answers the task without its device list", "responses": {"201": {"description": "Task"}, "400": {"description": "Invalid, no targets, or no package for the version"}, "409": {"description": "A target is in another open task (set supersede)"}}}},
     "/tasks/{task_id}": {
       "get": {"summary": "One task: status, state (scheduled|running|paused|finished|cancelled), pause_reason, waves (size, counts, state pending|active|done), counts, and every device's state (Waiting, Processing, Success, Fail, FailWaitRetry, Stopped) unless ?devices=false", "responses": {"200": {"description": "Task"}, "404": {"description": "Unknown"}}}},
     "/tasks/{task_id}/stop": {

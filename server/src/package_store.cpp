@@ -1,6 +1,8 @@
 #include "ota/server/package_store.hpp"
 
 #include <fcntl.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -10,6 +12,7 @@
 #include "ota/host/package_apply.hpp"
 #include "ota/package.hpp"
 #include "ota/server/hex.hpp"
+#include "ota/server/upgrade_tasks.hpp"
 #include "ota/sha256.hpp"
 
 namespace ota::server {
@@ -49,12 +52,29 @@ PackageRecord FromRow(Statement& st) {
   r.key_id = st.Text(7);
   r.file_name = st.Text(8);
   r.description = st.Text(9);
+  r.category = st.Text(10);
   return r;
 }
 
 constexpr const char* kColumns =
     "SELECT package_id, product_id, sha256, size, kind, version, COALESCE(source_version, ''), "
-    "key_id, file_name, description FROM packages ";
+    "key_id, file_name, description, category FROM packages ";
+
+// Whether `signature` (DER ECDSA) over `bytes` verifies with the PEM public key.
+bool VerifyDetached(const std::string& public_pem, const std::vector<uint8_t>& bytes,
+                    const std::vector<uint8_t>& signature) {
+  BIO* bio = BIO_new_mem_buf(public_pem.data(), static_cast<int>(public_pem.size()));
+  EVP_PKEY* key = bio != nullptr ? PEM_read_bio_PUBKEY(bio, nullptr, nullptr, nullptr) : nullptr;
+  BIO_free(bio);
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  const bool ok =
+      key != nullptr && ctx != nullptr &&
+      EVP_DigestVerifyInit(ctx, nullptr, EVP_sha256(), nullptr, key) == 1 &&
+      EVP_DigestVerify(ctx, signature.data(), signature.size(), bytes.data(), bytes.size()) == 1;
+  EVP_MD_CTX_free(ctx);
+  EVP_PKEY_free(key);
+  return ok;
+}
 
 }  // namespace
 
@@ -100,16 +120,55 @@ PackageRecord PackageStore::Upload(const std::string& product_id, const std::vec
   r.key_id = ToHex(sig->key_id);
   r.file_name = file_name.empty() ? r.version + "-" + r.kind + ".bin" : file_name;
   r.description = m->description;
+  return Store(std::move(r), bytes);
+}
 
+PackageRecord PackageStore::UploadSoftware(const std::string& product_id,
+                                           const std::vector<uint8_t>& bytes,
+                                           const std::string& file_name, const std::string& version,
+                                           const std::vector<uint8_t>& signature) {
+  const Product product = registry_.GetProduct(product_id);  // 404 first
+  if (version.empty() || version.size() > 64 || SafeUtf8(version, 64) != version) {
+    throw ApiError(400, "version: 1-64 bytes of UTF-8");
+  }
+  if (bytes.empty()) throw ApiError(422, "the software package is empty");
+  if (product.keys.empty()) throw ApiError(422, "product " + product_id + " has no signing keys");
+  std::string key_id;
+  for (const ProductKey& k : product.keys) {
+    if (VerifyDetached(k.public_pem, bytes, signature)) key_id = k.key_id;
+  }
+  if (key_id.empty()) {
+    throw ApiError(
+        422, "software package refused: the signature is not by a key of product " + product_id);
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_Digest(bytes.data(), bytes.size(), digest, &n, EVP_sha256(), nullptr);
+  PackageRecord r;
+  r.product_id = product_id;
+  r.sha256 = ToHex(std::span<const uint8_t>(digest, n));
+  r.size = static_cast<int64_t>(bytes.size());
+  r.kind = "full";
+  r.category = "software";
+  r.version = version;
+  r.key_id = key_id;
+  r.file_name = file_name.empty() ? version + "-software.bin" : file_name;
+  return Store(std::move(r), bytes);
+}
+
+PackageRecord PackageStore::Store(PackageRecord r, const std::vector<uint8_t>& bytes) {
+  const std::string& product_id = r.product_id;
   if (db_.Prepare("SELECT 1 FROM packages WHERE sha256 = ?").Bind(1, r.sha256).Step()) {
     throw ApiError(409, "this package is already uploaded");
   }
   Statement same = db_.Prepare(
       "SELECT package_id FROM packages WHERE product_id = ? AND kind = ? AND version = ? AND "
-      "COALESCE(source_version, '') = ?");
+      "COALESCE(source_version, '') = ? AND category = ?");
   same.Bind(1, product_id).Bind(2, r.kind).Bind(3, r.version).Bind(4, r.source_version);
+  same.Bind(5, r.category);
   if (same.Step()) {
-    throw ApiError(409, "product " + product_id + " already has a " + r.kind + " package for " +
+    throw ApiError(409, "product " + product_id + " already has a " +
+                            (r.category == "software" ? "software" : r.kind) + " package for " +
                             (r.source_version.empty() ? "" : r.source_version + " -> ") +
                             r.version + " (package " + std::to_string(same.Int(0)) + ")");
   }
@@ -117,7 +176,7 @@ PackageRecord PackageStore::Upload(const std::string& product_id, const std::vec
   Transaction tx(db_);
   Statement ins = db_.Prepare(
       "INSERT INTO packages (product_id, sha256, size, kind, version, source_version, key_id, "
-      "file_name, description, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+      "file_name, description, created_at, category) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   ins.Bind(1, r.product_id).Bind(2, r.sha256).Bind(3, r.size).Bind(4, r.kind).Bind(5, r.version);
   if (r.source_version.empty()) {
     ins.BindNull(6);
@@ -125,7 +184,7 @@ PackageRecord PackageStore::Upload(const std::string& product_id, const std::vec
     ins.Bind(6, r.source_version);
   }
   ins.Bind(7, r.key_id).Bind(8, r.file_name).Bind(9, r.description);
-  ins.Bind(10, static_cast<int64_t>(std::time(nullptr)));
+  ins.Bind(10, static_cast<int64_t>(std::time(nullptr))).Bind(11, r.category);
   ins.Run();
   r.package_id = db_.LastInsertId();
   tx.Commit();
@@ -155,15 +214,17 @@ std::filesystem::path PackageStore::BlobPath(const PackageRecord& record) const 
 
 std::optional<PackageRecord> PackageStore::Choose(const std::string& product_id,
                                                   const std::string& target_version,
-                                                  const std::string& current_version) {
+                                                  const std::string& current_version,
+                                                  const std::string& category) {
   Statement diff = db_.Prepare(std::string(kColumns) +
                                "WHERE product_id = ? AND kind = 'diff' AND version = ? AND "
-                               "source_version = ?");
-  diff.Bind(1, product_id).Bind(2, target_version).Bind(3, current_version);
+                               "source_version = ? AND category = ?");
+  diff.Bind(1, product_id).Bind(2, target_version).Bind(3, current_version).Bind(4, category);
   if (diff.Step()) return FromRow(diff);
-  Statement full =
-      db_.Prepare(std::string(kColumns) + "WHERE product_id = ? AND kind = 'full' AND version = ?");
-  full.Bind(1, product_id).Bind(2, target_version);
+  Statement full = db_.Prepare(std::string(kColumns) +
+                               "WHERE product_id = ? AND kind = 'full' AND version = ? AND "
+                               "category = ?");
+  full.Bind(1, product_id).Bind(2, target_version).Bind(3, category);
   if (full.Step()) return FromRow(full);
   return std::nullopt;
 }

@@ -167,28 +167,44 @@ std::vector<TrustedKey> Registry::TrustedKeys(const std::string& product_id) {
 std::pair<Device, std::string> Registry::CreateDevice(const std::string& product_id,
                                                       const std::string& node_id,
                                                       const std::string& device_id,
-                                                      const std::string& secret) {
+                                                      const std::string& secret,
+                                                      const std::string& gateway_id) {
   GetProduct(product_id);
+  if (!gateway_id.empty()) {
+    // One level, as in IoTDA: a gateway logs in itself.
+    if (!GetDevice(gateway_id).gateway_id.empty()) {
+      throw ApiError(400, "gateway " + gateway_id + " is itself a sub-device");
+    }
+    if (!secret.empty()) throw ApiError(400, "a sub-device has no secret: it never logs in");
+  }
   if (!IsName(node_id)) throw ApiError(400, "node_id: 1-64 characters of A-Z a-z 0-9 _ -");
   const std::string id = device_id.empty() ? product_id + "_" + node_id : device_id;
   if (!broker::IsValidDeviceId(id)) {
     throw ApiError(400, "device_id: 1-128 characters of A-Z a-z 0-9 _ -");
   }
-  const std::string s = secret.empty() ? RandomHex(16) : secret;
-  if (s.size() < 8 || s.size() > 128) throw ApiError(400, "secret: 8-128 characters");
+  const std::string s = !gateway_id.empty() ? std::string()
+                        : secret.empty()    ? RandomHex(16)
+                                            : secret;
+  if (gateway_id.empty() && (s.size() < 8 || s.size() > 128)) {
+    throw ApiError(400, "secret: 8-128 characters");
+  }
   Transaction tx(db_);
   if (db_.Prepare("SELECT 1 FROM devices WHERE device_id = ?").Bind(1, id).Step()) {
     throw ApiError(409, "device " + id + " exists");
   }
-  db_.Prepare(
-         "INSERT INTO devices (device_id, product_id, node_id, created_at) VALUES (?, ?, ?, ?)")
-      .Bind(1, id)
-      .Bind(2, product_id)
-      .Bind(3, node_id)
-      .Bind(4, Now())
-      .Run();
+  Statement ins = db_.Prepare(
+      "INSERT INTO devices (device_id, product_id, node_id, created_at, gateway_id) "
+      "VALUES (?, ?, ?, ?, ?)");
+  ins.Bind(1, id).Bind(2, product_id).Bind(3, node_id).Bind(4, Now());
+  if (gateway_id.empty()) {
+    ins.BindNull(5);
+  } else {
+    ins.Bind(5, gateway_id);
+  }
+  ins.Run();
   std::string error;
-  if (!broker::PutCredential(db_.handle(), box_, id, s, true, &error)) {
+  // A sub-device gets no broker credential: the broker refuses any login as it.
+  if (gateway_id.empty() && !broker::PutCredential(db_.handle(), box_, id, s, true, &error)) {
     throw DbError("broker credential: " + error);
   }
   tx.Commit();
@@ -201,21 +217,23 @@ constexpr const char* kDeviceColumns =
     "SELECT d.device_id, d.product_id, d.node_id, d.enabled, d.online, d.last_seen, "
     "d.fw_version, d.sw_version, d.presence_seq, (SELECT group_concat(group_name, char(31)) "
     "FROM (SELECT group_name FROM device_groups g WHERE g.device_id = d.device_id ORDER BY "
-    "group_name)) FROM devices d ";
+    "group_name)), COALESCE(d.gateway_id, ''), gw.online, gw.presence_seq, gw.last_seen "
+    "FROM devices d LEFT JOIN devices gw ON gw.device_id = d.gateway_id ";
+
+// Online: what the broker last said (presence events); without them, recent traffic.
+bool Online(int64_t online, int64_t presence_seq, int64_t last_seen) {
+  return presence_seq > 0 ? online != 0 : online != 0 && last_seen > Now() - kOnlineSeconds;
+}
 
 Device DeviceFromRow(Statement& st) {
-  // Online: what the broker last said (presence events); without them, recent traffic.
-  const bool presence = st.Int(8) > 0;
-  const bool recent = st.Int(5) > Now() - kOnlineSeconds;
-  Device d{st.Text(0),
-           st.Text(1),
-           st.Text(2),
-           st.Int(3) != 0,
-           presence ? st.Int(4) != 0 : st.Int(4) != 0 && recent,
-           st.Int(5),
-           st.Text(6),
-           st.Text(7),
-           {}};
+  const std::string gateway = st.Text(10);
+  // A sub-device is online while its gateway is and the gateway last said it was
+  // (sub_device_update_status).
+  const bool online = gateway.empty()
+                          ? Online(st.Int(4), st.Int(8), st.Int(5))
+                          : st.Int(4) != 0 && Online(st.Int(11), st.Int(12), st.Int(13));
+  Device d{st.Text(0), st.Text(1), st.Text(2), st.Int(3) != 0, online, st.Int(5),
+           st.Text(6), st.Text(7), {},         gateway};
   const std::string groups = st.Text(9);
   for (size_t start = 0; !groups.empty() && start <= groups.size();) {
     const size_t end = std::min(groups.find('\x1f', start), groups.size());
@@ -261,14 +279,13 @@ std::vector<std::string> Registry::DeviceIds(const std::string& product_id,
 
 void Registry::SetDeviceEnabled(const std::string& device_id, bool enabled) {
   Transaction tx(db_);
-  if (db_.Prepare("UPDATE devices SET enabled = ? WHERE device_id = ?")
-          .Bind(1, enabled)
-          .Bind(2, device_id)
-          .Run() != 1) {
-    throw ApiError(404, "no device " + device_id);
-  }
+  const bool sub = !GetDevice(device_id).gateway_id.empty();
+  db_.Prepare("UPDATE devices SET enabled = ? WHERE device_id = ?")
+      .Bind(1, enabled)
+      .Bind(2, device_id)
+      .Run();
   std::string error;
-  if (!broker::SetCredentialEnabled(db_.handle(), device_id, enabled, &error)) {
+  if (!sub && !broker::SetCredentialEnabled(db_.handle(), device_id, enabled, &error)) {
     throw DbError("broker credential: " + error);
   }
   tx.Commit();
@@ -284,13 +301,42 @@ void Registry::AddToGroup(const std::string& device_id, const std::string& group
 }
 
 bool Registry::MarkSeen(const std::string& device_id) {
-  // Traffic says online only where the broker sends no presence events.
+  // Traffic says online only where the broker sends no presence events; a sub-device's
+  // status comes from its gateway.
   return db_.Prepare(
-                "UPDATE devices SET last_seen = ?, online = (CASE WHEN presence_seq > 0 THEN "
-                "online "
-                "ELSE 1 END) WHERE device_id = ?")
+                "UPDATE devices SET last_seen = ?, online = (CASE WHEN presence_seq > 0 OR "
+                "gateway_id IS NOT NULL THEN online ELSE 1 END) WHERE device_id = ?")
              .Bind(1, Now())
              .Bind(2, device_id)
+             .Run() == 1;
+}
+
+std::vector<std::string> Registry::SubDeviceIds(const std::string& gateway_id) {
+  Statement st =
+      db_.Prepare("SELECT device_id FROM devices WHERE gateway_id = ? ORDER BY device_id");
+  st.Bind(1, gateway_id);
+  std::vector<std::string> ids;
+  while (st.Step())
+    ids.push_back(st.Text(0));
+  return ids;
+}
+
+bool Registry::IsSubDeviceOf(const std::string& device_id, const std::string& gateway_id) {
+  return db_.Prepare("SELECT 1 FROM devices WHERE device_id = ? AND gateway_id = ?")
+      .Bind(1, device_id)
+      .Bind(2, gateway_id)
+      .Step();
+}
+
+bool Registry::SetSubDeviceOnline(const std::string& gateway_id, const std::string& device_id,
+                                  bool online) {
+  return db_.Prepare(
+                "UPDATE devices SET online = ?, last_seen = ? WHERE device_id = ? AND "
+                "gateway_id = ?")
+             .Bind(1, online)
+             .Bind(2, Now())
+             .Bind(3, device_id)
+             .Bind(4, gateway_id)
              .Run() == 1;
 }
 

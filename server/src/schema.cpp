@@ -159,6 +159,13 @@ INSERT INTO shadow_versions SELECT DISTINCT device_id, service_id, 1 FROM proper
 UPDATE properties SET event_time = strftime('%Y%m%dT%H%M%SZ', received_at, 'unixepoch')
  WHERE event_time IS NULL OR length(event_time) != 16 OR substr(event_time, 9, 1) != 'T';
 )sql",
+      R"sql(
+-- Gateways and sub-devices, software (SOTA) tasks and packages (docs/server.md).
+ALTER TABLE devices ADD COLUMN gateway_id TEXT REFERENCES devices;  -- NULL: not a sub-device
+CREATE INDEX devices_by_gateway ON devices (gateway_id) WHERE gateway_id IS NOT NULL;
+ALTER TABLE tasks ADD COLUMN kind TEXT NOT NULL DEFAULT 'firmware';      -- firmware | software
+ALTER TABLE packages ADD COLUMN category TEXT NOT NULL DEFAULT 'firmware';  -- firmware | software
+)sql",
   };
   return kMigrations;
 }

@@ -209,6 +209,10 @@ void Service::HandleDeviceMessage(const std::string& topic, const std::string& p
         if (platform_.registry().ApplyPresence(p->device_id, p->connected, p->seq) &&
             p->connected) {
           out = tasks_->OnConnected(p->device_id, now);
+          // A gateway back online: its sub-devices are reachable again.
+          for (const std::string& sub : platform_.registry().SubDeviceIds(p->device_id)) {
+            tasks_->OnConnected(sub, now);
+          }
         }
       } catch (const std::exception& e) {
         std::fprintf(stderr, "ota-server: presence of %s failed: %s\n", p->device_id.c_str(),
@@ -220,9 +224,11 @@ void Service::HandleDeviceMessage(const std::string& topic, const std::string& p
   }
   const std::optional<UpTopic> up = ParseUpTopic(topic);
   if (!up) return;
-  const char* what = up->kind == UpKind::kPropertiesReport ? "property_reports"
-                     : up->kind == UpKind::kShadowGet      ? "shadow_requests"
-                                                           : "events";
+  const char* what =
+      up->kind == UpKind::kPropertiesReport || up->kind == UpKind::kGatewayPropertiesReport
+          ? "property_reports"
+      : up->kind == UpKind::kShadowGet ? "shadow_requests"
+                                       : "events";
   std::vector<Reply> replies;
   std::lock_guard<std::mutex> guard(platform_.lock());
   // The broker took the message when it was handed over (PUBACK): a database that is busy
@@ -277,6 +283,16 @@ void Service::HandleDeviceMessage(const std::string& topic, const std::string& p
   }
 }
 
+void Service::SubDevice(const std::string& gateway, const std::string& device) {
+  if (!platform_.registry().IsSubDeviceOf(device, gateway)) {
+    throw ApiError(403, device + " is not a sub-device of " + gateway);
+  }
+  if (!platform_.registry().GetDevice(device).enabled) {
+    throw ApiError(403, "sub-device " + device + " is disabled");
+  }
+  platform_.registry().MarkSeen(device);
+}
+
 void Service::ApplyDeviceMessage(const UpTopic& up, const std::string& raw, int64_t now,
                                  int64_t now_ms, std::vector<QueuedMessage>* out,
                                  std::vector<Reply>* replies) {
@@ -325,8 +341,29 @@ void Service::ApplyDeviceMessage(const UpTopic& up, const std::string& raw, int6
     platform_.registry().Count("shadow_requests");
     return;
   }
+  if (up.kind == UpKind::kGatewayPropertiesReport) {
+    // Each device must be this gateway's sub-device; one that is not refuses the whole report.
+    for (const auto& [device, report] : ParseGatewayProperties(j)) {
+      SubDevice(up.device_id, device);
+      platform_.registry().StoreProperties(device, report);
+      platform_.registry().Count("property_reports");
+    }
+    return;
+  }
   const std::vector<OtaEvent> events = ParseOtaEvents(j);
   const SdkEvents sdk = ParseSdkEvents(j);
+  // Who the events are about: the sender, or one of its sub-devices (a gateway's).
+  const std::string object = ObjectDeviceId(j, up.device_id);
+  const std::string& device = object.empty() ? up.device_id : object;
+  if (!object.empty()) SubDevice(up.device_id, object);
+  const std::vector<SubDeviceStatus> statuses = ParseSubDeviceStatuses(j);
+  for (const SubDeviceStatus& st : statuses) {
+    if (!object.empty()) throw ApiError(400, "sub_device_update_status is the gateway's own");
+    SubDevice(up.device_id, st.device_id);
+  }
+  for (const SubDeviceStatus& st : statuses) {
+    platform_.registry().SetSubDeviceOnline(up.device_id, st.device_id, st.online);
+  }
   // Every event is checked before any is applied: a message is taken whole or not at all.
   for (const OtaEvent& e : events) {
     if (e.event_type == "upgrade_progress_report") {
@@ -345,9 +382,9 @@ void Service::ApplyDeviceMessage(const UpTopic& up, const std::string& raw, int6
         return e.paras.contains(key) && e.paras[key].is_string() ? e.paras[key].get<std::string>()
                                                                  : std::string();
       };
-      msgs = tasks_->OnVersionReport(up.device_id, text("fw_version"), text("sw_version"), now);
+      msgs = tasks_->OnVersionReport(device, text("fw_version"), text("sw_version"), now);
     } else {
-      msgs = tasks_->OnProgress(up.device_id, e.paras, now);
+      msgs = tasks_->OnProgress(device, e.paras, now);
     }
     out->insert(out->end(), msgs.begin(), msgs.end());
   }

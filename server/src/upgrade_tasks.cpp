@@ -28,6 +28,8 @@ struct UpgradeTasks::Row {
   int64_t task_package = 0, deadline = 0;
   int retry_count = 0, retry_interval = 0, resend_interval = 60, rate_per_minute = 0;
   bool paused = false;
+  std::string kind;        // firmware | software
+  std::string gateway_id;  // the device's gateway: its messages go there
 };
 
 namespace {
@@ -43,8 +45,10 @@ constexpr const char* kRowSelect =
     "d.progress, COALESCE(d.result_code, -1), d.description, d.wave, "
     "COALESCE(d.reported_version, ''), d.sent_at, d.activity_at, d.commands, t.product_id, "
     "t.target_version, COALESCE(t.package_id, 0), t.deadline, t.retry_count, t.retry_interval, "
-    "t.resend_interval, t.rate_per_minute, t.paused, d.resend_due "
-    "FROM task_devices d JOIN tasks t ON t.task_id = d.task_id ";
+    "t.resend_interval, t.rate_per_minute, t.paused, d.resend_due, t.kind, "
+    "COALESCE(v.gateway_id, '') "
+    "FROM task_devices d JOIN tasks t ON t.task_id = d.task_id "
+    "JOIN devices v ON v.device_id = d.device_id ";
 
 // After the broker reports a device connected it still has to subscribe: what is sent to it
 // waits this long (a message before its SUBSCRIBE is dropped by the broker).
@@ -110,6 +114,9 @@ UpgradeTasks::UpgradeTasks(Database& db, Registry& registry, PackageStore& packa
 
 int64_t UpgradeTasks::Create(const TaskSpec& spec, int64_t now) {
   registry_.GetProduct(spec.product_id);
+  if (spec.kind != "firmware" && spec.kind != "software") {
+    throw ApiError(400, "kind: firmware or software");
+  }
   std::string target = spec.target_version;
   if (spec.package_id != 0) {
     const PackageRecord p = packages_.Get(spec.package_id);
@@ -117,17 +124,25 @@ int64_t UpgradeTasks::Create(const TaskSpec& spec, int64_t now) {
       throw ApiError(
           400, "package " + std::to_string(p.package_id) + " is not of product " + spec.product_id);
     }
+    if (p.category != spec.kind) {
+      throw ApiError(400, "package " + std::to_string(p.package_id) + " is a " + p.category +
+                              " package, the task is " + spec.kind);
+    }
     if (!target.empty() && target != p.version) {
       throw ApiError(400, "target_version differs from the package's version " + p.version);
     }
     target = p.version;
   }
   if (target.empty()) throw ApiError(400, "a task needs a target_version or a package_id");
-  if (spec.package_id == 0 && !packages_.Choose(spec.product_id, target, "").has_value()) {
+  if (spec.package_id == 0 &&
+      !packages_.Choose(spec.product_id, target, "", spec.kind).has_value()) {
     bool any = false;
     for (const PackageRecord& p : packages_.List(spec.product_id))
-      any = any || p.version == target;
-    if (!any) throw ApiError(400, "product " + spec.product_id + " has no package for " + target);
+      any = any || (p.version == target && p.category == spec.kind);
+    if (!any) {
+      throw ApiError(
+          400, "product " + spec.product_id + " has no " + spec.kind + " package for " + target);
+    }
   }
   if (spec.retry_count < 0 || spec.retry_count > 5) throw ApiError(400, "retry_count: 0..5");
   if (spec.retry_interval < 1) throw ApiError(400, "retry_interval: at least 1 second");
@@ -229,8 +244,8 @@ int64_t UpgradeTasks::Create(const TaskSpec& spec, int64_t now) {
   }
   Statement ins = db_.Prepare(
       "INSERT INTO tasks (product_id, name, target_version, package_id, start_at, deadline, "
-      "retry_count, retry_interval, created_at, rate_per_minute, resend_interval) "
-      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+      "retry_count, retry_interval, created_at, rate_per_minute, resend_interval, kind) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   ins.Bind(1, spec.product_id)
       .Bind(2, spec.name.empty() ? "upgrade to " + target : SafeUtf8(spec.name, 200));
   ins.Bind(3, target);
@@ -240,7 +255,8 @@ int64_t UpgradeTasks::Create(const TaskSpec& spec, int64_t now) {
     ins.BindNull(4);
   }
   ins.Bind(5, start).Bind(6, deadline).Bind(7, spec.retry_count).Bind(8, spec.retry_interval);
-  ins.Bind(9, now).Bind(10, ro.rate_per_minute).Bind(11, spec.resend_interval).Run();
+  ins.Bind(9, now).Bind(10, ro.rate_per_minute).Bind(11, spec.resend_interval);
+  ins.Bind(12, spec.kind).Run();
   const int64_t id = db_.LastInsertId();
   Statement supersede = db_.Prepare(
       std::string("UPDATE task_devices SET status = 'Stopped', description = ?, updated_at = ? "
@@ -300,7 +316,7 @@ json UpgradeTasks::Get(int64_t task_id, bool with_devices) {
   Statement t = db_.Prepare(
       "SELECT task_id, product_id, name, target_version, COALESCE(package_id, 0), start_at, "
       "deadline, retry_count, retry_interval, stopped, paused, pause_reason, rate_per_minute, "
-      "resend_interval FROM tasks WHERE task_id = ?");
+      "resend_interval, kind FROM tasks WHERE task_id = ?");
   t.Bind(1, task_id);
   if (!t.Step()) throw ApiError(404, "no task " + std::to_string(task_id));
   json j = {{"task_id", t.Int(0)},         {"product_id", t.Text(1)},   {"name", t.Text(2)},
@@ -309,6 +325,7 @@ json UpgradeTasks::Get(int64_t task_id, bool with_devices) {
   j["package_id"] = t.Int(4) != 0 ? json(t.Int(4)) : json(nullptr);
   j["rate_per_minute"] = t.Int(12);
   j["resend_interval"] = t.Int(13);
+  j["kind"] = t.Text(14);
   j["pause_reason"] = t.Text(11);
   j["status"] = TaskStatus(task_id);
   const bool stopped = t.Int(9) != 0;
@@ -481,6 +498,8 @@ std::vector<UpgradeTasks::Row> UpgradeTasks::Rows(const std::string& where,
     r.rate_per_minute = static_cast<int>(st.Int(21));
     r.paused = st.Int(22) != 0;
     r.resend_due = st.Int(23) != 0;
+    r.kind = st.Text(24);
+    r.gateway_id = st.Text(25);
     rows.push_back(std::move(r));
   }
   return rows;
@@ -543,7 +562,8 @@ void UpgradeTasks::Succeed(Row& r, const std::string& description, int64_t now) 
   r.description = description;
   Update(r, now);
   // The device runs the target now; its next version_report will say the same.
-  db_.Prepare("UPDATE devices SET fw_version = ? WHERE device_id = ?")
+  db_.Prepare(r.kind == "software" ? "UPDATE devices SET sw_version = ? WHERE device_id = ?"
+                                   : "UPDATE devices SET fw_version = ? WHERE device_id = ?")
       .Bind(1, r.target_version)
       .Bind(2, r.device_id)
       .Run();
@@ -613,7 +633,7 @@ void UpgradeTasks::Command(Row& r, const std::string& fw, int64_t now,
     const PackageRecord p = packages_.Get(r.task_package);
     if (p.kind == "full" || p.source_version == fw) pkg = p;
   } else {
-    pkg = packages_.Choose(r.product_id, r.target_version, fw);
+    pkg = packages_.Choose(r.product_id, r.target_version, fw, r.kind);
   }
   if (!pkg) {
     Fail(r,
@@ -623,9 +643,11 @@ void UpgradeTasks::Command(Row& r, const std::string& fw, int64_t now,
     return;
   }
   const int64_t expires = std::min(r.deadline, now + kMaxTokenSeconds);
-  out->push_back(
-      outbox_.Add(FirmwareUpgrade(r.device_id, grant_(r.device_id, *pkg, expires, r.task_id)), now,
-                  r.task_id, r.device_id));
+  const json paras = grant_(r.device_id, *pkg, expires, r.task_id);
+  out->push_back(outbox_.Add(r.kind == "software"
+                                 ? SoftwareUpgrade(r.device_id, paras, r.gateway_id)
+                                 : FirmwareUpgrade(r.device_id, paras, r.gateway_id),
+                             now, r.task_id, r.device_id));
   r.resend_due = false;
   const bool resend = r.status == "Processing" && r.package_id == pkg->package_id;
   r.status = "Processing";
@@ -635,8 +657,8 @@ void UpgradeTasks::Command(Row& r, const std::string& fw, int64_t now,
     r.result_code = -1;
   }
   ++r.commands;
-  r.description = std::string(resend ? "firmware_upgrade re-sent (" : "firmware_upgrade sent (") +
-                  pkg->kind + " package " + std::to_string(pkg->package_id) + ")";
+  r.description = r.kind + (resend ? "_upgrade re-sent (" : "_upgrade sent (") + pkg->kind +
+                  " package " + std::to_string(pkg->package_id) + ")";
   r.sent_at = now;
   r.next_at = std::min(r.deadline, now + r.resend_interval);
   Update(r, now);
@@ -740,7 +762,8 @@ void UpgradeTasks::TickTask(int64_t task_id, int64_t now, int* queries,
     if (*queries <= 0 || task_queries <= 0) break;
     --*queries;
     --task_queries;
-    out->push_back(outbox_.Add(VersionQuery(r.device_id), now, r.task_id, r.device_id));
+    out->push_back(
+        outbox_.Add(VersionQuery(r.device_id, r.gateway_id), now, r.task_id, r.device_id));
     r.next_at = now + kQueryInterval;
     r.description = "version_query sent";
     Update(r, now);
@@ -748,14 +771,17 @@ void UpgradeTasks::TickTask(int64_t task_id, int64_t now, int* queries,
 }
 
 std::vector<QueuedMessage> UpgradeTasks::OnVersionReport(const std::string& device_id,
-                                                         const std::string& fw,
-                                                         const std::string& sw, int64_t now) {
+                                                         const std::string& fw_version,
+                                                         const std::string& sw_version,
+                                                         int64_t now) {
   std::vector<QueuedMessage> out;
   Transaction tx(db_);
-  registry_.SetVersions(device_id, SafeUtf8(fw, 64), SafeUtf8(sw, 64));
+  registry_.SetVersions(device_id, SafeUtf8(fw_version, 64), SafeUtf8(sw_version, 64));
   std::optional<Row> row = OpenRow(device_id, now);
   if (row) {
     Row& r = *row;
+    // What the task compares: the firmware's version, or the software's (SOTA).
+    const std::string& fw = r.kind == "software" ? sw_version : fw_version;
     if (fw == r.target_version) {
       Succeed(r, r.package_id != 0 ? "running " + fw : "already on " + fw, now);
     } else if (r.status == "Waiting") {
@@ -862,15 +888,22 @@ std::vector<QueuedMessage> UpgradeTasks::OnConnected(const std::string& device_i
 bool UpgradeTasks::DownloadAllowed(Database& db, int64_t task_id, const std::string& device_id,
                                    int64_t package_id) {
   if (task_id == 0) {
-    return db.Prepare("SELECT 1 FROM devices WHERE device_id = ? AND enabled = 1")
+    return db
+        .Prepare(
+            "SELECT 1 FROM devices v LEFT JOIN devices g ON g.device_id = v.gateway_id "
+            "WHERE v.device_id = ? AND v.enabled = 1 AND (v.gateway_id IS NULL OR "
+            "g.enabled = 1)")
         .Bind(1, device_id)
         .Step();
   }
+  // A sub-device's download is made by its gateway, which must be enabled too.
   return db
       .Prepare(
           "SELECT 1 FROM task_devices d JOIN tasks t ON t.task_id = d.task_id JOIN devices v ON "
-          "v.device_id = d.device_id WHERE d.task_id = ? AND d.device_id = ? AND d.package_id = ? "
-          "AND d.status = 'Processing' AND t.stopped = 0 AND v.enabled = 1")
+          "v.device_id = d.device_id LEFT JOIN devices g ON g.device_id = v.gateway_id "
+          "WHERE d.task_id = ? AND d.device_id = ? AND d.package_id = ? "
+          "AND d.status = 'Processing' AND t.stopped = 0 AND v.enabled = 1 "
+          "AND (v.gateway_id IS NULL OR g.enabled = 1)")
       .Bind(1, task_id)
       .Bind(2, device_id)
       .Bind(3, package_id)

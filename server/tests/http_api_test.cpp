@@ -421,10 +421,11 @@ TEST_F(HttpApiTest, OpenApi_ListsEveryRoute) {
   for (const char* path :
        {"/products", "/products/{product_id}", "/products/{product_id}/keys",
         "/products/{product_id}/packages", "/devices", "/devices/{device_id}",
-        "/devices/{device_id}/groups", "/devices/{device_id}/properties", "/packages",
-        "/packages/{package_id}", "/packages/{package_id}/download-tokens", "/tasks",
-        "/tasks/{task_id}", "/tasks/{task_id}/stop", "/tasks/{task_id}/cancel",
-        "/tasks/{task_id}/pause", "/tasks/{task_id}/resume"}) {
+        "/devices/{device_id}/groups", "/devices/{device_id}/properties",
+        "/devices/{device_id}/sub-devices", "/packages", "/packages/{package_id}",
+        "/packages/{package_id}/download-tokens", "/tasks", "/tasks/{task_id}",
+        "/tasks/{task_id}/stop", "/tasks/{task_id}/cancel", "/tasks/{task_id}/pause",
+        "/tasks/{task_id}/resume"}) {
     EXPECT_TRUE(doc["paths"].contains(path)) << path;
   }
 }

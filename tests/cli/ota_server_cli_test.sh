@@ -95,6 +95,11 @@ client device create fire n1 --secret device-secret-1
 check "device create: the secret is shown once" test "$(field 'd["secret"]')" = device-secret-1
 client device show fire_n1
 check "device show: no secret" test "$(field '"secret" in d')" = False
+client device create fire s1 --gateway fire_n1
+check "device create --gateway: a sub-device, no secret" \
+  test "$(field 'd["gateway_id"] + str("secret" in d)')" = fire_n1False
+client device sub-devices fire_n1
+check "device sub-devices: the gateway's one" test "$(field '[x["device_id"] for x in d]')" = "['fire_s1']"
 
 # ---- packages ----
 python3 - <<'EOF'
@@ -124,6 +129,14 @@ client package upload fire unsigned.bin
 check "package upload unsigned: exit 1 (422)" bash -c "[[ $RC -eq 1 ]] && grep -q 422 err.txt"
 client package list --product fire
 check "package list: two packages" test "$(field 'len(d)')" = 2
+head -c 3000 /dev/urandom >app.tar
+openssl dgst -sha256 -sign key.pem -passin file:pw -out app.sig app.tar
+client package upload fire app.tar --software APP2 --signature app.sig
+check "package upload --software: a software package" test "$(field 'd["category"]')" = software
+openssl dgst -sha256 -sign key.pem -passin file:pw -out other.sig v1.bin
+client package upload fire app.tar --software APP3 --signature other.sig
+check "package upload --software, signature of another file: exit 1 (422)" \
+  bash -c "[[ $RC -eq 1 ]] && grep -q 422 err.txt"
 
 # ---- a device over MQTTS ----
 HOUR=$(date -u +%Y%m%d%H)
@@ -152,6 +165,8 @@ check "task create: exit 0, Waiting or Processing" bash -c "[[ $RC -eq 0 ]] && g
 TASK=$(field 'd["task_id"]')
 client task create fire --version FOTAV9 --device fire_n1
 check "task for a version without a package: exit 1 (400)" bash -c "[[ $RC -eq 1 ]] && grep -q 400 err.txt"
+client task create fire --kind software --version APP2 --device fire_s1
+check "task create --kind software: on a sub-device" test "$(field 'd["kind"]')" = software
 client task stop "$TASK"
 check "task stop: Stopped" test "$(field 'd["status"]')" = Stopped
 client task wait "$TASK" --timeout 5

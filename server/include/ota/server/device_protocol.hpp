@@ -9,11 +9,19 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace ota::server {
 
-enum class UpKind { kPropertiesReport, kEventsUp, kCommandResponse, kMessagesUp, kShadowGet };
+enum class UpKind {
+  kPropertiesReport,
+  kEventsUp,
+  kCommandResponse,
+  kMessagesUp,
+  kShadowGet,
+  kGatewayPropertiesReport,  // sys/gateway/sub_devices/properties/report
+};
 
 struct UpTopic {
   std::string device_id;
@@ -86,9 +94,36 @@ struct Outgoing {
   std::string payload;
 };
 
-Outgoing VersionQuery(const std::string& device_id);
+// Gateways (docs/server.md, "Gateways and sub-devices"). Sub-devices a gateway may name in one
+// message, at most.
+inline constexpr size_t kMaxSubDevices = 100;
+
+// The device an envelope from `sender` is about: "" for the sender itself (object_device_id
+// missing, null, "", "-1" or the sender's own ID), else the named ID (whether it is the
+// sender's sub-device is the caller's check). Throws ApiError(400) for a non-string.
+std::string ObjectDeviceId(const nlohmann::json& envelope, const std::string& sender);
+
+struct SubDeviceStatus {
+  std::string device_id;
+  bool online = false;
+};
+// The $sub_device_manager / sub_device_update_status events of an envelope already accepted
+// by ParseOtaEvents. Throws ApiError(400) for a malformed one.
+std::vector<SubDeviceStatus> ParseSubDeviceStatuses(const nlohmann::json& envelope);
+
+// {"devices":[{"device_id", "services":[...]}]}: each device with its own properties report
+// ({"services":[...]}, checked by Registry::StoreProperties). Throws ApiError(400).
+std::vector<std::pair<std::string, nlohmann::json>> ParseGatewayProperties(
+    const nlohmann::json& report);
+
+// `gateway_id` set: `device_id` is its sub-device and the message goes to the gateway.
+Outgoing VersionQuery(const std::string& device_id, const std::string& gateway_id = "");
 // paras: version, url, file_size, access_token, expires, sign, file_name (iotda-protocol.md).
-Outgoing FirmwareUpgrade(const std::string& device_id, const nlohmann::json& paras);
+Outgoing FirmwareUpgrade(const std::string& device_id, const nlohmann::json& paras,
+                         const std::string& gateway_id = "");
+// SOTA: the same paras as firmware_upgrade (IoTDA).
+Outgoing SoftwareUpgrade(const std::string& device_id, const nlohmann::json& paras,
+                         const std::string& gateway_id = "");
 // $time_sync time_sync_response on events/down: the request's device_send_time and the
 // platform's receive and send times, all epoch ms as JSON numbers.
 Outgoing TimeSyncResponse(const std::string& device_id, int64_t device_send_time,

@@ -17,6 +17,7 @@ struct PackageRecord {
   int64_t package_id = 0;
   std::string product_id, sha256, kind, version, source_version, key_id, file_name, description;
   int64_t size = 0;
+  std::string category = "firmware";  // firmware (our signed package) | software (SOTA)
 };
 
 class PackageStore {
@@ -27,6 +28,12 @@ class PackageStore {
   // product's keys, or is already stored; the blob is written before the row, atomically.
   PackageRecord Upload(const std::string& product_id, const std::vector<uint8_t>& bytes,
                        const std::string& file_name);
+  // A software (SOTA) package: any file, which the device's application installs. Its
+  // authenticity is a detached ECDSA P-256 / SHA-256 signature (DER, as `openssl dgst -sha256
+  // -sign` writes it) by one of the product's keys; devices check the file's SHA-256 ("sign").
+  PackageRecord UploadSoftware(const std::string& product_id, const std::vector<uint8_t>& bytes,
+                               const std::string& file_name, const std::string& version,
+                               const std::vector<uint8_t>& signature);
   PackageRecord Get(int64_t package_id) { return Read(db_, package_id); }
   // The same through any connection (a download's read-only one).
   static PackageRecord Read(Database& db, int64_t package_id);
@@ -35,11 +42,14 @@ class PackageStore {
 
   // For a device on `current_version`: the diff package to `target_version` when one exists,
   // else the full package; nullopt when neither does.
+  // Only packages of `category` (a software package is always full).
   std::optional<PackageRecord> Choose(const std::string& product_id,
                                       const std::string& target_version,
-                                      const std::string& current_version);
+                                      const std::string& current_version,
+                                      const std::string& category = "firmware");
 
  private:
+  PackageRecord Store(PackageRecord r, const std::vector<uint8_t>& bytes);
   Database& db_;
   Registry& registry_;
   std::filesystem::path blob_dir_;

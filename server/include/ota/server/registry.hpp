@@ -55,6 +55,7 @@ struct Device {
   int64_t last_seen = 0;
   std::string fw_version, sw_version;
   std::vector<std::string> groups;
+  std::string gateway_id;  // a sub-device's gateway; "" for a device that logs in itself
 };
 
 class Registry {
@@ -72,10 +73,19 @@ class Registry {
   std::vector<TrustedKey> TrustedKeys(const std::string& product_id);
 
   // Returns the device and, only here, its secret (generated when `secret` is empty).
+  // With `gateway_id`: a sub-device of that gateway (itself no sub-device), which has no
+  // broker credential and never logs in (a secret is refused); its secret is "".
   std::pair<Device, std::string> CreateDevice(const std::string& product_id,
                                               const std::string& node_id,
                                               const std::string& device_id,
-                                              const std::string& secret);
+                                              const std::string& secret,
+                                              const std::string& gateway_id = "");
+  std::vector<std::string> SubDeviceIds(const std::string& gateway_id);
+  // Whether `device_id` is a sub-device of `gateway_id`.
+  bool IsSubDeviceOf(const std::string& device_id, const std::string& gateway_id);
+  // The gateway's sub_device_update_status; false (nothing changed) for a device that is not
+  // its sub-device.
+  bool SetSubDeviceOnline(const std::string& gateway_id, const std::string& device_id, bool online);
   Device GetDevice(const std::string& device_id);
   std::vector<Device> ListDevices(const std::string& product_id, const std::string& group);
   // Only the IDs, in order (task targets): one query however many.

@@ -62,6 +62,8 @@ class Service {
   // An answer built after the commit and published once, never kept in the outbox: a late
   // time_sync_response or shadow answer would be wrong, and the device asks again.
   using Reply = std::function<Outgoing()>;
+  // `device` is an enabled sub-device of `gateway` (marked seen), else ApiError(403).
+  void SubDevice(const std::string& gateway, const std::string& device);
   // Inside the caller's transaction; ApiError refuses the whole message.
   void ApplyDeviceMessage(const UpTopic& up, const std::string& payload, int64_t now,
                           int64_t now_ms, std::vector<QueuedMessage>* out,

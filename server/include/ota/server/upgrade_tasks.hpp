@@ -37,6 +37,10 @@ struct RolloutSpec {
 };
 
 struct TaskSpec {
+  // firmware: compares fw_version, sends firmware_upgrade, firmware packages; software (SOTA):
+  // sw_version, software_upgrade, software packages. A device is in one open task of either
+  // kind at a time (upgrade_progress_report does not say which kind it is about).
+  std::string kind = "firmware";
   std::string product_id;
   std::string name;
   std::string target_version;  // or taken from package_id
@@ -99,8 +103,9 @@ class UpgradeTasks {
   std::vector<QueuedMessage> OnConnected(const std::string& device_id, int64_t now);
 
   // Whether a token issued by `task_id` (0: through the API) still lets `device_id` download
-  // `package_id`: the device is enabled and, for a task, the task is not stopped and still
-  // waits for this device to install this package. Reads only; any connection.
+  // `package_id`: the device (and a sub-device's gateway) is enabled and, for a task, the task
+  // is not stopped and still waits for this device to install this package. Reads only; any
+  // connection.
   static bool DownloadAllowed(Database& db, int64_t task_id, const std::string& device_id,
                               int64_t package_id);
 
