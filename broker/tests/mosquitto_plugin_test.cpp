@@ -1,6 +1,7 @@
-// The auth plugin inside a real Mosquitto on a free loopback port: who may connect, that a
-// device can neither publish to nor subscribe on another device's topics, and the presence
-// events the broker publishes for the platform.
+// The auth plugin inside a real Mosquitto on a free loopback port: who may connect (and the
+// CONNACK codes), that a device can neither publish to nor subscribe on another device's topics,
+// the presence events the broker publishes for the platform, and the implicit subscriptions that
+// deliver the platform's down messages to devices that never subscribed.
 #include <gtest/gtest.h>
 
 #include <arpa/inet.h>
