@@ -1,12 +1,14 @@
 // Mosquitto plugin (plugin API v5): devices log in by the IoTDA rules against the platform's
 // credential store and may only use their own `$oc/devices/{id}/...` topics; the platform logs
 // in with its own privileged identity. The broker reports each device connection and its end
-// on `$ota/presence/{id}`. The narrow boundary: three callbacks, five options
-// (docs/spec/broker-auth.md).
+// on `$ota/presence/{id}`, and stands in for IoTDA's implicit subscriptions: the platform's
+// messages on a connected device's system down topics go to that device's connection only.
+// The narrow boundary: four callbacks, five options (docs/spec/broker-auth.md).
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <ctime>
@@ -16,6 +18,7 @@
 
 #include "ota/broker/credential_store.hpp"
 #include "ota/broker/device_auth.hpp"
+#include "ota/broker/implicit_subscriptions.hpp"
 #include "ota/broker/presence.hpp"
 
 namespace {
@@ -29,7 +32,12 @@ struct Plugin {
   std::string platform_username = "ota-server";
   std::string platform_password;
   int window_hours = 1;
-  ota::broker::PresenceTracker presence;  // accepted device connections, by client pointer
+  ota::broker::PresenceTracker presence;        // accepted device connections, by client pointer
+  ota::broker::ImplicitSubscriptions implicit;  // the same connections, by device
+
+  bool IsPlatform(const char* username) const {
+    return !platform_password.empty() && username != nullptr && platform_username == username;
+  }
 };
 
 Plugin* g_plugin = nullptr;
@@ -68,6 +76,7 @@ void PublishPresence(const ota::broker::PresenceEvent& event) {
 
 // The end of the connection `client` (if it was an accepted device connection).
 void ReportGone(Plugin* p, const mosquitto* client) {
+  p->implicit.Disconnected(client);
   const std::optional<ota::broker::PresenceEvent> gone = p->presence.Disconnected(client, NowUs());
   if (gone) PublishPresence(*gone);
 }
@@ -81,7 +90,7 @@ int OnBasicAuth(int /*event*/, void* event_data, void* user) {
   // A client authenticates once, so no presence entry should exist for it; one that does
   // belonged to a connection that ended unseen and whose memory now holds this one: it has gone.
   ReportGone(p, ed->client);
-  if (!p->platform_password.empty() && username == p->platform_username) {
+  if (p->IsPlatform(username.c_str())) {
     if (ota::broker::SafeEqual(password, p->platform_password)) return MOSQ_ERR_SUCCESS;
     mosquitto_log_printf(MOSQ_LOG_WARNING, "ota-auth: refused platform login from %s",
                          Safe(mosquitto_client_address(ed->client)));
@@ -92,6 +101,7 @@ int OnBasicAuth(int /*event*/, void* event_data, void* user) {
       [&](const std::string& device) { return p->store->Lookup(device); });
   if (v == ConnectVerdict::kAccepted) {
     // Authentication made the username the device ID.
+    p->implicit.Connected(ed->client, username, client_id);
     PublishPresence(p->presence.Connected(ed->client, username, NowUs()));
     return MOSQ_ERR_SUCCESS;
   }
@@ -107,10 +117,13 @@ int OnBasicAuth(int /*event*/, void* event_data, void* user) {
 int OnAclCheck(int /*event*/, void* event_data, void* user) {
   auto* p = static_cast<Plugin*>(user);
   auto* ed = static_cast<mosquitto_evt_acl_check*>(event_data);
-  const std::string username = Safe(mosquitto_client_username(ed->client));
-  if (!p->platform_password.empty() && username == p->platform_username) {
-    return MOSQ_ERR_SUCCESS;
+  // Originals delivered by OnMessage are re-filed here: nobody, the platform included, gets them.
+  if (ed->access == MOSQ_ACL_READ && Safe(ed->topic) == ota::broker::kRedirectSinkTopic) {
+    return MOSQ_ERR_ACL_DENIED;
   }
+  const char* raw_username = mosquitto_client_username(ed->client);
+  if (p->IsPlatform(raw_username)) return MOSQ_ERR_SUCCESS;
+  const std::string username = Safe(raw_username);
   TopicAccess access = TopicAccess::kReceive;
   switch (ed->access) {
     case MOSQ_ACL_WRITE:
@@ -132,6 +145,46 @@ int OnAclCheck(int /*event*/, void* event_data, void* user) {
                          Safe(ed->topic));
   }
   return MOSQ_ERR_ACL_DENIED;
+}
+
+// Every PUBLISH a client sends, after its write ACL check. A platform message on a connected
+// device's implicit topic is queued for that device's connection alone (Mosquitto sends it from
+// its main loop, by client ID, with no subscription and no ACL check), and the original is
+// re-filed under the sink topic: Mosquitto still acknowledges it to the platform, but no
+// subscription (the device's own, another connection's, the platform's) delivers it again.
+// If the copy cannot be queued, the original routes normally.
+int OnMessage(int /*event*/, void* event_data, void* user) {
+  auto* p = static_cast<Plugin*>(user);
+  auto* ed = static_cast<mosquitto_evt_message*>(event_data);
+  const std::optional<ota::broker::Redirect> redirect = p->implicit.Route(
+      p->IsPlatform(mosquitto_client_username(ed->client)), Safe(ed->topic), ed->retain);
+  if (!redirect) return MOSQ_ERR_SUCCESS;
+  void* copy = nullptr;
+  if (ed->payloadlen > 0) {
+    copy = mosquitto_malloc(ed->payloadlen);
+    if (copy == nullptr) return MOSQ_ERR_SUCCESS;
+    std::memcpy(copy, ed->payload, ed->payloadlen);
+  }
+  char* sink = mosquitto_strdup(std::string(ota::broker::kRedirectSinkTopic).c_str());
+  if (sink == nullptr) {
+    mosquitto_free(copy);
+    return MOSQ_ERR_SUCCESS;
+  }
+  // The implicit subscription is QoS 1: the copy goes at the lower of that and the message's.
+  const int rc = mosquitto_broker_publish(redirect->client_id.c_str(), ed->topic,
+                                          static_cast<int>(ed->payloadlen), copy,
+                                          std::min<int>(ed->qos, 1), false, nullptr);
+  if (rc != MOSQ_ERR_SUCCESS) {
+    mosquitto_free(copy);
+    mosquitto_free(sink);
+    mosquitto_log_printf(MOSQ_LOG_ERR, "ota-auth: cannot deliver %s to %s: %s", ed->topic,
+                         redirect->client_id.c_str(), mosquitto_strerror(rc));
+    return MOSQ_ERR_SUCCESS;
+  }
+  // Mosquitto 2.0.11 takes a replaced topic without freeing the old one (plugin.c).
+  mosquitto_free(ed->topic);
+  ed->topic = sink;
+  return MOSQ_ERR_SUCCESS;
 }
 
 // Fires for every connection that ends, accepted or not, including the old connection of a
@@ -213,7 +266,9 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t* identifier, void** userdata,
       mosquitto_callback_register(identifier, MOSQ_EVT_ACL_CHECK, OnAclCheck, nullptr,
                                   plugin.get()) != MOSQ_ERR_SUCCESS ||
       mosquitto_callback_register(identifier, MOSQ_EVT_DISCONNECT, OnDisconnect, nullptr,
-                                  plugin.get()) != MOSQ_ERR_SUCCESS) {
+                                  plugin.get()) != MOSQ_ERR_SUCCESS ||
+      mosquitto_callback_register(identifier, MOSQ_EVT_MESSAGE, OnMessage, nullptr, plugin.get()) !=
+          MOSQ_ERR_SUCCESS) {
     return MOSQ_ERR_UNKNOWN;
   }
   mosquitto_log_printf(MOSQ_LOG_INFO, "ota-auth: devices from %s, platform user %s",
@@ -230,6 +285,7 @@ int mosquitto_plugin_cleanup(void* userdata, struct mosquitto_opt* /*options*/,
     mosquitto_callback_unregister(plugin->id, MOSQ_EVT_BASIC_AUTH, OnBasicAuth, nullptr);
     mosquitto_callback_unregister(plugin->id, MOSQ_EVT_ACL_CHECK, OnAclCheck, nullptr);
     mosquitto_callback_unregister(plugin->id, MOSQ_EVT_DISCONNECT, OnDisconnect, nullptr);
+    mosquitto_callback_unregister(plugin->id, MOSQ_EVT_MESSAGE, OnMessage, nullptr);
   }
   delete plugin;
   g_plugin = nullptr;

@@ -1,6 +1,7 @@
-// The auth plugin inside a real Mosquitto on a free loopback port: who may connect, that a
-// device can neither publish to nor subscribe on another device's topics, and the presence
-// events the broker publishes for the platform.
+// The auth plugin inside a real Mosquitto on a free loopback port: who may connect (and the
+// CONNACK codes), that a device can neither publish to nor subscribe on another device's topics,
+// the presence events the broker publishes for the platform, and the implicit subscriptions that
+// deliver the platform's down messages to devices that never subscribed.
 #include <gtest/gtest.h>
 
 #include <arpa/inet.h>
@@ -167,47 +168,68 @@ TEST_F(PluginTest, Acl_DeviceConfinedToItsOwnTopics) {
 
 // ---- Presence events ----
 
-// An MQTT 3.1.1 client on a bare socket, for what libmosquitto will not do: vanish without a
-// DISCONNECT, or keep a persistent session.
+// An MQTT client on a bare socket, for what libmosquitto will not do here: vanish without a
+// DISCONNECT, keep a persistent session, or speak MQTT 5. It receives and subscribes with
+// MQTT 3.1.1 only.
 class RawClient {
  public:
   ~RawClient() {
     if (fd_ >= 0) ::close(fd_);
   }
-  // The CONNACK code, or -1.
+  // The CONNACK code (MQTT 3.1.1: the return code; MQTT 5, `protocol` 5: the reason code), or -1.
   int Connect(int port, const std::string& client_id, const std::string& username,
-              const std::string& password, bool clean_session = true) {
+              const std::string& password, bool clean_session = true, int protocol = 4) {
     fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(static_cast<uint16_t>(port));
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) return -1;
-    std::string body = Str("MQTT") + '\x04';
+    std::string body = Str("MQTT") + static_cast<char>(protocol);
     body += static_cast<char>(0x80 | 0x40 | (clean_session ? 0x02 : 0x00));
     body += std::string("\x00\x3c", 2);  // keepalive 60 s
+    if (protocol == 5) body += '\x00';   // no properties
     body += Str(client_id) + Str(username) + Str(password);
-    std::string packet(1, '\x10');
-    for (size_t n = body.size();;) {  // remaining length, variable-length encoded
-      const uint8_t digit = n % 128;
-      n /= 128;
-      packet += static_cast<char>(n > 0 ? digit | 0x80 : digit);
-      if (n == 0) break;
+    if (!Send(0x10, body)) return -1;
+    uint8_t type = 0;
+    std::string ack;
+    if (!ReadPacket(5000, &type, &ack) || type != 0x20 || ack.size() < 2) return -1;
+    return static_cast<uint8_t>(ack[1]);
+  }
+  // The granted QoS (0x80 refused), or -1.
+  int Subscribe(const std::string& filter, int qos) {
+    const uint16_t mid = ++last_mid_;
+    std::string body = Mid(mid) + Str(filter) + static_cast<char>(qos);
+    if (!Send(0x82, body)) return -1;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!closed_ && std::chrono::steady_clock::now() < deadline) {
+      uint8_t type = 0;
+      std::string packet;
+      if (!ReadPacket(100, &type, &packet)) continue;
+      if (type == 0x90 && packet.size() == 3 && packet.substr(0, 2) == Mid(mid)) {
+        return static_cast<uint8_t>(packet[2]);
+      }
+      if ((type & 0xf0) == 0x30) OnPublish(type, packet);
     }
-    packet += body;
-    if (::write(fd_, packet.data(), packet.size()) != static_cast<ssize_t>(packet.size())) {
-      return -1;
+    return -1;
+  }
+  // Reads for `wait`, acknowledging QoS 1 PUBLISHes; returns what arrived (and anything that
+  // arrived while subscribing).
+  std::vector<testing::ReceivedMessage> Receive(std::chrono::milliseconds wait) {
+    const auto deadline = std::chrono::steady_clock::now() + wait;
+    while (!closed_ && std::chrono::steady_clock::now() < deadline) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      uint8_t type = 0;
+      std::string packet;
+      if (!ReadPacket(static_cast<int>(std::max<int64_t>(left.count(), 1)), &type, &packet)) {
+        continue;
+      }
+      if ((type & 0xf0) == 0x30) OnPublish(type, packet);
     }
-    uint8_t connack[4];
-    size_t got = 0;
-    while (got < sizeof(connack)) {
-      pollfd pfd{fd_, POLLIN, 0};
-      if (::poll(&pfd, 1, 5000) != 1) return -1;
-      const ssize_t n = ::read(fd_, connack + got, sizeof(connack) - got);
-      if (n <= 0) return -1;
-      got += static_cast<size_t>(n);
-    }
-    return connack[0] == 0x20 ? connack[3] : -1;
+    std::vector<testing::ReceivedMessage> out;
+    out.swap(inbox_);
+    return out;
   }
   void SendDisconnect() { (void)!::write(fd_, "\xe0\x00", 2); }
   // Closes the socket with a reset and without a DISCONNECT, as a device losing power would.
@@ -223,7 +245,75 @@ class RawClient {
     return std::string(1, static_cast<char>(s.size() >> 8)) + static_cast<char>(s.size() & 0xff) +
            s;
   }
+  static std::string Mid(uint16_t mid) {
+    return std::string(1, static_cast<char>(mid >> 8)) + static_cast<char>(mid & 0xff);
+  }
+  bool Send(uint8_t type, const std::string& body) {
+    std::string packet(1, static_cast<char>(type));
+    for (size_t n = body.size();;) {  // remaining length, variable-length encoded
+      const uint8_t digit = n % 128;
+      n /= 128;
+      packet += static_cast<char>(n > 0 ? digit | 0x80 : digit);
+      if (n == 0) break;
+    }
+    packet += body;
+    return ::write(fd_, packet.data(), packet.size()) == static_cast<ssize_t>(packet.size());
+  }
+  // Buffers bytes until `n` are there or `timeout_ms` passed.
+  bool Fill(size_t n, int timeout_ms) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (buf_.size() < n) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            deadline - std::chrono::steady_clock::now())
+                            .count();
+      if (left <= 0) return false;
+      pollfd pfd{fd_, POLLIN, 0};
+      if (::poll(&pfd, 1, static_cast<int>(left)) != 1) return false;
+      char chunk[4096];
+      const ssize_t got = ::read(fd_, chunk, sizeof(chunk));
+      if (got <= 0) {
+        closed_ = true;
+        return false;
+      }
+      buf_.append(chunk, static_cast<size_t>(got));
+    }
+    return true;
+  }
+  // One whole packet: its first byte and its body. A packet cut by the timeout stays buffered.
+  bool ReadPacket(int timeout_ms, uint8_t* type, std::string* body) {
+    size_t length = 0, header = 1;
+    for (int shift = 0;; shift += 7) {
+      if (header > 4 || !Fill(header + 1, timeout_ms)) return false;
+      const auto digit = static_cast<uint8_t>(buf_[header]);
+      length |= static_cast<size_t>(digit & 0x7f) << shift;
+      ++header;
+      if ((digit & 0x80) == 0) break;
+    }
+    if (!Fill(header + length, timeout_ms)) return false;
+    *type = static_cast<uint8_t>(buf_[0]);
+    *body = buf_.substr(header, length);
+    buf_.erase(0, header + length);
+    return true;
+  }
+  void OnPublish(uint8_t type, const std::string& p) {
+    const int qos = (type >> 1) & 3;
+    if (p.size() < 2) return;
+    const size_t topic_len = (static_cast<uint8_t>(p[0]) << 8) | static_cast<uint8_t>(p[1]);
+    size_t at = 2 + topic_len;
+    if (p.size() < at + (qos > 0 ? 2 : 0)) return;
+    const std::string topic = p.substr(2, topic_len);
+    if (qos > 0) {
+      Send(0x40, p.substr(at, 2));  // PUBACK
+      at += 2;
+    }
+    inbox_.push_back({topic, p.substr(at)});
+  }
+
   int fd_ = -1;
+  bool closed_ = false;
+  uint16_t last_mid_ = 0;
+  std::string buf_;
+  std::vector<testing::ReceivedMessage> inbox_;
 };
 
 struct Presence {
@@ -463,6 +553,299 @@ TEST_F(PresenceTest, DevicesCannotSubscribeToOrForgePresence) {
     EXPECT_GT(p.seq, 1u);
   EXPECT_NE(broker_->Log().find("denied device prod_a publish on $ota/presence/prod_b"),
             std::string::npos);
+}
+
+// ---- CONNACK codes ----
+
+// Mosquitto 2.0.11 answers a plugin's MOSQ_ERR_AUTH with "not authorised" whatever the reason:
+// 5 for MQTT 3.1.1, 0x87 for MQTT 5 (docs/spec/broker-auth.md, "CONNACK codes").
+TEST_F(PluginTest, ConnackCodes_Mqtt311_NotAuthorisedForEveryRefusal) {
+  const std::string hour = testing::UtcHour();
+  RawClient bad_password;
+  EXPECT_EQ(bad_password.Connect(broker_->port(), ClientIdOf("prod_a"), "prod_a",
+                                 IotdaPassword("not-the-secret", hour)),
+            kNotAuthorized);
+  RawClient unknown;
+  EXPECT_EQ(unknown.Connect(broker_->port(), ClientIdOf("prod_nobody"), "prod_nobody",
+                            IotdaPassword("secret-a", hour)),
+            kNotAuthorized);
+  RawClient malformed;
+  EXPECT_EQ(malformed.Connect(broker_->port(), "prod_a", "prod_a", IotdaPassword("secret-a", hour)),
+            kNotAuthorized);
+  RawClient disabled;
+  EXPECT_EQ(disabled.Connect(broker_->port(), ClientIdOf("prod_off"), "prod_off",
+                             IotdaPassword("secret-off", hour)),
+            kNotAuthorized);
+  RawClient good;
+  EXPECT_EQ(good.Connect(broker_->port(), ClientIdOf("prod_a"), "prod_a",
+                         IotdaPassword("secret-a", hour)),
+            0);
+}
+
+TEST_F(PluginTest, ConnackCodes_Mqtt5_NotAuthorisedForEveryRefusal) {
+  constexpr int kMqtt5NotAuthorized = 0x87;
+  const std::string hour = testing::UtcHour();
+  RawClient bad_password;
+  EXPECT_EQ(bad_password.Connect(broker_->port(), ClientIdOf("prod_a"), "prod_a",
+                                 IotdaPassword("not-the-secret", hour), true, 5),
+            kMqtt5NotAuthorized);
+  RawClient unknown;
+  EXPECT_EQ(unknown.Connect(broker_->port(), ClientIdOf("prod_nobody"), "prod_nobody",
+                            IotdaPassword("secret-a", hour), true, 5),
+            kMqtt5NotAuthorized);
+  RawClient good;
+  EXPECT_EQ(good.Connect(broker_->port(), ClientIdOf("prod_a"), "prod_a",
+                         IotdaPassword("secret-a", hour), true, 5),
+            0);
+}
+
+// ---- Implicit subscriptions ----
+
+// The platform's down messages for `device`, one on each of IoTDA's six implicit filters.
+std::vector<testing::ReceivedMessage> DownMessages(const std::string& device,
+                                                   const std::string& tag = "") {
+  const std::string t = "$oc/devices/" + device + "/sys/";
+  return {
+      {t + "events/down", R"({"services":[]})" + tag},
+      {t + "commands/request_id=1", R"({"command_name":"reboot"})" + tag},
+      {t + "properties/set/request_id=2", R"({"services":[]})" + tag},
+      {t + "properties/get/request_id=3", R"({"service_id":"s"})" + tag},
+      {t + "messages/down", "free form" + tag},
+      {t + "shadow/get/response/request_id=4", R"({"shadow":[]})" + tag},
+  };
+}
+
+// Whether `got` holds each of `want` exactly once and nothing else.
+::testing::AssertionResult ExactlyOnce(const std::vector<testing::ReceivedMessage>& want,
+                                       const std::vector<testing::ReceivedMessage>& got) {
+  std::map<std::pair<std::string, std::string>, int> count;
+  for (const auto& m : got)
+    ++count[{m.topic, m.payload}];
+  auto failure = ::testing::AssertionFailure();
+  bool ok = got.size() == want.size();
+  for (const auto& m : want) {
+    const int n = count[{m.topic, m.payload}];
+    if (n != 1) {
+      ok = false;
+      failure << m.topic << " arrived " << n << " times; ";
+    }
+  }
+  if (ok) return ::testing::AssertionSuccess();
+  return failure << got.size() << " messages in all";
+}
+
+class ImplicitSubscriptionTest : public PluginTest {
+ protected:
+  void SetUp() override {
+    PluginTest::SetUp();
+    ASSERT_FALSE(HasFatalFailure());
+    std::string error;
+    ASSERT_TRUE(store_->Put("prod_c", "secret-c", true, &error)) << error;
+    ASSERT_EQ(platform_.Connect(broker_->port(), "ota-server", "platform-pw"), 0);
+    // The platform's own subscriptions (server/src/device_protocol.cpp UpSubscriptions), and
+    // catch-alls that would show any down message or re-filed original reaching it.
+    for (const char* f : {"$oc/devices/+/sys/properties/report", "$oc/devices/+/sys/events/up",
+                          "$oc/devices/+/sys/messages/up", "$oc/devices/+/sys/commands/response/#",
+                          "$ota/presence/+", "$oc/devices/+/sys/#", "$ota/#"}) {
+      ASSERT_EQ(platform_.Subscribe(f), 1) << f;
+    }
+  }
+
+  // Publishes each message from the platform; each must be acknowledged (PUBACK).
+  void PlatformSends(const std::vector<testing::ReceivedMessage>& messages) {
+    for (const auto& m : messages)
+      EXPECT_TRUE(platform_.Publish(m.topic, m.payload)) << "no PUBACK for " << m.topic;
+  }
+  // What `client` receives until `n` messages came (or 5 s passed), then 300 ms more.
+  template <typename Client>
+  static std::vector<testing::ReceivedMessage> Collect(Client& client, size_t n) {
+    std::vector<testing::ReceivedMessage> out;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (out.size() < n && std::chrono::steady_clock::now() < deadline) {
+      for (auto& m : client.Receive(std::chrono::milliseconds(50)))
+        out.push_back(std::move(m));
+    }
+    for (auto& m : client.Receive(std::chrono::milliseconds(300)))
+      out.push_back(std::move(m));
+    return out;
+  }
+  // Besides presence events, the platform got exactly `routed`: the down messages it sent to
+  // offline devices (normal routing reaches its catch-all); never a redirected one, nor a
+  // re-filed original.
+  void ExpectPlatformGot(const std::vector<testing::ReceivedMessage>& routed = {}) {
+    std::vector<testing::ReceivedMessage> got;
+    for (auto& m : platform_.Receive(std::chrono::milliseconds(100))) {
+      if (m.topic.rfind("$ota/presence/", 0) != 0) got.push_back(std::move(m));
+    }
+    EXPECT_TRUE(ExactlyOnce(routed, got));
+  }
+
+  MqttTestClient platform_{"ota-server-implicit"};
+};
+
+TEST_F(ImplicitSubscriptionTest, ImplicitSubscription_NeverSubscribed_ReceivesExactlyOnce) {
+  MqttTestClient a(ClientIdOf("prod_a"));
+  ASSERT_EQ(ConnectDevice(a, "prod_a", "secret-a"), 0);
+  const auto want = DownMessages("prod_a");
+  PlatformSends(want);
+  EXPECT_TRUE(ExactlyOnce(want, Collect(a, want.size())));
+  ExpectPlatformGot();
+  EXPECT_EQ(broker_->Log().find("cannot deliver"), std::string::npos);
+}
+
+// Huawei's C demo subscribes the six filters at QoS 0 on top of the implicit QoS 1 ones; our
+// device agent subscribes its exact topic at QoS 1.
+TEST_F(ImplicitSubscriptionTest, ImplicitSubscription_SubscribedQos0_ReceivesExactlyOnce) {
+  MqttTestClient a(ClientIdOf("prod_a"));
+  ASSERT_EQ(ConnectDevice(a, "prod_a", "secret-a"), 0);
+  ASSERT_EQ(a.Subscribe("$oc/devices/prod_a/sys/#", 0), 0);
+  for (const char* f : {"messages/down", "commands/#", "properties/set/#", "properties/get/#",
+                        "events/down", "shadow/get/response/#"}) {
+    ASSERT_EQ(a.Subscribe(std::string("$oc/devices/prod_a/sys/") + f, 0), 0) << f;
+  }
+  const auto want = DownMessages("prod_a");
+  PlatformSends(want);
+  EXPECT_TRUE(ExactlyOnce(want, Collect(a, want.size())));
+  ExpectPlatformGot();
+}
+
+TEST_F(ImplicitSubscriptionTest, ImplicitSubscription_SubscribedQos1_ReceivesExactlyOnce) {
+  MqttTestClient a(ClientIdOf("prod_a"));
+  ASSERT_EQ(ConnectDevice(a, "prod_a", "secret-a"), 0);
+  ASSERT_EQ(a.Subscribe("$oc/devices/prod_a/sys/#", 1), 1);
+  ASSERT_EQ(a.Subscribe("$oc/devices/prod_a/sys/events/down", 1), 1);  // as our device agent
+  ASSERT_EQ(a.Subscribe("$oc/devices/prod_a/#", 1), 1);
+  const auto want = DownMessages("prod_a");
+  PlatformSends(want);
+  EXPECT_TRUE(ExactlyOnce(want, Collect(a, want.size())));
+  ExpectPlatformGot();
+}
+
+TEST_F(ImplicitSubscriptionTest, ImplicitSubscription_OtherDevices_ReceiveNothing) {
+  auto a = std::make_unique<MqttTestClient>(ClientIdOf("prod_a"));
+  ASSERT_EQ(ConnectDevice(*a, "prod_a", "secret-a"), 0);
+  MqttTestClient b(ClientIdOf("prod_b"));
+  ASSERT_EQ(ConnectDevice(b, "prod_b", "secret-b"), 0);
+  ASSERT_EQ(b.Subscribe("$oc/devices/prod_b/sys/#", 1), 1);
+  MqttTestClient c(ClientIdOf("prod_c"));
+  ASSERT_EQ(ConnectDevice(c, "prod_c", "secret-c"), 0);
+  const auto want = DownMessages("prod_a");
+  PlatformSends(want);
+  EXPECT_TRUE(ExactlyOnce(want, Collect(*a, want.size())));
+  // And while prod_a is offline (normal routing): still nobody else.
+  a.reset();
+  const auto offline = DownMessages("prod_a", " offline");
+  PlatformSends(offline);
+  EXPECT_TRUE(b.Receive(std::chrono::milliseconds(300)).empty());
+  EXPECT_TRUE(c.Receive(std::chrono::milliseconds(1)).empty());
+  ExpectPlatformGot(offline);
+}
+
+// IoTDA's Python and Java SDKs build a new client ID (new hour, maybe another sig type) for each
+// connect, so a device's new connection need not take its old one over in MQTT terms.
+TEST_F(ImplicitSubscriptionTest, ImplicitSubscription_Takeover_OnlyTheNewConnection) {
+  MqttTestClient old_conn(ClientIdOf("prod_a", 0));
+  ASSERT_EQ(ConnectDevice(old_conn, "prod_a", "secret-a"), 0);
+  ASSERT_EQ(old_conn.Subscribe("$oc/devices/prod_a/sys/#", 1), 1);  // normal routing would hit it
+  auto new_conn = std::make_unique<MqttTestClient>(ClientIdOf("prod_a", 1));
+  ASSERT_EQ(ConnectDevice(*new_conn, "prod_a", "secret-a"), 0);
+  const auto first = DownMessages("prod_a", " 1");
+  PlatformSends(first);
+  EXPECT_TRUE(ExactlyOnce(first, Collect(*new_conn, first.size())));
+  EXPECT_TRUE(old_conn.Receive(std::chrono::milliseconds(1)).empty());
+
+  // The same client ID again: Mosquitto closes the previous connection; the newest gets it.
+  auto same_id = std::make_unique<MqttTestClient>(ClientIdOf("prod_a", 1));
+  ASSERT_EQ(ConnectDevice(*same_id, "prod_a", "secret-a"), 0);
+  const auto second = DownMessages("prod_a", " 2");
+  PlatformSends(second);
+  EXPECT_TRUE(ExactlyOnce(second, Collect(*same_id, second.size())));
+  EXPECT_TRUE(new_conn->Receive(std::chrono::milliseconds(1)).empty());
+  EXPECT_TRUE(old_conn.Receive(std::chrono::milliseconds(1)).empty());
+
+  // When the newest ends, the older connection still open is the device's again.
+  same_id.reset();
+  new_conn.reset();
+  const auto third = DownMessages("prod_a", " 3");
+  PlatformSends(third);
+  EXPECT_TRUE(ExactlyOnce(third, Collect(old_conn, third.size())));
+  ExpectPlatformGot();
+}
+
+// Offline, the platform's message routes normally: a persistent session that subscribed has it
+// queued and gets it on reconnecting, once; one that never subscribed gets nothing.
+TEST_F(ImplicitSubscriptionTest, ImplicitSubscription_OfflinePersistentSession_QueuedIfSubscribed) {
+  const std::string password = IotdaPassword("secret-a", testing::UtcHour());
+  {
+    RawClient a1;
+    ASSERT_EQ(a1.Connect(broker_->port(), ClientIdOf("prod_a"), "prod_a", password, false), 0);
+    ASSERT_EQ(a1.Subscribe("$oc/devices/prod_a/sys/#", 1), 1);
+    a1.SendDisconnect();
+    EXPECT_TRUE(a1.Receive(std::chrono::milliseconds(200)).empty());
+  }
+  const auto queued = DownMessages("prod_a", " queued");
+  PlatformSends(queued);
+  ExpectPlatformGot(queued);  // offline: routed normally
+  RawClient a2;
+  ASSERT_EQ(a2.Connect(broker_->port(), ClientIdOf("prod_a"), "prod_a", password, false), 0);
+  EXPECT_TRUE(ExactlyOnce(queued, Collect(a2, queued.size())));
+  // Online again, with the subscription restored: redirected, still once.
+  const auto online = DownMessages("prod_a", " online");
+  PlatformSends(online);
+  EXPECT_TRUE(ExactlyOnce(online, Collect(a2, online.size())));
+
+  const std::string password_b = IotdaPassword("secret-b", testing::UtcHour());
+  {
+    RawClient b1;
+    ASSERT_EQ(b1.Connect(broker_->port(), ClientIdOf("prod_b"), "prod_b", password_b, false), 0);
+    b1.SendDisconnect();
+    EXPECT_TRUE(b1.Receive(std::chrono::milliseconds(200)).empty());
+  }
+  const auto lost = DownMessages("prod_b", " lost");
+  PlatformSends(lost);
+  RawClient b2;
+  ASSERT_EQ(b2.Connect(broker_->port(), ClientIdOf("prod_b"), "prod_b", password_b, false), 0);
+  EXPECT_TRUE(b2.Receive(std::chrono::milliseconds(300)).empty());
+  ExpectPlatformGot(lost);
+}
+
+// Only the platform's messages are redirected: a device publishing to its own down topic is
+// ordinary MQTT (it reaches the platform's subscription, and the device only if it subscribed).
+TEST_F(ImplicitSubscriptionTest, ImplicitSubscription_DeviceOwnDownTopic_NotRedirected) {
+  MqttTestClient a(ClientIdOf("prod_a"));
+  ASSERT_EQ(ConnectDevice(a, "prod_a", "secret-a"), 0);
+  EXPECT_TRUE(a.Publish("$oc/devices/prod_a/sys/commands/request_id=9", "from the device"));
+  EXPECT_TRUE(a.Publish("$oc/devices/prod_a/sys/messages/down", "from the device"));
+  EXPECT_TRUE(a.Receive(std::chrono::milliseconds(300)).empty());
+  std::vector<std::string> topics;
+  for (const auto& m : platform_.Receive(std::chrono::milliseconds(300))) {
+    if (m.payload == "from the device") topics.push_back(m.topic);
+  }
+  EXPECT_EQ(topics, (std::vector<std::string>{"$oc/devices/prod_a/sys/commands/request_id=9",
+                                              "$oc/devices/prod_a/sys/messages/down"}));
+
+  MqttTestClient b(ClientIdOf("prod_b"));
+  ASSERT_EQ(ConnectDevice(b, "prod_b", "secret-b"), 0);
+  ASSERT_EQ(b.Subscribe("$oc/devices/prod_b/sys/#", 1), 1);
+  EXPECT_TRUE(b.Publish("$oc/devices/prod_b/sys/events/down", "own"));
+  const auto got = Collect(b, 1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].payload, "own");
+}
+
+// Nobody can read the topic the originals are re-filed under, the platform included.
+TEST_F(ImplicitSubscriptionTest, ImplicitSubscription_SinkTopic_NeverDelivered) {
+  MqttTestClient a(ClientIdOf("prod_a"));
+  ASSERT_EQ(ConnectDevice(a, "prod_a", "secret-a"), 0);
+  EXPECT_EQ(a.Subscribe("$ota/redirected", 1), 0x80);
+  MqttTestClient other_platform("ota-server-sink");
+  ASSERT_EQ(other_platform.Connect(broker_->port(), "ota-server", "platform-pw"), 0);
+  ASSERT_EQ(other_platform.Subscribe("$ota/redirected"), 1);
+  PlatformSends(DownMessages("prod_a"));
+  EXPECT_TRUE(platform_.Publish("$ota/redirected", "direct"));
+  EXPECT_EQ(Collect(a, 6).size(), 6u);
+  EXPECT_TRUE(other_platform.Receive(std::chrono::milliseconds(300)).empty());
+  ExpectPlatformGot();
 }
 
 }  // namespace
