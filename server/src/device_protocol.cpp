@@ -42,16 +42,25 @@ std::optional<UpTopic> ParseUpTopic(std::string_view topic) {
   up.device_id = std::string(topic.substr(0, slash));
   if (!broker::IsValidDeviceId(up.device_id)) return std::nullopt;
   const std::string_view rest = topic.substr(slash);
-  constexpr std::string_view kResponse = "/sys/commands/response/request_id=";
+  // Answers to the platform's requests (device_requests.hpp); the ID is checked there.
+  static constexpr std::pair<std::string_view, UpKind> kResponses[] = {
+      {"/sys/commands/response/request_id=", UpKind::kCommandResponse},
+      {"/sys/properties/set/response/request_id=", UpKind::kPropertiesSetResponse},
+      {"/sys/properties/get/response/request_id=", UpKind::kPropertiesGetResponse},
+  };
+  for (const auto& [prefix, kind] : kResponses) {
+    if (rest.substr(0, prefix.size()) == prefix && rest.size() > prefix.size()) {
+      up.kind = kind;
+      up.request_id = std::string(rest.substr(prefix.size()));
+      return up;
+    }
+  }
   if (rest == "/sys/properties/report") {
     up.kind = UpKind::kPropertiesReport;
   } else if (rest == "/sys/events/up") {
     up.kind = UpKind::kEventsUp;
   } else if (rest == "/sys/messages/up") {
     up.kind = UpKind::kMessagesUp;
-  } else if (rest.substr(0, kResponse.size()) == kResponse && rest.size() > kResponse.size()) {
-    up.kind = UpKind::kCommandResponse;
-    up.request_id = std::string(rest.substr(kResponse.size()));
   } else {
     return std::nullopt;
   }
@@ -66,7 +75,8 @@ std::vector<std::string> UpSubscriptions(const std::string& share_group) {
   // Presence events come from the broker itself (docs/spec/broker-auth.md): never shared, every
   // instance keeps its view of who is online.
   return {base + "properties/report", base + "events/up", base + "messages/up",
-          base + "commands/response/#", std::string(broker::kPresenceTopicPrefix) + "+"};
+          base + "commands/response/#", base + "properties/set/response/#",
+          base + "properties/get/response/#", std::string(broker::kPresenceTopicPrefix) + "+"};
 }
 
 std::vector<OtaEvent> ParseOtaEvents(const nlohmann::json& envelope) {
@@ -106,6 +116,24 @@ std::optional<Presence> ParsePresence(std::string_view topic, const std::string&
 
 Outgoing VersionQuery(const std::string& device_id) {
   return Event(device_id, "version_query", nlohmann::json::object());
+}
+
+Outgoing DeviceRequest(DownKind kind, const std::string& device_id, const std::string& request_id,
+                       nlohmann::json body) {
+  nlohmann::json payload = std::move(body);
+  payload["object_device_id"] = device_id;
+  const std::string base = std::string(kPrefix) + device_id + "/sys/";
+  switch (kind) {
+    case DownKind::kCommand:
+      return {base + "commands/request_id=" + request_id, payload.dump()};
+    case DownKind::kPropertiesSet:
+      return {base + "properties/set/request_id=" + request_id, payload.dump()};
+    case DownKind::kPropertiesGet:
+      return {base + "properties/get/request_id=" + request_id, payload.dump()};
+    case DownKind::kMessage:
+      break;
+  }
+  return {base + "messages/down", payload.dump()};
 }
 
 Outgoing FirmwareUpgrade(const std::string& device_id, const nlohmann::json& paras) {

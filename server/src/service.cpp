@@ -27,6 +27,15 @@ Service::Service(Platform& platform, ServiceOptions options)
         return DownloadGrant(platform_, api_->download_base_url(), device, pkg, expires, task_id);
       });
   api_ = std::make_unique<HttpApi>(platform_, tasks_.get(), options_.download_workers);
+  // Commands and property requests go out at once, not through the outbox: a request its
+  // caller has given up on must not be carried out later (or twice) by a re-send.
+  requests_ = std::make_unique<DeviceRequests>(
+      platform_,
+      [this](const Outgoing& m) {
+        return bridge_ && bridge_->connected() && bridge_->Publish(m) >= 0;
+      },
+      [this](const std::vector<QueuedMessage>& m) { Send(m); });
+  api_->DeviceRequestRoutes(*requests_);
 }
 
 Service::~Service() {
@@ -110,6 +119,7 @@ void Service::Stop() {
   if (tick_thread_.joinable()) tick_thread_.join();
   if (bridge_) bridge_->Stop();
   if (started_) {
+    requests_->StopWaiting();
     api_->Stop();
     if (http_thread_.joinable()) http_thread_.join();
     if (download_thread_.joinable()) download_thread_.join();
@@ -147,8 +157,10 @@ void Service::FlushOutbox(int64_t now) {
   std::vector<QueuedMessage> pending;
   {
     std::lock_guard<std::mutex> guard(platform_.lock());
+    requests_->OnOutboxAcked(acked, now);  // first: a crash between re-sends, never loses
     platform_.outbox().Remove(acked);
     const std::vector<int64_t> expired = platform_.outbox().Expire(now - kOutboxKeepSeconds);
+    requests_->OnOutboxExpired(expired, now);
     if (!expired.empty()) {
       platform_.registry().Count("outbox_expired", static_cast<int64_t>(expired.size()));
       std::lock_guard<std::mutex> g(inflight_mutex_);
@@ -183,6 +195,11 @@ void Service::TickNow() {
     } catch (const std::exception& e) {
       std::fprintf(stderr, "ota-server: task tick failed: %s\n", e.what());
     }
+    try {
+      requests_->Tick(now);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "ota-server: device request tick failed: %s\n", e.what());
+    }
   }
   Send(out);
   try {
@@ -213,7 +230,10 @@ void Service::HandleDeviceMessage(const std::string& topic, const std::string& p
   }
   const std::optional<UpTopic> up = ParseUpTopic(topic);
   if (!up) return;
-  const char* what = up->kind == UpKind::kPropertiesReport ? "property_reports" : "events";
+  const char* what = up->kind == UpKind::kPropertiesReport ? "property_reports"
+                     : up->kind == UpKind::kEventsUp       ? "events"
+                     : up->kind == UpKind::kMessagesUp     ? "messages"
+                                                           : "responses";
   std::lock_guard<std::mutex> guard(platform_.lock());
   // The broker took the message when it was handed over (PUBACK): a database that is busy
   // (another instance writing) is waited for and tried again, not dropped at once.
@@ -267,7 +287,12 @@ void Service::ApplyDeviceMessage(const UpTopic& up, const std::string& payload, 
   if (payload.size() > kMaxDevicePayload) {
     throw ApiError(413, "payload of " + std::to_string(payload.size()) + " bytes");
   }
-  if (up.kind == UpKind::kMessagesUp || up.kind == UpKind::kCommandResponse) return;
+  if (up.kind == UpKind::kMessagesUp) return;
+  if (up.kind == UpKind::kCommandResponse || up.kind == UpKind::kPropertiesSetResponse ||
+      up.kind == UpKind::kPropertiesGetResponse) {
+    requests_->OnResponse(up, payload, now);
+    return;
+  }
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(payload);

@@ -13,12 +13,19 @@
 
 namespace ota::server {
 
-enum class UpKind { kPropertiesReport, kEventsUp, kCommandResponse, kMessagesUp };
+enum class UpKind {
+  kPropertiesReport,
+  kEventsUp,
+  kCommandResponse,
+  kMessagesUp,
+  kPropertiesSetResponse,
+  kPropertiesGetResponse,
+};
 
 struct UpTopic {
   std::string device_id;
   UpKind kind = UpKind::kMessagesUp;
-  std::string request_id;  // command responses
+  std::string request_id;  // responses: the text after "request_id=", unchecked
 };
 
 // The broker plugin's presence events (docs/spec/broker-auth.md, "Presence events") on
@@ -54,6 +61,11 @@ struct Outgoing {
 };
 
 Outgoing VersionQuery(const std::string& device_id);
+
+// Requests to a device (device_requests.hpp); `body` is the payload without object_device_id.
+enum class DownKind { kCommand, kPropertiesSet, kPropertiesGet, kMessage };
+Outgoing DeviceRequest(DownKind kind, const std::string& device_id, const std::string& request_id,
+                       nlohmann::json body);
 // paras: version, url, file_size, access_token, expires, sign, file_name (iotda-protocol.md).
 Outgoing FirmwareUpgrade(const std::string& device_id, const nlohmann::json& paras);
 
