@@ -74,9 +74,13 @@ std::vector<std::string> UpSubscriptions(const std::string& share_group) {
       (share_group.empty() ? std::string() : "$share/" + share_group + "/") + "$oc/devices/+/sys/";
   // Presence events come from the broker itself (docs/spec/broker-auth.md): never shared, every
   // instance keeps its view of who is online.
-  return {base + "properties/report", base + "events/up", base + "messages/up",
-          base + "commands/response/#", base + "properties/set/response/#",
-          base + "properties/get/response/#", std::string(broker::kPresenceTopicPrefix) + "+"};
+  return {base + "properties/report",
+          base + "events/up",
+          base + "messages/up",
+          base + "commands/response/#",
+          base + "properties/set/response/#",
+          base + "properties/get/response/#",
+          std::string(broker::kPresenceTopicPrefix) + "+"};
 }
 
 std::vector<OtaEvent> ParseOtaEvents(const nlohmann::json& envelope) {

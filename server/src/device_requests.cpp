@@ -108,8 +108,8 @@ void CheckValues(const std::string& what, const json& declared, const json& valu
 
 // A model "declares commands" when any service has a "commands" array
 // ([{command_name, paras?: [{name, type, required?}]}]); then only those may be sent.
-void CheckCommand(const json& model, const std::string& service_id,
-                  const std::string& command_name, const json& paras) {
+void CheckCommand(const json& model, const std::string& service_id, const std::string& command_name,
+                  const json& paras) {
   bool declared = false;
   for (const json& s : model["services"]) {
     declared = declared || (s.contains("commands") && s["commands"].is_array());
@@ -156,9 +156,8 @@ json DeviceRequests::Command(const std::string& device_id, const json& body) {
   const json paras = Object(body, "paras");
   return Execute(DownKind::kCommand, device_id,
                  {{"service_id", service_id}, {"command_name", command_name}, {"paras", paras}},
-                 Timeout(body), [&](const json& model) {
-                   CheckCommand(model, service_id, command_name, paras);
-                 });
+                 Timeout(body),
+                 [&](const json& model) { CheckCommand(model, service_id, command_name, paras); });
 }
 
 json DeviceRequests::SetProperties(const std::string& device_id, const json& body) {
@@ -177,7 +176,8 @@ json DeviceRequests::SetProperties(const std::string& device_id, const json& bod
                    for (const json& s : services) {
                      const std::string id = s["service_id"];
                      const json* ms = ModelService(model, id);
-                     if (ms == nullptr) throw ApiError(400, "service " + id + " is not in the model");
+                     if (ms == nullptr)
+                       throw ApiError(400, "service " + id + " is not in the model");
                      CheckValues(id, (*ms)["properties"], s["properties"], false);
                    }
                  });
@@ -234,8 +234,9 @@ json DeviceRequests::Execute(DownKind kind, const std::string& device_id, const 
     Forget(id);
     std::lock_guard<std::mutex> guard(platform_.lock());
     platform_.db()
-        .Prepare("UPDATE device_requests SET status = 'not_sent' WHERE request_id = ? AND "
-                 "status = 'pending'")
+        .Prepare(
+            "UPDATE device_requests SET status = 'not_sent' WHERE request_id = ? AND "
+            "status = 'pending'")
         .Bind(1, id)
         .Run();
     throw ApiError(503, "not connected to the broker: request " + id + " not sent");

@@ -607,8 +607,9 @@ void HttpApi::DeviceRequestRoutes(DeviceRequests& requests) {
   const auto list = [&r](const char* kind) {
     return [&r, kind](const httplib::Request& req, httplib::Response& res) {
       const std::string k = kind[0] != '\0' ? kind : req.get_param_value("kind");
-      Reply(res, 200,
-            r.List(req.matches[1], k, QueryNumber(req, "limit", 50), QueryNumber(req, "offset", 0)));
+      Reply(
+          res, 200,
+          r.List(req.matches[1], k, QueryNumber(req, "limit", 50), QueryNumber(req, "offset", 0)));
     };
   };
   s.Get(dev + "/commands", Guard(p, list("command")));

@@ -381,8 +381,10 @@ TEST_F(DeviceRequestsTest, MessageDown_DeliveredAndAcknowledged) {
   ASSERT_TRUE(m.has_value());
   EXPECT_EQ(m->topic, Topic(kA, "messages/down"));
   const json sent = json::parse(m->payload);
-  EXPECT_EQ(sent,
-            json({{"object_device_id", kA}, {"name", "greeting"}, {"id", id}, {"content", "hello device"}}))
+  EXPECT_EQ(sent, json({{"object_device_id", kA},
+                        {"name", "greeting"},
+                        {"id", id},
+                        {"content", "hello device"}}))
       << "only the four keys of IoTDA's system format";
   const json row = WaitStatus(kA, id, "delivered");
   EXPECT_EQ(row["status"], "delivered");

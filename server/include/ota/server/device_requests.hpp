@@ -77,8 +77,8 @@ class DeviceRequests {
   nlohmann::json Execute(DownKind kind, const std::string& device_id, const nlohmann::json& body,
                          int timeout_s, const Validator& validate);
   void Insert(const std::string& request_id, const std::string& device_id, DownKind kind,
-              const std::string& payload, const std::string& status, int64_t now,
-              int64_t deadline, int64_t outbox_id);
+              const std::string& payload, const std::string& status, int64_t now, int64_t deadline,
+              int64_t outbox_id);
   nlohmann::json Load(const std::string& request_id);
   void Forget(const std::string& request_id);
 
