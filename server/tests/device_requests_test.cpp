@@ -406,5 +406,16 @@ TEST_F(DeviceRequestsTest, ServerStoppedWhileWaiting_RequestTimesOutAtItsDeadlin
   EXPECT_EQ(WaitStatus(kA, "r1", "timeout")["status"], "timeout");
 }
 
+TEST_F(DeviceRequestsTest, OpenApi_ListsTheRequestRoutes) {
+  const json doc = Call("GET", "/api/v1/openapi.json").body;
+  for (const char* path : {"/devices/{device_id}/commands", "/devices/{device_id}/properties/get",
+                           "/devices/{device_id}/messages", "/devices/{device_id}/requests",
+                           "/devices/{device_id}/requests/{request_id}"}) {
+    EXPECT_TRUE(doc["paths"].contains(path)) << path;
+  }
+  EXPECT_TRUE(doc["paths"]["/devices/{device_id}/properties"].contains("put"));
+  EXPECT_TRUE(doc["paths"]["/devices/{device_id}/commands"].contains("get"));
+}
+
 }  // namespace
 }  // namespace ota::server
