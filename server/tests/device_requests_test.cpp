@@ -115,6 +115,15 @@ class DeviceRequestsTest : public ::testing::Test {
     std::string error;
     ASSERT_TRUE(service_->Start(&error)) << error;
     std::ifstream(dir_ / "admin.token") >> token_;
+    // The bridge counts as connected at its CONNACK, before the broker took its SUBSCRIBEs: a
+    // device that connects in between is never seen online. A probe device waits that out.
+    bool ready = false;
+    for (int attempt = 0; attempt < 20 && !ready; ++attempt) {
+      Device probe(broker_->port(), kB);
+      ready = WaitFor(kB, true, 500);
+    }
+    ASSERT_TRUE(ready) << "the platform never saw a device connect";
+    ASSERT_TRUE(WaitFor(kB, false, 5000));
   }
   void TearDown() override {
     service_.reset();
@@ -140,16 +149,19 @@ class DeviceRequestsTest : public ::testing::Test {
     return std::async(std::launch::async, [=, this] { return Call(method, path, body); });
   }
 
-  bool WaitOnline(const std::string& device) {
-    for (int i = 0; i < 100; ++i) {
+  // Polls until the platform holds the device `online` (or not).
+  bool WaitFor(const std::string& device, bool online, int timeout_ms) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    do {
       {
         std::lock_guard<std::mutex> g(platform_->lock());
-        if (platform_->registry().GetDevice(device).online) return true;
+        if (platform_->registry().GetDevice(device).online == online) return true;
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    } while (std::chrono::steady_clock::now() < deadline);
     return false;
   }
+  bool WaitOnline(const std::string& device) { return WaitFor(device, true, 5000); }
   int64_t Counter(const std::string& name) {
     std::lock_guard<std::mutex> g(platform_->lock());
     return platform_->registry().Counter(name);
