@@ -78,6 +78,7 @@ int Client::Call(const std::string& method, const std::string& path, const std::
   if (!c) return Fail(kExitInput, error);
   httplib::Result r = method == "GET"     ? c->Get(path.c_str())
                       : method == "PATCH" ? c->Patch(path.c_str(), body, content_type.c_str())
+                      : method == "PUT"   ? c->Put(path.c_str(), body, content_type.c_str())
                                           : c->Post(path.c_str(), body, content_type.c_str());
   if (!r) {
     return Fail(kExitInput, "cannot reach " + options_.url + ": " + httplib::to_string(r.error()));
@@ -122,6 +123,18 @@ int Client::Upload(const std::string& product, const std::string& file,
                       "application/octet-stream", &out);
   if (rc == kExitOk) std::printf("%s\n", out.dump(2).c_str());
   return rc;
+}
+
+int Client::DeviceRequest(const std::string& method, const std::string& path,
+                          const json& body) const {
+  json out;
+  const int rc = Call(method, path, body.dump(), "application/json", &out);
+  if (rc != kExitOk) return rc;
+  std::printf("%s\n", out.dump(2).c_str());
+  const std::string status = out.value("status", "");
+  if (status == "succeeded" || status == "pending" || status == "delivered") return kExitOk;
+  return Fail(kExitRefused,
+              out.value("kind", "request") + " " + out.value("request_id", "") + ": " + status);
 }
 
 int Client::WaitTask(int64_t task, int timeout_s) const {
@@ -174,6 +187,16 @@ std::optional<json> ParseWave(const std::string& text, std::string* error) {
   }
   *error = "--wave " + text + ": expected group:NAME, PERCENT% (1-100) or devices:ID,ID";
   return std::nullopt;
+}
+
+std::optional<json> ParseJsonArg(const std::string& what, const std::string& text,
+                                 std::string* error) {
+  try {
+    return json::parse(text);
+  } catch (const json::parse_error& e) {
+    *error = what + ": not JSON: " + e.what();
+    return std::nullopt;
+  }
 }
 
 std::optional<json> ReadJsonFile(const std::string& path, std::string* error) {

@@ -35,6 +35,10 @@ class Client {
   int Upload(const std::string& product, const std::string& file,
              const std::string& software_version = "",
              const std::string& signature_file = "") const;
+  // A request to a device (docs/server.md, "Requests to devices"): prints the stored request;
+  // 0 when it succeeded (or, for a message, is on its way), 1 otherwise (the status on stderr).
+  int DeviceRequest(const std::string& method, const std::string& path,
+                    const nlohmann::json& body) const;
   // Polls a task until it ends: 0 on Success, 1 otherwise.
   int WaitTask(int64_t task, int timeout_s) const;
   int Call(const std::string& method, const std::string& path, const std::string& body,
@@ -48,6 +52,9 @@ class Client {
 
 std::optional<nlohmann::json> ReadJsonFile(const std::string& path, std::string* error);
 std::optional<std::string> ReadTextFile(const std::string& path, std::string* error);
+// A JSON value given on the command line (`what` names it in the error).
+std::optional<nlohmann::json> ParseJsonArg(const std::string& what, const std::string& text,
+                                           std::string* error);
 // A rollout wave from the command line: "group:NAME", "PERCENT%" or "devices:ID,ID,...".
 std::optional<nlohmann::json> ParseWave(const std::string& text, std::string* error);
 

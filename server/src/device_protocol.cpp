@@ -124,8 +124,20 @@ std::optional<UpTopic> ParseUpTopic(std::string_view topic) {
     up.gzip = true;
     rest.remove_suffix(kGzip.size());
   }
-  constexpr std::string_view kResponse = "/sys/commands/response/request_id=";
   constexpr std::string_view kShadowGet = "/sys/shadow/get/request_id=";
+  // Answers to the platform's requests (device_requests.hpp); the ID is checked there.
+  static constexpr std::pair<std::string_view, UpKind> kResponses[] = {
+      {"/sys/commands/response/request_id=", UpKind::kCommandResponse},
+      {"/sys/properties/set/response/request_id=", UpKind::kPropertiesSetResponse},
+      {"/sys/properties/get/response/request_id=", UpKind::kPropertiesGetResponse},
+  };
+  for (const auto& [prefix, kind] : kResponses) {
+    if (rest.substr(0, prefix.size()) == prefix && rest.size() > prefix.size()) {
+      up.kind = kind;
+      up.request_id = std::string(rest.substr(prefix.size()));
+      return up;
+    }
+  }
   if (rest == "/sys/properties/report") {
     up.kind = UpKind::kPropertiesReport;
   } else if (rest == "/sys/events/up") {
@@ -134,9 +146,6 @@ std::optional<UpTopic> ParseUpTopic(std::string_view topic) {
     up.kind = UpKind::kGatewayPropertiesReport;
   } else if (rest == "/sys/messages/up") {
     up.kind = UpKind::kMessagesUp;
-  } else if (rest.substr(0, kResponse.size()) == kResponse && rest.size() > kResponse.size()) {
-    up.kind = UpKind::kCommandResponse;
-    up.request_id = std::string(rest.substr(kResponse.size()));
   } else if (rest.substr(0, kShadowGet.size()) == kShadowGet) {
     up.kind = UpKind::kShadowGet;  // the request ID is checked when handled (and counted)
     up.request_id = std::string(rest.substr(kShadowGet.size()));
@@ -163,6 +172,8 @@ std::vector<std::string> UpSubscriptions(const std::string& share_group) {
           base + "gateway/sub_devices/properties/report?encoding=gzip",
           base + "commands/response/#",
           base + "shadow/get/+",  // not shadow/get/#: that would take the platform's answers
+          base + "properties/set/response/#",
+          base + "properties/get/response/#",
           std::string(broker::kPresenceTopicPrefix) + "+"};
 }
 
@@ -362,6 +373,24 @@ Outgoing ShadowResponse(const std::string& device_id, const std::string& request
   const nlohmann::json body = {{"object_device_id", device_id}, {"shadow", shadow}};
   return {std::string(kPrefix) + device_id + "/sys/shadow/get/response/request_id=" + request_id,
           body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
+}
+
+Outgoing DeviceRequest(DownKind kind, const std::string& device_id, const std::string& request_id,
+                       nlohmann::json body) {
+  nlohmann::json payload = std::move(body);
+  payload["object_device_id"] = device_id;
+  const std::string base = std::string(kPrefix) + device_id + "/sys/";
+  switch (kind) {
+    case DownKind::kCommand:
+      return {base + "commands/request_id=" + request_id, payload.dump()};
+    case DownKind::kPropertiesSet:
+      return {base + "properties/set/request_id=" + request_id, payload.dump()};
+    case DownKind::kPropertiesGet:
+      return {base + "properties/get/request_id=" + request_id, payload.dump()};
+    case DownKind::kMessage:
+      break;
+  }
+  return {base + "messages/down", payload.dump()};
 }
 
 }  // namespace ota::server

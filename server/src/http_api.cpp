@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "ota/broker/device_auth.hpp"
+#include "ota/server/device_requests.hpp"
 #include "ota/server/download_slots.hpp"
 
 namespace ota::server {
@@ -588,6 +589,83 @@ void HttpApi::TaskRoutes() {
            t.Resume(TaskId(req.matches[1]), std::time(nullptr));
            Reply(res, 200, t.Get(TaskId(req.matches[1]), false));
          }));
+}
+
+namespace {
+
+// As Guard, but the handler runs without the platform lock (only the token check holds it):
+// requests to devices wait for the device, and take the lock for each step themselves.
+httplib::Server::Handler GuardUnlocked(Platform& p, Fn fn) {
+  return [&p, fn = std::move(fn)](const httplib::Request& req, httplib::Response& res) {
+    try {
+      {
+        std::lock_guard<std::mutex> guard(p.lock());
+        if (!p.CheckApiToken(Bearer(req))) {
+          res.set_header("WWW-Authenticate", "Bearer");
+          return Error(res, 401, "missing or unknown API token");
+        }
+      }
+      fn(req, res);
+    } catch (const ApiError& e) {
+      Error(res, e.status, e.what());
+    } catch (const std::exception& e) {
+      Error(res, 500, std::string("internal error: ") + e.what());
+    }
+  };
+}
+
+int64_t QueryNumber(const httplib::Request& req, const char* key, int64_t fallback) {
+  if (!req.has_param(key)) return fallback;
+  const std::string v = req.get_param_value(key);
+  try {
+    size_t used = 0;
+    const int64_t n = std::stoll(v, &used);
+    if (used == v.size()) return n;
+  } catch (const std::exception&) {
+  }
+  throw ApiError(400, std::string(key) + " must be an integer");
+}
+
+}  // namespace
+
+void HttpApi::DeviceRequestRoutes(DeviceRequests& requests) {
+  httplib::SSLServer& s = *server_;
+  Platform& p = platform_;
+  DeviceRequests& r = requests;
+  const std::string dev = R"(/api/v1/devices/([^/]+))";
+  // Synchronous: 200 with the outcome (succeeded, timeout, device_offline) once it is known.
+  s.Post(dev + "/commands",
+         GuardUnlocked(p, [&r](const httplib::Request& req, httplib::Response& res) {
+           Reply(res, 200, r.Command(req.matches[1], Body(req)));
+         }));
+  s.Put(dev + "/properties",
+        GuardUnlocked(p, [&r](const httplib::Request& req, httplib::Response& res) {
+          Reply(res, 200, r.SetProperties(req.matches[1], Body(req)));
+        }));
+  s.Post(dev + "/properties/get",
+         GuardUnlocked(p, [&r](const httplib::Request& req, httplib::Response& res) {
+           Reply(res, 200, r.GetProperties(req.matches[1], Body(req)));
+         }));
+  // Asynchronous: 202 with the stored message; its status changes to delivered later.
+  s.Post(dev + "/messages",
+         GuardUnlocked(p, [&r](const httplib::Request& req, httplib::Response& res) {
+           Reply(res, 202, r.Message(req.matches[1], Body(req)));
+         }));
+  const auto list = [&r](const char* kind) {
+    return [&r, kind](const httplib::Request& req, httplib::Response& res) {
+      const std::string k = kind[0] != '\0' ? kind : req.get_param_value("kind");
+      Reply(
+          res, 200,
+          r.List(req.matches[1], k, QueryNumber(req, "limit", 50), QueryNumber(req, "offset", 0)));
+    };
+  };
+  s.Get(dev + "/commands", Guard(p, list("command")));
+  s.Get(dev + "/messages", Guard(p, list("message")));
+  s.Get(dev + "/requests", Guard(p, list("")));
+  s.Get(dev + "/requests/([^/]+)",
+        Guard(p, [&r](const httplib::Request& req, httplib::Response& res) {
+          Reply(res, 200, r.Get(req.matches[1], req.matches[2]));
+        }));
 }
 
 }  // namespace ota::server

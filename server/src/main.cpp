@@ -183,6 +183,52 @@ int main(int argc, char** argv) {
   CLI::App* d_logs = client_cmd(device, "logs", "The device's newest log lines ($log)");
   d_logs->add_option("id", device_id)->required();
 
+  // Requests to devices (docs/server.md, "Requests to devices").
+  std::string service, command_name, json_arg, request_id, request_kind;
+  int req_timeout = 20;
+  int64_t limit = 50, offset = 0;
+  bool content_json = false;
+  CLI::App* d_command =
+      client_cmd(device, "command", "Send a command and wait for the answer (exit 0: answered)");
+  d_command->add_option("id", device_id)->required();
+  d_command->add_option("--service", service, "service_id")->required();
+  d_command->add_option("--name", command_name, "command_name")->required();
+  d_command->add_option("--paras", json_arg, "paras, a JSON object");
+  d_command->add_option("--timeout", req_timeout, "seconds to wait (1..30, default 20)");
+  CLI::App* d_set =
+      client_cmd(device, "set-properties", "Set properties of one service and wait for the answer");
+  d_set->add_option("id", device_id)->required();
+  d_set->add_option("--service", service, "service_id")->required();
+  d_set->add_option("--properties", json_arg, "a JSON object: name -> value")->required();
+  d_set->add_option("--timeout", req_timeout, "seconds to wait (1..30, default 20)");
+  CLI::App* d_get = client_cmd(device, "get-properties",
+                               "Ask a device for its properties now (stored as a report)");
+  d_get->add_option("id", device_id)->required();
+  d_get->add_option("--service", service, "only this service");
+  d_get->add_option("--timeout", req_timeout, "seconds to wait (1..30, default 20)");
+  CLI::App* d_message = client_cmd(device, "message", "Send a message down (asynchronous)");
+  d_message->add_option("id", device_id)->required();
+  d_message->add_option("content", json_arg, "the content (text)")->required();
+  d_message->add_flag("--json", content_json, "the content is JSON, sent as such");
+  d_message->add_option("--name", command_name, "the message's name");
+  CLI::App* d_requests =
+      client_cmd(device, "requests", "Requests sent to a device and their results, latest first");
+  d_requests->add_option("id", device_id)->required();
+  d_requests->add_option("--kind", request_kind, "command, properties_set, properties_get or message");
+  d_requests->add_option("--limit", limit, "at most this many (1..500)");
+  d_requests->add_option("--offset", offset, "skip this many");
+  CLI::App* d_commands = client_cmd(device, "commands", "Commands sent and their results");
+  d_commands->add_option("id", device_id)->required();
+  d_commands->add_option("--limit", limit, "at most this many (1..500)");
+  d_commands->add_option("--offset", offset, "skip this many");
+  CLI::App* d_messages = client_cmd(device, "messages", "Messages sent down and their status");
+  d_messages->add_option("id", device_id)->required();
+  d_messages->add_option("--limit", limit, "at most this many (1..500)");
+  d_messages->add_option("--offset", offset, "skip this many");
+  CLI::App* d_request = client_cmd(device, "request", "One request and its result");
+  d_request->add_option("id", device_id)->required();
+  d_request->add_option("request_id", request_id)->required();
+
   CLI::App* package = app.add_subcommand("package", "Packages")->require_subcommand(1);
   CLI::App* k_upload = client_cmd(package, "upload", "Upload a signed package");
   k_upload->add_option("product", id, "product id")->required();
@@ -318,6 +364,52 @@ int main(int argc, char** argv) {
     return c.Print("GET", "/api/v1/devices/" + device_id + "/properties", nullptr);
   }
   if (d_logs->parsed()) return c.Print("GET", "/api/v1/devices/" + device_id + "/logs", nullptr);
+  if (d_command->parsed() || d_set->parsed() || (d_message->parsed() && content_json)) {
+    std::optional<json> v = json_arg.empty() ? json::object()
+                                             : cli::ParseJsonArg(d_command->parsed() ? "--paras"
+                                                                 : d_set->parsed() ? "--properties"
+                                                                                   : "content",
+                                                                 json_arg, &error);
+    if (!v) return c.Fail(cli::kExitUsage, error);
+    const std::string path = "/api/v1/devices/" + device_id;
+    if (d_command->parsed()) {
+      return c.DeviceRequest("POST", path + "/commands",
+                             {{"service_id", service},
+                              {"command_name", command_name},
+                              {"paras", *v},
+                              {"timeout_s", req_timeout}});
+    }
+    if (d_set->parsed()) {
+      return c.DeviceRequest("PUT", path + "/properties",
+                             {{"services", {{{"service_id", service}, {"properties", *v}}}},
+                              {"timeout_s", req_timeout}});
+    }
+    json body = {{"content", *v}};
+    if (!command_name.empty()) body["name"] = command_name;
+    return c.DeviceRequest("POST", path + "/messages", body);
+  }
+  if (d_message->parsed()) {
+    json body = {{"content", json_arg}};
+    if (!command_name.empty()) body["name"] = command_name;
+    return c.DeviceRequest("POST", "/api/v1/devices/" + device_id + "/messages", body);
+  }
+  if (d_get->parsed()) {
+    json body = {{"timeout_s", req_timeout}};
+    if (!service.empty()) body["service_id"] = service;
+    return c.DeviceRequest("POST", "/api/v1/devices/" + device_id + "/properties/get", body);
+  }
+  if (d_requests->parsed() || d_commands->parsed() || d_messages->parsed()) {
+    const std::string what = d_commands->parsed()   ? "commands?"
+                             : d_messages->parsed() ? "messages?"
+                                                    : "requests?kind=" + request_kind + "&";
+    return c.Print("GET",
+                   "/api/v1/devices/" + device_id + "/" + what + "limit=" + std::to_string(limit) +
+                       "&offset=" + std::to_string(offset),
+                   nullptr);
+  }
+  if (d_request->parsed()) {
+    return c.Print("GET", "/api/v1/devices/" + device_id + "/requests/" + request_id, nullptr);
+  }
   if (k_upload->parsed()) {
     if (sw_version.empty() != signature_file.empty()) {
       return c.Fail(cli::kExitUsage, "--software and --signature go together");

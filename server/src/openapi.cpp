@@ -35,6 +35,15 @@ const char* OpenApiDocument() {
         "source_version": {"type": "string", "nullable": true}, "key_id": {"type": "string"},
         "file_name": {"type": "string"}, "description": {"type": "string"},
         "category": {"type": "string", "enum": ["firmware", "software"]}}},
+      "DeviceRequest": {"type": "object", "properties": {
+        "request_id": {"type": "string"}, "command_id": {"type": "string", "description": "commands"},
+        "message_id": {"type": "string", "description": "messages"}, "device_id": {"type": "string"},
+        "kind": {"type": "string", "enum": ["command", "properties_set", "properties_get", "message"]},
+        "status": {"type": "string", "enum": ["pending", "succeeded", "timeout", "late", "device_offline", "not_sent", "delivered", "expired"]},
+        "request": {"type": "object", "description": "the payload sent, without object_device_id"},
+        "response": {"type": "object", "nullable": true, "description": "the device's answer"},
+        "created_at": {"type": "integer"}, "deadline": {"type": "integer"},
+        "answered_at": {"type": "integer", "nullable": true}}},
       "DownloadGrant": {"type": "object", "properties": {
         "version": {"type": "string"}, "url": {"type": "string"},
         "access_token": {"type": "string"}, "expires": {"type": "integer"},
@@ -67,7 +76,20 @@ const char* OpenApiDocument() {
     "/devices/{device_id}/logs": {
       "get": {"summary": "The device's newest $log lines (at most 100), oldest first: [{type, content, timestamp (the device's), received_at}]", "responses": {"200": {"description": "Log lines"}, "404": {"description": "Unknown"}}}},
     "/devices/{device_id}/properties": {
-      "get": {"summary": "Latest reported properties by service", "responses": {"200": {"description": "Properties"}}}},
+      "get": {"summary": "Latest reported properties by service", "responses": {"200": {"description": "Properties"}}},
+      "put": {"summary": "Set properties on the device and wait for its answer ({services: [{service_id, properties: {name: value}}], timeout_s 1..30 (default 20)}); checked against the product model before anything is sent (sys/properties/set)", "responses": {"200": {"description": "DeviceRequest: succeeded, timeout or device_offline"}, "400": {"description": "Not in the model, wrong type"}, "404": {"description": "Unknown device"}, "429": {"description": "Too many requests waiting"}, "503": {"description": "No broker connection"}}}},
+    "/devices/{device_id}/properties/get": {
+      "post": {"summary": "Ask the device for its properties now and wait ({service_id?, timeout_s}); the answer is also stored as a property report (sys/properties/get)", "responses": {"200": {"description": "DeviceRequest"}, "400": {"description": "Service not in the model"}, "404": {"description": "Unknown device"}}}},
+    "/devices/{device_id}/commands": {
+      "post": {"summary": "Send a command and wait for the device's answer ({service_id, command_name, paras?: {}, timeout_s 1..30 (default 20)}); when the product model declares commands, only those (and their typed paras) are allowed (sys/commands)", "responses": {"200": {"description": "DeviceRequest with command_id: succeeded (response = the device's answer), timeout, or device_offline at once"}, "400": {"description": "Invalid or not in the model"}, "404": {"description": "Unknown device"}, "429": {"description": "Too many requests waiting"}, "503": {"description": "No broker connection"}}},
+      "get": {"summary": "Commands sent to the device and their results, latest first (?limit=1..500 (50), ?offset=)", "responses": {"200": {"description": "{total, limit, offset, items: [DeviceRequest]}"}}}},
+    "/devices/{device_id}/messages": {
+      "post": {"summary": "Send a message down ({content, name?}); asynchronous: stored and queued, status pending, then delivered once the broker acknowledged it (expired if it never did within 10 min); device_offline when the device is not connected (sys/messages/down)", "responses": {"202": {"description": "DeviceRequest with message_id"}, "400": {"description": "No content"}, "413": {"description": "Over 64 KB"}}},
+      "get": {"summary": "Messages sent down and their status, latest first (?limit=, ?offset=)", "responses": {"200": {"description": "{total, limit, offset, items: [DeviceRequest]}"}}}},
+    "/devices/{device_id}/requests": {
+      "get": {"summary": "Every request sent to the device, latest first (?kind=command|properties_set|properties_get|message, ?limit=, ?offset=)", "responses": {"200": {"description": "{total, limit, offset, items: [DeviceRequest]}"}}}},
+    "/devices/{device_id}/requests/{request_id}": {
+      "get": {"summary": "One request and its result", "responses": {"200": {"description": "DeviceRequest"}, "404": {"description": "Unknown"}}}},
     "/packages": {
       "get": {"summary": "List packages (?product_id=)", "responses": {"200": {"description": "Packages"}}}},
     "/packages/{package_id}": {

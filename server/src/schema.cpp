@@ -166,6 +166,26 @@ CREATE INDEX devices_by_gateway ON devices (gateway_id) WHERE gateway_id IS NOT 
 ALTER TABLE tasks ADD COLUMN kind TEXT NOT NULL DEFAULT 'firmware';      -- firmware | software
 ALTER TABLE packages ADD COLUMN category TEXT NOT NULL DEFAULT 'firmware';  -- firmware | software
 )sql",
+      R"sql(
+-- Requests to devices: commands, property set/get, messages down (docs/server.md, "Requests
+-- to devices"); each with its answer, or why there is none.
+CREATE TABLE device_requests (
+  seq         INTEGER PRIMARY KEY AUTOINCREMENT,  -- order of creation: lists are latest first
+  request_id  TEXT NOT NULL UNIQUE,               -- ours, random: answers name it
+  device_id   TEXT NOT NULL REFERENCES devices ON DELETE CASCADE,
+  kind        TEXT NOT NULL,     -- command | properties_set | properties_get | message
+  request     TEXT NOT NULL,     -- JSON: the payload sent
+  status      TEXT NOT NULL,     -- pending succeeded timeout late device_offline not_sent
+                                 -- delivered expired
+  response    TEXT,              -- JSON: the device's answer
+  created_at  INTEGER NOT NULL,
+  deadline    INTEGER NOT NULL,  -- an answer after it is late
+  answered_at INTEGER,
+  outbox_id   INTEGER);          -- messages: the outbox row until the broker acknowledged it
+CREATE INDEX device_requests_by_device ON device_requests (device_id, kind, seq);
+CREATE INDEX device_requests_pending ON device_requests (deadline) WHERE status = 'pending';
+CREATE INDEX device_requests_by_outbox ON device_requests (outbox_id) WHERE outbox_id IS NOT NULL;
+)sql",
   };
   return kMigrations;
 }

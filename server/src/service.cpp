@@ -33,6 +33,15 @@ Service::Service(Platform& platform, ServiceOptions options)
         return DownloadGrant(platform_, api_->download_base_url(), device, pkg, expires, task_id);
       });
   api_ = std::make_unique<HttpApi>(platform_, tasks_.get(), options_.download_workers);
+  // Commands and property requests go out at once, not through the outbox: a request its
+  // caller has given up on must not be carried out later (or twice) by a re-send.
+  requests_ = std::make_unique<DeviceRequests>(
+      platform_,
+      [this](const Outgoing& m) {
+        return bridge_ && bridge_->connected() && bridge_->Publish(m) >= 0;
+      },
+      [this](const std::vector<QueuedMessage>& m) { Send(m); });
+  api_->DeviceRequestRoutes(*requests_);
 }
 
 Service::~Service() {
@@ -116,6 +125,7 @@ void Service::Stop() {
   if (tick_thread_.joinable()) tick_thread_.join();
   if (bridge_) bridge_->Stop();
   if (started_) {
+    requests_->StopWaiting();
     api_->Stop();
     if (http_thread_.joinable()) http_thread_.join();
     if (download_thread_.joinable()) download_thread_.join();
@@ -153,8 +163,10 @@ void Service::FlushOutbox(int64_t now) {
   std::vector<QueuedMessage> pending;
   {
     std::lock_guard<std::mutex> guard(platform_.lock());
+    requests_->OnOutboxAcked(acked, now);  // first: a crash between re-sends, never loses
     platform_.outbox().Remove(acked);
     const std::vector<int64_t> expired = platform_.outbox().Expire(now - kOutboxKeepSeconds);
+    requests_->OnOutboxExpired(expired, now);
     if (!expired.empty()) {
       platform_.registry().Count("outbox_expired", static_cast<int64_t>(expired.size()));
       std::lock_guard<std::mutex> g(inflight_mutex_);
@@ -188,6 +200,11 @@ void Service::TickNow() {
       out = tasks_->Tick(now);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "ota-server: task tick failed: %s\n", e.what());
+    }
+    try {
+      requests_->Tick(now);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "ota-server: device request tick failed: %s\n", e.what());
     }
   }
   Send(out);
@@ -227,8 +244,10 @@ void Service::HandleDeviceMessage(const std::string& topic, const std::string& p
   const char* what =
       up->kind == UpKind::kPropertiesReport || up->kind == UpKind::kGatewayPropertiesReport
           ? "property_reports"
-      : up->kind == UpKind::kShadowGet ? "shadow_requests"
-                                       : "events";
+      : up->kind == UpKind::kShadowGet  ? "shadow_requests"
+      : up->kind == UpKind::kEventsUp   ? "events"
+      : up->kind == UpKind::kMessagesUp ? "messages"
+                                        : "responses";
   std::vector<Reply> replies;
   std::lock_guard<std::mutex> guard(platform_.lock());
   // The broker took the message when it was handed over (PUBACK): a database that is busy
@@ -305,7 +324,12 @@ void Service::ApplyDeviceMessage(const UpTopic& up, const std::string& raw, int6
   }
   // Inflated under the same cap as a plain payload: a zip bomb stops at 64 KB of output.
   const std::string payload = up.gzip ? Gunzip(raw, kMaxDevicePayload) : raw;
-  if (up.kind == UpKind::kMessagesUp || up.kind == UpKind::kCommandResponse) return;
+  if (up.kind == UpKind::kMessagesUp) return;
+  if (up.kind == UpKind::kCommandResponse || up.kind == UpKind::kPropertiesSetResponse ||
+      up.kind == UpKind::kPropertiesGetResponse) {
+    requests_->OnResponse(up, payload, now);
+    return;
+  }
   if (up.kind == UpKind::kShadowGet && !IsValidRequestId(up.request_id)) {
     throw ApiError(400, "shadow get: malformed request_id");
   }

@@ -171,6 +171,109 @@ client task stop "$TASK"
 check "task stop: Stopped" test "$(field 'd["status"]')" = Stopped
 client task wait "$TASK" --timeout 5
 check "task wait on a stopped task: exit 1" test "$RC" -eq 1
+# ---- requests to the device: commands, property set/get, messages down ----
+# The device: a connection that prints the next message the platform sends it, then exits.
+listen() {
+  mosquitto_sub -h localhost -p "$MQTTS" --cafile data/tls/ca.pem -i "fire_n1_0_0_$HOUR" \
+    -u fire_n1 -P "$PASS" -t '$oc/devices/fire_n1/sys/#' -q 1 -C 1 -v -W 20 >"$1" 2>&1 &
+  pids+=($!)
+}
+online() {
+  for _ in $(seq 50); do
+    client device show fire_n1
+    [[ $(field 'd["online"]') == "$1" ]] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+# answer FILE WHAT PAYLOAD: answers the request printed in FILE on sys/WHAT/response/.
+answer() {
+  for _ in $(seq 100); do [[ -s $1 ]] && break; sleep 0.1; done
+  local rid
+  rid=$(sed -n 's/.*request_id=\([0-9a-f]*\) .*/\1/p' "$1")
+  [[ -n $rid ]] || return 1
+  mosquitto_pub -h localhost -p "$MQTTS" --cafile data/tls/ca.pem -i "fire_n1_0_0_$HOUR" \
+    -u fire_n1 -P "$PASS" -t "\$oc/devices/fire_n1/sys/$2/response/request_id=$rid" -q 1 -m "$3"
+}
+# Runs the client in the background into FILE.json / FILE.err; `finish FILE` waits for it.
+background() {
+  local name=$1
+  shift
+  "$SERVER" "$@" --url "https://127.0.0.1:$HTTP" --data "$W/data" >"$name.json" 2>"$name.err" &
+  BG_PID=$!
+}
+finish() {
+  set +e
+  wait "$BG_PID"
+  RC=$?
+  set -e
+  cp "$1.json" out.json
+}
+
+listen cmd.sub
+check "a listening device is online" online True
+background cmd device command fire_n1 --service DeviceStatus --name Beep --paras '{"on":true}' --timeout 10
+check "device command reaches the device with its paras" \
+  bash -c "for _ in \$(seq 100); do grep -q '\"on\":true' cmd.sub && exit 0; sleep 0.1; done; exit 1"
+answer cmd.sub commands '{"result_code":0,"response_name":"BeepDone","paras":{"beeped":1}}'
+finish cmd
+check "device command: exit 0, succeeded, the device's answer printed" \
+  bash -c "[[ $RC -eq 0 ]] && [[ $(field 'd["status"]') == succeeded ]] && [[ $(field 'd["response"]["paras"]["beeped"]') == 1 ]]"
+check "the device is offline once it left" online False
+client device command fire_n1 --service DeviceStatus --name Beep
+check "device command to an offline device: exit 1 at once, device_offline" \
+  bash -c "[[ $RC -eq 1 ]] && grep -q device_offline err.txt && [[ $(field 'd["status"]') == device_offline ]]"
+client device set-properties fire_n1 --service DeviceStatus --properties '{"radioValue":"loud"}'
+check "device set-properties with a wrong type: exit 1, 400" \
+  bash -c "[[ $RC -eq 1 ]] && grep -q '400.*radioValue must be int' err.txt"
+client device set-properties fire_n1 --service DeviceStatus --properties 'not json'
+check "device set-properties with bad JSON: exit 2" test "$RC" -eq 2
+
+listen set.sub
+online True
+background set device set-properties fire_n1 --service DeviceStatus --properties '{"radioValue":4}' --timeout 10
+answer set.sub properties/set '{"result_code":0,"result_desc":"done"}'
+finish set
+check "device set-properties: exit 0, the device's answer" \
+  bash -c "[[ $RC -eq 0 ]] && [[ $(field 'd["response"]["result_desc"]') == done ]] && grep -q '\"radioValue\":4' set.sub"
+
+online False
+listen get.sub
+online True
+background get device get-properties fire_n1 --service DeviceStatus --timeout 10
+answer get.sub properties/get '{"services":[{"service_id":"DeviceStatus","properties":{"radioValue":5}}]}'
+finish get
+check "device get-properties: exit 0, succeeded" \
+  bash -c "[[ $RC -eq 0 ]] && [[ $(field 'd["status"]') == succeeded ]]"
+client device properties fire_n1
+check "the answer to get-properties is stored as the device's properties" \
+  test "$(field 'd["DeviceStatus"]["radioValue"]')" = 5
+
+online False
+listen msg.sub
+online True
+client device message fire_n1 "hello device" --name greeting
+check "device message: exit 0, pending or delivered" \
+  bash -c "[[ $RC -eq 0 ]] && [[ $(field 'd["kind"]') == message ]]"
+check "the message reaches the device on messages/down" \
+  bash -c "for _ in \$(seq 100); do grep -q 'messages/down.*hello device' msg.sub && exit 0; sleep 0.1; done; exit 1"
+delivered() {
+  for _ in $(seq 50); do
+    client device messages fire_n1
+    [[ $(field 'd["items"][0]["status"]') == delivered ]] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+check "device messages: the message is delivered (acknowledged by the broker)" delivered
+client device commands fire_n1
+check "device commands: both commands, latest first" \
+  bash -c "[[ $(field 'd["total"]') == 2 ]] && [[ $(field 'd["items"][0]["status"]') == device_offline ]]"
+client device requests fire_n1 --kind properties_get
+check "device requests --kind: the property get" test "$(field 'd["total"]')" = 1
+client device request fire_n1 "$(field 'd["items"][0]["request_id"]')"
+check "device request: one request and its answer" test "$(field 'd["status"]')" = succeeded
+
 client device disable fire_n1
 check "device disable: enabled false" test "$(field 'd["enabled"]')" = False
 check "a disabled device is refused by the broker" refused "$PASS"

@@ -21,13 +21,16 @@ enum class UpKind {
   kMessagesUp,
   kShadowGet,
   kGatewayPropertiesReport,  // sys/gateway/sub_devices/properties/report
+  kPropertiesSetResponse,
+  kPropertiesGetResponse,
 };
 
 struct UpTopic {
   std::string device_id;
   UpKind kind = UpKind::kMessagesUp;
-  std::string request_id;  // command responses, shadow requests (as sent: IsValidRequestId)
-  bool gzip = false;       // the topic ended in "?encoding=gzip": the payload is gzip (RFC 1952)
+  // Responses: as sent (checked where handled); shadow requests: checked by IsValidRequestId.
+  std::string request_id;
+  bool gzip = false;  // the topic ended in "?encoding=gzip": the payload is gzip (RFC 1952)
 };
 
 // A request ID the platform echoes in a topic: 1-128 characters of A-Z a-z 0-9 - _ . :
@@ -118,6 +121,11 @@ std::vector<std::pair<std::string, nlohmann::json>> ParseGatewayProperties(
 
 // `gateway_id` set: `device_id` is its sub-device and the message goes to the gateway.
 Outgoing VersionQuery(const std::string& device_id, const std::string& gateway_id = "");
+
+// Requests to a device (device_requests.hpp); `body` is the payload without object_device_id.
+enum class DownKind { kCommand, kPropertiesSet, kPropertiesGet, kMessage };
+Outgoing DeviceRequest(DownKind kind, const std::string& device_id, const std::string& request_id,
+                       nlohmann::json body);
 // paras: version, url, file_size, access_token, expires, sign, file_name (iotda-protocol.md).
 Outgoing FirmwareUpgrade(const std::string& device_id, const nlohmann::json& paras,
                          const std::string& gateway_id = "");

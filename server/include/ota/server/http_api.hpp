@@ -20,6 +20,8 @@ class SSLServer;
 
 namespace ota::server {
 
+class DeviceRequests;
+
 class HttpApi {
  public:
   // `tasks` may be null (no task routes).
@@ -34,6 +36,8 @@ class HttpApi {
   bool Serve();
   bool ServeDownloads();
   void Stop();
+  // Commands, property set/get and messages to devices (docs/server.md, "Requests to devices").
+  void DeviceRequestRoutes(DeviceRequests& requests);
   // The operator API's base URL, e.g. https://127.0.0.1:8443.
   std::string base_url() const { return base_url_; }
   // The base URL devices download from, e.g. https://127.0.0.1:8444.

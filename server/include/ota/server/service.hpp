@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "ota/server/device_requests.hpp"
 #include "ota/server/http_api.hpp"
 #include "ota/server/mqtt_bridge.hpp"
 #include "ota/server/platform.hpp"
@@ -45,6 +46,7 @@ class Service {
 
   HttpApi& api() { return *api_; }
   UpgradeTasks& tasks() { return *tasks_; }
+  DeviceRequests& requests() { return *requests_; }
   int http_port() const { return http_port_; }
   int download_port() const { return download_port_; }
   bool mqtt_connected() const { return bridge_ && bridge_->connected(); }
@@ -72,6 +74,7 @@ class Service {
   Platform& platform_;
   ServiceOptions options_;
   std::unique_ptr<UpgradeTasks> tasks_;
+  std::unique_ptr<DeviceRequests> requests_;
   std::unique_ptr<HttpApi> api_;
   std::unique_ptr<MqttBridge> bridge_;
   int http_port_ = -1;
