@@ -3,8 +3,10 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <ctime>
+#include <thread>
 
 #include <fstream>
 #include <map>
@@ -100,6 +102,27 @@ int64_t PackageId(const std::string& s) {
   throw ApiError(404, "no package " + s);
 }
 
+// Letters, digits, '.', '-' and '_' (others become '_'), no leading dot, at most 100.
+std::string FileNameChars(const std::string& s) {
+  std::string out;
+  for (const char c : s) {
+    const bool keep = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '.' || c == '-' || c == '_';
+    out += keep ? c : '_';
+  }
+  if (out.size() > 100) out.erase(0, out.size() - 100);  // keeps the extension
+  while (!out.empty() && out.front() == '.') out.erase(0, 1);
+  return out;
+}
+
+// The name in Content-Disposition: a plain basename of token characters, unquoted, because
+// Huawei's C SDK keeps quotes as part of the name and writes the file under it unchecked.
+std::string DownloadFileName(const PackageRecord& r) {
+  std::string name = FileNameChars(r.file_name.substr(r.file_name.find_last_of("/\\") + 1));
+  if (name.empty()) name = FileNameChars(r.product_id + "-" + r.version + ".bin");
+  return name.empty() ? "package-" + std::to_string(r.package_id) + ".bin" : name;
+}
+
 using Fn = std::function<void(const httplib::Request&, httplib::Response&)>;
 
 // Every API handler runs under the platform lock, after the operator token check; ApiError
@@ -160,10 +183,12 @@ HttpApi::HttpApi(Platform& platform, UpgradeTasks* tasks, int download_workers)
       tasks_(tasks),
       server_(std::make_unique<httplib::SSLServer>(platform.tls().server_cert.c_str(),
                                                    platform.tls().server_key.c_str())),
-      downloads_(std::make_unique<httplib::SSLServer>(platform.tls().server_cert.c_str(),
-                                                      platform.tls().server_key.c_str())),
+      downloads_(std::make_unique<httplib::Server>()),
+      download_front_(std::make_unique<DownloadFront>(
+          platform.tls().server_cert, platform.tls().server_key,
+          DownloadFrontOptions{std::max(1, download_workers)})),
       download_slots_(std::make_unique<DownloadSlots>()) {
-  if (!server_->is_valid() || !downloads_->is_valid()) {
+  if (!server_->is_valid()) {
     throw std::runtime_error("https: cannot load the TLS files");
   }
   // Header and body go out as separate TLS records: without TCP_NODELAY, Nagle's algorithm
@@ -179,8 +204,18 @@ HttpApi::HttpApi(Platform& platform, UpgradeTasks* tasks, int download_workers)
   downloads_->set_keep_alive_max_count(256);
   downloads_->set_read_timeout(10, 0);
   downloads_->set_write_timeout(30, 0);
+  // One backend worker per front worker: a front connection holds at most one backend one.
   const size_t workers = static_cast<size_t>(std::max(1, download_workers));
   downloads_->new_task_queue = [workers] { return new httplib::ThreadPool(workers); };
+  // The backend listens on loopback: only the front's own connections are served.
+  downloads_->set_pre_routing_handler(
+      [front = download_front_.get()](const httplib::Request& req, httplib::Response& res) {
+        if (req.remote_addr == "127.0.0.1" && front->OwnsBackendConnection(req.remote_port)) {
+          return httplib::Server::HandlerResponse::Unhandled;
+        }
+        Error(res, 403, "use the download listener");
+        return httplib::Server::HandlerResponse::Handled;
+      });
   Routes();
   DownloadRoutes();
   if (tasks_ != nullptr) TaskRoutes();
@@ -195,12 +230,20 @@ int HttpApi::Bind(const std::string& host, int port) {
   return bound;
 }
 
-int HttpApi::BindDownloads(const std::string& host, int port, const std::string& public_url) {
-  const int bound = port == 0 ? downloads_->bind_to_any_port(host)
-                              : (downloads_->bind_to_port(host, port) ? port : -1);
+int HttpApi::BindDownloads(const std::string& host, int port, const std::string& public_url,
+                           const std::string& public_host) {
+  download_backend_port_ = downloads_->bind_to_any_port("127.0.0.1");
+  if (download_backend_port_ <= 0) return -1;
+  download_front_->set_backend_port(download_backend_port_);
+  const int bound = download_front_->Bind(host, port);
   if (bound > 0) {
-    download_base_url_ =
-        !public_url.empty() ? public_url : "https://" + host + ":" + std::to_string(bound);
+    std::string url_host = public_host.empty() ? host : public_host;
+    if (url_host.find(':') != std::string::npos && url_host.front() != '[') {
+      url_host = "[" + url_host + "]";  // an IPv6 literal
+    }
+    download_base_url_ = !public_url.empty()
+                             ? public_url
+                             : "https://" + url_host + ":" + std::to_string(bound);
     while (download_base_url_.size() > 8 && download_base_url_.back() == '/')
       download_base_url_.pop_back();
   }
@@ -212,12 +255,24 @@ bool HttpApi::Serve() {
 }
 
 bool HttpApi::ServeDownloads() {
-  return downloads_->listen_after_bind();
+  std::atomic<bool> backend_done{false};
+  std::thread backend([this, &backend_done] {
+    downloads_->listen_after_bind();
+    backend_done = true;
+  });
+  // stop() before the backend runs would be lost: the front starts once it does.
+  while (!downloads_->is_running() && !backend_done) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  const bool ok = download_front_->Serve();
+  downloads_->stop();
+  backend.join();
+  return ok;
 }
 
 void HttpApi::Stop() {
   server_->stop();
-  downloads_->stop();
+  download_front_->Stop();
 }
 
 void HttpApi::Routes() {
@@ -415,7 +470,7 @@ void HttpApi::DownloadRoutes() {
           return Error(res, 416, "range outside the file");
         }
       }
-      res.set_header("Content-Disposition", "attachment; filename=\"" + record.file_name + "\"");
+      res.set_header("Content-Disposition", "attachment; filename=" + DownloadFileName(record));
       // cpp-httplib answers Range requests from the provider: 206 + Content-Range.
       // A device that reads slower than this ties up a worker: it is cut off and resumes from
       // its saved offset with a new Range request (the agent asks 4 KB at a time).
