@@ -23,7 +23,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr size_t kChunk = 16384;        // at most one TLS record's plaintext per write
-constexpr size_t kMaxBuffered = 65536;  // per direction; then the reading side waits
+constexpr size_t kMaxBuffered = 32768;  // per direction; then the reading side waits
 constexpr int kTickMs = 100;            // how often a waiting worker looks at Stop()
 
 // Said by the front itself: the only answer it writes (the backend never sees the request).
@@ -67,8 +67,10 @@ bool EqualsNoCase(std::string_view a, std::string_view b) {
 }
 
 std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -176,9 +178,9 @@ int DownloadFront::Bind(const std::string& host, int port) {
   sockaddr_storage addr{};
   socklen_t len = sizeof(addr);
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  const int bound = ntohs(addr.ss_family == AF_INET6
-                              ? reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port
-                              : reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+  const int bound =
+      ntohs(addr.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port
+                                       : reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
   if (listen_fd_ >= 0) ::close(listen_fd_);
   listen_fd_ = fd;
   return bound;
@@ -194,7 +196,8 @@ bool DownloadFront::Serve() {
       const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
       if (fd < 0) {
         // Out of descriptors: wait for connections to end rather than spin.
-        if (errno == EMFILE || errno == ENFILE) std::this_thread::sleep_for(std::chrono::milliseconds(kTickMs));
+        if (errno == EMFILE || errno == ENFILE)
+          std::this_thread::sleep_for(std::chrono::milliseconds(kTickMs));
         continue;
       }
       pool.enqueue([this, fd] { Handle(fd); });
@@ -220,6 +223,10 @@ void DownloadFront::Handle(int client_fd) {
   const Fd client(client_fd);
   if (stopping()) return;
   NoDelay(client.fd);
+  // Fixed, not autotuned (which grows to megabytes): what a device has not read yet stays
+  // bounded, and a device that stops reading holds its download slot.
+  const int sndbuf = kClientSendBuffer;
+  ::setsockopt(client.fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
   std::unique_ptr<SSL, SslFree> ssl(SSL_new(tls_->ctx));
   if (!ssl || SSL_set_fd(ssl.get(), client.fd) != 1) return;
   SSL_set_accept_state(ssl.get());
@@ -252,6 +259,10 @@ void DownloadFront::Handle(int client_fd) {
   auto connect_backend = [&]() {
     backend.fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (backend.fd < 0) return false;
+    // A small fixed buffer: the backend must feel a slow device, so that its download slot
+    // and the 60 s cut hold.
+    const int rcvbuf = kBackendSocketBuffer;
+    ::setsockopt(backend.fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
     sockaddr_in to{};
     to.sin_family = AF_INET;
     to.sin_port = htons(static_cast<uint16_t>(backend_port_));

@@ -57,7 +57,8 @@ int Serve(const std::string& data, ota::server::ServiceOptions options,
   std::vector<std::string> names = tls.names;
   if (!ota::server::DownloadUrlHost(options).empty())
     names.push_back(ota::server::DownloadUrlHost(options));
-  ota::server::Platform platform(data, files, files != nullptr ? std::vector<std::string>{} : names);
+  ota::server::Platform platform(data, files,
+                                 files != nullptr ? std::vector<std::string>{} : names);
   if (options.mqtt_enabled) {
     if (mqtt_password_file.empty()) mqtt_password_file = platform.platform_password_path();
     std::ifstream in(mqtt_password_file);

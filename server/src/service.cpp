@@ -23,16 +23,16 @@ bool Wildcard(const std::string& host) {
 }
 
 bool Digits(const std::string& s) {
-  return !s.empty() && s.size() <= 5 &&
-         s.find_first_not_of("0123456789") == std::string::npos && std::stoi(s) > 0 &&
-         std::stoi(s) <= 65535;
+  return !s.empty() && s.size() <= 5 && s.find_first_not_of("0123456789") == std::string::npos &&
+         std::stoi(s) > 0 && std::stoi(s) <= 65535;
 }
 
 // "https://HOST:PORT/..." split into HOST (brackets kept) and PORT; false if it is not that.
 bool SplitUrl(const std::string& url, std::string* host, std::string* port) {
   const std::string scheme = "https://";
   if (url.rfind(scheme, 0) != 0) return false;
-  const std::string authority = url.substr(scheme.size(), url.find('/', scheme.size()) - scheme.size());
+  const std::string authority =
+      url.substr(scheme.size(), url.find('/', scheme.size()) - scheme.size());
   const size_t colon = authority.rfind(':');
   if (colon == std::string::npos || authority.find('@') != std::string::npos) return false;
   *host = authority.substr(0, colon);

@@ -45,7 +45,8 @@ void AddExt(X509* cert, X509* issuer, int nid, const char* value) {
 
 bool IsIp(const std::string& name) {
   unsigned char addr[16];
-  return inet_pton(AF_INET, name.c_str(), addr) == 1 || inet_pton(AF_INET6, name.c_str(), addr) == 1;
+  return inet_pton(AF_INET, name.c_str(), addr) == 1 ||
+         inet_pton(AF_INET6, name.c_str(), addr) == 1;
 }
 
 // A host name (labels of letters, digits and '-', an optional leading "*.") or an IP address;
@@ -65,9 +66,9 @@ bool ValidName(const std::string& name) {
 
 bool Names(X509* cert, const std::vector<std::string>& names) {
   for (const std::string& n : names) {
-    const int r = IsIp(n) ? X509_check_ip_asc(cert, n.c_str(), 0)
-                          : X509_check_host(cert, n.c_str(), n.size(),
-                                            X509_CHECK_FLAG_NO_WILDCARDS, nullptr);
+    const int r =
+        IsIp(n) ? X509_check_ip_asc(cert, n.c_str(), 0)
+                : X509_check_host(cert, n.c_str(), n.size(), X509_CHECK_FLAG_NO_WILDCARDS, nullptr);
     if (r != 1) return false;
   }
   return true;
@@ -99,7 +100,8 @@ Cert MakeCert(EVP_PKEY* key, const char* cn, X509* issuer, EVP_PKEY* issuer_key,
     AddExt(cert.get(), iss, NID_key_usage, "critical,digitalSignature");
     AddExt(cert.get(), iss, NID_ext_key_usage, "serverAuth");
     std::string san;
-    for (const std::string& n : names) san += (san.empty() ? "" : ",") + std::string(IsIp(n) ? "IP:" : "DNS:") + n;
+    for (const std::string& n : names)
+      san += (san.empty() ? "" : ",") + std::string(IsIp(n) ? "IP:" : "DNS:") + n;
     AddExt(cert.get(), iss, NID_subject_alt_name, san.c_str());
   }
   if (X509_sign(cert.get(), issuer_key != nullptr ? issuer_key : key, EVP_sha256()) == 0) {
@@ -168,7 +170,8 @@ TlsFiles EnsureTlsFiles(const std::filesystem::path& dir,
   }
   // Made again (same CA, so devices that pin it are unaffected) when missing, torn (key and
   // certificate do not match), not signed by this CA, or lacking a name asked for.
-  bool fresh = std::filesystem::exists(files.server_cert) && std::filesystem::exists(files.server_key);
+  bool fresh =
+      std::filesystem::exists(files.server_cert) && std::filesystem::exists(files.server_key);
   if (fresh) {
     Cert cert = ReadCert(files.server_cert);
     Key key = ReadKey(files.server_key);

@@ -214,8 +214,8 @@ TEST_F(Downloads, BareLfRequestLikeHuaweiCSdk_Served200WithFileName) {
 
 TEST_F(Downloads, PythonSdkRequest_NoContentEncodingExactLength) {
   RawTls c(port_);
-  ASSERT_TRUE(c.Write("GET " + Path(package_) + " HTTP/1.1\r\nHost: 127.0.0.1:" +
-                      std::to_string(port_) +
+  ASSERT_TRUE(c.Write("GET " + Path(package_) +
+                      " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port_) +
                       "\r\nAccept-Encoding: gzip, deflate\r\nAccept: */*\r\nConnection: "
                       "keep-alive\r\nAuthorization: Bearer " +
                       Token(package_) + "\r\n\r\n"));
@@ -246,9 +246,9 @@ TEST_F(Downloads, RangeStill206_KeepAliveSecondRequestOnTheSameConnection) {
   // Bare LF and a Range, twice on one connection (the agent's 4 KB blocks, kept alive).
   for (int block = 0; block < 2; ++block) {
     const int from = block * 4096;
-    ASSERT_TRUE(c.Write("GET " + Path(package_) + " HTTP/1.1\nHost: 127.0.0.1\nRange: bytes=" +
-                        std::to_string(from) + "-" + std::to_string(from + 4095) +
-                        "\nAuthorization: Bearer " + token + "\n\n"));
+    ASSERT_TRUE(c.Write("GET " + Path(package_) +
+                        " HTTP/1.1\nHost: 127.0.0.1\nRange: bytes=" + std::to_string(from) + "-" +
+                        std::to_string(from + 4095) + "\nAuthorization: Bearer " + token + "\n\n"));
     const RawTls::Response r = c.ReadResponse();
     EXPECT_EQ(r.status, 206) << "request " << block << ": " << r.head;
     EXPECT_NE(r.head.find("Content-Range: bytes " + std::to_string(from) + "-" +
@@ -258,20 +258,24 @@ TEST_F(Downloads, RangeStill206_KeepAliveSecondRequestOnTheSameConnection) {
     EXPECT_EQ(r.body, bytes_["FOTAV2"].substr(static_cast<size_t>(from), 4096));
   }
   // And whole, a third time, with CRLF.
-  ASSERT_TRUE(c.Write("GET " + Path(package_) + " HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: "
+  ASSERT_TRUE(c.Write("GET " + Path(package_) +
+                      " HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: "
                       "Bearer " +
                       token + "\r\n\r\n"));
   EXPECT_EQ(c.ReadResponse().status, 200);
 }
 
 TEST_F(Downloads, FifthAtOnceForOneDevice_429UntilOneEnds) {
-  // 1.5 MB: more than the socket buffers on the way hold, so a client that stops reading
-  // keeps its response (and its slot) open.
-  const PackageRecord big = Package("FOTAV5", 1500000, "big.bin");
+  // 16 pipelined requests for ~500 KB each: more than the socket buffers on the way hold, so
+  // a client that stops reading keeps a response (and its slot) open.
+  const PackageRecord big = Package("FOTAV5", 500000, "big.bin");
   std::vector<std::unique_ptr<RawTls>> held;
   for (int i = 0; i < kMaxDownloadsPerDevice; ++i) {
     held.push_back(std::make_unique<RawTls>(port_, 4096));
-    ASSERT_TRUE(held.back()->Write(CSdkRequest(big)));
+    std::string requests;
+    for (int n = 0; n < 16; ++n)
+      requests += CSdkRequest(big);
+    ASSERT_TRUE(held.back()->Write(requests));
     ASSERT_EQ(held.back()->ReadOnce().substr(0, 12), "HTTP/1.1 200");
   }
   RawTls fifth(port_);
@@ -292,8 +296,8 @@ TEST_F(Downloads, FifthAtOnceForOneDevice_429UntilOneEnds) {
 
 TEST_F(Downloads, HeaderBlockOverTheCap_Refused431AndClosed) {
   RawTls c(port_);
-  ASSERT_TRUE(c.Write("GET " + Path(package_) + " HTTP/1.1\nHost: 127.0.0.1\nX-Pad: " +
-                      std::string(kMaxHeaderBlock, 'a')));
+  ASSERT_TRUE(c.Write("GET " + Path(package_) +
+                      " HTTP/1.1\nHost: 127.0.0.1\nX-Pad: " + std::string(kMaxHeaderBlock, 'a')));
   const auto t0 = Clock::now();
   const RawTls::Response r = c.ReadResponse();
   EXPECT_EQ(r.status, 431) << r.head;

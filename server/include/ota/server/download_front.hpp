@@ -19,6 +19,10 @@
 namespace ota::server {
 
 inline constexpr size_t kMaxHeaderBlock = 8192;
+// SO_RCVBUF of the front's backend connections and SO_SNDBUF of the backend's (the kernel
+// doubles both), and SO_SNDBUF of device connections.
+inline constexpr int kBackendSocketBuffer = 16384;
+inline constexpr int kClientSendBuffer = 65536;
 
 struct DownloadFrontOptions {
   int workers = 64;

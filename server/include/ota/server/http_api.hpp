@@ -20,7 +20,7 @@
 namespace httplib {
 class Server;
 class SSLServer;
-}
+}  // namespace httplib
 
 namespace ota::server {
 
