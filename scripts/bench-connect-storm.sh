@@ -9,7 +9,7 @@ N=${2:-20000}
 SHARDS=${3:-$(( (N + 3999) / 4000 ))}
 D=$(mktemp -d /tmp/ota-connect-storm.XXXXXX); cd "$D"
 S=$BUILD/server/ota-server; F=$BUILD/sim/ota-fleet/ota-fleet
-$S broker-config --data data --plugin "$BUILD/broker/ota_auth_plugin.so" --mqtts-port 18883 >/dev/null
+$S broker-config --data data --plugin "$BUILD/broker/ota_auth_plugin.so" --mqtts-port 18883 --mqtt-port 0 >/dev/null
 $F --ca data/tls/ca.pem --boards $N --product b --write-password-file pw
 mosquitto_passwd -U pw
 cat > b.conf <<CONF

@@ -39,7 +39,7 @@ echo "bench-fleet: boards=$BOARDS cores=$(nproc) fd_limit=$(ulimit -n) scratch=$
 MQTTS=$(free_port)
 HTTP=$(free_port)
 DOWNLOADS=$(free_port)
-"$SERVER" broker-config --data data --plugin "$PLUGIN" --mqtts-port "$MQTTS" >mosquitto.conf
+"$SERVER" broker-config --data data --plugin "$PLUGIN" --mqtts-port "$MQTTS" --mqtt-port 0 >mosquitto.conf
 cat >>mosquitto.conf <<CONF
 user root
 persistence false

@@ -65,7 +65,7 @@ step "1. Broker and platform on free local ports (scratch: $SCRATCH)"
 MQTTS=$(free_port)
 HTTP=$(free_port)
 DOWNLOADS=$(free_port)
-"$SERVER" broker-config --data data --plugin "$PLUGIN" --mqtts-port "$MQTTS" >mosquitto.conf
+"$SERVER" broker-config --data data --plugin "$PLUGIN" --mqtts-port "$MQTTS" --mqtt-port 0 >mosquitto.conf
 {
   [[ $(id -u) -eq 0 ]] && echo "user root"
   echo "persistence false"

@@ -4,8 +4,10 @@
 #include <openssl/crypto.h>
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <ctime>
+#include <thread>
 
 #include <fstream>
 #include <map>
@@ -105,6 +107,28 @@ int64_t PackageId(const std::string& s) {
   throw ApiError(404, "no package " + s);
 }
 
+// Letters, digits, '.', '-' and '_' (others become '_'), no leading dot, at most 100.
+std::string FileNameChars(const std::string& s) {
+  std::string out;
+  for (const char c : s) {
+    const bool keep = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '.' || c == '-' || c == '_';
+    out += keep ? c : '_';
+  }
+  if (out.size() > 100) out.erase(0, out.size() - 100);  // keeps the extension
+  while (!out.empty() && out.front() == '.')
+    out.erase(0, 1);
+  return out;
+}
+
+// The name in Content-Disposition: a plain basename of token characters, unquoted, because
+// Huawei's C SDK keeps quotes as part of the name and writes the file under it unchecked.
+std::string DownloadFileName(const PackageRecord& r) {
+  std::string name = FileNameChars(r.file_name.substr(r.file_name.find_last_of("/\\") + 1));
+  if (name.empty()) name = FileNameChars(r.product_id + "-" + r.version + ".bin");
+  return name.empty() ? "package-" + std::to_string(r.package_id) + ".bin" : name;
+}
+
 using Fn = std::function<void(const httplib::Request&, httplib::Response&)>;
 
 // Every API handler runs under the platform lock, after the operator token check; ApiError
@@ -165,10 +189,12 @@ HttpApi::HttpApi(Platform& platform, UpgradeTasks* tasks, int download_workers)
       tasks_(tasks),
       server_(std::make_unique<httplib::SSLServer>(platform.tls().server_cert.c_str(),
                                                    platform.tls().server_key.c_str())),
-      downloads_(std::make_unique<httplib::SSLServer>(platform.tls().server_cert.c_str(),
-                                                      platform.tls().server_key.c_str())),
+      downloads_(std::make_unique<httplib::Server>()),
+      download_front_(
+          std::make_unique<DownloadFront>(platform.tls().server_cert, platform.tls().server_key,
+                                          DownloadFrontOptions{std::max(1, download_workers)})),
       download_slots_(std::make_unique<DownloadSlots>()) {
-  if (!server_->is_valid() || !downloads_->is_valid()) {
+  if (!server_->is_valid()) {
     throw std::runtime_error("https: cannot load the TLS files");
   }
   // Header and body go out as separate TLS records: without TCP_NODELAY, Nagle's algorithm
@@ -184,8 +210,24 @@ HttpApi::HttpApi(Platform& platform, UpgradeTasks* tasks, int download_workers)
   downloads_->set_keep_alive_max_count(256);
   downloads_->set_read_timeout(10, 0);
   downloads_->set_write_timeout(30, 0);
+  // One backend worker per front worker: a front connection holds at most one backend one.
   const size_t workers = static_cast<size_t>(std::max(1, download_workers));
   downloads_->new_task_queue = [workers] { return new httplib::ThreadPool(workers); };
+  // Accepted sockets inherit it: a fixed send buffer (see DownloadFront).
+  downloads_->set_socket_options([](socket_t sock) {
+    const int one = 1, sndbuf = kBackendSocketBuffer;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    setsockopt(sock, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+  });
+  // The backend listens on loopback: only the front's own connections are served.
+  downloads_->set_pre_routing_handler(
+      [front = download_front_.get()](const httplib::Request& req, httplib::Response& res) {
+        if (req.remote_addr == "127.0.0.1" && front->OwnsBackendConnection(req.remote_port)) {
+          return httplib::Server::HandlerResponse::Unhandled;
+        }
+        Error(res, 403, "use the download listener");
+        return httplib::Server::HandlerResponse::Handled;
+      });
   Routes();
   DownloadRoutes();
   if (tasks_ != nullptr) TaskRoutes();
@@ -200,12 +242,19 @@ int HttpApi::Bind(const std::string& host, int port) {
   return bound;
 }
 
-int HttpApi::BindDownloads(const std::string& host, int port, const std::string& public_url) {
-  const int bound = port == 0 ? downloads_->bind_to_any_port(host)
-                              : (downloads_->bind_to_port(host, port) ? port : -1);
+int HttpApi::BindDownloads(const std::string& host, int port, const std::string& public_url,
+                           const std::string& public_host) {
+  download_backend_port_ = downloads_->bind_to_any_port("127.0.0.1");
+  if (download_backend_port_ <= 0) return -1;
+  download_front_->set_backend_port(download_backend_port_);
+  const int bound = download_front_->Bind(host, port);
   if (bound > 0) {
+    std::string url_host = public_host.empty() ? host : public_host;
+    if (url_host.find(':') != std::string::npos && url_host.front() != '[') {
+      url_host = "[" + url_host + "]";  // an IPv6 literal
+    }
     download_base_url_ =
-        !public_url.empty() ? public_url : "https://" + host + ":" + std::to_string(bound);
+        !public_url.empty() ? public_url : "https://" + url_host + ":" + std::to_string(bound);
     while (download_base_url_.size() > 8 && download_base_url_.back() == '/')
       download_base_url_.pop_back();
   }
@@ -217,12 +266,24 @@ bool HttpApi::Serve() {
 }
 
 bool HttpApi::ServeDownloads() {
-  return downloads_->listen_after_bind();
+  std::atomic<bool> backend_done{false};
+  std::thread backend([this, &backend_done] {
+    downloads_->listen_after_bind();
+    backend_done = true;
+  });
+  // stop() before the backend runs would be lost: the front starts once it does.
+  while (!downloads_->is_running() && !backend_done) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  const bool ok = download_front_->Serve();
+  downloads_->stop();
+  backend.join();
+  return ok;
 }
 
 void HttpApi::Stop() {
   server_->stop();
-  downloads_->stop();
+  download_front_->Stop();
 }
 
 void HttpApi::Routes() {
@@ -417,73 +478,73 @@ void HttpApi::DownloadRoutes() {
   // must be enabled and the task that issued the token must still want this download. The
   // checks read through this thread's read-only connection: downloads never wait for the
   // platform's write lock. The file is streamed from disk, never held whole in memory.
-  downloads_->Get(R"(/download/devices/([^/]+)/packages/(\d+))", [&p, slots](
-                                                                     const httplib::Request& req,
-                                                                     httplib::Response& res) {
-    try {
-      const std::string url_device = req.matches[1];
-      const int64_t id = PackageId(req.matches[2]);
-      const std::string token = Bearer(req);
-      if (token.empty()) {
-        res.set_header("WWW-Authenticate", "Bearer");
-        return Error(res, 401, "missing download token");
-      }
-      std::string device;
-      int64_t task_id = 0;
-      switch (p.download_tokens().Verify(token, id, std::time(nullptr), &device, &task_id)) {
-        case DownloadTokens::Check::kValid:
-          break;
-        case DownloadTokens::Check::kExpired:
-          return Error(res, 401, "download token expired");
-        case DownloadTokens::Check::kOtherPackage:
-          return Error(res, 403, "download token is for another package");
-        default:
-          return Error(res, 401, "invalid download token");
-      }
-      if (device != url_device) return Error(res, 403, "download token is for another device");
-      std::shared_ptr<DownloadSlots::Slot> slot = slots->Take(device);
-      if (!slot) {
-        res.set_header("Retry-After", "1");
-        return Error(res, 429, "too many downloads at once for this device");
-      }
-      Database& db = p.ReadDb();
-      if (!UpgradeTasks::DownloadAllowed(db, task_id, device, id)) {
-        return Error(res, 403,
-                     "download token revoked (task stopped, upgrade over, or device disabled)");
-      }
-      const PackageRecord record = PackageStore::Read(db, id);
-      const std::filesystem::path blob = p.packages().BlobPath(record);
-      auto file = std::make_shared<std::ifstream>(blob, std::ios::binary);
-      if (!*file) return Error(res, 500, "package file missing");
-      const auto size = static_cast<size_t>(record.size);
-      for (const auto& [first, last] : req.ranges) {
-        if (first >= 0 && static_cast<size_t>(first) >= size) {
-          res.set_header("Content-Range", "bytes */" + std::to_string(size));
-          return Error(res, 416, "range outside the file");
+  downloads_->Get(
+      R"(/download/devices/([^/]+)/packages/(\d+))",
+      [&p, slots](const httplib::Request& req, httplib::Response& res) {
+        try {
+          const std::string url_device = req.matches[1];
+          const int64_t id = PackageId(req.matches[2]);
+          const std::string token = Bearer(req);
+          if (token.empty()) {
+            res.set_header("WWW-Authenticate", "Bearer");
+            return Error(res, 401, "missing download token");
+          }
+          std::string device;
+          int64_t task_id = 0;
+          switch (p.download_tokens().Verify(token, id, std::time(nullptr), &device, &task_id)) {
+            case DownloadTokens::Check::kValid:
+              break;
+            case DownloadTokens::Check::kExpired:
+              return Error(res, 401, "download token expired");
+            case DownloadTokens::Check::kOtherPackage:
+              return Error(res, 403, "download token is for another package");
+            default:
+              return Error(res, 401, "invalid download token");
+          }
+          if (device != url_device) return Error(res, 403, "download token is for another device");
+          std::shared_ptr<DownloadSlots::Slot> slot = slots->Take(device);
+          if (!slot) {
+            res.set_header("Retry-After", "1");
+            return Error(res, 429, "too many downloads at once for this device");
+          }
+          Database& db = p.ReadDb();
+          if (!UpgradeTasks::DownloadAllowed(db, task_id, device, id)) {
+            return Error(res, 403,
+                         "download token revoked (task stopped, upgrade over, or device disabled)");
+          }
+          const PackageRecord record = PackageStore::Read(db, id);
+          const std::filesystem::path blob = p.packages().BlobPath(record);
+          auto file = std::make_shared<std::ifstream>(blob, std::ios::binary);
+          if (!*file) return Error(res, 500, "package file missing");
+          const auto size = static_cast<size_t>(record.size);
+          for (const auto& [first, last] : req.ranges) {
+            if (first >= 0 && static_cast<size_t>(first) >= size) {
+              res.set_header("Content-Range", "bytes */" + std::to_string(size));
+              return Error(res, 416, "range outside the file");
+            }
+          }
+          res.set_header("Content-Disposition", "attachment; filename=" + DownloadFileName(record));
+          // cpp-httplib answers Range requests from the provider: 206 + Content-Range.
+          // A device that reads slower than this ties up a worker: it is cut off and resumes from
+          // its saved offset with a new Range request (the agent asks 4 KB at a time).
+          const auto cut_at = std::chrono::steady_clock::now() + kMaxResponseTime;
+          res.set_content_provider(
+              size, "application/octet-stream",
+              [file, cut_at, slot](size_t offset, size_t length, httplib::DataSink& sink) {
+                if (std::chrono::steady_clock::now() > cut_at) return false;
+                char buf[16384];
+                file->seekg(static_cast<std::streamoff>(offset));
+                const size_t n = std::min(length, sizeof(buf));
+                file->read(buf, static_cast<std::streamsize>(n));
+                const std::streamsize got = file->gcount();
+                return got > 0 && sink.write(buf, static_cast<size_t>(got));
+              });
+        } catch (const ApiError& e) {
+          Error(res, e.status, e.what());
+        } catch (const std::exception& e) {
+          Error(res, 500, std::string("internal error: ") + e.what());
         }
-      }
-      res.set_header("Content-Disposition", "attachment; filename=\"" + record.file_name + "\"");
-      // cpp-httplib answers Range requests from the provider: 206 + Content-Range.
-      // A device that reads slower than this ties up a worker: it is cut off and resumes from
-      // its saved offset with a new Range request (the agent asks 4 KB at a time).
-      const auto cut_at = std::chrono::steady_clock::now() + kMaxResponseTime;
-      res.set_content_provider(
-          size, "application/octet-stream",
-          [file, cut_at, slot](size_t offset, size_t length, httplib::DataSink& sink) {
-            if (std::chrono::steady_clock::now() > cut_at) return false;
-            char buf[16384];
-            file->seekg(static_cast<std::streamoff>(offset));
-            const size_t n = std::min(length, sizeof(buf));
-            file->read(buf, static_cast<std::streamsize>(n));
-            const std::streamsize got = file->gcount();
-            return got > 0 && sink.write(buf, static_cast<size_t>(got));
-          });
-    } catch (const ApiError& e) {
-      Error(res, e.status, e.what());
-    } catch (const std::exception& e) {
-      Error(res, 500, std::string("internal error: ") + e.what());
-    }
-  });
+      });
 }
 
 namespace {

@@ -19,16 +19,25 @@ namespace cli = ota::server::cli;
 
 struct TlsOptions {
   std::string cert, key, ca;
+  std::vector<std::string> names;
   void Add(CLI::App* app) {
     app->add_option("--tls-cert", cert, "server certificate PEM (default: made in DATA/tls)");
     app->add_option("--tls-key", key, "its private key PEM");
     app->add_option("--tls-ca", ca, "the CA devices and tools check the certificate with");
+    app->add_option("--tls-name", names,
+                    "a DNS name or IP address the certificate made in DATA/tls must name besides "
+                    "localhost and 127.0.0.1 (repeatable; it is made again if it lacks one)");
   }
   // Null when none is given; all three or none.
   const ota::server::TlsFiles* Files() {
     if (cert.empty() && key.empty() && ca.empty()) return nullptr;
     if (cert.empty() || key.empty() || ca.empty()) {
       throw std::runtime_error("--tls-cert, --tls-key and --tls-ca go together");
+    }
+    if (!names.empty()) {
+      throw std::runtime_error(
+          "--tls-name is for the certificate made in DATA/tls; with --tls-cert, that "
+          "certificate must name the hosts itself");
     }
     files_ = {ca, cert, key};
     return &files_;
@@ -38,7 +47,18 @@ struct TlsOptions {
 
 int Serve(const std::string& data, ota::server::ServiceOptions options,
           std::string mqtt_password_file, TlsOptions& tls) {
-  ota::server::Platform platform(data, tls.Files());
+  const std::string bad_url = ota::server::CheckPublicDownload(options);
+  if (!bad_url.empty()) {
+    std::fprintf(stderr, "ota-server: %s\n", bad_url.c_str());
+    return cli::kExitUsage;
+  }
+  // The certificate made in DATA/tls also names the host in the download URL.
+  const ota::server::TlsFiles* files = tls.Files();
+  std::vector<std::string> names = tls.names;
+  if (!ota::server::DownloadUrlHost(options).empty())
+    names.push_back(ota::server::DownloadUrlHost(options));
+  ota::server::Platform platform(data, files,
+                                 files != nullptr ? std::vector<std::string>{} : names);
   if (options.mqtt_enabled) {
     if (mqtt_password_file.empty()) mqtt_password_file = platform.platform_password_path();
     std::ifstream in(mqtt_password_file);
@@ -98,8 +118,12 @@ int main(int argc, char** argv) {
       ->add_option("--download-workers", sopt.download_workers,
                    "threads serving downloads (each slow device holds one)")
       ->check(CLI::Range(1, 4096));
+  serve->add_option("--public-host", sopt.public_host,
+                    "host (name or address) devices reach the platform at: download URLs are "
+                    "https://HOST:DOWNLOAD_PORT (needed with --bind 0.0.0.0 or ::)");
   serve->add_option("--public-download-url", sopt.public_download_url,
-                    "base URL devices download from (default https://BIND:DOWNLOAD_PORT)");
+                    "base URL devices download from, https://HOST:PORT[/PATH] with the port "
+                    "written out (default https://PUBLIC_HOST or BIND:DOWNLOAD_PORT)");
   serve->add_option("--mqtt-client-id", sopt.mqtt.client_id,
                     "the platform's persistent MQTT session (distinct per instance)");
   serve->add_option("--mqtt-host", sopt.mqtt.host, "broker address");
@@ -121,13 +145,16 @@ int main(int argc, char** argv) {
   token->add_option("name", token_name, "what the token is for")->required();
 
   std::string plugin, bind = "127.0.0.1";
-  int mqtts_port = 8883, mqtt_port = 0;
+  // Huawei's device SDKs pick TLS by the port: 8883 with TLS, 1883 without.
+  int mqtts_port = 8883, mqtt_port = 1883;
   CLI::App* bconf = app.add_subcommand(
       "broker-config", "Print a Mosquitto configuration for this platform's devices");
   bconf->add_option("--data", data, "data directory");
   bconf->add_option("--plugin", plugin, "path of ota_auth_plugin.so")->required();
-  bconf->add_option("--mqtts-port", mqtts_port, "MQTT over TLS port for devices");
-  bconf->add_option("--mqtt-port", mqtt_port, "also plain MQTT on this port (0: none)");
+  bconf->add_option("--mqtts-port", mqtts_port, "MQTT over TLS port for devices")
+      ->capture_default_str();
+  bconf->add_option("--mqtt-port", mqtt_port, "also plain MQTT on this port (0: none)")
+      ->capture_default_str();
   bconf->add_option("--bind", bind, "address the listeners bind");
   tls.Add(bconf);
 
@@ -308,7 +335,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (bconf->parsed()) {
-      ota::server::Platform platform(data, tls.Files());
+      ota::server::Platform platform(data, tls.Files(), tls.names);
       std::printf(
           "%s",
           platform.MosquittoConfig(std::filesystem::absolute(plugin), mqtts_port, mqtt_port, bind)

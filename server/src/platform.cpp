@@ -34,7 +34,8 @@ void WriteSecretFile(const std::filesystem::path& path, const std::string& secre
 
 }  // namespace
 
-Platform::Platform(const std::filesystem::path& data_dir, const TlsFiles* tls) {
+Platform::Platform(const std::filesystem::path& data_dir, const TlsFiles* tls,
+                   const std::vector<std::string>& tls_names) {
   std::filesystem::create_directories(data_dir);
   // Absolute, so the paths it hands out (broker config, logs) hold from any directory.
   data_dir_ = std::filesystem::canonical(data_dir);
@@ -45,7 +46,7 @@ Platform::Platform(const std::filesystem::path& data_dir, const TlsFiles* tls) {
     tls_ = {std::filesystem::canonical(tls->ca_cert), std::filesystem::canonical(tls->server_cert),
             std::filesystem::canonical(tls->server_key)};
   } else {
-    tls_ = EnsureTlsFiles(data_dir_ / "tls");
+    tls_ = EnsureTlsFiles(data_dir_ / "tls", tls_names);
   }
   std::string error;
   if (!std::filesystem::exists(secret_key_path()) &&
@@ -98,6 +99,8 @@ std::string Platform::MosquittoConfig(const std::filesystem::path& plugin, int m
   c += "certfile " + tls_.server_cert.string() + "\n";
   c += "keyfile " + tls_.server_key.string() + "\n";
   c += "cafile " + tls_.ca_cert.string() + "\n";
+  // The minimum (Mosquitto 2.0): Huawei's C and Python SDKs speak TLS 1.2 only.
+  c += "tls_version tlsv1.2\n";
   if (mqtt_port > 0) c += "listener " + std::to_string(mqtt_port) + " " + bind + "\n";
   return c;
 }

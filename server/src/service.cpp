@@ -1,5 +1,7 @@
 #include "ota/server/service.hpp"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
@@ -22,7 +24,67 @@ int64_t NowMs() {
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
+
+bool Wildcard(const std::string& host) {
+  return host.empty() || host == "0.0.0.0" || host == "::" || host == "[::]" || host == "*";
+}
+
+bool Digits(const std::string& s) {
+  return !s.empty() && s.size() <= 5 && s.find_first_not_of("0123456789") == std::string::npos &&
+         std::stoi(s) > 0 && std::stoi(s) <= 65535;
+}
+
+// "https://HOST:PORT/..." split into HOST (brackets kept) and PORT; false if it is not that.
+bool SplitUrl(const std::string& url, std::string* host, std::string* port) {
+  const std::string scheme = "https://";
+  if (url.rfind(scheme, 0) != 0) return false;
+  const std::string authority =
+      url.substr(scheme.size(), url.find('/', scheme.size()) - scheme.size());
+  const size_t colon = authority.rfind(':');
+  if (colon == std::string::npos || authority.find('@') != std::string::npos) return false;
+  *host = authority.substr(0, colon);
+  *port = authority.substr(colon + 1);
+  const bool v6 = !host->empty() && host->front() == '[';
+  if (v6 ? host->back() != ']' : host->find(':') != std::string::npos) return false;
+  return !host->empty() && !Wildcard(*host) && Digits(*port);
+}
+
 }  // namespace
+
+std::string CheckPublicDownload(const ServiceOptions& o) {
+  if (!o.public_download_url.empty()) {
+    std::string host, port;
+    if (!SplitUrl(o.public_download_url, &host, &port)) {
+      return "--public-download-url " + o.public_download_url +
+             ": give https://HOST:PORT[/PATH] with the port written out (devices read it from "
+             "the URL) and a host devices can reach";
+    }
+    return "";
+  }
+  if (!o.public_host.empty()) {
+    in6_addr v6{};
+    if (Wildcard(o.public_host) || o.public_host.find_first_of("/@[] \t") != std::string::npos ||
+        (o.public_host.find(':') != std::string::npos &&
+         inet_pton(AF_INET6, o.public_host.c_str(), &v6) != 1)) {
+      return "--public-host " + o.public_host +
+             ": give the name or address devices reach, without a port (--download-port)";
+    }
+    return "";
+  }
+  if (Wildcard(o.http_host)) {
+    return "--bind " + (o.http_host.empty() ? std::string("(any)") : o.http_host) +
+           " listens on every address, so it cannot go in the download URL devices get: give "
+           "--public-host HOST (the name or address devices reach) or --public-download-url";
+  }
+  return "";
+}
+
+std::string DownloadUrlHost(const ServiceOptions& o) {
+  std::string host = o.public_host.empty() ? o.http_host : o.public_host, port;
+  if (!o.public_download_url.empty() && !SplitUrl(o.public_download_url, &host, &port)) return "";
+  if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  return Wildcard(host) ? "" : host;
+}
 
 Service::Service(Platform& platform, ServiceOptions options)
     : platform_(platform), options_(std::move(options)) {
@@ -49,14 +111,16 @@ Service::~Service() {
 }
 
 bool Service::Start(std::string* error) {
+  *error = CheckPublicDownload(options_);
+  if (!error->empty()) return false;
   http_port_ = api_->Bind(options_.http_host, options_.http_port);
   if (http_port_ < 0) {
     *error =
         "https: cannot listen on " + options_.http_host + ":" + std::to_string(options_.http_port);
     return false;
   }
-  download_port_ =
-      api_->BindDownloads(options_.http_host, options_.download_port, options_.public_download_url);
+  download_port_ = api_->BindDownloads(options_.http_host, options_.download_port,
+                                       options_.public_download_url, options_.public_host);
   if (download_port_ < 0) {
     *error = "https: cannot listen for downloads on " + options_.http_host + ":" +
              std::to_string(options_.download_port);

@@ -64,7 +64,7 @@ HTTP=$(free_port)
 DOWNLOADS=$(free_port)
 
 # ---- broker and server ----
-"$SERVER" broker-config --data data --plugin "$PLUGIN" --mqtts-port "$MQTTS" >mosquitto.conf
+"$SERVER" broker-config --data data --plugin "$PLUGIN" --mqtts-port "$MQTTS" --mqtt-port 0 >mosquitto.conf
 printf 'user root\npersistence false\nlog_dest file %s/mosquitto.log\n' "$W" >>mosquitto.conf
 check "broker-config names the plugin, the registry and an MQTTS listener" \
   grep -q "plugin_opt_registry $W/data/ota.db" mosquitto.conf
@@ -298,6 +298,11 @@ RC=$?
 set -e
 check "--tls-cert without --tls-key and --tls-ca: exit 1, says so" \
   bash -c "[[ $RC -eq 1 ]] && grep -q 'go together' err.txt"
+
+# ---- broker-config defaults ----
+"$SERVER" broker-config --data data --plugin "$PLUGIN" >conf3
+check "broker-config defaults: MQTTS on 8883 (TLS 1.2 allowed) and plain MQTT on 1883" \
+  bash -c "grep -q '^listener 8883 ' conf3 && grep -q '^listener 1883 ' conf3 && grep -q '^tls_version tlsv1.2$' conf3"
 
 # ---- stop ----
 kill -TERM "$SERVE_PID"

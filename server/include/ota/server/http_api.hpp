@@ -2,21 +2,25 @@
 // (bearer API tokens, JSON, described by /api/v1/openapi.json) on one listener, and package
 // downloads for devices under /download (bearer download tokens, Range requests) on another,
 // with its own worker pool and short keep-alive: slow or idle devices never hold a worker the
-// operator needs.
+// operator needs. The download listener is a TLS front (download_front.hpp) before a plain
+// httplib server on 127.0.0.1 that only the front reaches.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
+#include "ota/server/download_front.hpp"
 #include "ota/server/download_slots.hpp"
 #include "ota/server/platform.hpp"
 #include "ota/server/upgrade_tasks.hpp"
 
 namespace httplib {
+class Server;
 class SSLServer;
-}
+}  // namespace httplib
 
 namespace ota::server {
 
@@ -30,8 +34,16 @@ class HttpApi {
 
   // Binds 127.0.0.1 (or `host`) on `port` (0 = any free port); returns the port, or -1.
   int Bind(const std::string& host, int port);
-  // The download listener, the same way; `public_url` overrides the base URL devices get.
-  int BindDownloads(const std::string& host, int port, const std::string& public_url = "");
+  // The download listener, the same way. The base URL devices get: `public_url` if given, else
+  // https://{public_host or host}:{port}.
+  int BindDownloads(const std::string& host, int port, const std::string& public_url = "",
+                    const std::string& public_host = "");
+  // How long the TLS handshake and each request's header block may take (default 10 s).
+  void set_download_header_timeout(std::chrono::milliseconds t) {
+    download_front_->set_header_timeout(t);
+  }
+  // The plain backend behind the download front (127.0.0.1); it serves only the front.
+  int download_backend_port() const { return download_backend_port_; }
   // Serve until Stop() (blocking), each on its own thread.
   bool Serve();
   bool ServeDownloads();
@@ -50,7 +62,9 @@ class HttpApi {
   Platform& platform_;
   UpgradeTasks* tasks_;
   std::unique_ptr<httplib::SSLServer> server_;
-  std::unique_ptr<httplib::SSLServer> downloads_;
+  std::unique_ptr<httplib::Server> downloads_;
+  std::unique_ptr<DownloadFront> download_front_;
+  int download_backend_port_ = -1;
   std::unique_ptr<DownloadSlots> download_slots_;
   std::string base_url_;
   std::string download_base_url_;

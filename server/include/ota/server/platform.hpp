@@ -25,8 +25,9 @@ class Platform {
   // Creates what is missing in `data_dir`: database, keys, TLS files, the first API token
   // (written to data_dir/admin.token, mode 0600).
   // `tls`: certificate, key and CA from the configuration; null to use (and on first start
-  // make) those in data_dir/tls.
-  explicit Platform(const std::filesystem::path& data_dir, const TlsFiles* tls = nullptr);
+  // make) those in data_dir/tls, naming also `tls_names` (EnsureTlsFiles).
+  explicit Platform(const std::filesystem::path& data_dir, const TlsFiles* tls = nullptr,
+                    const std::vector<std::string>& tls_names = {});
 
   const std::filesystem::path& data_dir() const { return data_dir_; }
   std::filesystem::path database_path() const { return data_dir_ / "ota.db"; }

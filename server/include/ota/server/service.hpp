@@ -29,11 +29,20 @@ struct ServiceOptions {
   int download_port = 0;      // device downloads; 0: any free port
   int download_workers = 64;  // threads serving downloads (slow devices hold one each)
   // The base URL devices are told to download from (default https://{host}:{download port}).
+  // It must name its port: Huawei's C SDK reads the port from the URL.
   std::string public_download_url;
+  // Or only the host devices reach the platform at: https://{public_host}:{download port}.
+  // One of the two is required when http_host is a wildcard (0.0.0.0, ::).
+  std::string public_host;
   bool mqtt_enabled = true;
   MqttOptions mqtt;
   int tick_ms = 1000;
 };
+
+// Why these options cannot give devices a download URL they can use, or "".
+std::string CheckPublicDownload(const ServiceOptions& options);
+// The host in the download URL devices get (what the TLS certificate must name).
+std::string DownloadUrlHost(const ServiceOptions& options);
 
 class Service {
  public:
