@@ -34,6 +34,7 @@ MqttBridge::MqttBridge(MqttOptions options, Handler on_message, size_t max_paylo
   mosquitto_disconnect_callback_set(m_, OnDisconnect);
   mosquitto_message_callback_set(m_, OnMessage);
   mosquitto_publish_callback_set(m_, OnPublish);
+  mosquitto_subscribe_callback_set(m_, OnSubscribe);
   mosquitto_reconnect_delay_set(m_, 1, 10, true);
 }
 
@@ -46,17 +47,37 @@ void MqttBridge::OnConnect(mosquitto* m, void* self, int rc, int flags) {
   auto* b = static_cast<MqttBridge*>(self);
   b->last_connack_ = rc;
   if (rc != 0) return;
+  // Not connected until every SUBACK is in: a device message published before the broker
+  // added a subscription would be lost to the platform (and a device that connects then would
+  // never be seen online).
+  b->session_present_ = (flags & 1) != 0;
+  b->pending_subscriptions_.clear();
   for (const std::string& filter : UpSubscriptions(b->options_.share_group)) {
-    const int s = mosquitto_subscribe(m, nullptr, filter.c_str(), 1);
+    int mid = 0;
+    const int s = mosquitto_subscribe(m, &mid, filter.c_str(), 1);
     if (s != MOSQ_ERR_SUCCESS) {
       std::fprintf(stderr, "ota-server: mqtt: cannot subscribe %s: %s\n", filter.c_str(),
                    mosquitto_strerror(s));
       mosquitto_disconnect(m);  // and the loop connects (and subscribes) again
       return;
     }
+    b->pending_subscriptions_.insert(mid);
   }
+}
+
+void MqttBridge::OnSubscribe(mosquitto* m, void* self, int mid, int count, const int* granted) {
+  auto* b = static_cast<MqttBridge*>(self);
+  if (b->pending_subscriptions_.erase(mid) == 0) return;
+  for (int i = 0; i < count; ++i) {
+    if (granted[i] > 2) {  // 0x80: refused
+      std::fprintf(stderr, "ota-server: mqtt: the broker refused a subscription\n");
+      mosquitto_disconnect(m);
+      return;
+    }
+  }
+  if (!b->pending_subscriptions_.empty()) return;
   b->connected_ = true;
-  if (b->on_connect_) b->on_connect_((flags & 1) != 0);
+  if (b->on_connect_) b->on_connect_(b->session_present_);
 }
 
 void MqttBridge::OnPublish(mosquitto*, void* self, int mid) {

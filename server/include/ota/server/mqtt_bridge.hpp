@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -47,11 +48,13 @@ class MqttBridge {
   MqttBridge(const MqttBridge&) = delete;
   MqttBridge& operator=(const MqttBridge&) = delete;
 
-  // Connects (waits up to `timeout_ms` for the broker's CONNACK) and starts the network thread.
+  // Connects and starts the network thread; waits up to `timeout_ms` until the broker accepted
+  // the login and acknowledged every subscription.
   bool Start(int timeout_ms, std::string* error);
   void Stop();
   // QoS 1. Returns the message ID (for the AckHandler), or -1 when libmosquitto refused it.
   int Publish(const Outgoing& message);
+  // Logged in and subscribed: a device message published from now on reaches the platform.
   bool connected() const { return connected_; }
 
  private:
@@ -59,6 +62,7 @@ class MqttBridge {
   static void OnDisconnect(mosquitto* m, void* self, int rc);
   static void OnMessage(mosquitto* m, void* self, const ::mosquitto_message* msg);
   static void OnPublish(mosquitto* m, void* self, int mid);
+  static void OnSubscribe(mosquitto* m, void* self, int mid, int count, const int* granted);
 
   MqttOptions options_;
   Handler handler_;
@@ -73,6 +77,10 @@ class MqttBridge {
   std::thread thread_;
   std::atomic<bool> connected_{false};
   std::atomic<int> last_connack_{-1};
+  // Between CONNACK and the last SUBACK (network thread only): the subscriptions not yet
+  // acknowledged, and whether the broker kept the session.
+  std::set<int> pending_subscriptions_;
+  bool session_present_ = false;
 };
 
 }  // namespace ota::server
