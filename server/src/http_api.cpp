@@ -202,6 +202,12 @@ HttpApi::HttpApi(Platform& platform, UpgradeTasks* tasks, int download_workers)
   server_->set_tcp_nodelay(true);
   server_->set_payload_max_length(kMaxBody);
   server_->set_keep_alive_timeout(5);
+  // cpp-httplib also sets SO_REUSEPORT, which lets a second ota-server bind the same port and
+  // silently take half its connections: an address in use must be an error.
+  server_->set_socket_options([](socket_t sock) {
+    const int one = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  });
   downloads_->set_tcp_nodelay(true);
   downloads_->set_payload_max_length(4096);  // GETs only
   // A device between two ranges (it erases and programs a flash sector in between) holds its

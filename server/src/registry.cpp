@@ -359,8 +359,10 @@ bool Registry::ApplyPresence(const std::string& device_id, bool connected, int64
 
 void Registry::SetVersions(const std::string& device_id, const std::string& fw,
                            const std::string& sw) {
+  // A version the report leaves out (the SDKs may send only one of them) stays as it was.
   db_.Prepare(
-         "UPDATE devices SET fw_version = ?, sw_version = ?, last_seen = ? WHERE device_id = ?")
+         "UPDATE devices SET fw_version = COALESCE(NULLIF(?, ''), fw_version), "
+         "sw_version = COALESCE(NULLIF(?, ''), sw_version), last_seen = ? WHERE device_id = ?")
       .Bind(1, fw)
       .Bind(2, sw)
       .Bind(3, Now())

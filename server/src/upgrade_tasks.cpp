@@ -780,8 +780,10 @@ std::vector<QueuedMessage> UpgradeTasks::OnVersionReport(const std::string& devi
   std::optional<Row> row = OpenRow(device_id, now);
   if (row) {
     Row& r = *row;
-    // What the task compares: the firmware's version, or the software's (SOTA).
-    const std::string& fw = r.kind == "software" ? sw_version : fw_version;
+    // What the task compares: the firmware's version, or the software's (SOTA); one the report
+    // left out is the one stored before.
+    const Device known = registry_.GetDevice(device_id);
+    const std::string fw = r.kind == "software" ? known.sw_version : known.fw_version;
     if (fw == r.target_version) {
       Succeed(r, r.package_id != 0 ? "running " + fw : "already on " + fw, now);
     } else if (r.status == "Waiting") {

@@ -158,6 +158,8 @@ class GatewaySota : public ::testing::Test {
                          "plugin_opt_platform_password_file " + (dir_ / "platform.pw").string()});
     ASSERT_TRUE(broker_->running());
     ServiceOptions o;
+    o.http_port = 0;  // free ports: tests run side by side
+    o.download_port = 0;
     o.mqtt.port = broker_->port();
     o.mqtt.password = "platform-secret";
     o.tick_ms = 100;
@@ -450,6 +452,40 @@ TEST_F(GatewaySota, SoftwareTask_AlreadyOnTheSwVersionSucceedsAtOnce) {
   gw->Ota(kSub, "version_report", {{"fw_version", "FOTAV1"}, {"sw_version", "APP3"}});
   ASSERT_TRUE(WaitDeviceStatus(task, "Success"));
   EXPECT_FALSE(gw->Expect("software_upgrade", nullptr, 300).has_value());
+}
+
+TEST_F(GatewaySota, VersionReportWithOnlyOneVersion_KeepsTheOtherStored) {
+  const std::string app(5000, 'C');
+  {
+    std::lock_guard<std::mutex> g(platform_->lock());
+    platform_->packages().UploadSoftware("fire", std::vector<uint8_t>(app.begin(), app.end()), "",
+                                         "APP4", SignDetached(key_.pkey(), app));
+  }
+  auto gw = Connect(kGateway);
+  // A first report names both; a later one (as the C SDK may send) only the firmware's.
+  gw->Ota(kSub, "version_report", {{"fw_version", "FOTAV1"}, {"sw_version", "APP4"}});
+  ASSERT_TRUE(WaitFor([&] {
+    std::lock_guard<std::mutex> g(platform_->lock());
+    return platform_->registry().GetDevice(kSub).sw_version == "APP4";
+  }));
+  TaskSpec spec;
+  spec.kind = "software";
+  spec.product_id = "fire";
+  spec.target_version = "APP4";
+  spec.devices = {kSub};
+  int64_t task = 0;
+  {
+    std::lock_guard<std::mutex> g(platform_->lock());
+    task = service_->tasks().Create(spec, std::time(nullptr));
+  }
+  ASSERT_TRUE(gw->Expect("version_query").has_value());
+  gw->Ota(kSub, "version_report", {{"fw_version", "FOTAV2"}});
+  ASSERT_TRUE(WaitDeviceStatus(task, "Success")) << "the stored sw_version APP4 is the target";
+  EXPECT_FALSE(gw->Expect("software_upgrade", nullptr, 300).has_value());
+  std::lock_guard<std::mutex> g(platform_->lock());
+  const Device d = platform_->registry().GetDevice(kSub);
+  EXPECT_EQ(d.fw_version, "FOTAV2");
+  EXPECT_EQ(d.sw_version, "APP4");
 }
 
 TEST_F(GatewaySota, SubDevice_HasNoCredentialsAndCannotLogIn) {

@@ -414,6 +414,15 @@ TEST_F(HttpApiTest, BrokerHttpAuth_SameRulesAsThePlugin) {
   EXPECT_EQ(anon->Post("/broker/v1/auth", "{}", "application/json")->status, 401);
 }
 
+TEST_F(HttpApiTest, SecondServerOnTheSamePorts_RefusedNotShared) {
+  // cpp-httplib's default SO_REUSEPORT would let it bind and take part of the connections.
+  testing::TempDir other_dir("ota-http-api-other");
+  Platform other(other_dir.path());
+  HttpApi api(other, nullptr);
+  EXPECT_EQ(api.Bind("127.0.0.1", server_->port()), -1);
+  EXPECT_EQ(api.BindDownloads("127.0.0.1", server_->download_port()), -1);
+}
+
 TEST_F(HttpApiTest, OpenApi_ListsEveryRoute) {
   auto anon = server_->Client();
   auto r = anon->Get("/api/v1/openapi.json");

@@ -4,9 +4,11 @@
 // log in with the C SDK's bumped timestamps or with HMAC-SM3, download with bare-LF requests and
 // take the file name from Content-Disposition. Each runs a whole firmware upgrade.
 #include <gtest/gtest.h>
+#include <httplib.h>
 
 #include <ctime>
 #include <fstream>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -76,6 +78,7 @@ class HuaweiSdkCompat : public ::testing::Test {
     service_ = std::make_unique<Service>(*platform_, o);
     std::string error;
     ASSERT_TRUE(service_->Start(&error)) << error;
+    std::ifstream(dir_ / "admin.token") >> token_;
   }
   void TearDown() override {
     service_.reset();
@@ -129,7 +132,20 @@ class HuaweiSdkCompat : public ::testing::Test {
     EXPECT_EQ(d.last_result_code(), 0) << "the SHA-256 of the file equals sign";
   }
 
+  // An operator's REST call (it may wait for a device's answer).
+  std::pair<int, json> Call(const std::string& path, const json& body) {
+    httplib::SSLClient api("127.0.0.1", service_->http_port());
+    api.set_ca_cert_path(platform_->tls().ca_cert.c_str());
+    api.enable_server_certificate_verification(true);
+    api.set_bearer_token_auth(token_.c_str());
+    api.set_read_timeout(30);
+    httplib::Result r = api.Post(path.c_str(), body.dump(), "application/json");
+    if (!r) return {-1, nullptr};
+    return {r->status, json::parse(r->body, nullptr, false)};
+  }
+
   testing::TempDir dir_{"ota-huawei-sdk"};
+  std::string token_;
   std::filesystem::path sdk_dir_ = dir_ / "sdk-downloads";
   testing::TestKey key_;
   std::unique_ptr<Platform> platform_;
@@ -190,6 +206,70 @@ TEST_F(HuaweiSdkCompat, PropertyReport_FromANeverSubscribedDevice_Stored) {
   }
   EXPECT_NE(props.dump().find("Smoke_value"), std::string::npos) << props.dump();
   EXPECT_NE(props.dump().find("42"), std::string::npos) << props.dump();
+}
+
+TEST_F(HuaweiSdkCompat, PythonSdkOnConnect_TimeSyncShadowAndCommandReachANeverSubscribedDevice) {
+  const std::string id = Register("py-sdk-1", "py-secret");
+  HuaweiSdkDevice dev(id, "py-secret", 0, testing::UtcHour(), sdk_dir_);
+  ASSERT_EQ(dev.Connect(broker_->port()), 0);
+  const auto event = [&](const char* service, const char* type, const json& paras) {
+    return json{{"object_device_id", id},
+                {"services",
+                 {{{"service_id", service},
+                   {"event_type", type},
+                   {"event_time", nullptr},
+                   {"paras", paras}}}}};
+  };
+  // What the Python SDK sends on every connect: its version, a time request (digits as a
+  // string) and a shadow request.
+  ASSERT_TRUE(dev.Publish("/sys/events/up", event("$sdk_info", "sdk_info_report",
+                                                  {{"device_sdk_version", "Python_v1.2.0"}})));
+  ASSERT_TRUE(dev.Publish("/sys/events/up", event("$time_sync", "time_sync_request",
+                                                  {{"device_send_time", "1700000000123"}})));
+  ASSERT_TRUE(dev.Publish("/sys/shadow/get/request_id=py-req-1", {{"object_device_id", id}}));
+  bool time_answered = false, shadow_answered = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(8);
+  while (std::chrono::steady_clock::now() < deadline && !(time_answered && shadow_answered)) {
+    for (const testing::ReceivedMessage& m : dev.Run(std::chrono::milliseconds(100))) {
+      const json j = json::parse(m.payload, nullptr, false);
+      if (m.topic == "$oc/devices/" + id + "/sys/events/down" &&
+          j["services"][0]["event_type"] == "time_sync_response") {
+        time_answered = true;
+        EXPECT_EQ(j["services"][0]["paras"]["device_send_time"], 1700000000123LL);
+      }
+      if (m.topic == "$oc/devices/" + id + "/sys/shadow/get/response/request_id=py-req-1") {
+        shadow_answered = true;
+        EXPECT_TRUE(j["shadow"].is_array()) << m.payload;
+      }
+    }
+  }
+  EXPECT_TRUE(time_answered) << "time_sync_response reaches a device that never subscribed";
+  EXPECT_TRUE(shadow_answered) << "the shadow answer reaches a device that never subscribed";
+
+  // A command from the operator, answered by the device with the request ID from the topic.
+  auto pending = std::async(std::launch::async, [&] {
+    return Call("/api/v1/devices/" + id + "/commands",
+                {{"service_id", "Smoke"}, {"command_name", "beep"}, {"paras", {{"times", 2}}}});
+  });
+  const std::string prefix = "$oc/devices/" + id + "/sys/commands/request_id=";
+  bool answered = false;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(8);
+  while (std::chrono::steady_clock::now() < until && !answered) {
+    for (const testing::ReceivedMessage& m : dev.Run(std::chrono::milliseconds(50))) {
+      if (m.topic.rfind(prefix, 0) != 0) continue;
+      const std::string rid = m.topic.substr(prefix.size());
+      EXPECT_EQ(json::parse(m.payload)["command_name"], "beep");
+      ASSERT_TRUE(
+          dev.Publish("/sys/commands/response/request_id=" + rid,
+                      {{"result_code", 0}, {"response_name", "beep"}, {"paras", {{"ok", 1}}}}));
+      answered = true;
+    }
+  }
+  EXPECT_TRUE(answered) << "the command reaches a device that never subscribed";
+  const auto [status, body] = pending.get();
+  EXPECT_EQ(status, 200) << body.dump();
+  EXPECT_EQ(body["status"], "succeeded") << body.dump();
+  EXPECT_EQ(body["response"]["paras"]["ok"], 1) << body.dump();
 }
 
 }  // namespace
