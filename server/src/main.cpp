@@ -136,6 +136,8 @@ int main(int argc, char** argv) {
                     "shared-subscription group of all instances (brokers that share "
                     "$-topics; not Mosquitto 2.0)");
   serve->add_flag("--no-mqtt", no_mqtt, "HTTPS only (no device protocol)");
+  serve->add_flag("--metrics-public", sopt.metrics_public,
+                  "serve GET /metrics without the operator token");
   TlsOptions tls;
   tls.Add(serve);
 
@@ -241,7 +243,8 @@ int main(int argc, char** argv) {
   CLI::App* d_requests =
       client_cmd(device, "requests", "Requests sent to a device and their results, latest first");
   d_requests->add_option("id", device_id)->required();
-  d_requests->add_option("--kind", request_kind, "command, properties_set, properties_get or message");
+  d_requests->add_option("--kind", request_kind,
+                         "command, properties_set, properties_get or message");
   d_requests->add_option("--limit", limit, "at most this many (1..500)");
   d_requests->add_option("--offset", offset, "skip this many");
   CLI::App* d_commands = client_cmd(device, "commands", "Commands sent and their results");
