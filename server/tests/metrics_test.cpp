@@ -75,8 +75,8 @@ void Exprs(const json& j, std::vector<std::string>* out) {
 std::set<std::string> MetricNames(const std::string& expr) {
   std::set<std::string> out;
   for (size_t at = expr.find("ota_"); at != std::string::npos; at = expr.find("ota_", at)) {
-    const bool word_start = at == 0 || !(std::isalnum(static_cast<unsigned char>(expr[at - 1])) ||
-                                         expr[at - 1] == '_');
+    const bool word_start =
+        at == 0 || !(std::isalnum(static_cast<unsigned char>(expr[at - 1])) || expr[at - 1] == '_');
     size_t end = at;
     while (end < expr.size() &&
            (std::isalnum(static_cast<unsigned char>(expr[end])) || expr[end] == '_'))
@@ -177,8 +177,8 @@ class MetricsTest : public ::testing::Test {
 TEST_F(MetricsTest, AfterTraffic_ValuesMoved_PromtoolAccepts_DashboardQueriesExist) {
   // A device logs in through the plugin and reports: one valid report, one not in the model.
   MqttTestClient dev(std::string(kDevice) + "_0_0_" + testing::UtcHour());
-  ASSERT_EQ(dev.Connect(broker_->port(), kDevice, broker::IotdaPassword(kSecret, testing::UtcHour())),
-            0);
+  ASSERT_EQ(
+      dev.Connect(broker_->port(), kDevice, broker::IotdaPassword(kSecret, testing::UtcHour())), 0);
   const std::string report = std::string("$oc/devices/") + kDevice + "/sys/properties/report";
   ASSERT_TRUE(dev.Publish(
       report, R"({"services":[{"service_id":"DeviceStatus","properties":{"radioValue":7}}]})"));
@@ -200,15 +200,14 @@ TEST_F(MetricsTest, AfterTraffic_ValuesMoved_PromtoolAccepts_DashboardQueriesExi
   auto file = dl->Get(url.substr(url.find('/', 8)).c_str());
   ASSERT_EQ(file->status, 200);
   ASSERT_EQ(file->body.size(), package_.size());
-  auto refused = Client(service_->download_port(), "not-a-token")->Get(url.substr(url.find('/', 8)));
+  auto refused =
+      Client(service_->download_port(), "not-a-token")->Get(url.substr(url.find('/', 8)));
   ASSERT_EQ(refused->status, 401);
   // A task: its version_query goes out through the outbox.
-  auto task = api->Post("/api/v1/tasks",
-                        json{{"product_id", "fire"},
-                             {"target_version", "FOTAV2"},
-                             {"devices", {kDevice}}}
-                            .dump(),
-                        "application/json");
+  auto task = api->Post(
+      "/api/v1/tasks",
+      json{{"product_id", "fire"}, {"target_version", "FOTAV2"}, {"devices", {kDevice}}}.dump(),
+      "application/json");
   ASSERT_EQ(task->status, 201) << task->body;
 
   // Unauthenticated: refused, as the rest of the API.
@@ -247,9 +246,9 @@ TEST_F(MetricsTest, AfterTraffic_ValuesMoved_PromtoolAccepts_DashboardQueriesExi
   EXPECT_GE(at(R"(ota_api_requests_total{code="404"})"), 2);
   EXPECT_GE(at(R"(ota_api_requests_total{code="401"})"), 2);
   EXPECT_EQ(at(R"(ota_tasks{state="Waiting"})") + at(R"(ota_tasks{state="Processing"})"), 1);
-  EXPECT_EQ(at(R"(ota_task_devices{status="Waiting"})") +
-                at(R"(ota_task_devices{status="Processing"})"),
-            1);
+  EXPECT_EQ(
+      at(R"(ota_task_devices{status="Waiting"})") + at(R"(ota_task_devices{status="Processing"})"),
+      1);
   EXPECT_GT(at(R"(ota_db_transaction_duration_seconds_count{outcome="commit"})"), 0);
   EXPECT_GT(at(R"(ota_db_transaction_duration_seconds_sum{outcome="commit"})"), 0);
   // No label value from what a client sent: no device ID, no raw path.
@@ -293,14 +292,14 @@ TEST_F(MetricsTest, AfterTraffic_ValuesMoved_PromtoolAccepts_DashboardQueriesExi
       EXPECT_EQ(families.count(name), 1u) << name << " in " << e;
     }
   }
-  for (const char* needed : {"ota_devices_online", "ota_device_messages_received_total",
-                             "ota_device_messages_rejected_total", "ota_tasks",
-                             "ota_download_sent_bytes_total", "ota_download_requests_total",
-                             "ota_api_request_duration_seconds"}) {
+  for (const char* needed :
+       {"ota_devices_online", "ota_device_messages_received_total",
+        "ota_device_messages_rejected_total", "ota_tasks", "ota_download_sent_bytes_total",
+        "ota_download_requests_total", "ota_api_request_duration_seconds"}) {
     EXPECT_EQ(queried.count(needed), 1u) << "the dashboard shows " << needed;
   }
-  for (const char* q : {"histogram_quantile(0.5,", "histogram_quantile(0.95,",
-                        "histogram_quantile(0.99,"}) {
+  for (const char* q :
+       {"histogram_quantile(0.5,", "histogram_quantile(0.95,", "histogram_quantile(0.99,"}) {
     bool found = false;
     for (const std::string& e : exprs)
       found |= e.find(q) != std::string::npos &&
