@@ -5,6 +5,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <set>
 
@@ -39,8 +40,10 @@ constexpr const char* kDeviceStatuses[] = {"Waiting", "Processing",    "Success"
 
 std::string Number(double v) {
   if (std::isinf(v)) return "+Inf";
+  // The shortest of 15 or 17 digits that reads back the same (le="0.0025", not 0.00250...01).
   char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.17g", v);
+  std::snprintf(buf, sizeof(buf), "%.15g", v);
+  if (std::strtod(buf, nullptr) != v) std::snprintf(buf, sizeof(buf), "%.17g", v);
   return buf;
 }
 
