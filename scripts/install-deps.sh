@@ -10,6 +10,7 @@ packages=(
   mosquitto mosquitto-dev libmosquitto-dev mosquitto-clients libsqlite3-dev libcpp-httplib-dev libjsmn-dev
   clang-14 libclang-rt-14-dev
   bsdiff xdelta3 zstd xz-utils
+  prometheus  # promtool, for the /metrics test (its server is not used)
   gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib
   qemu-system-arm
 )

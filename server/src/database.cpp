@@ -115,6 +115,7 @@ void Database::Migrate(const std::vector<std::string>& migrations) {
 
 Transaction::Transaction(Database& db) : db_(db), outer_(db.tx_depth_ == 0) {
   if (outer_) {
+    start_ = std::chrono::steady_clock::now();
     db_.Exec("BEGIN IMMEDIATE");
     db_.tx_failed_ = false;
   }
@@ -133,12 +134,20 @@ Transaction::~Transaction() {
   } catch (const DbError&) {
     // Nothing to roll back (the statement that failed ended the transaction).
   }
+  Observe(false);
+}
+
+void Transaction::Observe(bool committed) {
+  if (!db_.on_transaction_) return;
+  const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start_;
+  db_.on_transaction_(took.count(), committed);
 }
 
 void Transaction::Commit() {
   if (outer_) {
     if (db_.tx_failed_) throw DbError("an inner transaction did not commit");
     db_.Exec("COMMIT");
+    Observe(true);
   }
   done_ = true;
 }

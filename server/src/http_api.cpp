@@ -131,6 +131,22 @@ std::string DownloadFileName(const PackageRecord& r) {
 
 using Fn = std::function<void(const httplib::Request&, httplib::Response&)>;
 
+// When this worker thread's current request was routed: httplib calls the pre-routing
+// handler and, after the response is written, the logger on the same thread.
+thread_local std::chrono::steady_clock::time_point request_start;
+
+void MarkRequestStart() {
+  request_start = std::chrono::steady_clock::now();
+}
+
+// Seconds since MarkRequestStart, and clears it; 0 for a request never routed (unparsable).
+double RequestSeconds() {
+  if (request_start == std::chrono::steady_clock::time_point{}) return 0;
+  const std::chrono::duration<double> took = std::chrono::steady_clock::now() - request_start;
+  request_start = {};
+  return took.count();
+}
+
 // Every API handler runs under the platform lock, after the operator token check; ApiError
 // becomes its status, anything else a 500 with the reason.
 httplib::Server::Handler Guard(Platform& p, Fn fn) {
@@ -228,12 +244,24 @@ HttpApi::HttpApi(Platform& platform, UpgradeTasks* tasks, int download_workers)
   // The backend listens on loopback: only the front's own connections are served.
   downloads_->set_pre_routing_handler(
       [front = download_front_.get()](const httplib::Request& req, httplib::Response& res) {
+        MarkRequestStart();
         if (req.remote_addr == "127.0.0.1" && front->OwnsBackendConnection(req.remote_port)) {
           return httplib::Server::HandlerResponse::Unhandled;
         }
         Error(res, 403, "use the download listener");
         return httplib::Server::HandlerResponse::Handled;
       });
+  downloads_->set_logger([&p = platform_](const httplib::Request&, const httplib::Response& res) {
+    p.metrics().DownloadRequest(res.status, RequestSeconds());
+  });
+  // Latency by route template (Metrics::RouteOf), never by raw path.
+  server_->set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
+    MarkRequestStart();
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  server_->set_logger([&p = platform_](const httplib::Request& req, const httplib::Response& res) {
+    p.metrics().ApiRequest(req.method, req.path, res.status, RequestSeconds());
+  });
   Routes();
   DownloadRoutes();
   if (tasks_ != nullptr) TaskRoutes();
@@ -301,6 +329,22 @@ void HttpApi::Routes() {
   s.Get("/api/v1/openapi.json", [](const httplib::Request&, httplib::Response& res) {
     res.set_content(OpenApiDocument(), "application/json");
   });
+  // Prometheus (docs/server.md, "Metrics"): the operator token unless --metrics-public. The
+  // database part is read through this thread's read connection, never under the lock.
+  s.Get("/metrics", [this, &p](const httplib::Request& req, httplib::Response& res) {
+    try {
+      if (!metrics_public_) {
+        std::lock_guard<std::mutex> guard(p.lock());
+        if (!p.CheckApiToken(Bearer(req))) {
+          res.set_header("WWW-Authenticate", "Bearer");
+          return Error(res, 401, "missing or unknown API token");
+        }
+      }
+      res.set_content(p.metrics().Render(p.ReadDb()), "text/plain; version=0.0.4; charset=utf-8");
+    } catch (const std::exception& e) {
+      Error(res, 500, std::string("internal error: ") + e.what());
+    }
+  });
 
   s.Post("/api/v1/products", api([&p](const httplib::Request& req, httplib::Response& res) {
            const json b = Body(req);
@@ -364,6 +408,7 @@ void HttpApi::Routes() {
                Str(b, "clientid"), Str(b, "username"), Str(b, "password"), std::time(nullptr), 1,
                [&p](const std::string& id) { return p.registry().Credential(id); });
            if (v != broker::ConnectVerdict::kAccepted) p.registry().Count("broker_auth_refused");
+           p.metrics().BrokerAuth(v);
            Reply(res, 200,
                  {{"result", v == broker::ConnectVerdict::kAccepted ? "allow" : "deny"},
                   {"reason", broker::ConnectVerdictName(v)}});
@@ -534,17 +579,20 @@ void HttpApi::DownloadRoutes() {
           // A device that reads slower than this ties up a worker: it is cut off and resumes from
           // its saved offset with a new Range request (the agent asks 4 KB at a time).
           const auto cut_at = std::chrono::steady_clock::now() + kMaxResponseTime;
-          res.set_content_provider(
-              size, "application/octet-stream",
-              [file, cut_at, slot](size_t offset, size_t length, httplib::DataSink& sink) {
-                if (std::chrono::steady_clock::now() > cut_at) return false;
-                char buf[16384];
-                file->seekg(static_cast<std::streamoff>(offset));
-                const size_t n = std::min(length, sizeof(buf));
-                file->read(buf, static_cast<std::streamsize>(n));
-                const std::streamsize got = file->gcount();
-                return got > 0 && sink.write(buf, static_cast<size_t>(got));
-              });
+          res.set_content_provider(size, "application/octet-stream",
+                                   [file, cut_at, slot, metrics = &p.metrics()](
+                                       size_t offset, size_t length, httplib::DataSink& sink) {
+                                     if (std::chrono::steady_clock::now() > cut_at) return false;
+                                     char buf[16384];
+                                     file->seekg(static_cast<std::streamoff>(offset));
+                                     const size_t n = std::min(length, sizeof(buf));
+                                     file->read(buf, static_cast<std::streamsize>(n));
+                                     const std::streamsize got = file->gcount();
+                                     if (got <= 0 || !sink.write(buf, static_cast<size_t>(got)))
+                                       return false;
+                                     metrics->DownloadBytes(static_cast<uint64_t>(got));
+                                     return true;
+                                   });
         } catch (const ApiError& e) {
           Error(res, e.status, e.what());
         } catch (const std::exception& e) {

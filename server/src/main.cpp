@@ -136,6 +136,8 @@ int main(int argc, char** argv) {
                     "shared-subscription group of all instances (brokers that share "
                     "$-topics; not Mosquitto 2.0)");
   serve->add_flag("--no-mqtt", no_mqtt, "HTTPS only (no device protocol)");
+  serve->add_flag("--metrics-public", sopt.metrics_public,
+                  "serve GET /metrics without the operator token");
   TlsOptions tls;
   tls.Add(serve);
 

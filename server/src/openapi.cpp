@@ -110,7 +110,10 @@ const char* OpenApiDocument() {
     "/tasks/{task_id}/resume": {
       "post": {"summary": "Resume a paused task; the failure threshold of the waves up to the current one no longer applies", "responses": {"200": {"description": "Task"}, "409": {"description": "Ended"}}}},
     "/openapi.json": {
-      "get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI 3"}}}}
+      "get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI 3"}}}},
+    "/metrics": {
+      "servers": [{"url": "/"}],
+      "get": {"summary": "Prometheus metrics (text exposition format 0.0.4; docs/server.md, Metrics); the operator token unless serve --metrics-public", "responses": {"200": {"description": "text/plain; version=0.0.4", "content": {"text/plain": {"schema": {"type": "string"}}}}, "401": {"description": "Missing or unknown token"}}}}
   },
   "x-broker-auth": {"description": "For brokers that authenticate over HTTP (EMQX, VerneMQ); operator token; answers {\"result\": \"allow\"|\"deny\"}",
     "POST /broker/v1/auth": {"clientid": "string", "username": "string", "password": "string"},

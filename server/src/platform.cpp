@@ -56,7 +56,10 @@ Platform::Platform(const std::filesystem::path& data_dir, const TlsFiles* tls,
   std::optional<broker::SecretBox> box = broker::SecretBox::FromKeyFile(secret_key_path(), &error);
   if (!box) throw std::runtime_error(error);
   box_ = std::make_unique<broker::SecretBox>(*box);
+  metrics_ = std::make_unique<Metrics>();
   db_ = std::make_unique<Database>(database_path());
+  db_->set_transaction_observer(
+      [m = metrics_.get()](double seconds, bool committed) { m->Transaction(seconds, committed); });
   db_->Migrate(Migrations());
   registry_ = std::make_unique<Registry>(*db_, *box_);
   packages_ = std::make_unique<PackageStore>(*db_, *registry_, data_dir_ / "blobs");

@@ -100,10 +100,13 @@ Service::Service(Platform& platform, ServiceOptions options)
   requests_ = std::make_unique<DeviceRequests>(
       platform_,
       [this](const Outgoing& m) {
-        return bridge_ && bridge_->connected() && bridge_->Publish(m) >= 0;
+        const bool sent = bridge_ && bridge_->connected() && bridge_->Publish(m) >= 0;
+        if (sent) platform_.metrics().MessagesPublished(Published::kRequest);
+        return sent;
       },
       [this](const std::vector<QueuedMessage>& m) { Send(m); });
   api_->DeviceRequestRoutes(*requests_);
+  api_->set_metrics_public(options_.metrics_public);
 }
 
 Service::~Service() {
@@ -202,7 +205,7 @@ void Service::Wait() {
   stop_cv_.wait(lock, [this] { return stopping_; });
 }
 
-void Service::Send(const std::vector<QueuedMessage>& messages) {
+void Service::Send(const std::vector<QueuedMessage>& messages, bool retry) {
   // Disconnected: libmosquitto would keep a copy of each (unbounded, and sent on reconnect
   // even if its task ended meanwhile); the outbox has them, FlushOutbox sends them later.
   if (!bridge_ || !bridge_->connected()) return;
@@ -213,6 +216,7 @@ void Service::Send(const std::vector<QueuedMessage>& messages) {
     // Under the mutex: the PUBACK callback cannot look the message ID up before it is known.
     const int mid = bridge_->Publish(m.message);
     if (mid < 0) continue;  // stays in the outbox; the tick publishes it again
+    platform_.metrics().MessagesPublished(retry ? Published::kOutboxRetry : Published::kOutbox);
     inflight_[mid] = m.id;
     inflight_ids_.insert(m.id);
   }
@@ -246,7 +250,7 @@ void Service::FlushOutbox(int64_t now) {
       pending = platform_.outbox().Pending(now - kOutboxRetrySeconds, 5000);
     }
   }
-  Send(pending);
+  Send(pending, true);
 }
 
 void Service::Reject(const std::string& device, const std::string& what, const std::string& why) {
@@ -284,6 +288,7 @@ void Service::HandleDeviceMessage(const std::string& topic, const std::string& p
   const int64_t now_ms = NowMs();
   const int64_t now = now_ms / 1000;
   if (const std::optional<Presence> p = ParsePresence(topic, payload)) {
+    platform_.metrics().Presence(p->connected);
     {
       std::lock_guard<std::mutex> guard(platform_.lock());
       try {
@@ -312,6 +317,7 @@ void Service::HandleDeviceMessage(const std::string& topic, const std::string& p
       : up->kind == UpKind::kEventsUp   ? "events"
       : up->kind == UpKind::kMessagesUp ? "messages"
                                         : "responses";
+  platform_.metrics().DeviceMessage(what);
   std::vector<Reply> replies;
   std::lock_guard<std::mutex> guard(platform_.lock());
   // The broker took the message when it was handed over (PUBACK): a database that is busy
@@ -362,7 +368,10 @@ void Service::HandleDeviceMessage(const std::string& topic, const std::string& p
   }
   Send(out);
   for (const Reply& reply : replies) {
-    if (bridge_ && bridge_->connected()) bridge_->Publish(reply());  // lost if not: asked again
+    // Lost if not: the device asks again.
+    if (bridge_ && bridge_->connected() && bridge_->Publish(reply()) >= 0) {
+      platform_.metrics().MessagesPublished(Published::kReply);
+    }
   }
 }
 

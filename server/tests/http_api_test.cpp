@@ -435,7 +435,7 @@ TEST_F(HttpApiTest, OpenApi_ListsEveryRoute) {
         "/devices/{device_id}/sub-devices", "/packages", "/packages/{package_id}",
         "/packages/{package_id}/download-tokens", "/tasks", "/tasks/{task_id}",
         "/tasks/{task_id}/stop", "/tasks/{task_id}/cancel", "/tasks/{task_id}/pause",
-        "/tasks/{task_id}/resume"}) {
+        "/tasks/{task_id}/resume", "/metrics"}) {
     EXPECT_TRUE(doc["paths"].contains(path)) << path;
   }
 }

@@ -5,8 +5,10 @@
 
 #include <sqlite3.h>
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -71,11 +73,17 @@ class Database {
   void Migrate(const std::vector<std::string>& migrations);
   int SchemaVersion();
 
+  // Told of each outermost transaction's duration (seconds) and whether it committed.
+  void set_transaction_observer(std::function<void(double, bool)> observer) {
+    on_transaction_ = std::move(observer);
+  }
+
  private:
   friend class Transaction;
   sqlite3* db_ = nullptr;
   int tx_depth_ = 0;
   bool tx_failed_ = false;  // an inner transaction ended without committing
+  std::function<void(double, bool)> on_transaction_;
 };
 
 // BEGIN IMMEDIATE on construction; ROLLBACK unless Commit() was called. Nested inside another
@@ -88,9 +96,11 @@ class Transaction {
   void Commit();
 
  private:
+  void Observe(bool committed);
   Database& db_;
   bool outer_ = false;
   bool done_ = false;
+  std::chrono::steady_clock::time_point start_;
 };
 
 }  // namespace ota::server

@@ -6,6 +6,7 @@
 // httplib server on 127.0.0.1 that only the front reaches.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -48,6 +49,8 @@ class HttpApi {
   bool Serve();
   bool ServeDownloads();
   void Stop();
+  // GET /metrics without the operator token (default: the token is required).
+  void set_metrics_public(bool on) { metrics_public_ = on; }
   // Commands, property set/get and messages to devices (docs/server.md, "Requests to devices").
   void DeviceRequestRoutes(DeviceRequests& requests);
   // The operator API's base URL, e.g. https://127.0.0.1:8443.
@@ -68,6 +71,7 @@ class HttpApi {
   std::unique_ptr<DownloadSlots> download_slots_;
   std::string base_url_;
   std::string download_base_url_;
+  std::atomic<bool> metrics_public_{false};
 };
 
 // The firmware_upgrade paras that let `device_id` download `package` until `expires_at`;

@@ -13,6 +13,7 @@
 #include "ota/broker/secret_box.hpp"
 #include "ota/server/database.hpp"
 #include "ota/server/download_tokens.hpp"
+#include "ota/server/metrics.hpp"
 #include "ota/server/outbox.hpp"
 #include "ota/server/package_store.hpp"
 #include "ota/server/registry.hpp"
@@ -42,6 +43,8 @@ class Platform {
   PackageStore& packages() { return *packages_; }
   const DownloadTokens& download_tokens() const { return *tokens_; }
   Outbox& outbox() { return *outbox_; }
+  // In-memory counters and histograms (docs/server.md, "Metrics").
+  Metrics& metrics() { return *metrics_; }
   // This thread's read-only connection to the database (WAL: readers never block the writer).
   Database& ReadDb();
 
@@ -58,6 +61,7 @@ class Platform {
   std::filesystem::path data_dir_;
   TlsFiles tls_;
   std::mutex lock_;
+  std::unique_ptr<Metrics> metrics_;  // before db_: it observes db_'s transactions
   std::unique_ptr<Database> db_;
   std::unique_ptr<broker::SecretBox> box_;
   std::unique_ptr<Registry> registry_;

@@ -37,6 +37,7 @@ struct ServiceOptions {
   bool mqtt_enabled = true;
   MqttOptions mqtt;
   int tick_ms = 1000;
+  bool metrics_public = false;  // GET /metrics without the operator token
 };
 
 // Why these options cannot give devices a download URL they can use, or "".
@@ -66,7 +67,8 @@ class Service {
 
  private:
   // Publishes what a committed change queued; the outbox keeps each until the broker's PUBACK.
-  void Send(const std::vector<QueuedMessage>& messages);
+  // `retry`: the outbox publishing again what was not acknowledged (or not sent) in time.
+  void Send(const std::vector<QueuedMessage>& messages, bool retry = false);
   // Acknowledged messages leave the outbox; what is left and not in flight is published again.
   void FlushOutbox(int64_t now);
   void Reject(const std::string& device, const std::string& what, const std::string& why);

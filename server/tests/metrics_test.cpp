@@ -1,0 +1,336 @@
+// GET /metrics against the whole platform: a real Mosquitto with the auth plugin, a real
+// ota-server on free loopback ports (HTTPS API, download listener, MQTT bridge), a device that
+// reports over MQTT and downloads over HTTPS, and operator API calls. The body is checked by
+// promtool (Debian's prometheus package, installed by scripts/install-deps.sh), and the Grafana
+// dashboard in docs/grafana/ may only query metrics the body has.
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "mosquitto_process.hpp"
+#include "mqtt_test_client.hpp"
+#include "ota/broker/device_auth.hpp"
+#include "ota/host/image_builder.hpp"
+#include "ota/host/keys.hpp"
+#include "ota/server/metrics.hpp"
+#include "ota/server/service.hpp"
+#include "temp_dir.hpp"
+#include "test_images.hpp"
+#include "test_packages.hpp"
+
+namespace ota::server {
+namespace {
+
+using nlohmann::json;
+using testing::MqttTestClient;
+
+constexpr const char* kDevice = "fire_n1";
+constexpr const char* kSecret = "device-secret-1";
+
+// "name{labels}" -> value, from the exposition's sample lines.
+std::map<std::string, double> Samples(const std::string& body) {
+  std::map<std::string, double> out;
+  std::istringstream in(body);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    const size_t space = line.rfind(' ');
+    out[line.substr(0, space)] = std::stod(line.substr(space + 1));
+  }
+  return out;
+}
+
+// The metric families the body declares (# TYPE lines).
+std::set<std::string> Families(const std::string& body) {
+  std::set<std::string> out;
+  std::istringstream in(body);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("# TYPE ", 0) == 0) out.insert(line.substr(7, line.find(' ', 7) - 7));
+  }
+  return out;
+}
+
+// Every "expr" string anywhere in `j`.
+void Exprs(const json& j, std::vector<std::string>* out) {
+  if (j.is_object()) {
+    for (const auto& [k, v] : j.items()) {
+      if (k == "expr" && v.is_string()) out->push_back(v);
+      Exprs(v, out);
+    }
+  } else if (j.is_array()) {
+    for (const json& v : j)
+      Exprs(v, out);
+  }
+}
+
+// The ota_* metric names an expression queries, histogram suffixes removed.
+std::set<std::string> MetricNames(const std::string& expr) {
+  std::set<std::string> out;
+  for (size_t at = expr.find("ota_"); at != std::string::npos; at = expr.find("ota_", at)) {
+    const bool word_start =
+        at == 0 || !(std::isalnum(static_cast<unsigned char>(expr[at - 1])) || expr[at - 1] == '_');
+    size_t end = at;
+    while (end < expr.size() &&
+           (std::isalnum(static_cast<unsigned char>(expr[end])) || expr[end] == '_'))
+      ++end;
+    if (word_start) {
+      std::string name = expr.substr(at, end - at);
+      for (const char* suffix : {"_bucket", "_sum", "_count"}) {
+        const std::string s = suffix;
+        if (name.size() > s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0) {
+          name.erase(name.size() - s.size());
+        }
+      }
+      out.insert(name);
+    }
+    at = end;
+  }
+  return out;
+}
+
+class MetricsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    platform_ = std::make_unique<Platform>(dir_.path());
+    Registry& reg = platform_->registry();
+    const json model = {{"services",
+                         {{{"service_id", "DeviceStatus"},
+                           {"properties", {{{"name", "radioValue"}, {"type", "int"}}}}}}}};
+    reg.CreateProduct("fire", "FIRE", "embedfire", "MQTT", model);
+    reg.AddProductKey("fire", host::PublicKeyPem(key_.pkey()), false);
+    reg.CreateDevice("fire", "n1", "", kSecret);
+    const BoardProfile& board = kStm32f429Fire;
+    const uint32_t load = board.internal_base + board.partition(PartitionId::kRunning).offset;
+    host::PackageSpec full;
+    full.version = "FOTAV2";
+    full.image = testing::MakeTestImage("FOTAV2", 20000, load, 2);
+    package_ = testing::MakePackage(full, &key_);
+    package_id_ = platform_->packages().Upload("fire", package_, "v2.bin").package_id;
+    token_ = platform_->CreateApiToken("metrics-test");
+
+    std::ofstream(dir_ / "platform.pw") << "platform-secret\n";
+    broker_ = std::make_unique<testing::MosquittoProcess>(
+        dir_.path(), std::vector<std::string>{
+                         std::string("plugin ") + OTA_AUTH_PLUGIN,
+                         "plugin_opt_registry " + platform_->database_path().string(),
+                         "plugin_opt_secret_key " + platform_->secret_key_path().string(),
+                         "plugin_opt_platform_password_file " + (dir_ / "platform.pw").string()});
+    ASSERT_TRUE(broker_->running());
+    ServiceOptions o;
+    o.http_port = 0;
+    o.mqtt.port = broker_->port();
+    o.mqtt.password = "platform-secret";
+    o.tick_ms = 100;
+    service_ = std::make_unique<Service>(*platform_, o);
+    std::string error;
+    ASSERT_TRUE(service_->Start(&error)) << error;
+  }
+  void TearDown() override {
+    service_.reset();
+    if (HasFailure() && broker_) std::fprintf(stderr, "broker log:\n%s\n", broker_->Log().c_str());
+    broker_.reset();
+  }
+
+  std::unique_ptr<httplib::SSLClient> Client(int port, const std::string& token) {
+    auto c = std::make_unique<httplib::SSLClient>("127.0.0.1", port);
+    c->set_ca_cert_path(platform_->tls().ca_cert.c_str());
+    c->enable_server_certificate_verification(true);
+    if (!token.empty()) c->set_bearer_token_auth(token.c_str());
+    return c;
+  }
+  std::string Metrics() {
+    auto r = Client(service_->http_port(), token_)->Get("/metrics");
+    if (!r || r->status != 200) return {};
+    return r->body;
+  }
+  // Polls /metrics until `sample` is at least `value`; returns the last body.
+  std::string WaitFor(const std::string& sample, double value) {
+    std::string body;
+    for (int i = 0; i < 100; ++i) {
+      body = Metrics();
+      const auto s = Samples(body);
+      const auto it = s.find(sample);
+      if (it != s.end() && it->second >= value) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return body;
+  }
+
+  testing::TempDir dir_{"ota-metrics"};
+  testing::TestKey key_;
+  std::unique_ptr<Platform> platform_;
+  std::unique_ptr<testing::MosquittoProcess> broker_;
+  std::unique_ptr<Service> service_;
+  std::vector<uint8_t> package_;
+  int64_t package_id_ = 0;
+  std::string token_;
+};
+
+TEST_F(MetricsTest, AfterTraffic_ValuesMoved_PromtoolAccepts_DashboardQueriesExist) {
+  // A device logs in through the plugin and reports: one valid report, one not in the model.
+  MqttTestClient dev(std::string(kDevice) + "_0_0_" + testing::UtcHour());
+  ASSERT_EQ(
+      dev.Connect(broker_->port(), kDevice, broker::IotdaPassword(kSecret, testing::UtcHour())), 0);
+  const std::string report = std::string("$oc/devices/") + kDevice + "/sys/properties/report";
+  ASSERT_TRUE(dev.Publish(
+      report, R"({"services":[{"service_id":"DeviceStatus","properties":{"radioValue":7}}]})"));
+  ASSERT_TRUE(dev.Publish(
+      report, R"({"services":[{"service_id":"DeviceStatus","properties":{"radioValue":"x"}}]})"));
+
+  // Operator API calls (one 404 for a device that does not exist), a raw path nobody routes,
+  // a download token and the download itself.
+  auto api = Client(service_->http_port(), token_);
+  ASSERT_EQ(api->Get("/api/v1/devices/fire_n1")->status, 200);
+  ASSERT_EQ(api->Get("/api/v1/devices/no_such_device")->status, 404);
+  ASSERT_EQ(api->Get("/api/v1/sneaky/path-with-secret-looking-text")->status, 404);
+  auto grant = api->Post("/api/v1/packages/" + std::to_string(package_id_) + "/download-tokens",
+                         json{{"device_id", kDevice}}.dump(), "application/json");
+  ASSERT_EQ(grant->status, 201);
+  const json g = json::parse(grant->body);
+  const std::string url = g["url"];
+  auto dl = Client(service_->download_port(), g["access_token"]);
+  auto file = dl->Get(url.substr(url.find('/', 8)).c_str());
+  ASSERT_EQ(file->status, 200);
+  ASSERT_EQ(file->body.size(), package_.size());
+  auto refused =
+      Client(service_->download_port(), "not-a-token")->Get(url.substr(url.find('/', 8)));
+  ASSERT_EQ(refused->status, 401);
+  // A task: its version_query goes out through the outbox.
+  auto task = api->Post(
+      "/api/v1/tasks",
+      json{{"product_id", "fire"}, {"target_version", "FOTAV2"}, {"devices", {kDevice}}}.dump(),
+      "application/json");
+  ASSERT_EQ(task->status, 201) << task->body;
+
+  // Unauthenticated: refused, as the rest of the API.
+  auto anon = Client(service_->http_port(), "")->Get("/metrics");
+  ASSERT_EQ(anon->status, 401);
+  EXPECT_EQ(Client(service_->http_port(), "wrong")->Get("/metrics")->status, 401);
+
+  WaitFor(R"(ota_mqtt_messages_published_total{source="outbox"})", 1);
+  const std::string body =
+      WaitFor(R"(ota_device_messages_rejected_total{reason="property_reports"})", 1);
+  auto r = api->Get("/metrics");
+  ASSERT_EQ(r->status, 200);
+  EXPECT_EQ(r->get_header_value("Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
+  const auto s = Samples(body);
+  const auto at = [&s](const std::string& k) {
+    const auto it = s.find(k);
+    return it == s.end() ? -1.0 : it->second;
+  };
+  EXPECT_EQ(at(R"(ota_devices{product="fire"})"), 1);
+  EXPECT_EQ(at(R"(ota_devices_online{product="fire"})"), 1);
+  EXPECT_GE(at(R"(ota_device_presence_events_total{event="connected"})"), 1);
+  EXPECT_EQ(at(R"(ota_device_messages_received_total{kind="property_reports"})"), 2);
+  EXPECT_EQ(at(R"(ota_device_messages_rejected_total{reason="property_reports"})"), 1);
+  EXPECT_GE(at(R"(ota_mqtt_messages_published_total{source="outbox"})"), 1);
+  EXPECT_EQ(at(R"(ota_download_requests_total{code="200"})"), 1);
+  EXPECT_EQ(at(R"(ota_download_requests_total{code="401"})"), 1);
+  EXPECT_EQ(at("ota_download_sent_bytes_total"), static_cast<double>(package_.size()));
+  EXPECT_EQ(at("ota_download_request_duration_seconds_count"), 2);
+  EXPECT_EQ(
+      at(R"(ota_api_request_duration_seconds_count{method="GET",route="/api/v1/devices/{device_id}"})"),
+      2)
+      << "the found and the unknown device: one route";
+  EXPECT_EQ(at(R"(ota_api_request_duration_seconds_count{method="POST",route="/api/v1/tasks"})"),
+            1);
+  EXPECT_GE(at(R"(ota_api_request_duration_seconds_count{method="other",route="other"})"), 1);
+  EXPECT_GE(at(R"(ota_api_requests_total{code="404"})"), 2);
+  EXPECT_GE(at(R"(ota_api_requests_total{code="401"})"), 2);
+  EXPECT_EQ(at(R"(ota_tasks{state="Waiting"})") + at(R"(ota_tasks{state="Processing"})"), 1);
+  EXPECT_EQ(
+      at(R"(ota_task_devices{status="Waiting"})") + at(R"(ota_task_devices{status="Processing"})"),
+      1);
+  EXPECT_GT(at(R"(ota_db_transaction_duration_seconds_count{outcome="commit"})"), 0);
+  EXPECT_GT(at(R"(ota_db_transaction_duration_seconds_sum{outcome="commit"})"), 0);
+  // No label value from what a client sent: no device ID, no raw path.
+  EXPECT_EQ(body.find(kDevice), std::string::npos);
+  EXPECT_EQ(body.find("no_such_device"), std::string::npos);
+  EXPECT_EQ(body.find("sneaky"), std::string::npos);
+
+  // promtool must be there (scripts/install-deps.sh installs it): missing is a failure.
+  const std::filesystem::path file_path = dir_ / "metrics.txt";
+  std::ofstream(file_path) << body;
+  const std::string cmd = "promtool check metrics < '" + file_path.string() + "' 2>&1";
+  FILE* pipe = popen(cmd.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string output;
+  char buf[512];
+  while (std::fgets(buf, sizeof(buf), pipe) != nullptr)
+    output += buf;
+  const int status = pclose(pipe);
+  ASSERT_NE(WEXITSTATUS(status), 127) << "promtool not found (scripts/install-deps.sh installs "
+                                         "the prometheus package)";
+  EXPECT_EQ(status, 0) << output;
+  EXPECT_EQ(output, "") << "promtool lint findings";
+
+  // The dashboard: valid JSON, a Prometheus data source variable, and only metrics that exist.
+  std::ifstream dashboard_file(OTA_GRAFANA_DASHBOARD);
+  ASSERT_TRUE(dashboard_file) << OTA_GRAFANA_DASHBOARD;
+  const json dashboard = json::parse(dashboard_file);
+  bool datasource_variable = false;
+  for (const json& v : dashboard["templating"]["list"]) {
+    datasource_variable |= v["type"] == "datasource" && v["query"] == "prometheus";
+  }
+  EXPECT_TRUE(datasource_variable);
+  std::vector<std::string> exprs;
+  Exprs(dashboard, &exprs);
+  ASSERT_GE(exprs.size(), 10u);
+  const std::set<std::string> families = Families(body);
+  std::set<std::string> queried;
+  for (const std::string& e : exprs) {
+    for (const std::string& name : MetricNames(e)) {
+      queried.insert(name);
+      EXPECT_EQ(families.count(name), 1u) << name << " in " << e;
+    }
+  }
+  for (const char* needed :
+       {"ota_devices_online", "ota_device_messages_received_total",
+        "ota_device_messages_rejected_total", "ota_tasks", "ota_download_sent_bytes_total",
+        "ota_download_requests_total", "ota_api_request_duration_seconds"}) {
+    EXPECT_EQ(queried.count(needed), 1u) << "the dashboard shows " << needed;
+  }
+  for (const char* q :
+       {"histogram_quantile(0.5,", "histogram_quantile(0.95,", "histogram_quantile(0.99,"}) {
+    bool found = false;
+    for (const std::string& e : exprs)
+      found |= e.find(q) != std::string::npos &&
+               e.find("ota_api_request_duration_seconds_bucket") != std::string::npos;
+    EXPECT_TRUE(found) << q;
+  }
+}
+
+TEST_F(MetricsTest, MetricsPublic_ServedWithoutToken) {
+  EXPECT_EQ(Client(service_->http_port(), "")->Get("/metrics")->status, 401);
+  service_->api().set_metrics_public(true);
+  auto r = Client(service_->http_port(), "")->Get("/metrics");
+  ASSERT_EQ(r->status, 200);
+  EXPECT_NE(r->body.find("# TYPE ota_devices gauge"), std::string::npos);
+}
+
+TEST(MetricsRoutes, RawPathsMapToTemplates_UnknownToOther) {
+  Metrics m;
+  EXPECT_EQ(m.RouteOf("GET", "/api/v1/devices/fire_n1"), "/api/v1/devices/{device_id}");
+  EXPECT_EQ(m.RouteOf("GET", "/api/v1/devices/x/requests/abc"),
+            "/api/v1/devices/{device_id}/requests/{request_id}");
+  EXPECT_EQ(m.RouteOf("POST", "/api/v1/tasks/12/stop"), "/api/v1/tasks/{task_id}/stop");
+  EXPECT_EQ(m.RouteOf("GET", "/api/v1/openapi.json"), "/api/v1/openapi.json");
+  EXPECT_EQ(m.RouteOf("GET", "/metrics"), "/metrics");
+  EXPECT_EQ(m.RouteOf("POST", "/broker/v1/auth"), "/broker/v1/auth");
+  // Bounded: anything else, or a method the route does not have, is "other".
+  EXPECT_EQ(m.RouteOf("GET", "/api/v1/devices/a/b/c/d"), "other");
+  EXPECT_EQ(m.RouteOf("DELETE", "/api/v1/devices/fire_n1"), "other");
+  EXPECT_EQ(m.RouteOf("GET", "/etc/passwd"), "other");
+  EXPECT_EQ(m.RouteOf("GET", ""), "other");
+}
+
+}  // namespace
+}  // namespace ota::server
