@@ -167,6 +167,9 @@ client task create fire --version FOTAV9 --device fire_n1
 check "task for a version without a package: exit 1 (400)" bash -c "[[ $RC -eq 1 ]] && grep -q 400 err.txt"
 client task create fire --kind software --version APP2 --device fire_s1
 check "task create --kind software: on a sub-device" test "$(field 'd["kind"]')" = software
+# Stopped at once: fire_s1's gateway is fire_n1, which would get its version_query below.
+client task stop "$(field 'd["task_id"]')"
+check "task stop of the software task: Stopped" test "$(field 'd["status"]')" = Stopped
 client task stop "$TASK"
 check "task stop: Stopped" test "$(field 'd["status"]')" = Stopped
 client task wait "$TASK" --timeout 5
