@@ -231,6 +231,8 @@ TEST_F(AuditTest, Paging_AndFilters) {
 
   EXPECT_EQ(Audit("?since=" + std::to_string(std::time(nullptr) + 3600))["total"], 0);
   EXPECT_EQ(Audit("?since=" + std::to_string(std::time(nullptr) - 3600))["total"], 5);
+  const json doc = json::parse(Client("")->Get("/api/v1/openapi.json")->body);
+  EXPECT_TRUE(doc["paths"]["/audit"].contains("get"));
   for (const char* bad : {"?limit=0", "?limit=1001", "?offset=-1", "?since=soon"}) {
     EXPECT_EQ(Client(token_)->Get(std::string("/api/v1/audit") + bad)->status, 400) << bad;
   }
