@@ -306,9 +306,11 @@ check "broker-config defaults: MQTTS on 8883 (TLS 1.2 allowed) and plain MQTT on
 
 # ---- audit log ----
 client audit --limit 3
-check "audit: latest first, the refused software upload on top (route template, 422)" \
-  test "$(field 'd["items"][0]["route"] + " " + str(d["items"][0]["status"]) + " " + str(len(d["items"]))')" \
-  = "/api/v1/products/{product_id}/packages 422 3"
+check "audit: latest first, the last action (device disable) on top, by route template" \
+  test "$(field 'd["items"][0]["method"] + " " + d["items"][0]["route"] + " " + d["items"][0]["object_ids"]["device_id"] + " " + str(d["items"][0]["status"]) + " " + str(len(d["items"]))')" \
+  = "PATCH /api/v1/devices/{device_id} fire_n1 200 3"
+check "audit: the refused software upload is there (422)" \
+  bash -c "$SERVER audit --url https://127.0.0.1:$HTTP --data $W/data --limit 1000 | python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(0 if any(x[\"status\"] == 422 and x[\"route\"] == \"/api/v1/products/{product_id}/packages\" for x in d[\"items\"]) else 1)'"
 client audit --limit 1000
 check "audit: every row names a token fingerprint and the caller's address" \
   test "$(field 'all(x["actor"].startswith("token:") and x["remote_addr"] == "127.0.0.1" for x in d["items"])')" = True
