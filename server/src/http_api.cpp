@@ -16,8 +16,10 @@
 #include <sstream>
 
 #include "ota/broker/device_auth.hpp"
+#include "ota/server/audit_log.hpp"
 #include "ota/server/device_requests.hpp"
 #include "ota/server/download_slots.hpp"
+#include "ota/server/log.hpp"
 
 namespace ota::server {
 
@@ -147,22 +149,77 @@ double RequestSeconds() {
   return took.count();
 }
 
+// Operator actions that change something are audited, accepted or refused (docs/server.md,
+// "Audit log"); reads and the broker's webhooks are not.
+bool Audited(const httplib::Request& req) {
+  return req.method != "GET" && req.method != "HEAD" && req.method != "OPTIONS" &&
+         req.path.rfind("/broker/", 0) != 0;
+}
+
+// The row for `req` answered with `res`: the route template is the metrics' (the OpenAPI
+// document's); ids a 2xx answer names (what it created) join those from the path.
+AuditEntry AuditOf(Platform& p, const httplib::Request& req, const httplib::Response& res) {
+  AuditEntry e;
+  e.at = std::time(nullptr);
+  e.actor = AuditActor(Bearer(req));
+  e.method = req.method;
+  e.route = p.metrics().RouteOf(req.method, req.path);
+  if (e.route == "other") e.route = req.path.substr(0, 200);
+  e.object_ids = AuditObjectIds(e.route, req.path);
+  e.status = res.status < 0 ? 200 : res.status;
+  if (e.status >= 200 && e.status < 300) {
+    const json out = json::parse(res.body, nullptr, false);
+    if (out.is_object()) {
+      for (const char* id :
+           {"product_id", "device_id", "package_id", "task_id", "key_id", "request_id"}) {
+        if (!e.object_ids.contains(id) && out.contains(id) && !out[id].is_null())
+          e.object_ids[id] = out[id];
+      }
+    }
+  }
+  e.summary = AuditSummary(req.body, req.params);
+  e.remote_addr = req.remote_addr;
+  return e;
+}
+
+// After the handler, in its own transaction: a refusal (the change rolled back) or a handler
+// that runs without the lock. A failure here is logged; the answer stands.
+void AuditAfter(Platform& p, const httplib::Request& req, const httplib::Response& res) {
+  try {
+    std::lock_guard<std::mutex> guard(p.lock());
+    RecordAudit(p.db(), AuditOf(p, req, res));
+  } catch (const std::exception& e) {
+    Log(LogLevel::kError, std::string("audit: cannot record: ") + e.what());
+  }
+}
+
 // Every API handler runs under the platform lock, after the operator token check; ApiError
-// becomes its status, anything else a 500 with the reason.
+// becomes its status, anything else a 500 with the reason. An audited action's row commits in
+// the same transaction as its change, or (refused, so nothing changed) right after.
 httplib::Server::Handler Guard(Platform& p, Fn fn) {
   return [&p, fn = std::move(fn)](const httplib::Request& req, httplib::Response& res) {
+    const bool audited = Audited(req);
+    bool recorded = false;
     try {
       std::lock_guard<std::mutex> guard(p.lock());
       if (!p.CheckApiToken(Bearer(req))) {
         res.set_header("WWW-Authenticate", "Bearer");
-        return Error(res, 401, "missing or unknown API token");
+        Error(res, 401, "missing or unknown API token");
+      } else if (!audited) {
+        fn(req, res);
+      } else {
+        Transaction tx(p.db());
+        fn(req, res);
+        RecordAudit(p.db(), AuditOf(p, req, res));
+        tx.Commit();
+        recorded = true;
       }
-      fn(req, res);
     } catch (const ApiError& e) {
       Error(res, e.status, e.what());
     } catch (const std::exception& e) {
       Error(res, 500, std::string("internal error: ") + e.what());
     }
+    if (audited && !recorded) AuditAfter(p, req, res);
   };
 }
 
@@ -170,6 +227,18 @@ int64_t Number(const json& j, const char* key, int64_t fallback) {
   if (!j.contains(key) || j[key].is_null()) return fallback;
   if (!j[key].is_number_integer()) throw ApiError(400, std::string(key) + " must be an integer");
   return j[key].get<int64_t>();
+}
+
+int64_t QueryNumber(const httplib::Request& req, const char* key, int64_t fallback) {
+  if (!req.has_param(key)) return fallback;
+  const std::string v = req.get_param_value(key);
+  try {
+    size_t used = 0;
+    const int64_t n = std::stoll(v, &used);
+    if (used == v.size()) return n;
+  } catch (const std::exception&) {
+  }
+  throw ApiError(400, std::string(key) + " must be an integer");
 }
 
 std::vector<std::string> Strings(const json& j, const char* key) {
@@ -345,6 +414,13 @@ void HttpApi::Routes() {
       Error(res, 500, std::string("internal error: ") + e.what());
     }
   });
+
+  // The audit log, latest first (docs/server.md, "Audit log"); reading it is not audited.
+  s.Get("/api/v1/audit", api([&p](const httplib::Request& req, httplib::Response& res) {
+          Reply(res, 200,
+                ListAudit(p.db(), QueryNumber(req, "limit", 100), QueryNumber(req, "offset", 0),
+                          req.get_param_value("actor"), QueryNumber(req, "since", 0)));
+        }));
 
   s.Post("/api/v1/products", api([&p](const httplib::Request& req, httplib::Response& res) {
            const json b = Body(req);
@@ -713,32 +789,24 @@ namespace {
 httplib::Server::Handler GuardUnlocked(Platform& p, Fn fn) {
   return [&p, fn = std::move(fn)](const httplib::Request& req, httplib::Response& res) {
     try {
+      bool allowed = false;
       {
         std::lock_guard<std::mutex> guard(p.lock());
-        if (!p.CheckApiToken(Bearer(req))) {
-          res.set_header("WWW-Authenticate", "Bearer");
-          return Error(res, 401, "missing or unknown API token");
-        }
+        allowed = p.CheckApiToken(Bearer(req));
       }
-      fn(req, res);
+      if (allowed) {
+        fn(req, res);
+      } else {
+        res.set_header("WWW-Authenticate", "Bearer");
+        Error(res, 401, "missing or unknown API token");
+      }
     } catch (const ApiError& e) {
       Error(res, e.status, e.what());
     } catch (const std::exception& e) {
       Error(res, 500, std::string("internal error: ") + e.what());
     }
+    if (Audited(req)) AuditAfter(p, req, res);
   };
-}
-
-int64_t QueryNumber(const httplib::Request& req, const char* key, int64_t fallback) {
-  if (!req.has_param(key)) return fallback;
-  const std::string v = req.get_param_value(key);
-  try {
-    size_t used = 0;
-    const int64_t n = std::stoll(v, &used);
-    if (used == v.size()) return n;
-  } catch (const std::exception&) {
-  }
-  throw ApiError(400, std::string(key) + " must be an integer");
 }
 
 }  // namespace

@@ -7,6 +7,8 @@
 #include <fstream>
 
 #include "cli_client.hpp"
+#include "ota/server/audit_log.hpp"
+#include "ota/server/log.hpp"
 #include "ota/server/platform.hpp"
 #include "ota/server/service.hpp"
 
@@ -49,7 +51,7 @@ int Serve(const std::string& data, ota::server::ServiceOptions options,
           std::string mqtt_password_file, TlsOptions& tls) {
   const std::string bad_url = ota::server::CheckPublicDownload(options);
   if (!bad_url.empty()) {
-    std::fprintf(stderr, "ota-server: %s\n", bad_url.c_str());
+    ota::server::Log(ota::server::LogLevel::kError, bad_url);
     return cli::kExitUsage;
   }
   // The certificate made in DATA/tls also names the host in the download URL.
@@ -63,7 +65,7 @@ int Serve(const std::string& data, ota::server::ServiceOptions options,
     if (mqtt_password_file.empty()) mqtt_password_file = platform.platform_password_path();
     std::ifstream in(mqtt_password_file);
     if (!std::getline(in, options.mqtt.password) || options.mqtt.password.empty()) {
-      std::fprintf(stderr, "ota-server: no password in %s\n", mqtt_password_file.c_str());
+      ota::server::Log(ota::server::LogLevel::kError, "no password in " + mqtt_password_file);
       return cli::kExitInput;
     }
   }
@@ -76,7 +78,7 @@ int Serve(const std::string& data, ota::server::ServiceOptions options,
   ota::server::Service service(platform, options);
   std::string error;
   if (!service.Start(&error)) {
-    std::fprintf(stderr, "ota-server: %s\n", error.c_str());
+    ota::server::Log(ota::server::LogLevel::kError, error);
     return 1;
   }
   std::printf("ota-server: api=%s/api/v1 downloads=%s mqtt=%s ca=%s admin_token_file=%s\n",
@@ -138,6 +140,9 @@ int main(int argc, char** argv) {
   serve->add_flag("--no-mqtt", no_mqtt, "HTTPS only (no device protocol)");
   serve->add_flag("--metrics-public", sopt.metrics_public,
                   "serve GET /metrics without the operator token");
+  std::string log_format = "text";
+  serve->add_option("--log-format", log_format, "text (default) or json: one object per line")
+      ->check(CLI::IsMember({"text", "json"}));
   TlsOptions tls;
   tls.Add(serve);
 
@@ -321,6 +326,11 @@ int main(int argc, char** argv) {
   t_wait->add_option("id", task_id)->required();
   t_wait->add_option("--timeout", timeout_s, "seconds");
 
+  int64_t audit_limit = 100, audit_since = 0;
+  CLI::App* audit = client_cmd(&app, "audit", "Operator actions recorded, latest first");
+  audit->add_option("--limit", audit_limit, "at most this many (1..1000, default 100)");
+  audit->add_option("--since", audit_since, "only from this time on (epoch seconds)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -330,11 +340,24 @@ int main(int argc, char** argv) {
   try {
     if (serve->parsed()) {
       sopt.mqtt_enabled = !no_mqtt;
+      if (log_format == "json") ota::server::SetLogFormat(ota::server::LogFormat::kJson);
       return Serve(data, sopt, mqtt_password_file, tls);
     }
     if (token->parsed()) {
       ota::server::Platform platform(data);
-      std::printf("%s\n", platform.CreateApiToken(token_name).c_str());
+      ota::server::Transaction tx(platform.db());  // the token and its audit row, or neither
+      const std::string created = platform.CreateApiToken(token_name);
+      ota::server::AuditEntry e;  // on this machine, by whoever may write DATA
+      e.at = std::time(nullptr);
+      e.actor = "cli";
+      e.method = "CLI";
+      e.route = "ota-server token";
+      e.summary = {{"name", token_name}};
+      e.remote_addr = "local";
+      e.status = 201;
+      ota::server::RecordAudit(platform.db(), e);
+      tx.Commit();
+      std::printf("%s\n", created.c_str());
       return 0;
     }
     if (bconf->parsed()) {
@@ -483,5 +506,11 @@ int main(int argc, char** argv) {
     return c.Print("POST", "/api/v1/tasks/" + std::to_string(task_id) + "/resume", nullptr);
   }
   if (t_wait->parsed()) return c.WaitTask(task_id, timeout_s);
+  if (audit->parsed()) {
+    return c.Print("GET",
+                   "/api/v1/audit?limit=" + std::to_string(audit_limit) +
+                       "&since=" + std::to_string(audit_since),
+                   nullptr);
+  }
   return cli::kExitUsage;
 }

@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <thread>
 
+#include "ota/server/log.hpp"
+
 namespace ota::server {
 
 namespace {
@@ -56,8 +58,7 @@ void MqttBridge::OnConnect(mosquitto* m, void* self, int rc, int flags) {
     int mid = 0;
     const int s = mosquitto_subscribe(m, &mid, filter.c_str(), 1);
     if (s != MOSQ_ERR_SUCCESS) {
-      std::fprintf(stderr, "ota-server: mqtt: cannot subscribe %s: %s\n", filter.c_str(),
-                   mosquitto_strerror(s));
+      Log(LogLevel::kError, "mqtt: cannot subscribe " + filter + ": " + mosquitto_strerror(s));
       mosquitto_disconnect(m);  // and the loop connects (and subscribes) again
       return;
     }
@@ -70,7 +71,7 @@ void MqttBridge::OnSubscribe(mosquitto* m, void* self, int mid, int count, const
   if (b->pending_subscriptions_.erase(mid) == 0) return;
   for (int i = 0; i < count; ++i) {
     if (granted[i] > 2) {  // 0x80: refused
-      std::fprintf(stderr, "ota-server: mqtt: the broker refused a subscription\n");
+      Log(LogLevel::kError, "mqtt: the broker refused a subscription");
       mosquitto_disconnect(m);
       return;
     }

@@ -109,6 +109,8 @@ const char* OpenApiDocument() {
       "post": {"summary": "Pause ({reason?}): no new firmware_upgrade commands; devices already upgrading finish", "responses": {"200": {"description": "Task"}, "409": {"description": "Ended"}}}},
     "/tasks/{task_id}/resume": {
       "post": {"summary": "Resume a paused task; the failure threshold of the waves up to the current one no longer applies", "responses": {"200": {"description": "Task"}, "409": {"description": "Ended"}}}},
+    "/audit": {
+      "get": {"summary": "The audit log, latest first: operator actions that change something, accepted or refused (?limit=1..1000 (100), ?offset=, ?actor=token:HEX12|anonymous|cli, ?since=epoch seconds); the newest 100000 rows are kept", "responses": {"200": {"description": "{total, limit, offset, items: [{seq, at, actor, method, route, object_ids, summary, remote_addr, status}]}"}, "400": {"description": "Bad limit, offset or since"}}}},
     "/openapi.json": {
       "get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI 3"}}}},
     "/metrics": {

@@ -186,6 +186,22 @@ CREATE INDEX device_requests_by_device ON device_requests (device_id, kind, seq)
 CREATE INDEX device_requests_pending ON device_requests (deadline) WHERE status = 'pending';
 CREATE INDEX device_requests_by_outbox ON device_requests (outbox_id) WHERE outbox_id IS NOT NULL;
 )sql",
+      R"sql(
+-- The audit log (docs/server.md, "Audit log"): operator actions, accepted or refused; the
+-- newest 100000 rows are kept.
+CREATE TABLE audit_log (
+  seq         INTEGER PRIMARY KEY AUTOINCREMENT,  -- order: lists are latest first
+  at          INTEGER NOT NULL,                   -- epoch seconds
+  actor       TEXT NOT NULL,     -- token:<12 hex of the token's SHA-256> | anonymous | cli
+  method      TEXT NOT NULL,
+  route       TEXT NOT NULL,     -- template: /api/v1/tasks/{task_id}/pause
+  object_ids  TEXT NOT NULL,     -- JSON: {"task_id": "7"}, and what a 2xx created
+  summary     TEXT NOT NULL,     -- JSON: the request, secrets removed
+  remote_addr TEXT NOT NULL,
+  status      INTEGER NOT NULL);
+CREATE INDEX audit_log_by_actor ON audit_log (actor, seq);
+CREATE INDEX audit_log_by_time ON audit_log (at);
+)sql",
   };
   return kMigrations;
 }

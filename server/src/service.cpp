@@ -8,6 +8,8 @@
 #include <optional>
 #include <thread>
 
+#include "ota/server/log.hpp"
+
 namespace ota::server {
 
 namespace {
@@ -161,7 +163,7 @@ bool Service::Start(std::string* error) {
           try {
             platform_.registry().PresenceUnknown();
           } catch (const std::exception& e) {
-            std::fprintf(stderr, "ota-server: presence reset failed: %s\n", e.what());
+            Log(LogLevel::kError, std::string("presence reset failed: ") + e.what());
           }
         });
     if (!bridge_->Start(5000, error)) {
@@ -255,8 +257,7 @@ void Service::FlushOutbox(int64_t now) {
 
 void Service::Reject(const std::string& device, const std::string& what, const std::string& why) {
   platform_.registry().Count("rejected_" + what);
-  std::fprintf(stderr, "ota-server: rejected %s from %s: %s\n", what.c_str(), device.c_str(),
-               why.c_str());
+  Log(LogLevel::kWarning, "rejected " + what + " from " + device + ": " + why, {device});
 }
 
 void Service::TickNow() {
@@ -267,19 +268,19 @@ void Service::TickNow() {
     try {
       out = tasks_->Tick(now);
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "ota-server: task tick failed: %s\n", e.what());
+      Log(LogLevel::kError, std::string("task tick failed: ") + e.what());
     }
     try {
       requests_->Tick(now);
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "ota-server: device request tick failed: %s\n", e.what());
+      Log(LogLevel::kError, std::string("device request tick failed: ") + e.what());
     }
   }
   Send(out);
   try {
     FlushOutbox(now);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "ota-server: outbox: %s\n", e.what());
+    Log(LogLevel::kError, std::string("outbox: ") + e.what());
   }
 }
 
@@ -301,8 +302,8 @@ void Service::HandleDeviceMessage(const std::string& topic, const std::string& p
           }
         }
       } catch (const std::exception& e) {
-        std::fprintf(stderr, "ota-server: presence of %s failed: %s\n", p->device_id.c_str(),
-                     e.what());
+        Log(LogLevel::kError, "presence of " + p->device_id + " failed: " + e.what(),
+            {p->device_id});
       }
     }
     Send(out);
@@ -343,8 +344,8 @@ void Service::HandleDeviceMessage(const std::string& topic, const std::string& p
         }
         tx.Commit();
       } catch (const std::exception& again) {
-        std::fprintf(stderr, "ota-server: message from %s failed: %s\n", up->device_id.c_str(),
-                     again.what());
+        Log(LogLevel::kError, "message from " + up->device_id + " failed: " + again.what(),
+            {up->device_id});
       }
       break;
     } catch (const DbError& e) {
@@ -355,14 +356,14 @@ void Service::HandleDeviceMessage(const std::string& topic, const std::string& p
         continue;
       }
       platform_.registry().Count("lost_device_messages");
-      std::fprintf(stderr, "ota-server: message from %s lost: %s\n", up->device_id.c_str(),
-                   e.what());
+      Log(LogLevel::kError, "message from " + up->device_id + " lost: " + e.what(),
+          {up->device_id});
       break;
     } catch (const std::exception& e) {
       out.clear();
       replies.clear();
-      std::fprintf(stderr, "ota-server: message from %s failed: %s\n", up->device_id.c_str(),
-                   e.what());
+      Log(LogLevel::kError, "message from " + up->device_id + " failed: " + e.what(),
+          {up->device_id});
       break;
     }
   }

@@ -307,6 +307,22 @@ check "--tls-cert without --tls-key and --tls-ca: exit 1, says so" \
 check "broker-config defaults: MQTTS on 8883 (TLS 1.2 allowed) and plain MQTT on 1883" \
   bash -c "grep -q '^listener 8883 ' conf3 && grep -q '^listener 1883 ' conf3 && grep -q '^tls_version tlsv1.2$' conf3"
 
+# ---- audit log ----
+client audit --limit 3
+check "audit: latest first, the last action (device disable) on top, by route template" \
+  test "$(field 'd["items"][0]["method"] + " " + d["items"][0]["route"] + " " + d["items"][0]["object_ids"]["device_id"] + " " + str(d["items"][0]["status"]) + " " + str(len(d["items"]))')" \
+  = "PATCH /api/v1/devices/{device_id} fire_n1 200 3"
+check "audit: the refused software upload is there (422)" \
+  bash -c "$SERVER audit --url https://127.0.0.1:$HTTP --data $W/data --limit 1000 | python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(0 if any(x[\"status\"] == 422 and x[\"route\"] == \"/api/v1/products/{product_id}/packages\" for x in d[\"items\"]) else 1)'"
+client audit --limit 1000
+check "audit: every row names a token fingerprint and the caller's address" \
+  test "$(field 'all(x["actor"].startswith("token:") and x["remote_addr"] == "127.0.0.1" for x in d["items"])')" = True
+check "audit: no device secret in it" bash -c "! grep -q device-secret-1 out.json"
+"$SERVER" token --data data audit-test >/dev/null
+client audit --limit 1 --since "$(date +%s -d '1 minute ago')"
+check "audit: token creation on the command line is recorded (actor cli)" \
+  test "$(field 'd["items"][0]["route"] + " " + d["items"][0]["actor"]')" = "ota-server token cli"
+
 # ---- stop ----
 kill -TERM "$SERVE_PID"
 set +e
