@@ -312,7 +312,7 @@ void Registry::RemoveFromGroup(const std::string& device_id, const std::string& 
 
 void Registry::DeleteDevice(const std::string& device_id) {
   Transaction tx(db_);
-  GetDevice(device_id);
+  const bool sub = !GetDevice(device_id).gateway_id.empty();
   if (db_.Prepare("SELECT 1 FROM devices WHERE gateway_id = ?").Bind(1, device_id).Step()) {
     throw ApiError(409,
                    "device " + device_id + " is a gateway with sub-devices: delete them first");
@@ -334,7 +334,8 @@ void Registry::DeleteDevice(const std::string& device_id) {
   // Groups, properties, logs, shadow versions and requests go with it (ON DELETE CASCADE).
   db_.Prepare("DELETE FROM devices WHERE device_id = ?").Bind(1, device_id).Run();
   std::string error;
-  if (!broker::DeleteCredential(db_.handle(), device_id, &error)) {
+  // A sub-device has none.
+  if (!sub && !broker::DeleteCredential(db_.handle(), device_id, &error)) {
     throw DbError("broker credential: " + error);
   }
   tx.Commit();
