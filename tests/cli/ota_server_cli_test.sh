@@ -278,6 +278,35 @@ client device disable fire_n1
 check "device disable: enabled false" test "$(field 'd["enabled"]')" = False
 check "a disabled device is refused by the broker" refused "$PASS"
 
+# ---- deletions, secret rotation, scoped tokens ----
+client device create fire cli1 --secret cli-secret-11
+client device add-group fire_cli1 g9
+client device remove-group fire_cli1 g9
+check "device remove-group: out of the group" test "$RC:$(field "d['groups']")" = "0:[]"
+client device rotate-secret fire_cli1 --secret cli-secret-22
+check "device rotate-secret: prints the new secret" bash -c "[[ $RC -eq 0 ]] && grep -q cli-secret-22 out.json"
+client device delete fire_cli1
+check "device delete: exit 0" test "$RC" -eq 0
+client device show fire_cli1
+check "a deleted device is gone (404)" bash -c "[[ $RC -eq 1 ]] && grep -q 404 err.txt"
+client token create ci-reader --scope read --expires-in 600
+check "token create: prints the token once" test "$RC:$(field "d['token'][:4]")" = "0:ota_"
+field "d['token']" >reader.token
+READER_ID=$(field "d['id']")
+client token list
+check "token list: names it, never the token" \
+  bash -c "grep -q ci-reader out.json && ! grep -q $(cat reader.token) out.json"
+client product list --token-file reader.token
+check "a read token reads" test "$RC" -eq 0
+client product create --id ro --name "no" --token-file reader.token
+check "a read token cannot change (403)" bash -c "[[ $RC -eq 1 ]] && grep -q 403 err.txt"
+client token revoke "$READER_ID"
+client product list --token-file reader.token
+check "a revoked token is refused (401)" bash -c "[[ $RC -eq 1 ]] && grep -q 401 err.txt"
+"$SERVER" token --data data ci-admin >admin2.token
+client token list --token-file admin2.token
+check "ota-server token NAME still makes an admin token" test "$RC" -eq 0
+
 # ---- client errors ----
 set +e
 "$SERVER" product list --url "https://127.0.0.1:$HTTP" --data "$W/nowhere" >/dev/null 2>err.txt
