@@ -152,7 +152,9 @@ double RequestSeconds() {
 // write's, reads read's; the broker's login questions (/broker/v1) only read.
 const char* NeededScope(const httplib::Request& req) {
   if (req.path.rfind("/api/v1/tokens", 0) == 0) return "admin";
-  if (req.method == "GET" || req.path.rfind("/broker/v1/", 0) == 0) return "read";
+  if (req.method == "GET" || req.method == "HEAD" || req.path.rfind("/broker/v1/", 0) == 0) {
+    return "read";
+  }
   return "write";
 }
 
