@@ -76,10 +76,11 @@ int Client::Call(const std::string& method, const std::string& path, const std::
   std::string error;
   auto c = Connect(&error);
   if (!c) return Fail(kExitInput, error);
-  httplib::Result r = method == "GET"     ? c->Get(path.c_str())
-                      : method == "PATCH" ? c->Patch(path.c_str(), body, content_type.c_str())
-                      : method == "PUT"   ? c->Put(path.c_str(), body, content_type.c_str())
-                                          : c->Post(path.c_str(), body, content_type.c_str());
+  httplib::Result r = method == "GET"      ? c->Get(path.c_str())
+                      : method == "PATCH"  ? c->Patch(path.c_str(), body, content_type.c_str())
+                      : method == "PUT"    ? c->Put(path.c_str(), body, content_type.c_str())
+                      : method == "DELETE" ? c->Delete(path.c_str())
+                                           : c->Post(path.c_str(), body, content_type.c_str());
   if (!r) {
     return Fail(kExitInput, "cannot reach " + options_.url + ": " + httplib::to_string(r.error()));
   }

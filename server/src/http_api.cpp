@@ -29,6 +29,7 @@ using nlohmann::json;
 
 constexpr size_t kMaxBody = 2 * 1024 * 1024;  // a package (512 KB slot) with room to spare
 constexpr int kDefaultTokenSeconds = 24 * 3600;
+constexpr int64_t kMaxApiTokenSeconds = 10LL * 365 * 24 * 3600;  // operator tokens
 constexpr auto kMaxResponseTime = std::chrono::seconds(60);
 
 json ToJson(const Product& p) {
@@ -193,6 +194,34 @@ void AuditAfter(Platform& p, const httplib::Request& req, const httplib::Respons
   }
 }
 
+// The scope a request needs (docs/server.md, "Operator tokens"): tokens are admin's, changes
+// write's, reads read's; the broker's login questions (/broker/v1) only read.
+const char* NeededScope(const httplib::Request& req) {
+  if (req.path.rfind("/api/v1/tokens", 0) == 0) return "admin";
+  if (req.method == "GET" || req.method == "HEAD" || req.path.rfind("/broker/v1/", 0) == 0) {
+    return "read";
+  }
+  return "write";
+}
+
+// 401 for a missing, unknown, revoked or expired token; 403 when its scope is too small.
+std::optional<ApiCaller> Authorize(Platform& p, const httplib::Request& req,
+                                   httplib::Response& res) {
+  std::optional<ApiCaller> caller = p.LookupApiToken(Bearer(req));
+  if (!caller) {
+    res.set_header("WWW-Authenticate", "Bearer");
+    Error(res, 401, "missing, unknown, expired or revoked API token");
+    return std::nullopt;
+  }
+  if (!caller->Allows(NeededScope(req))) {
+    Error(
+        res, 403,
+        std::string("this token's scope is ") + caller->scope + "; this needs " + NeededScope(req));
+    return std::nullopt;
+  }
+  return caller;
+}
+
 // Every API handler runs under the platform lock, after the operator token check; ApiError
 // becomes its status, anything else a 500 with the reason. An audited action's row commits in
 // the same transaction as its change, or (refused, so nothing changed) right after.
@@ -202,9 +231,8 @@ httplib::Server::Handler Guard(Platform& p, Fn fn) {
     bool recorded = false;
     try {
       std::lock_guard<std::mutex> guard(p.lock());
-      if (!p.CheckApiToken(Bearer(req))) {
-        res.set_header("WWW-Authenticate", "Bearer");
-        Error(res, 401, "missing or unknown API token");
+      if (!Authorize(p, req, res)) {
+        // Refused (401/403): recorded after, with nothing changed.
       } else if (!audited) {
         fn(req, res);
       } else {
@@ -404,10 +432,7 @@ void HttpApi::Routes() {
     try {
       if (!metrics_public_) {
         std::lock_guard<std::mutex> guard(p.lock());
-        if (!p.CheckApiToken(Bearer(req))) {
-          res.set_header("WWW-Authenticate", "Bearer");
-          return Error(res, 401, "missing or unknown API token");
-        }
+        if (!Authorize(p, req, res)) return;
       }
       res.set_content(p.metrics().Render(p.ReadDb()), "text/plain; version=0.0.4; charset=utf-8");
     } catch (const std::exception& e) {
@@ -595,6 +620,75 @@ void HttpApi::Routes() {
            grant["expires"] = expires;
            Reply(res, 201, grant);
          }));
+
+  // Deletions and secrets (docs/server.md): each answers 200 with what went.
+  s.Delete(R"(/api/v1/devices/([^/]+))",
+           api([&p](const httplib::Request& req, httplib::Response& res) {
+             p.registry().DeleteDevice(req.matches[1]);
+             Reply(res, 200, {{"deleted", {{"device_id", req.matches[1].str()}}}});
+           }));
+  s.Delete(R"(/api/v1/devices/([^/]+)/groups/([^/]+))",
+           api([&p](const httplib::Request& req, httplib::Response& res) {
+             p.registry().RemoveFromGroup(req.matches[1], req.matches[2]);
+             Reply(res, 200, ToJson(p.registry().GetDevice(req.matches[1])));
+           }));
+  s.Post(R"(/api/v1/devices/([^/]+)/secret)",
+         api([&p](const httplib::Request& req, httplib::Response& res) {
+           const json b = req.body.empty() ? json::object() : Body(req);
+           const std::string secret = p.registry().RotateSecret(req.matches[1], Str(b, "secret"));
+           Reply(res, 200, {{"device_id", req.matches[1].str()}, {"secret", secret}});
+         }));
+  s.Delete(R"(/api/v1/packages/(\d+))",
+           api([&p](const httplib::Request& req, httplib::Response& res) {
+             const int64_t id = PackageId(req.matches[1]);
+             p.packages().Delete(id);
+             Reply(res, 200, {{"deleted", {{"package_id", id}}}});
+           }));
+  s.Delete(R"(/api/v1/products/([^/]+)/keys/([^/]+))",
+           api([&p](const httplib::Request& req, httplib::Response& res) {
+             p.registry().RemoveProductKey(req.matches[1], req.matches[2]);
+             Reply(res, 200, ToJson(p.registry().GetProduct(req.matches[1])));
+           }));
+
+  // Operator tokens (admin scope, see NeededScope): the token is in the answer once.
+  s.Post("/api/v1/tokens", api([&p](const httplib::Request& req, httplib::Response& res) {
+           const json b = Body(req);
+           const std::string name = Str(b, "name", true);
+           if (name.empty() || name.size() > 100) throw ApiError(400, "name: 1-100 characters");
+           const std::string scope = Str(b, "scope", true);
+           if (!IsApiScope(scope)) throw ApiError(400, "scope: read, write or admin");
+           const int64_t expires_in = Number(b, "expires_in_s", 0);
+           if (expires_in < 0 || expires_in > kMaxApiTokenSeconds) {
+             throw ApiError(400, "expires_in_s: 1.." + std::to_string(kMaxApiTokenSeconds) +
+                                     ", or 0 or null for never");
+           }
+           const int64_t now = std::time(nullptr);
+           const int64_t expires_at = expires_in > 0 ? now + expires_in : 0;
+           int64_t id = 0;
+           const std::string token = p.CreateApiToken(name, scope, expires_at, &id);
+           Reply(res, 201,
+                 {{"id", id},
+                  {"name", name},
+                  {"scope", scope},
+                  {"created", now},
+                  {"expires", expires_at > 0 ? json(expires_at) : json(nullptr)},
+                  {"token", token}});
+         }));
+  s.Get("/api/v1/tokens", api([&p](const httplib::Request&, httplib::Response& res) {
+          Reply(res, 200, p.ListApiTokens());
+        }));
+  s.Delete(R"(/api/v1/tokens/(\d+))",
+           api([&p](const httplib::Request& req, httplib::Response& res) {
+             int64_t id = 0;
+             try {
+               id = std::stoll(req.matches[1].str());
+             } catch (const std::exception&) {
+             }
+             if (id <= 0 || !p.RevokeApiToken(id)) {
+               throw ApiError(404, "no token " + req.matches[1].str());
+             }
+             Reply(res, 200, {{"revoked", {{"id", id}}}});
+           }));
 }
 
 void HttpApi::DownloadRoutes() {
@@ -792,13 +886,10 @@ httplib::Server::Handler GuardUnlocked(Platform& p, Fn fn) {
       bool allowed = false;
       {
         std::lock_guard<std::mutex> guard(p.lock());
-        allowed = p.CheckApiToken(Bearer(req));
+        allowed = Authorize(p, req, res).has_value();
       }
       if (allowed) {
         fn(req, res);
-      } else {
-        res.set_header("WWW-Authenticate", "Bearer");
-        Error(res, 401, "missing or unknown API token");
       }
     } catch (const ApiError& e) {
       Error(res, e.status, e.what());

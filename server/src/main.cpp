@@ -149,7 +149,13 @@ int main(int argc, char** argv) {
   std::string token_name;
   CLI::App* token = app.add_subcommand("token", "Create an operator API token (printed once)");
   token->add_option("--data", data, "data directory");
-  token->add_option("name", token_name, "what the token is for")->required();
+  token->add_option("name", token_name, "what the token is for (an admin token, local)");
+  // The same over the API (an admin token): scoped, expiring tokens.
+  std::string token_scope = "read";
+  int64_t token_expires = 0, token_id = 0;
+  CLI::App* tk_create = nullptr;
+  CLI::App* tk_list = nullptr;
+  CLI::App* tk_revoke = nullptr;
 
   std::string plugin, bind = "127.0.0.1";
   // Huawei's device SDKs pick TLS by the port: 8883 with TLS, 1883 without.
@@ -187,6 +193,10 @@ int main(int argc, char** argv) {
   p_key->add_option("id", id, "product id")->required();
   p_key->add_option("pub", pem_file, "PEM public key (ota keygen --pub)")->required();
   p_key->add_flag("--may-downgrade", may_downgrade, "the key may sign downgrades");
+  std::string key_id;
+  CLI::App* p_unkey = client_cmd(product, "remove-key", "The key no longer signs its packages");
+  p_unkey->add_option("id", id, "product id")->required();
+  p_unkey->add_option("key_id", key_id, "key id (hex, as product show lists it)")->required();
 
   CLI::App* device = app.add_subcommand("device", "Devices")->require_subcommand(1);
   CLI::App* d_create = client_cmd(device, "create", "Register a device (prints its secret)");
@@ -212,6 +222,15 @@ int main(int argc, char** argv) {
   CLI::App* d_group = client_cmd(device, "add-group", "Put a device in a group");
   d_group->add_option("id", device_id)->required();
   d_group->add_option("group", group)->required();
+  CLI::App* d_ungroup = client_cmd(device, "remove-group", "Take a device out of a group");
+  d_ungroup->add_option("id", device_id)->required();
+  d_ungroup->add_option("group", group)->required();
+  CLI::App* d_delete = client_cmd(device, "delete", "Delete a device (refused in an open task)");
+  d_delete->add_option("id", device_id)->required();
+  CLI::App* d_rotate =
+      client_cmd(device, "rotate-secret", "Give a device a new secret (prints it; the old fails)");
+  d_rotate->add_option("id", device_id)->required();
+  d_rotate->add_option("--secret", secret, "secret (default: generated)");
   CLI::App* d_props = client_cmd(device, "properties", "Latest reported properties");
   d_props->add_option("id", device_id)->required();
   CLI::App* d_logs = client_cmd(device, "logs", "The device's newest log lines ($log)");
@@ -275,6 +294,17 @@ int main(int argc, char** argv) {
                        "DER signature of the file (openssl dgst -sha256 -sign KEY.pem)");
   CLI::App* k_list = client_cmd(package, "list", "List packages");
   k_list->add_option("--product", id, "only this product");
+  int64_t delete_package = 0;
+  CLI::App* k_delete = client_cmd(package, "delete", "Delete a package (refused in an open task)");
+  k_delete->add_option("id", delete_package)->required();
+  tk_create = client_cmd(token, "create", "Create a scoped API token (prints it once)");
+  tk_create->add_option("name", token_name, "what the token is for")->required();
+  tk_create->add_option("--scope", token_scope, "read (default), write or admin")
+      ->check(CLI::IsMember({"read", "write", "admin"}));
+  tk_create->add_option("--expires-in", token_expires, "seconds (default: never)");
+  tk_list = client_cmd(token, "list", "List API tokens (never the tokens themselves)");
+  tk_revoke = client_cmd(token, "revoke", "Revoke an API token at once");
+  tk_revoke->add_option("id", token_id)->required();
 
   CLI::App* task = app.add_subcommand("task", "Upgrade tasks")->require_subcommand(1);
   std::string version;
@@ -343,7 +373,8 @@ int main(int argc, char** argv) {
       if (log_format == "json") ota::server::SetLogFormat(ota::server::LogFormat::kJson);
       return Serve(data, sopt, mqtt_password_file, tls);
     }
-    if (token->parsed()) {
+    if (token->parsed() && token->get_subcommands().empty()) {
+      if (token_name.empty()) throw std::runtime_error("token: a name, or create|list|revoke");
       ota::server::Platform platform(data);
       ota::server::Transaction tx(platform.db());  // the token and its audit row, or neither
       const std::string created = platform.CreateApiToken(token_name);
@@ -386,6 +417,29 @@ int main(int argc, char** argv) {
     return c.Print("POST", "/api/v1/products", body);
   }
   if (p_list->parsed()) return c.Print("GET", "/api/v1/products", nullptr);
+  if (p_unkey->parsed()) {
+    return c.Print("DELETE", "/api/v1/products/" + id + "/keys/" + key_id, nullptr);
+  }
+  if (d_delete->parsed()) return c.Print("DELETE", "/api/v1/devices/" + device_id, nullptr);
+  if (d_ungroup->parsed()) {
+    return c.Print("DELETE", "/api/v1/devices/" + device_id + "/groups/" + group, nullptr);
+  }
+  if (d_rotate->parsed()) {
+    json body = json::object();
+    if (!secret.empty()) body["secret"] = secret;
+    return c.Print("POST", "/api/v1/devices/" + device_id + "/secret", body);
+  }
+  if (k_delete->parsed()) {
+    return c.Print("DELETE", "/api/v1/packages/" + std::to_string(delete_package), nullptr);
+  }
+  if (tk_create->parsed()) {
+    return c.Print("POST", "/api/v1/tokens",
+                   {{"name", token_name}, {"scope", token_scope}, {"expires_in_s", token_expires}});
+  }
+  if (tk_list->parsed()) return c.Print("GET", "/api/v1/tokens", nullptr);
+  if (tk_revoke->parsed()) {
+    return c.Print("DELETE", "/api/v1/tokens/" + std::to_string(token_id), nullptr);
+  }
   if (p_show->parsed()) return c.Print("GET", "/api/v1/products/" + id, nullptr);
   if (p_key->parsed()) {
     std::optional<std::string> pem = cli::ReadTextFile(pem_file, &error);

@@ -52,6 +52,7 @@ const char* OpenApiDocument() {
     }
   },
   "security": [{"apiToken": []}],
+  "x-scopes": {"description": "Operator tokens carry a scope: read (GET only), write (read and every change), admin (write and /tokens). A missing, unknown, expired or revoked token: 401; a scope too small: 403"},
   "paths": {
     "/products": {
       "get": {"summary": "List products", "responses": {"200": {"description": "Products"}}},
@@ -60,6 +61,8 @@ const char* OpenApiDocument() {
       "get": {"summary": "One product", "responses": {"200": {"description": "Product"}, "404": {"description": "Unknown"}}}},
     "/products/{product_id}/keys": {
       "post": {"summary": "Register a P-256 public key (PEM) that may sign the product's packages", "responses": {"201": {"description": "Registered"}, "400": {"description": "Not a P-256 key"}, "409": {"description": "Already registered"}}}},
+    "/products/{product_id}/keys/{key_id}": {
+      "delete": {"summary": "The key no longer signs the product's packages (stored packages stay)", "responses": {"200": {"description": "Product", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Product"}}}}, "404": {"description": "Unknown product or key"}}}},
     "/products/{product_id}/packages": {
       "post": {"summary": "Upload a signed package (application/octet-stream body; ?file_name=). With ?category=software&version=V&signature=HEX: a software (SOTA) package, any file, with a detached DER ECDSA-SHA256 signature by a product key", "responses": {"201": {"description": "Stored"}, "400": {"description": "Bad category, version or signature parameter"}, "409": {"description": "Duplicate"}, "422": {"description": "Not a package, unsigned, or not signed by a key of the product"}}}},
     "/devices": {
@@ -67,12 +70,17 @@ const char* OpenApiDocument() {
       "post": {"summary": "Register a device ({product_id, node_id, device_id?, secret?, gateway_id?}); the answer carries its secret, once; with gateway_id a sub-device (no secret)", "responses": {"201": {"description": "Created"}, "400": {"description": "Invalid (a secret for a sub-device, a gateway that is a sub-device)"}, "409": {"description": "Exists"}}}},
     "/devices/{device_id}": {
       "get": {"summary": "One device", "responses": {"200": {"description": "Device"}, "404": {"description": "Unknown"}}},
-      "patch": {"summary": "Enable or disable ({\"enabled\": bool})", "responses": {"200": {"description": "Device"}}}},
+      "patch": {"summary": "Enable or disable ({\"enabled\": bool})", "responses": {"200": {"description": "Device"}}},
+      "delete": {"summary": "Delete a device: its broker credential goes at once (its next login is refused), its download tokens stop working; its groups, properties, logs, requests and rows of ended tasks go with it", "responses": {"200": {"description": "Deleted", "content": {"application/json": {"schema": {"type": "object", "properties": {"deleted": {"type": "object", "properties": {"device_id": {"type": "string"}}}}}}}}, "404": {"description": "Unknown"}, "409": {"description": "In an open task, or a gateway with sub-devices", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
     "/devices/{device_id}/sub-devices": {
       "get": {"summary": "A gateway's sub-devices", "responses": {"200": {"description": "Devices"}, "404": {"description": "Unknown"}}},
       "post": {"summary": "Register a sub-device of this gateway ({product_id, node_id, device_id?}); it has no secret and never logs in", "responses": {"201": {"description": "Device"}, "400": {"description": "Invalid"}, "409": {"description": "Exists"}}}},
     "/devices/{device_id}/groups": {
       "post": {"summary": "Add to a group ({\"group\": name})", "responses": {"200": {"description": "Device"}}}},
+    "/devices/{device_id}/secret": {
+      "post": {"summary": "Rotate the device secret: the broker accepts only the new one from then on (connected sessions stay until they log in again)", "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object", "properties": {"secret": {"type": "string", "description": "8-128 characters; default: generated"}}}}}}, "responses": {"200": {"description": "The new secret, shown once", "content": {"application/json": {"schema": {"type": "object", "properties": {"device_id": {"type": "string"}, "secret": {"type": "string"}}}}}}, "400": {"description": "A sub-device (no secret), or a secret outside 8-128 characters"}, "404": {"description": "Unknown"}}}},
+    "/devices/{device_id}/groups/{group}": {
+      "delete": {"summary": "Remove the device from a group", "responses": {"200": {"description": "Device", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Device"}}}}, "404": {"description": "Unknown device, or not in the group"}}}},
     "/devices/{device_id}/logs": {
       "get": {"summary": "The device's newest $log lines (at most 100), oldest first: [{type, content, timestamp (the device's), received_at}]", "responses": {"200": {"description": "Log lines"}, "404": {"description": "Unknown"}}}},
     "/devices/{device_id}/properties": {
@@ -93,7 +101,8 @@ const char* OpenApiDocument() {
     "/packages": {
       "get": {"summary": "List packages (?product_id=)", "responses": {"200": {"description": "Packages"}}}},
     "/packages/{package_id}": {
-      "get": {"summary": "One package", "responses": {"200": {"description": "Package"}, "404": {"description": "Unknown"}}}},
+      "get": {"summary": "One package", "responses": {"200": {"description": "Package"}, "404": {"description": "Unknown"}}},
+      "delete": {"summary": "Delete a package: the row, then its file; ended tasks that named it keep package_id null", "responses": {"200": {"description": "Deleted", "content": {"application/json": {"schema": {"type": "object", "properties": {"deleted": {"type": "object", "properties": {"package_id": {"type": "integer"}}}}}}}}, "404": {"description": "Unknown"}, "409": {"description": "Used by an open task", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
     "/packages/{package_id}/download-tokens": {
       "post": {"summary": "Grant a device a download ({\"device_id\", \"expires\": seconds})", "responses": {"201": {"description": "DownloadGrant"}}}},
     "/tasks": {
@@ -111,6 +120,11 @@ const char* OpenApiDocument() {
       "post": {"summary": "Resume a paused task; the failure threshold of the waves up to the current one no longer applies", "responses": {"200": {"description": "Task"}, "409": {"description": "Ended"}}}},
     "/audit": {
       "get": {"summary": "The audit log, latest first: operator actions that change something, accepted or refused (?limit=1..1000 (100), ?offset=, ?actor=token:HEX12|anonymous|cli, ?since=epoch seconds); the newest 100000 rows are kept", "responses": {"200": {"description": "{total, limit, offset, items: [{seq, at, actor, method, route, object_ids, summary, remote_addr, status}]}"}, "400": {"description": "Bad limit, offset or since"}}}},
+    "/tokens": {
+      "get": {"summary": "Operator tokens (admin scope); never the token itself", "responses": {"200": {"description": "Tokens", "content": {"application/json": {"schema": {"type": "array", "items": {"type": "object", "properties": {"id": {"type": "integer"}, "name": {"type": "string"}, "scope": {"type": "string", "enum": ["read", "write", "admin"]}, "created": {"type": "integer"}, "expires": {"type": "integer", "nullable": true}, "last_used": {"type": "integer", "nullable": true, "description": "to the minute"}}}}}}}, "403": {"description": "Scope too small"}}},
+      "post": {"summary": "Create an operator token (admin scope): read = GET only; write = read and changes; admin = write and tokens. The token is in the answer once; only its SHA-256 is stored", "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["name", "scope"], "properties": {"name": {"type": "string", "description": "1-100 characters"}, "scope": {"type": "string", "enum": ["read", "write", "admin"]}, "expires_in_s": {"type": "integer", "nullable": true, "description": "1..315360000; 0 or absent: never"}}}}}}, "responses": {"201": {"description": "Created", "content": {"application/json": {"schema": {"allOf": [{"type": "object", "properties": {"id": {"type": "integer"}, "name": {"type": "string"}, "scope": {"type": "string", "enum": ["read", "write", "admin"]}, "created": {"type": "integer"}, "expires": {"type": "integer", "nullable": true}, "last_used": {"type": "integer", "nullable": true, "description": "to the minute"}}}, {"type": "object", "properties": {"token": {"type": "string"}}}]}}}}, "400": {"description": "Invalid"}, "403": {"description": "Scope too small"}}}},
+    "/tokens/{token_id}": {
+      "delete": {"summary": "Revoke a token at once (admin scope)", "responses": {"200": {"description": "Revoked", "content": {"application/json": {"schema": {"type": "object", "properties": {"revoked": {"type": "object", "properties": {"id": {"type": "integer"}}}}}}}}, "403": {"description": "Scope too small"}, "404": {"description": "Unknown"}}}},
     "/openapi.json": {
       "get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI 3"}}}},
     "/metrics": {

@@ -208,6 +208,25 @@ std::vector<PackageRecord> PackageStore::List(const std::string& product_id) {
   return out;
 }
 
+void PackageStore::Delete(int64_t package_id) {
+  Transaction tx(db_);
+  const PackageRecord r = Get(package_id);
+  Statement open = db_.Prepare(
+      "SELECT task_id FROM tasks WHERE package_id = ?1 AND stopped = 0 AND finished_at IS NULL "
+      "UNION SELECT task_id FROM task_devices WHERE package_id = ?1 AND status IN ('Waiting', "
+      "'Processing', 'FailWaitRetry') LIMIT 1");
+  if (open.Bind(1, package_id).Step()) {
+    throw ApiError(409, "package " + std::to_string(package_id) + " is used by open task " +
+                            std::to_string(open.Int(0)));
+  }
+  // Ended tasks never act again; their rows keep the number for the record.
+  db_.Prepare("UPDATE tasks SET package_id = NULL WHERE package_id = ?").Bind(1, package_id).Run();
+  db_.Prepare("DELETE FROM packages WHERE package_id = ?").Bind(1, package_id).Run();
+  tx.Commit();
+  std::error_code ec;
+  std::filesystem::remove(BlobPath(r), ec);  // left behind on failure: harmless
+}
+
 std::filesystem::path PackageStore::BlobPath(const PackageRecord& record) const {
   return blob_dir_ / record.sha256;
 }

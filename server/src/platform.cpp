@@ -116,24 +116,86 @@ Database& Platform::ReadDb() {
   return *db;
 }
 
-std::string Platform::CreateApiToken(const std::string& name) {
+namespace {
+
+int ScopeRank(const std::string& s) {
+  return s == "read" ? 1 : s == "write" ? 2 : s == "admin" ? 3 : 0;
+}
+
+// last_used is written at most this often per token: not one write per request.
+constexpr int64_t kLastUsedResolution = 60;
+
+}  // namespace
+
+bool IsApiScope(const std::string& s) {
+  return ScopeRank(s) > 0;
+}
+
+bool ApiCaller::Allows(const std::string& needed) const {
+  return ScopeRank(scope) >= ScopeRank(needed) && ScopeRank(needed) > 0;
+}
+
+std::string Platform::CreateApiToken(const std::string& name, const std::string& scope,
+                                     int64_t expires_at, int64_t* token_id) {
+  if (!IsApiScope(scope)) throw std::invalid_argument("scope: read, write or admin");
   unsigned char raw[24];
   if (RAND_bytes(raw, sizeof(raw)) != 1) throw std::runtime_error("no random bytes");
   const std::string token = "ota_" + ToHex(raw);
-  db_->Prepare("INSERT INTO api_tokens (token_sha256, name, created_at) VALUES (?, ?, ?)")
-      .Bind(1, Sha256Hex(token))
-      .Bind(2, name)
-      .Bind(3, static_cast<int64_t>(std::time(nullptr)))
-      .Run();
+  Statement st = db_->Prepare(
+      "INSERT INTO api_tokens (token_sha256, name, scope, created_at, expires_at) "
+      "VALUES (?, ?, ?, ?, ?)");
+  st.Bind(1, Sha256Hex(token)).Bind(2, name).Bind(3, scope);
+  st.Bind(4, static_cast<int64_t>(std::time(nullptr)));
+  if (expires_at > 0) {
+    st.Bind(5, expires_at);
+  } else {
+    st.BindNull(5);
+  }
+  st.Run();
+  if (token_id != nullptr) *token_id = db_->LastInsertId();
   return token;
 }
 
-bool Platform::CheckApiToken(const std::string& token) {
-  if (token.empty()) return false;
+std::optional<ApiCaller> Platform::LookupApiToken(const std::string& token) {
+  if (token.empty() || token.size() > 256) return std::nullopt;
+  const int64_t now = std::time(nullptr);
   // Looked up by hash: the comparison never touches the stored secret itself.
-  return db_->Prepare("SELECT 1 FROM api_tokens WHERE token_sha256 = ?")
-      .Bind(1, Sha256Hex(token))
-      .Step();
+  Statement st = db_->Prepare(
+      "SELECT token_id, name, scope, COALESCE(last_used_at, 0) FROM api_tokens "
+      "WHERE token_sha256 = ? AND (expires_at IS NULL OR expires_at > ?)");
+  st.Bind(1, Sha256Hex(token)).Bind(2, now);
+  if (!st.Step()) return std::nullopt;
+  ApiCaller caller{st.Int(0), st.Text(1), st.Text(2)};
+  if (st.Int(3) <= now - kLastUsedResolution) {
+    db_->Prepare("UPDATE api_tokens SET last_used_at = ? WHERE token_id = ?")
+        .Bind(1, now)
+        .Bind(2, caller.token_id)
+        .Run();
+  }
+  return caller;
+}
+
+nlohmann::json Platform::ListApiTokens() {
+  Statement st = db_->Prepare(
+      "SELECT token_id, name, scope, created_at, expires_at, last_used_at FROM api_tokens "
+      "ORDER BY token_id");
+  nlohmann::json out = nlohmann::json::array();
+  const auto time_or_null = [&st](int col) {
+    return st.IsNull(col) ? nlohmann::json(nullptr) : nlohmann::json(st.Int(col));
+  };
+  while (st.Step()) {
+    out.push_back({{"id", st.Int(0)},
+                   {"name", st.Text(1)},
+                   {"scope", st.Text(2)},
+                   {"created", st.Int(3)},
+                   {"expires", time_or_null(4)},
+                   {"last_used", time_or_null(5)}});
+  }
+  return out;
+}
+
+bool Platform::RevokeApiToken(int64_t token_id) {
+  return db_->Prepare("DELETE FROM api_tokens WHERE token_id = ?").Bind(1, token_id).Run() == 1;
 }
 
 }  // namespace ota::server

@@ -300,6 +300,72 @@ void Registry::AddToGroup(const std::string& device_id, const std::string& group
       .Run();
 }
 
+void Registry::RemoveFromGroup(const std::string& device_id, const std::string& group) {
+  GetDevice(device_id);
+  if (db_.Prepare("DELETE FROM device_groups WHERE group_name = ? AND device_id = ?")
+          .Bind(1, group)
+          .Bind(2, device_id)
+          .Run() == 0) {
+    throw ApiError(404, "device " + device_id + " is not in group " + group);
+  }
+}
+
+void Registry::DeleteDevice(const std::string& device_id) {
+  Transaction tx(db_);
+  const bool sub = !GetDevice(device_id).gateway_id.empty();
+  if (db_.Prepare("SELECT 1 FROM devices WHERE gateway_id = ?").Bind(1, device_id).Step()) {
+    throw ApiError(409,
+                   "device " + device_id + " is a gateway with sub-devices: delete them first");
+  }
+  Statement open = db_.Prepare(
+      "SELECT task_id FROM task_devices WHERE device_id = ? AND status IN ('Waiting', "
+      "'Processing', 'FailWaitRetry')");
+  if (open.Bind(1, device_id).Step()) {
+    throw ApiError(409, "device " + device_id + " is in open task " + std::to_string(open.Int(0)) +
+                            ": cancel it first");
+  }
+  // Queued messages to it (a task's, or a message request's) are never sent.
+  db_.Prepare(
+         "DELETE FROM outbox WHERE device_id = ?1 OR id IN (SELECT outbox_id FROM "
+         "device_requests WHERE device_id = ?1 AND outbox_id IS NOT NULL)")
+      .Bind(1, device_id)
+      .Run();
+  db_.Prepare("DELETE FROM task_devices WHERE device_id = ?").Bind(1, device_id).Run();
+  // Groups, properties, logs, shadow versions and requests go with it (ON DELETE CASCADE).
+  db_.Prepare("DELETE FROM devices WHERE device_id = ?").Bind(1, device_id).Run();
+  std::string error;
+  // A sub-device has none.
+  if (!sub && !broker::DeleteCredential(db_.handle(), device_id, &error)) {
+    throw DbError("broker credential: " + error);
+  }
+  tx.Commit();
+}
+
+std::string Registry::RotateSecret(const std::string& device_id, const std::string& secret) {
+  Transaction tx(db_);
+  const Device d = GetDevice(device_id);
+  if (!d.gateway_id.empty()) throw ApiError(400, "a sub-device has no secret: it never logs in");
+  const std::string s = secret.empty() ? RandomHex(16) : secret;
+  if (s.size() < 8 || s.size() > 128) throw ApiError(400, "secret: 8-128 characters");
+  std::string error;
+  // Replaces the sealed secret in the table the broker reads at every login.
+  if (!broker::PutCredential(db_.handle(), box_, device_id, s, d.enabled, &error)) {
+    throw DbError("broker credential: " + error);
+  }
+  tx.Commit();
+  return s;
+}
+
+void Registry::RemoveProductKey(const std::string& product_id, const std::string& key_id) {
+  GetProduct(product_id);
+  if (db_.Prepare("DELETE FROM product_keys WHERE product_id = ? AND key_id = ?")
+          .Bind(1, product_id)
+          .Bind(2, key_id)
+          .Run() == 0) {
+    throw ApiError(404, "product " + product_id + " has no key " + key_id);
+  }
+}
+
 bool Registry::MarkSeen(const std::string& device_id) {
   // Traffic says online only where the broker sends no presence events; a sub-device's
   // status comes from its gateway.

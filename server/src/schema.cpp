@@ -202,6 +202,22 @@ CREATE TABLE audit_log (
 CREATE INDEX audit_log_by_actor ON audit_log (actor, seq);
 CREATE INDEX audit_log_by_time ON audit_log (at);
 )sql",
+      R"sql(
+-- Operator API tokens with an id, a scope and an expiry (docs/server.md, "Operator tokens");
+-- tokens made before are admin tokens that never expire.
+CREATE TABLE api_tokens_new (
+  token_id     INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: a revoked id stays revoked
+  token_sha256 TEXT NOT NULL UNIQUE,              -- tokens are stored hashed
+  name         TEXT NOT NULL,
+  scope        TEXT NOT NULL DEFAULT 'admin',     -- read | write | admin
+  created_at   INTEGER NOT NULL,
+  expires_at   INTEGER,                           -- NULL: never
+  last_used_at INTEGER);
+INSERT INTO api_tokens_new (token_sha256, name, scope, created_at)
+ SELECT token_sha256, name, 'admin', created_at FROM api_tokens ORDER BY created_at;
+DROP TABLE api_tokens;
+ALTER TABLE api_tokens_new RENAME TO api_tokens;
+)sql",
   };
   return kMigrations;
 }

@@ -438,6 +438,18 @@ TEST_F(HttpApiTest, OpenApi_ListsEveryRoute) {
         "/tasks/{task_id}/resume", "/metrics"}) {
     EXPECT_TRUE(doc["paths"].contains(path)) << path;
   }
+  for (const auto& [path, method] : std::vector<std::pair<std::string, std::string>>{
+           {"/devices/{device_id}", "delete"},
+           {"/packages/{package_id}", "delete"},
+           {"/devices/{device_id}/groups/{group}", "delete"},
+           {"/products/{product_id}/keys/{key_id}", "delete"},
+           {"/devices/{device_id}/secret", "post"},
+           {"/tokens", "post"},
+           {"/tokens", "get"},
+           {"/tokens/{token_id}", "delete"}}) {
+    ASSERT_TRUE(doc["paths"].contains(path)) << path;
+    EXPECT_TRUE(doc["paths"][path].contains(method)) << method << " " << path;
+  }
 }
 
 TEST_F(HttpApiTest, State_SurvivesRestart) {

@@ -327,7 +327,9 @@ TEST(MetricsRoutes, RawPathsMapToTemplates_UnknownToOther) {
   EXPECT_EQ(m.RouteOf("POST", "/broker/v1/auth"), "/broker/v1/auth");
   // Bounded: anything else, or a method the route does not have, is "other".
   EXPECT_EQ(m.RouteOf("GET", "/api/v1/devices/a/b/c/d"), "other");
-  EXPECT_EQ(m.RouteOf("DELETE", "/api/v1/devices/fire_n1"), "other");
+  EXPECT_EQ(m.RouteOf("PUT", "/api/v1/devices/fire_n1"), "other");
+  EXPECT_EQ(m.RouteOf("DELETE", "/api/v1/devices/fire_n1"), "/api/v1/devices/{device_id}");
+  EXPECT_EQ(m.RouteOf("DELETE", "/api/v1/tokens/3"), "/api/v1/tokens/{token_id}");
   EXPECT_EQ(m.RouteOf("GET", "/etc/passwd"), "other");
   EXPECT_EQ(m.RouteOf("GET", ""), "other");
 }

@@ -39,6 +39,9 @@ class PackageStore {
   static PackageRecord Read(Database& db, int64_t package_id);
   std::vector<PackageRecord> List(const std::string& product_id);
   std::filesystem::path BlobPath(const PackageRecord& record) const;
+  // Removes the row, then the file (a file without a row is harmless; a row without its file
+  // is not). 409 while an open task uses it; ended tasks that named it keep no package.
+  void Delete(int64_t package_id);
 
   // For a device on `current_version`: the diff package to `target_version` when one exists,
   // else the full package; nullopt when neither does.

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "ota/broker/secret_box.hpp"
@@ -20,6 +21,18 @@
 #include "ota/server/tls_files.hpp"
 
 namespace ota::server {
+
+// Who calls the operator API: the token's id, name and scope (read < write < admin).
+struct ApiCaller {
+  int64_t token_id = 0;
+  std::string name;
+  std::string scope;
+  // read: GET only; write: read and changes; admin: write and tokens.
+  bool Allows(const std::string& needed) const;
+};
+
+// A scope name, or "" when `s` is none.
+bool IsApiScope(const std::string& s);
 
 class Platform {
  public:
@@ -53,9 +66,18 @@ class Platform {
   std::string MosquittoConfig(const std::filesystem::path& plugin, int mqtts_port, int mqtt_port,
                               const std::string& bind) const;
 
-  // API tokens are stored hashed; the plain token is returned once.
-  std::string CreateApiToken(const std::string& name);
-  bool CheckApiToken(const std::string& token);
+  // API tokens are stored hashed (SHA-256 of 192 random bits); the plain token is returned
+  // once. `scope`: read, write or admin; `expires_at` 0: never.
+  std::string CreateApiToken(const std::string& name, const std::string& scope = "admin",
+                             int64_t expires_at = 0, int64_t* token_id = nullptr);
+  // The one lookup of an operator token (the API's guard, /metrics, the audit log's actor):
+  // nullopt for a missing, unknown, revoked or expired token. Records the time of use.
+  std::optional<ApiCaller> LookupApiToken(const std::string& token);
+  bool CheckApiToken(const std::string& token) { return LookupApiToken(token).has_value(); }
+  // Every token: id, name, scope, created, expires, last_used (never the token or its hash).
+  nlohmann::json ListApiTokens();
+  // False for an unknown id. The token is refused from the commit on.
+  bool RevokeApiToken(int64_t token_id);
 
  private:
   std::filesystem::path data_dir_;

@@ -92,6 +92,18 @@ class Registry {
   std::vector<std::string> DeviceIds(const std::string& product_id, const std::string& group);
   void SetDeviceEnabled(const std::string& device_id, bool enabled);
   void AddToGroup(const std::string& device_id, const std::string& group);
+  // 404 when the device is not in the group.
+  void RemoveFromGroup(const std::string& device_id, const std::string& group);
+  // Removes the device, its broker credential (its next login is refused), groups, properties,
+  // logs, requests, queued messages and its rows of ended tasks, in one transaction; its
+  // download tokens fail once the row is gone. 409 while it is in an open task or is a gateway
+  // with sub-devices.
+  void DeleteDevice(const std::string& device_id);
+  // A new secret (generated when `secret` is empty), returned once: the broker accepts only it
+  // from the commit on. 400 for a sub-device (it never logs in).
+  std::string RotateSecret(const std::string& device_id, const std::string& secret);
+  // The key no longer signs this product's packages (stored ones stay). 404 when unknown.
+  void RemoveProductKey(const std::string& product_id, const std::string& key_id);
 
   // From the device: traffic and reported versions.
   // False for an unknown device.

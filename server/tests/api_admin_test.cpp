@@ -1,0 +1,356 @@
+// The operator API's deletions, device secret rotation and scoped operator tokens, against the
+// whole platform: a real Mosquitto with the auth plugin (a deleted or rotated device is judged by
+// the broker itself), a real ota-server over HTTPS on free loopback ports, real SQLite.
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <ctime>
+#include <fstream>
+#include <iterator>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "mosquitto_process.hpp"
+#include "mqtt_test_client.hpp"
+#include "ota/broker/device_auth.hpp"
+#include "ota/host/keys.hpp"
+#include "ota/server/schema.hpp"
+#include "ota/server/service.hpp"
+#include "temp_dir.hpp"
+#include "test_images.hpp"
+#include "test_packages.hpp"
+
+namespace ota::server {
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kDevice = "fire_n1";
+constexpr const char* kSecret = "device-secret-1";
+
+std::string ReadBytes(const std::filesystem::path& path) {
+  std::ifstream f(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+}
+
+class ApiAdmin : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    platform_ = std::make_unique<Platform>(dir_.path());
+    Registry& reg = platform_->registry();
+    reg.CreateProduct("fire", "FIRE", "embedfire", "MQTT", {{"services", json::array()}});
+    key_id_ = reg.AddProductKey("fire", host::PublicKeyPem(key_.pkey()), false).key_id;
+    reg.CreateDevice("fire", "n1", "", kSecret);
+    const uint32_t load =
+        kStm32f429Fire.internal_base + kStm32f429Fire.partition(PartitionId::kRunning).offset;
+    host::PackageSpec spec;
+    spec.version = "FOTAV2";
+    spec.image = testing::MakeTestImage("FOTAV2", 20000, load, 2);
+    package_ = platform_->packages().Upload("fire", testing::MakePackage(spec, &key_), "v2.bin");
+
+    std::ofstream(dir_ / "platform.pw") << "platform-secret\n";
+    broker_ = std::make_unique<testing::MosquittoProcess>(
+        dir_.path(), std::vector<std::string>{
+                         std::string("plugin ") + OTA_AUTH_PLUGIN,
+                         "plugin_opt_registry " + platform_->database_path().string(),
+                         "plugin_opt_secret_key " + platform_->secret_key_path().string(),
+                         "plugin_opt_platform_password_file " + (dir_ / "platform.pw").string()});
+    ASSERT_TRUE(broker_->running());
+    ServiceOptions o;
+    o.http_port = 0;
+    o.download_port = 0;
+    o.mqtt.port = broker_->port();
+    o.mqtt.password = "platform-secret";
+    o.tick_ms = 100;
+    service_ = std::make_unique<Service>(*platform_, o);
+    std::string error;
+    ASSERT_TRUE(service_->Start(&error)) << error;
+    std::ifstream(dir_ / "admin.token") >> admin_;
+  }
+  void TearDown() override {
+    service_.reset();
+    if (HasFailure() && broker_) std::fprintf(stderr, "broker log:\n%s\n", broker_->Log().c_str());
+    broker_.reset();
+  }
+
+  std::unique_ptr<httplib::SSLClient> Client(const std::string& token, bool downloads = false) {
+    auto c = std::make_unique<httplib::SSLClient>(
+        "127.0.0.1", downloads ? service_->download_port() : service_->http_port());
+    c->set_ca_cert_path(platform_->tls().ca_cert.c_str());
+    c->enable_server_certificate_verification(true);
+    if (!token.empty()) c->set_bearer_token_auth(token.c_str());
+    return c;
+  }
+  // With the admin token, or `token`: {status, body as JSON or null}.
+  std::pair<int, json> Call(const std::string& method, const std::string& path,
+                            const json& body = nullptr, const std::string& token = "") {
+    auto c = Client(token.empty() ? admin_ : token);
+    const std::string text = body.is_null() ? "" : body.dump();
+    httplib::Result r = method == "GET"      ? c->Get(path.c_str())
+                        : method == "DELETE" ? c->Delete(path.c_str())
+                                             : c->Post(path.c_str(), text, "application/json");
+    if (!r) return {-1, nullptr};
+    return {r->status, json::parse(r->body, nullptr, false)};
+  }
+
+  // Whether the broker takes a login as `device` with `secret` (IoTDA's password form).
+  bool CanLogin(const std::string& device, const std::string& secret) {
+    testing::MqttTestClient c(device + "_0_0_" + testing::UtcHour());
+    return c.Connect(broker_->port(), device, broker::IotdaPassword(secret, testing::UtcHour())) ==
+           0;
+  }
+
+  std::string Token(const std::string& scope, int64_t expires_in_s = 0) {
+    auto [status, body] =
+        Call("POST", "/api/v1/tokens",
+             {{"name", scope + "-tool"}, {"scope", scope}, {"expires_in_s", expires_in_s}});
+    EXPECT_EQ(status, 201) << body;
+    return body.value("token", "");
+  }
+
+  int64_t CreateTask(const json& extra) {
+    json spec = {{"product_id", "fire"}, {"devices", {kDevice}}};
+    spec.update(extra);
+    auto [status, body] = Call("POST", "/api/v1/tasks", spec);
+    EXPECT_EQ(status, 201) << body;
+    return body.value("task_id", int64_t{0});
+  }
+
+  testing::TempDir dir_{"ota-server-admin"};
+  testing::TestKey key_;
+  std::string key_id_;
+  PackageRecord package_;
+  std::unique_ptr<Platform> platform_;
+  std::unique_ptr<testing::MosquittoProcess> broker_;
+  std::unique_ptr<Service> service_;
+  std::string admin_;
+};
+
+TEST_F(ApiAdmin, DeleteDevice_BrokerRefusesItsLoginAndItsDownloadTokenFails) {
+  ASSERT_TRUE(CanLogin(kDevice, kSecret));
+  const std::string pkg = "/api/v1/packages/" + std::to_string(package_.package_id);
+  auto [st, grant] = Call("POST", pkg + "/download-tokens", {{"device_id", kDevice}});
+  ASSERT_EQ(st, 201) << grant;
+  auto dl = Client(grant["access_token"], true);
+  const std::string path = "/download/devices/" + std::string(kDevice) + "/packages/" +
+                           std::to_string(package_.package_id);
+  ASSERT_EQ(dl->Get(path.c_str())->status, 200);
+
+  EXPECT_EQ(Call("DELETE", "/api/v1/devices/fire_n1").first, 200);
+  EXPECT_EQ(Call("GET", "/api/v1/devices/fire_n1").first, 404);
+  EXPECT_FALSE(CanLogin(kDevice, kSecret));
+  EXPECT_EQ(dl->Get(path.c_str())->status, 403);
+  EXPECT_EQ(Call("DELETE", "/api/v1/devices/fire_n1").first, 404);
+}
+
+TEST_F(ApiAdmin, DeleteDevice_RefusedInAnOpenTask_AllowedOnceItEnded) {
+  const int64_t task = CreateTask({{"target_version", "FOTAV2"}});
+  auto [st, body] = Call("DELETE", "/api/v1/devices/fire_n1");
+  EXPECT_EQ(st, 409) << body;
+  EXPECT_TRUE(CanLogin(kDevice, kSecret));
+  ASSERT_EQ(Call("POST", "/api/v1/tasks/" + std::to_string(task) + "/cancel").first, 200);
+  EXPECT_EQ(Call("DELETE", "/api/v1/devices/fire_n1").first, 200);
+  // The ended task stays readable without the device.
+  auto [tst, t] = Call("GET", "/api/v1/tasks/" + std::to_string(task));
+  EXPECT_EQ(tst, 200) << t;
+}
+
+TEST_F(ApiAdmin, DeleteGateway_RefusedWhileItHasSubDevices) {
+  auto [st, sub] = Call("POST", "/api/v1/devices/fire_n1/sub-devices",
+                        {{"product_id", "fire"}, {"node_id", "s1"}});
+  ASSERT_EQ(st, 201) << sub;
+  EXPECT_EQ(Call("DELETE", "/api/v1/devices/fire_n1").first, 409);
+  EXPECT_TRUE(CanLogin(kDevice, kSecret));
+  EXPECT_EQ(Call("DELETE", "/api/v1/devices/" + sub["device_id"].get<std::string>()).first, 200);
+  EXPECT_EQ(Call("DELETE", "/api/v1/devices/fire_n1").first, 200);
+}
+
+TEST_F(ApiAdmin, DeletePackage_RefusedInAnOpenTask_ThenRowAndFileGo) {
+  const std::string path = "/api/v1/packages/" + std::to_string(package_.package_id);
+  const std::filesystem::path blob = platform_->packages().BlobPath(package_);
+  ASSERT_TRUE(std::filesystem::exists(blob));
+  const int64_t task = CreateTask({{"package_id", package_.package_id}});
+  EXPECT_EQ(Call("DELETE", path).first, 409);
+  EXPECT_TRUE(std::filesystem::exists(blob));
+  ASSERT_EQ(Call("POST", "/api/v1/tasks/" + std::to_string(task) + "/cancel").first, 200);
+  EXPECT_EQ(Call("DELETE", path).first, 200);
+  EXPECT_EQ(Call("GET", path).first, 404);
+  EXPECT_FALSE(std::filesystem::exists(blob));
+  auto [tst, t] = Call("GET", "/api/v1/tasks/" + std::to_string(task));
+  ASSERT_EQ(tst, 200) << t;
+  EXPECT_TRUE(t["package_id"].is_null());
+  EXPECT_EQ(Call("DELETE", path).first, 404);
+  EXPECT_EQ(Call("DELETE", "/api/v1/packages/999").first, 404);
+}
+
+TEST_F(ApiAdmin, RemoveGroupMembership) {
+  ASSERT_EQ(Call("POST", "/api/v1/devices/fire_n1/groups", {{"group", "g1"}}).first, 200);
+  auto [st, dev] = Call("DELETE", "/api/v1/devices/fire_n1/groups/g1");
+  ASSERT_EQ(st, 200) << dev;
+  EXPECT_TRUE(dev["groups"].empty());
+  EXPECT_EQ(Call("DELETE", "/api/v1/devices/fire_n1/groups/g1").first, 404);
+  EXPECT_EQ(Call("DELETE", "/api/v1/devices/nobody/groups/g1").first, 404);
+}
+
+TEST_F(ApiAdmin, RemoveProductKey_NewUploadsSignedByItRefused) {
+  auto [st, prod] = Call("DELETE", "/api/v1/products/fire/keys/" + key_id_);
+  ASSERT_EQ(st, 200) << prod;
+  EXPECT_TRUE(prod["keys"].empty());
+  EXPECT_EQ(Call("DELETE", "/api/v1/products/fire/keys/" + key_id_).first, 404);
+  EXPECT_EQ(Call("DELETE", "/api/v1/products/nope/keys/" + key_id_).first, 404);
+  const uint32_t load =
+      kStm32f429Fire.internal_base + kStm32f429Fire.partition(PartitionId::kRunning).offset;
+  host::PackageSpec spec;
+  spec.version = "FOTAV3";
+  spec.image = testing::MakeTestImage("FOTAV3", 20000, load, 3);
+  const std::vector<uint8_t> pkg = testing::MakePackage(spec, &key_);
+  auto r = Client(admin_)->Post("/api/v1/products/fire/packages?file_name=v3.bin",
+                                std::string(pkg.begin(), pkg.end()), "application/octet-stream");
+  EXPECT_EQ(r->status, 422) << r->body;  // the product has no signing key left
+}
+
+TEST_F(ApiAdmin, RotateSecret_BrokerTakesOnlyTheNewOne) {
+  ASSERT_TRUE(CanLogin(kDevice, kSecret));
+  auto [st, body] = Call("POST", "/api/v1/devices/fire_n1/secret");
+  ASSERT_EQ(st, 200) << body;
+  const std::string fresh = body["secret"];
+  EXPECT_NE(fresh, kSecret);
+  EXPECT_FALSE(CanLogin(kDevice, kSecret));
+  EXPECT_TRUE(CanLogin(kDevice, fresh));
+
+  // A chosen one; then the generated one is refused too.
+  auto [st2, b2] = Call("POST", "/api/v1/devices/fire_n1/secret", {{"secret", "chosen-secret-2"}});
+  ASSERT_EQ(st2, 200) << b2;
+  EXPECT_EQ(b2["secret"], "chosen-secret-2");
+  EXPECT_FALSE(CanLogin(kDevice, fresh));
+  EXPECT_TRUE(CanLogin(kDevice, "chosen-secret-2"));
+  // Sealed in the broker's table, never in clear.
+  const std::string bytes = ReadBytes(platform_->database_path()) +
+                            ReadBytes(platform_->database_path().string() + "-wal");
+  EXPECT_EQ(bytes.find("chosen-secret-2"), std::string::npos);
+
+  EXPECT_EQ(Call("POST", "/api/v1/devices/fire_n1/secret", {{"secret", "short"}}).first, 400);
+  EXPECT_EQ(Call("POST", "/api/v1/devices/fire_n1/secret", {{"secret", 5}}).first, 400);
+  EXPECT_EQ(Call("POST", "/api/v1/devices/nobody/secret").first, 404);
+  auto [sst, sub] = Call("POST", "/api/v1/devices/fire_n1/sub-devices",
+                         {{"product_id", "fire"}, {"node_id", "s1"}});
+  ASSERT_EQ(sst, 201) << sub;
+  EXPECT_EQ(
+      Call("POST", "/api/v1/devices/" + sub["device_id"].get<std::string>() + "/secret").first,
+      400);
+  EXPECT_TRUE(CanLogin(kDevice, "chosen-secret-2"));
+}
+
+TEST_F(ApiAdmin, Tokens_ScopesRefuse403) {
+  const std::string read = Token("read"), write = Token("write");
+  EXPECT_EQ(Call("GET", "/api/v1/products", nullptr, read).first, 200);
+  EXPECT_EQ(Call("GET", "/api/v1/devices/fire_n1", nullptr, read).first, 200);
+  EXPECT_EQ(Call("POST", "/api/v1/products", {{"name", "x"}}, read).first, 403);
+  EXPECT_EQ(Call("DELETE", "/api/v1/devices/fire_n1", nullptr, read).first, 403);
+  EXPECT_EQ(Call("POST", "/api/v1/devices/fire_n1/secret", nullptr, read).first, 403);
+  EXPECT_EQ(Call("GET", "/api/v1/tokens", nullptr, read).first, 403);
+  EXPECT_TRUE(CanLogin(kDevice, kSecret));  // nothing changed
+
+  EXPECT_EQ(Call("POST", "/api/v1/products", {{"product_id", "p2"}, {"name", "x"}}, write).first,
+            201);
+  EXPECT_EQ(Call("GET", "/api/v1/tokens", nullptr, write).first, 403);
+  EXPECT_EQ(Call("POST", "/api/v1/tokens", {{"name", "esc"}, {"scope", "admin"}}, write).first,
+            403);
+  EXPECT_EQ(Call("DELETE", "/api/v1/tokens/1", nullptr, write).first, 403);
+  // The first token (ota-server token, admin.token) is an admin token.
+  EXPECT_EQ(Call("GET", "/api/v1/tokens").first, 200);
+  // /metrics takes any valid token.
+  auto m = Client(read)->Get("/metrics");
+  EXPECT_EQ(m->status, 200);
+}
+
+TEST_F(ApiAdmin, Tokens_ExpiredRefused401) {
+  const std::string t = Token("read", 2);
+  EXPECT_EQ(Call("GET", "/api/v1/products", nullptr, t).first, 200);
+  std::this_thread::sleep_for(std::chrono::milliseconds(3100));
+  EXPECT_EQ(Call("GET", "/api/v1/products", nullptr, t).first, 401);
+  EXPECT_EQ(Client(t)->Get("/metrics")->status, 401);
+}
+
+TEST_F(ApiAdmin, Tokens_ListedWithoutSecret_RevokedRefused401) {
+  const std::string t = Token("write", 3600);
+  EXPECT_EQ(Call("GET", "/api/v1/products", nullptr, t).first, 200);
+  auto [st, list] = Call("GET", "/api/v1/tokens");
+  ASSERT_EQ(st, 200) << list;
+  ASSERT_EQ(list.size(), 2u) << list;  // admin (first start) and ours
+  const json mine = list[1];
+  EXPECT_EQ(mine["name"], "write-tool");
+  EXPECT_EQ(mine["scope"], "write");
+  EXPECT_TRUE(mine["expires"].is_number_integer());
+  EXPECT_TRUE(mine["last_used"].is_number_integer());
+  EXPECT_EQ(list[0]["scope"], "admin");
+  EXPECT_TRUE(list[0]["expires"].is_null());
+  EXPECT_EQ(list.dump().find(t), std::string::npos);
+  EXPECT_FALSE(mine.contains("token"));
+
+  const std::string id = std::to_string(mine["id"].get<int64_t>());
+  EXPECT_EQ(Call("DELETE", "/api/v1/tokens/" + id).first, 200);
+  EXPECT_EQ(Call("GET", "/api/v1/products", nullptr, t).first, 401);
+  EXPECT_EQ(Call("DELETE", "/api/v1/tokens/" + id).first, 404);
+}
+
+TEST_F(ApiAdmin, Tokens_BadRequestsRefused) {
+  EXPECT_EQ(Call("POST", "/api/v1/tokens", {{"name", "x"}, {"scope", "root"}}).first, 400);
+  EXPECT_EQ(Call("POST", "/api/v1/tokens", {{"scope", "read"}}).first, 400);
+  EXPECT_EQ(Call("POST", "/api/v1/tokens", {{"name", ""}, {"scope", "read"}}).first, 400);
+  EXPECT_EQ(Call("POST", "/api/v1/tokens", {{"name", "x"}, {"scope", "read"}, {"expires_in_s", -1}})
+                .first,
+            400);
+  EXPECT_EQ(
+      Call("POST", "/api/v1/tokens", {{"name", "x"}, {"scope", "read"}, {"expires_in_s", "1"}})
+          .first,
+      400);
+  EXPECT_EQ(Call("GET", "/api/v1/products", nullptr, std::string(5000, 'a')).first, 401);
+}
+
+TEST_F(ApiAdmin, Tokens_NeverStoredInClear) {
+  const std::string t = Token("admin");
+  ASSERT_FALSE(t.empty());
+  EXPECT_EQ(Call("GET", "/api/v1/tokens", nullptr, t).first, 200);
+  const std::string bytes = ReadBytes(platform_->database_path()) +
+                            ReadBytes(platform_->database_path().string() + "-wal");
+  ASSERT_GT(bytes.size(), 0u);
+  EXPECT_EQ(bytes.find(t), std::string::npos);
+  EXPECT_EQ(bytes.find(t.substr(4)), std::string::npos);  // nor its random part
+  EXPECT_EQ(bytes.find(admin_), std::string::npos);
+}
+
+// A data directory from before scoped tokens: its admin token is an admin token after the
+// migration.
+TEST(ApiTokensMigration, EarlierTokenBecomesAdmin) {
+  testing::TempDir dir("ota-server-token-migration");
+  const std::vector<std::string>& all = Migrations();
+  {
+    Database db(dir.path() / "ota.db");
+    db.Migrate(std::vector<std::string>(all.begin(), all.end() - 1));
+    // The hash of "ota_old-token", as the earlier CreateApiToken stored it.
+    db.Prepare("INSERT INTO api_tokens (token_sha256, name, created_at) VALUES (?, 'old', 1)")
+        .Bind(1, "d4ce552e6dc5682ad87fa3a20d2deb7b3c99bed4ce01bf62cba2c2060078f435")
+        .Run();
+  }
+  Platform p(dir.path());
+  std::lock_guard<std::mutex> g(p.lock());
+  const json list = p.ListApiTokens();
+  ASSERT_EQ(list.size(), 2u) << list;  // the old one, and none made again (admin.token is new)
+  EXPECT_EQ(list[0]["name"], "old");
+  EXPECT_EQ(list[0]["scope"], "admin");
+  EXPECT_TRUE(list[0]["expires"].is_null());
+  const std::optional<ApiCaller> old = p.LookupApiToken("ota_old-token");
+  ASSERT_TRUE(old);
+  EXPECT_EQ(old->scope, "admin");
+  EXPECT_EQ(old->name, "old");
+  EXPECT_FALSE(p.LookupApiToken("ota_old-tokem"));
+  std::string admin;
+  std::ifstream(dir.path() / "admin.token") >> admin;
+  const std::optional<ApiCaller> c = p.LookupApiToken(admin);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->scope, "admin");
+}
+
+}  // namespace
+}  // namespace ota::server
