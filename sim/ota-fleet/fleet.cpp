@@ -354,7 +354,16 @@ void Fleet::Setup() {
       }
     }
   }
-  if (upload) {
+  if (!config_.packages_out.empty()) {
+    for (const auto& [name, bytes] : {std::make_pair("fleet-fotav2-full.bin", &full_pkg),
+                                      std::make_pair("fleet-fotav1-fotav2.bin", &diff_pkg)}) {
+      const std::string path = config_.packages_out + "/" + name;
+      std::ofstream out(path, std::ios::binary);
+      out.write(reinterpret_cast<const char*>(bytes->data()),
+                static_cast<std::streamsize>(bytes->size()));
+      if (!out.flush()) throw std::runtime_error("cannot write " + path);
+    }
+  } else if (upload) {
     Expect(api_->PostBytes("/api/v1/products/" + p + "/packages?file_name=fleet-fotav2-full.bin",
                            full_pkg),
            {200, 201, 409}, "full package");

@@ -69,6 +69,9 @@ struct FleetConfig {
   bool skip_setup = false;
   bool follow_task = false;  // follow the product's next new task
   std::string ready_file;    // written once this process's boards connected
+  // Write the FOTAV2 full and FOTAV1->FOTAV2 diff packages into this folder instead of
+  // uploading them (someone else uploads them: the web console's test does it in a browser).
+  std::string packages_out;
 };
 
 // Parses "FOTAV1=90,FOTAV0=10". Throws std::invalid_argument.

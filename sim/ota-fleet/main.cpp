@@ -85,6 +85,8 @@ int main(int argc, char** argv) {
   app.add_flag("--follow-task", c.follow_task,
                "follow the product's next new task (with --no-task)");
   app.add_option("--ready-file", c.ready_file, "written once this process's boards connected");
+  app.add_option("--packages-out", c.packages_out,
+                 "write the FOTAV2 full and diff packages here instead of uploading them");
   bool connect_only = false;
   std::string password_file;
   app.add_flag("--connect-only", connect_only,
