@@ -11,6 +11,7 @@ packages=(
   clang-14 libclang-rt-14-dev
   bsdiff xdelta3 zstd xz-utils
   prometheus  # promtool, for the /metrics test (its server is not used)
+  python3-jsonschema  # scripts/check-openapi.py, for the OpenAPI test
   gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib
   qemu-system-arm
 )

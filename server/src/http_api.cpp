@@ -20,6 +20,7 @@
 #include "ota/server/device_requests.hpp"
 #include "ota/server/download_slots.hpp"
 #include "ota/server/log.hpp"
+#include "route_recorder.hpp"
 
 namespace ota::server {
 
@@ -359,7 +360,7 @@ HttpApi::HttpApi(Platform& platform, UpgradeTasks* tasks, int download_workers)
   server_->set_logger([&p = platform_](const httplib::Request& req, const httplib::Response& res) {
     p.metrics().ApiRequest(req.method, req.path, res.status, RequestSeconds());
   });
-  Routes();
+  OperatorRoutes();
   DownloadRoutes();
   if (tasks_ != nullptr) TaskRoutes();
 }
@@ -417,8 +418,8 @@ void HttpApi::Stop() {
   download_front_->Stop();
 }
 
-void HttpApi::Routes() {
-  httplib::SSLServer& s = *server_;
+void HttpApi::OperatorRoutes() {
+  RouteRecorder s(*server_, routes_, "api");
   Platform& p = platform_;
 
   auto api = [&p](Fn fn) { return Guard(p, std::move(fn)); };
@@ -699,7 +700,8 @@ void HttpApi::DownloadRoutes() {
   // must be enabled and the task that issued the token must still want this download. The
   // checks read through this thread's read-only connection: downloads never wait for the
   // platform's write lock. The file is streamed from disk, never held whole in memory.
-  downloads_->Get(
+  RouteRecorder on_download(*downloads_, routes_, "download");
+  on_download.Get(
       R"(/download/devices/([^/]+)/packages/(\d+))",
       [&p, slots](const httplib::Request& req, httplib::Response& res) {
         try {
@@ -823,7 +825,7 @@ int64_t TaskId(const std::string& s) {
 }  // namespace
 
 void HttpApi::TaskRoutes() {
-  httplib::SSLServer& s = *server_;
+  RouteRecorder s(*server_, routes_, "api");
   Platform& p = platform_;
   UpgradeTasks& t = *tasks_;
   s.Post("/api/v1/tasks", Guard(p, [&t](const httplib::Request& req, httplib::Response& res) {
@@ -903,7 +905,7 @@ httplib::Server::Handler GuardUnlocked(Platform& p, Fn fn) {
 }  // namespace
 
 void HttpApi::DeviceRequestRoutes(DeviceRequests& requests) {
-  httplib::SSLServer& s = *server_;
+  RouteRecorder s(*server_, routes_, "api");
   Platform& p = platform_;
   DeviceRequests& r = requests;
   const std::string dev = R"(/api/v1/devices/([^/]+))";

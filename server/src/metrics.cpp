@@ -138,6 +138,7 @@ Metrics::Metrics()
   const std::string base = doc["servers"][0]["url"];
   std::set<std::pair<std::string, std::string>> series;
   for (const auto& [path, item] : doc["paths"].items()) {
+    if (item.value("x-listener", "") == "download") continue;  // not the API's listener
     std::string prefix =
         item.contains("servers") ? item["servers"][0]["url"].get<std::string>() : base;
     while (!prefix.empty() && prefix.back() == '/')
@@ -145,13 +146,9 @@ Metrics::Metrics()
     const std::string route = prefix + path;
     routes_.push_back({Segments(route), route});
     for (const auto& [method, op] : item.items()) {
-      if (method == "servers" || method == "parameters") continue;
+      if (method == "servers" || method == "parameters" || method.rfind("x-", 0) == 0) continue;
       series.insert({Upper(method), route});
     }
-  }
-  for (const char* route : {"/broker/v1/auth", "/broker/v1/acl"}) {
-    routes_.push_back({Segments(route), route});
-    series.insert({"POST", route});
   }
   series.insert({"other", "other"});
   for (const auto& key : series)

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -26,6 +27,15 @@ class SSLServer;
 namespace ota::server {
 
 class DeviceRequests;
+
+// A route a listener serves: its method, its cpp-httplib path pattern (a regex whose capture
+// groups are the OpenAPI path parameters, in order), and the listener: "api" (the operator API,
+// with /metrics and /broker/v1) or "download".
+struct RouteInfo {
+  std::string method;
+  std::string pattern;
+  std::string listener;
+};
 
 class HttpApi {
  public:
@@ -57,9 +67,11 @@ class HttpApi {
   std::string base_url() const { return base_url_; }
   // The base URL devices download from, e.g. https://127.0.0.1:8444.
   std::string download_base_url() const { return download_base_url_; }
+  // Every route registered so far (the constructor's, then DeviceRequestRoutes'), in order.
+  std::vector<RouteInfo> Routes() const { return routes_; }
 
  private:
-  void Routes();
+  void OperatorRoutes();
   void DownloadRoutes();
   void TaskRoutes();
   Platform& platform_;
@@ -72,6 +84,7 @@ class HttpApi {
   std::string base_url_;
   std::string download_base_url_;
   std::atomic<bool> metrics_public_{false};
+  std::vector<RouteInfo> routes_;
 };
 
 // The firmware_upgrade paras that let `device_id` download `package` until `expires_at`;
