@@ -21,6 +21,8 @@
 #include "ota/server/download_slots.hpp"
 #include "ota/server/log.hpp"
 
+#include "console_assets.hpp"
+
 namespace ota::server {
 
 namespace {
@@ -422,6 +424,9 @@ void HttpApi::Routes() {
   Platform& p = platform_;
 
   auto api = [&p](Fn fn) { return Guard(p, std::move(fn)); };
+
+  // The web console's static files (console_assets.cpp); its API calls carry the session.
+  ConsoleRoutes(s);
 
   s.Get("/api/v1/openapi.json", [](const httplib::Request&, httplib::Response& res) {
     res.set_content(OpenApiDocument(), "application/json");
