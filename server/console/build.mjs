@@ -64,6 +64,7 @@ if (/url\(\s*["']?data:/.test(css)) {
 }
 writeFileSync(cssPath, css);
 copyFileSync(join(here, 'src', 'index.html'), join(out, 'index.html'));
+copyFileSync(join(here, 'src', 'favicon.svg'), join(assets, 'favicon.svg'));
 
 const sizes = ['app.js', 'app.css']
   .map((f) => {
@@ -71,6 +72,6 @@ const sizes = ['app.js', 'app.css']
     return `${f}=${bytes.length} gz=${gzipSync(bytes, { level: 9 }).length}`;
   })
   .join(' ');
-const icons = readdirSync(assets).filter((f) => f.endsWith('.svg'));
+const icons = readdirSync(assets).filter((f) => f.startsWith('icon-'));
 const iconBytes = icons.reduce((n, f) => n + statSync(join(assets, f)).size, 0);
 console.log(`console: bundle ${sizes} icons=${icons.length} (${iconBytes} bytes)`);

@@ -229,8 +229,8 @@ async function send<T>(method: string, path: string, body?: unknown, quiet401 = 
     if (res.status === 401 && !quiet401) onUnauthorized();
     const message =
       json && typeof json === 'object' && 'error' in json && typeof json.error === 'string'
-        ? json.error
-        : `${res.status} ${res.statusText || 'error'}`;
+        ? `${json.error} (${res.status})`
+        : `${method} /api/v1${path.split('?')[0]} answered ${res.status} ${res.statusText}`.trim();
     const retry = res.headers.get('Retry-After');
     throw new ApiError(res.status, retry ? `${message} (try again in ${retry} s)` : message);
   }

@@ -1,10 +1,8 @@
 // Small shared pieces: the alert region, loading of API data, tables, paging, the bar chart.
 import type { ComponentChildren, JSX } from 'preact';
 import { useCallback, useEffect, useState } from 'preact/hooks';
-import { ApiError } from './api';
 
 export function errorText(e: unknown): string {
-  if (e instanceof ApiError) return e.status ? `${e.message} (${e.status})` : e.message;
   return e instanceof Error ? e.message : String(e);
 }
 

@@ -7,9 +7,11 @@ import { ErrorAlert, Page, Status, useAction } from '../ui';
 export function SignIn({ notice, onSignedIn }: { notice: string; onSignedIn: (s: Session) => void }) {
   const [username, setUsername] = useState('');
   const [password, setPassword] = useState('');
+  const [tried, setTried] = useState(false);
   const [run, act] = useAction();
   const submit = (e: Event) => {
     e.preventDefault();
+    setTried(true);
     void run(async () => {
       const s = await api.signIn(username, password);
       setPassword('');
@@ -22,7 +24,7 @@ export function SignIn({ notice, onSignedIn }: { notice: string; onSignedIn: (s:
         <h1>OTA console</h1>
         <form onSubmit={submit} aria-labelledby="signin-title">
           <h2 id="signin-title">Sign in</h2>
-          {notice && (
+          {notice && !tried && (
             <p role="alert" class="error" data-testid="signin-notice">
               {notice}
             </p>
