@@ -3,6 +3,7 @@
 // (never a downloaded browser), collects console errors and CSP violations, counts checks, and
 // saves screenshots. Used by smoke.mjs; a scenario test adds its own steps the same way.
 import { spawn } from 'node:child_process';
+import { request } from 'node:https';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
@@ -176,6 +177,45 @@ export async function screenshot(page, dir, name) {
   const path = join(dir, `${name}.png`);
   await page.screenshot({ path, fullPage: true });
   return path;
+}
+
+// One operator API call with the server's admin token, TLS checked against its CA (seeding
+// data for a scenario). Resolves {status, headers, body} (body parsed when JSON).
+export function apiCall(server, method, path, body, { token = server.token, contentType } = {}) {
+  return new Promise((ok, fail) => {
+    const u = new URL(server.url + '/api/v1' + path);
+    const raw = body === undefined ? null : Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body));
+    const req = request(
+      {
+        host: u.hostname,
+        port: u.port,
+        path: u.pathname + u.search,
+        method,
+        ca: server.ca,
+        headers: {
+          Authorization: `Bearer ${token}`,
+          ...(raw ? { 'Content-Type': contentType ?? (Buffer.isBuffer(body) ? 'application/octet-stream' : 'application/json') } : {}),
+        },
+      },
+      (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let parsed = text;
+          try {
+            parsed = text ? JSON.parse(text) : null;
+          } catch {
+            /* not JSON */
+          }
+          ok({ status: res.statusCode, headers: res.headers, body: parsed });
+        });
+      },
+    );
+    req.on('error', fail);
+    if (raw) req.write(raw);
+    req.end();
+  });
 }
 
 export function assert(cond, message) {

@@ -211,3 +211,12 @@ export function Field({
     </label>
   );
 }
+
+// A signing key's ID (a SHA-256 in hex), shortened; the whole ID is its title.
+export function KeyId({ id }: { id: string }) {
+  return (
+    <code title={id} aria-label={`key ${id}`}>
+      {id.length > 16 ? `${id.slice(0, 16)}…` : id}
+    </code>
+  );
+}

@@ -3,7 +3,7 @@
 import { useRef, useState } from 'preact/hooks';
 import { api, enc, query, type Package, type Product } from '../api';
 import { canChange, useSession } from '../session';
-import { ErrorAlert, Loading, Page, Status, bytes, useAction, useLoad } from '../ui';
+import { ErrorAlert, KeyId, Loading, Page, Status, bytes, useAction, useLoad } from '../ui';
 
 function Versions({ p }: { p: Package }) {
   return (
@@ -77,7 +77,7 @@ export function PackagesPage() {
                 </td>
                 <td>{bytes(p.size)}</td>
                 <td>
-                  <code>{p.key_id}</code>
+                  <KeyId id={p.key_id} />
                 </td>
                 {canChange(session.role) && (
                   <td>
@@ -165,7 +165,7 @@ function Upload({ products, onUploaded }: { products: Product[]; onUploaded: () 
       {result && (
         <article role="status" data-testid="upload-result">
           <strong>Stored as package {result.package_id}.</strong> Signature verified with key{' '}
-          <code>{result.key_id}</code>; {result.category === 'software' ? 'software' : result.kind} package,{' '}
+          <KeyId id={result.key_id} />; {result.category === 'software' ? 'software' : result.kind} package,{' '}
           <span data-testid="upload-versions">
             <Versions p={result} />
           </span>

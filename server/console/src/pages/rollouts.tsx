@@ -132,7 +132,7 @@ export function RolloutPage({ id }: { id: number }) {
             <dd>{time(t.deadline)}</dd>
           </dl>
           {canChange(session.role) && open && (
-            <div class="actions" role="group" aria-label="Rollout controls">
+            <div class="actions">
               {t.state === 'paused' ? (
                 <button type="button" onClick={() => control('resume')} disabled={act.busy}>
                   Resume
