@@ -2,7 +2,8 @@
 // through the API with the admin token; packages made and signed by the `ota` tool). Until
 // the server has sessions, the browser side stands in for them here, in the test only: GET
 // /api/v1/session is answered with an admin session and every other API request gets the
-// admin token added. Pages whose routes the server lacks show their error state.
+// admin token added. Pages whose routes the server lacks show their error state. Every page
+// must fit the width of a 1366x768 laptop screen.
 // Usage: node tour.mjs --server ota-server --ota ota --screenshots DIR
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -72,13 +73,14 @@ try {
   });
 
   const { page, unexpectedErrors, cspViolations } = await openPage(browser);
+  let role = 'admin';
   await page.route('**/api/v1/**', async (route) => {
     const req = route.request();
     if (new URL(req.url()).pathname === '/api/v1/session' && req.method() === 'GET') {
       return route.fulfill({
         status: 200,
         contentType: 'application/json',
-        body: JSON.stringify({ username: 'admin', role: 'admin', csrf_token: 'tour', expires_at: Math.floor(Date.now() / 1000) + 3600 }),
+        body: JSON.stringify({ username: role, role, csrf_token: 'tour', expires_at: Math.floor(Date.now() / 1000) + 3600 }),
       });
     }
     return route.continue({ headers: { ...req.headers(), authorization: `Bearer ${server.token}` } });
@@ -89,6 +91,9 @@ try {
       await page.getByRole('heading', { level: 1 }).first().waitFor({ state: 'visible' });
       if (ready) await ready();
       await page.waitForLoadState('networkidle');
+      // Usable at 1366x768: nothing wider than the window.
+      const width = await page.evaluate(() => document.documentElement.scrollWidth);
+      assert(width <= 1366, `the page is ${width} px wide`);
       console.log(`# screenshot ${await screenshot(page, a.screenshots, name)}`);
     });
   };
@@ -112,6 +117,21 @@ try {
   });
   await visit('#/rollouts', 'rollouts', () => page.getByTestId('rollouts-table').waitFor());
   await visit('#/rollouts/1', 'rollout', () => page.getByTestId('state-count-Waiting').waitFor());
+  await checks.check('rollout: Pause, then Resume, change its state and the controls', async () => {
+    await page.getByRole('button', { name: 'Pause' }).click();
+    await page.getByRole('button', { name: 'Resume' }).waitFor();
+    const paused = await page.getByTestId('task-state').innerText();
+    assert(/^paused/.test(paused), paused);
+    console.log(`# screenshot ${await screenshot(page, a.screenshots, 'rollout-paused')}`);
+    await page.getByRole('button', { name: 'Resume' }).click();
+    await page.getByRole('button', { name: 'Pause' }).waitFor();
+    const running = await page.getByTestId('task-state').innerText();
+    assert(/^running/.test(running), running);
+    const canary = await page.getByTestId('wave-canary').getByTestId('wave-count-Waiting').innerText();
+    assert(canary === '3', `canary wave Waiting: ${canary}`);
+    const waiting = await page.getByTestId('state-count-Waiting').innerText();
+    assert(/12/.test(waiting), waiting);
+  });
   await visit('#/rollouts/new', 'rollout-new', async () => {
     // The target version comes from the product's packages; then the preview (or its error).
     await page.getByLabel('Target version').getByText('FOTAV2').waitFor({ state: 'attached' });
@@ -120,6 +140,20 @@ try {
   await visit('#/audit', 'audit', () => page.getByTestId('audit-table').waitFor());
   await visit('#/users', 'users', () => page.getByRole('alert').first().or(page.getByTestId('users-table')).waitFor());
   await visit('#/account', 'account');
+  await checks.check('a viewer sees no change control', async () => {
+    role = 'viewer';
+    await page.goto(`${server.url}/#/packages`);
+    await page.reload();
+    await page.getByTestId('whoami').getByText('viewer (viewer)').waitFor();
+    await page.getByTestId('packages-table').waitFor();
+    assert((await page.getByRole('button', { name: 'Upload' }).count()) === 0, 'Upload shown to a viewer');
+    assert((await page.getByRole('button', { name: /^Delete/ }).count()) === 0, 'Delete shown to a viewer');
+    assert((await page.getByRole('link', { name: 'Users' }).count()) === 0, 'Users shown to a viewer');
+    await page.goto(`${server.url}/#/rollouts/1`);
+    await page.getByTestId('state-count-Waiting').waitFor();
+    assert((await page.getByRole('button', { name: /Pause|Resume|Cancel rollout/ }).count()) === 0, 'rollout controls shown to a viewer');
+    console.log(`# screenshot ${await screenshot(page, a.screenshots, 'rollout-viewer')}`);
+  });
   await checks.check('no CSP violation on any page', async () => {
     const v = await cspViolations();
     assert(v.length === 0, v.join('\n'));

@@ -5,6 +5,11 @@ import { Loading, Page, Pager, time, useLoad } from '../ui';
 
 const PAGE = 50;
 
+// Key IDs are SHA-256 hex: shortened, whole in the title.
+function short(v: string): string {
+  return v.length > 20 ? `${v.slice(0, 16)}…` : v;
+}
+
 export function AuditPage() {
   const [actor, setActor] = useState('');
   const [offset, setOffset] = useState(0);
@@ -48,9 +53,11 @@ export function AuditPage() {
                     </code>
                   </td>
                   <td>
-                    {Object.entries(a.object_ids ?? {})
-                      .map(([k, v]) => `${k}=${String(v)}`)
-                      .join(' ')}
+                    {Object.entries(a.object_ids ?? {}).map(([k, v]) => (
+                      <span key={k} class="object-id" title={`${k}=${String(v)}`}>
+                        {k}={short(String(v))}{' '}
+                      </span>
+                    ))}
                   </td>
                   <td>{a.status}</td>
                   <td>{a.remote_addr}</td>
