@@ -14,7 +14,19 @@ packages=(
   python3-jsonschema  # scripts/check-openapi.py, for the OpenAPI test
   gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib
   qemu-system-arm
+  nodejs npm  # the web console's build (server/console: npm ci, tsc, esbuild)
+  chromium    # the console's browser tests (tests/console), driven by playwright-core
 )
+
+# A Node.js from elsewhere (e.g. NodeSource's nodejs package) brings its own npm, which
+# Debian's npm package would conflict with: take Debian's only when no npm command exists.
+if command -v npm >/dev/null 2>&1; then
+  kept=()
+  for p in "${packages[@]}"; do
+    [[ "$p" == npm ]] || kept+=("$p")
+  done
+  packages=("${kept[@]}")
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -22,6 +22,8 @@
 #include "ota/server/log.hpp"
 #include "route_recorder.hpp"
 
+#include "console_assets.hpp"
+
 namespace ota::server {
 
 namespace {
@@ -423,6 +425,12 @@ void HttpApi::OperatorRoutes() {
   Platform& p = platform_;
 
   auto api = [&p](Fn fn) { return Guard(p, std::move(fn)); };
+
+  // The web console's static files (console_assets.cpp); its API calls carry the session.
+  const ConsoleHandlers console = MakeConsoleHandlers();
+  s.Get("/", console.page);
+  s.Get("/index.html", console.page);
+  s.Get(kConsoleAssetPattern, console.asset);
 
   s.Get("/api/v1/openapi.json", [](const httplib::Request&, httplib::Response& res) {
     res.set_content(OpenApiDocument(), "application/json");

@@ -296,8 +296,15 @@ class Op {
   }
   // An answer of another content type (checked by type, not by schema).
   Op& RawAnswer(int status, const char* description, const char* content_type) {
+    return RawAnswers(status, description, {content_type});
+  }
+  Op& RawAnswers(int status, const char* description,
+                 std::initializer_list<const char*> content_types) {
+    json content = json::object();
+    for (const char* type : content_types)
+      content[type] = json::object();
     j_["responses"][std::to_string(status)] = {{"description", description},
-                                               {"content", {{content_type, json::object()}}}};
+                                               {"content", std::move(content)}};
     return *this;
   }
   Op& Fails(int status, const char* description) { return Answer(status, description, "Error"); }
@@ -369,6 +376,25 @@ json PathsJson() {
                       .Answer(200, "The document",
                               Object({{"openapi", Str()}, {"paths", Type("object")}},
                                      {"openapi", "info", "paths"}))));
+  // The web console's files (docs/server.md, "Web console"): no token; the page's API calls
+  // carry the session.
+  const json console = AtRoot("the operator API's listener: the web console");
+  for (const char* page : {"/", "/index.html"}) {
+    p.Add(page, "get",
+          std::move(Op("The web console's page (a text page when the server was built without "
+                       "it). gzip when accepted; ETag, If-None-Match: 304")
+                        .Security(json::array())
+                        .RawAnswers(200, "The page", {"text/html", "text/plain"})
+                        .RawAnswer(304, "Not modified", "text/html")),
+          console);
+  }
+  p.Add("/assets/{name}", "get",
+        std::move(Op("A file of the web console ([A-Za-z0-9._-], 1-100 characters)")
+                      .Security(json::array())
+                      .RawAnswers(200, "The file", {"text/javascript", "text/css", "image/svg+xml"})
+                      .RawAnswer(304, "Not modified", "text/javascript")
+                      .Fails(404, "No such file")),
+        console);
   p.Add("/metrics", "get",
         std::move(Op("Prometheus metrics (text exposition format 0.0.4; docs/server.md, "
                      "Metrics); the operator token unless serve --metrics-public")

@@ -331,7 +331,10 @@ TEST(MetricsRoutes, RawPathsMapToTemplates_UnknownToOther) {
   EXPECT_EQ(m.RouteOf("DELETE", "/api/v1/devices/fire_n1"), "/api/v1/devices/{device_id}");
   EXPECT_EQ(m.RouteOf("DELETE", "/api/v1/tokens/3"), "/api/v1/tokens/{token_id}");
   EXPECT_EQ(m.RouteOf("GET", "/etc/passwd"), "other");
-  EXPECT_EQ(m.RouteOf("GET", ""), "other");
+  EXPECT_EQ(m.RouteOf("POST", "/"), "other");
+  // The console's files are routes of their own.
+  EXPECT_EQ(m.RouteOf("GET", "/"), "/");
+  EXPECT_EQ(m.RouteOf("GET", "/assets/app.js"), "/assets/{name}");
 }
 
 }  // namespace

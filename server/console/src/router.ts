@@ -1,0 +1,33 @@
+// A tiny hash router: #/devices/ID -> ['devices', 'ID'].
+import { useEffect, useState } from 'preact/hooks';
+
+export function currentRoute(): string[] {
+  const h = window.location.hash.replace(/^#\/?/, '');
+  const [path] = h.split('?');
+  return (path ?? '').split('/').filter(Boolean).map(decodeURIComponent);
+}
+
+export function useRoute(): string[] {
+  const [route, setRoute] = useState(currentRoute());
+  useEffect(() => {
+    const on = () => setRoute(currentRoute());
+    window.addEventListener('hashchange', on);
+    return () => window.removeEventListener('hashchange', on);
+  }, []);
+  return route;
+}
+
+export function href(...parts: (string | number)[]): string {
+  return '#/' + parts.map((p) => encodeURIComponent(String(p))).join('/');
+}
+
+export function go(...parts: (string | number)[]): void {
+  window.location.hash = href(...parts);
+}
+
+// The query part of the hash: #/devices?product_id=fire.
+export function hashQuery(): URLSearchParams {
+  const h = window.location.hash;
+  const i = h.indexOf('?');
+  return new URLSearchParams(i < 0 ? '' : h.slice(i + 1));
+}
