@@ -58,8 +58,9 @@ json Overview(Database& db, int64_t now) {
   out["packages"] = Count(db, "SELECT COUNT(*) FROM packages");
   json by_state = json::object();
   int64_t open = 0;
-  Statement st = db.Prepare("SELECT " + TaskStateSql(now) + " AS s, COUNT(*), s IN " + kOpenStates +
-                            " FROM tasks t GROUP BY s ORDER BY s");
+  Statement st =
+      db.Prepare("SELECT s, COUNT(*), s IN " + std::string(kOpenStates) + " FROM (SELECT " +
+                 TaskStateSql(now) + " AS s FROM tasks t) GROUP BY s ORDER BY s");
   while (st.Step()) {
     by_state[st.Text(0)] = st.Int(1);
     if (st.Int(2) != 0) open += st.Int(1);
