@@ -15,6 +15,7 @@
 #include <mutex>
 #include <sstream>
 
+#include "http_api_internal.hpp"
 #include "ota/broker/device_auth.hpp"
 #include "ota/server/audit_log.hpp"
 #include "ota/server/device_requests.hpp"
@@ -157,7 +158,7 @@ double RequestSeconds() {
 // "Audit log"); reads and the broker's webhooks are not.
 bool Audited(const httplib::Request& req) {
   return req.method != "GET" && req.method != "HEAD" && req.method != "OPTIONS" &&
-         req.path.rfind("/broker/", 0) != 0;
+         req.path.rfind("/broker/", 0) != 0 && req.path != "/api/v1/tasks/preview";
 }
 
 // The row for `req` answered with `res`: the route template is the metrics' (the OpenAPI
@@ -244,6 +245,7 @@ httplib::Server::Handler Guard(Platform& p, Fn fn) {
         RecordAudit(p.db(), AuditOf(p, req, res));
         tx.Commit();
         recorded = true;
+        p.changes().Bump();  // live views look again (GET /api/v1/events)
       }
     } catch (const ApiError& e) {
       Error(res, e.status, e.what());
@@ -318,6 +320,10 @@ HttpApi::HttpApi(Platform& platform, UpgradeTasks* tasks, int download_workers)
   server_->set_tcp_nodelay(true);
   server_->set_payload_max_length(kMaxBody);
   server_->set_keep_alive_timeout(5);
+  // Open event streams each hold a worker: ordinary requests keep the default pool's size.
+  server_->new_task_queue = [] {
+    return new httplib::ThreadPool(CPPHTTPLIB_THREAD_POOL_COUNT + kMaxEventStreams);
+  };
   // cpp-httplib also sets SO_REUSEPORT, which lets a second ota-server bind the same port and
   // silently take half its connections: an address in use must be an error.
   server_->set_socket_options([](socket_t sock) {
@@ -363,6 +369,7 @@ HttpApi::HttpApi(Platform& platform, UpgradeTasks* tasks, int download_workers)
     p.metrics().ApiRequest(req.method, req.path, res.status, RequestSeconds());
   });
   OperatorRoutes();
+  ConsoleRoutes();
   DownloadRoutes();
   if (tasks_ != nullptr) TaskRoutes();
 }
@@ -416,6 +423,8 @@ bool HttpApi::ServeDownloads() {
 }
 
 void HttpApi::Stop() {
+  stopping_streams_ = true;  // open event streams end now, not at their next ping
+  platform_.changes().Wake();
   server_->stop();
   download_front_->Stop();
 }
@@ -563,14 +572,7 @@ void HttpApi::OperatorRoutes() {
             out.push_back(ToJson(p.registry().GetDevice(id)));
           Reply(res, 200, out);
         }));
-  s.Get("/api/v1/devices", api([&p](const httplib::Request& req, httplib::Response& res) {
-          json out = json::array();
-          for (const Device& d : p.registry().ListDevices(req.get_param_value("product_id"),
-                                                          req.get_param_value("group"))) {
-            out.push_back(ToJson(d));
-          }
-          Reply(res, 200, out);
-        }));
+  // GET /api/v1/devices (search and paging): console_api.cpp.
   s.Get(R"(/api/v1/devices/([^/]+))",
         api([&p](const httplib::Request& req, httplib::Response& res) {
           json out = ToJson(p.registry().GetDevice(req.matches[1]));
@@ -822,6 +824,32 @@ RolloutSpec ParseRollout(const json& b) {
   return r;
 }
 
+}  // namespace
+
+// The body of POST /api/v1/tasks (and of its preview).
+TaskSpec TaskSpecOf(const httplib::Request& req) {
+  const json b = Body(req);
+  TaskSpec spec;
+  spec.product_id = Str(b, "product_id", true);
+  if (!Str(b, "kind").empty()) spec.kind = Str(b, "kind");
+  spec.name = Str(b, "name");
+  spec.target_version = Str(b, "target_version");
+  spec.package_id = Number(b, "package_id", 0);
+  spec.devices = Strings(b, "devices");
+  spec.groups = Strings(b, "groups");
+  spec.whole_product = Flag(b, "whole_product");
+  spec.start_at = Number(b, "start_at", 0);
+  spec.deadline = Number(b, "deadline", 0);
+  spec.retry_count = SmallNumber(b, "retry_count", 0);
+  spec.retry_interval = SmallNumber(b, "retry_interval", 300);
+  spec.resend_interval = SmallNumber(b, "resend_interval", 60);
+  spec.supersede = Flag(b, "supersede");
+  spec.rollout = ParseRollout(b);
+  return spec;
+}
+
+namespace {
+
 int64_t TaskId(const std::string& s) {
   try {
     return std::stoll(s);
@@ -837,24 +865,7 @@ void HttpApi::TaskRoutes() {
   Platform& p = platform_;
   UpgradeTasks& t = *tasks_;
   s.Post("/api/v1/tasks", Guard(p, [&t](const httplib::Request& req, httplib::Response& res) {
-           const json b = Body(req);
-           TaskSpec spec;
-           spec.product_id = Str(b, "product_id", true);
-           if (!Str(b, "kind").empty()) spec.kind = Str(b, "kind");
-           spec.name = Str(b, "name");
-           spec.target_version = Str(b, "target_version");
-           spec.package_id = Number(b, "package_id", 0);
-           spec.devices = Strings(b, "devices");
-           spec.groups = Strings(b, "groups");
-           spec.whole_product = Flag(b, "whole_product");
-           spec.start_at = Number(b, "start_at", 0);
-           spec.deadline = Number(b, "deadline", 0);
-           spec.retry_count = SmallNumber(b, "retry_count", 0);
-           spec.retry_interval = SmallNumber(b, "retry_interval", 300);
-           spec.resend_interval = SmallNumber(b, "resend_interval", 60);
-           spec.supersede = Flag(b, "supersede");
-           spec.rollout = ParseRollout(b);
-           const int64_t id = t.Create(spec, std::time(nullptr));
+           const int64_t id = t.Create(TaskSpecOf(req), std::time(nullptr));
            Reply(res, 201, t.Get(id, false));
          }));
   s.Get("/api/v1/tasks", Guard(p, [&t](const httplib::Request&, httplib::Response& res) {
@@ -950,6 +961,20 @@ void HttpApi::DeviceRequestRoutes(DeviceRequests& requests) {
         Guard(p, [&r](const httplib::Request& req, httplib::Response& res) {
           Reply(res, 200, r.Get(req.matches[1], req.matches[2]));
         }));
+}
+
+// For the other route files (http_api_internal.hpp).
+httplib::Server::Handler ApiGuard(Platform& p, ApiHandler fn) {
+  return Guard(p, std::move(fn));
+}
+void ApiReply(httplib::Response& res, int status, const nlohmann::json& body) {
+  Reply(res, status, body);
+}
+nlohmann::json DeviceJson(const Device& d) {
+  return ToJson(d);
+}
+int64_t ApiQueryNumber(const httplib::Request& req, const char* key, int64_t fallback) {
+  return QueryNumber(req, key, fallback);
 }
 
 }  // namespace ota::server

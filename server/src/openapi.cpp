@@ -172,6 +172,38 @@ json Schemas() {
   task["properties"]["devices"]["description"] =
       "only in GET /tasks/{task_id} without ?devices=false";
   s["Task"] = task;
+  const json bytes_of = Emitted({{"devices", Int()}, {"bytes", Int()}});
+  s["TaskPreview"] = Emitted(
+      {{"devices", Int("targets")},
+       {"diff", bytes_of},
+       {"full", bytes_of},
+       {"up_to_date", Int("targets already on the version")},
+       {"no_package", Int("targets with no package that fits")},
+       {"in_open_tasks", Int("targets in another open task (POST /tasks: 409 unless supersede)")},
+       {"waves", Array(Emitted({{"name", Str()}, {"devices", Int()}}))}});
+  s["Overview"] = Emitted(
+      {{"devices", Emitted({{"total", Int()}, {"online", Int()}})},
+       {"versions", Array(Emitted({{"version", Str("\"\": never reported; \"(other)\": the rest "
+                                                   "past the 20 largest")},
+                                   {"devices", Int()}}))},
+       {"products", Int()},
+       {"packages", Int()},
+       {"tasks", Emitted({{"open", Int()},
+                          {"by_state", {{"type", "object"}, {"additionalProperties", Int()}}}})}});
+  s["HistoryEntry"] = Object(
+      {{"task_id", Int()},
+       {"task_name", Str()},
+       {"kind", Enum({"firmware", "software"})},
+       {"target_version", Str()},
+       {"state", Str()},
+       {"result_code", Int()},
+       {"result", Str()},
+       {"package_id", Int()},
+       {"diff", Bool()},
+       {"updated_at", Int()},
+       {"created_at", Int()}},
+      {"task_id", "task_name", "kind", "target_version", "state", "updated_at", "created_at"},
+      true);
   json request =
       Emitted({{"request_id", Str()},
                {"device_id", Str()},
@@ -452,10 +484,34 @@ json PathsJson() {
 
   // Devices.
   p.Add("/devices", "get",
-        std::move(Op("List devices")
+        std::move(Op("List devices, sorted by device_id; header X-Total-Count: the matches before "
+                     "paging")
+                      .Query("q", Str("substring of device_id or node_id, any case"))
                       .Query("product_id", Str())
                       .Query("group", Str())
-                      .Answer(200, "Devices", Array(Ref("Device")))));
+                      .Query("version", Str("exact firmware version; empty: never reported"))
+                      .Query("online", Enum({"true", "false"}))
+                      .Query("limit", Int(), "1..1000 (absent: all)")
+                      .Query("offset", Int(), ">= 0")
+                      .Answer(200, "Devices", Array(Ref("Device")))
+                      .Fails(400, "A bad filter or paging value")));
+  p.Add("/devices/{device_id}/history", "get",
+        std::move(Op("The device's upgrade history, newest task first (at most 500)")
+                      .Answer(200, "History", Array(Ref("HistoryEntry")))
+                      .Fails(404, "Unknown")));
+  p.Add("/overview", "get",
+        std::move(Op("The fleet at a glance: devices, versions in the field, open tasks")
+                      .Answer(200, "Overview", "Overview")));
+  p.Add("/events", "get",
+        std::move(Op("Server-Sent Events: `overview`, `task` (as GET /tasks/{task_id}?devices="
+                     "false) and, with devices=1 or task=ID, `device`; `: ping` after 15 s "
+                     "without an event (docs/server.md, Event stream)")
+                      .Query("devices", Enum({"1"}), "also every device's changes")
+                      .Query("task", Int(), "also this task's devices' changes")
+                      .RawAnswer(200, "The stream", "text/event-stream")
+                      .Fails(400, "A bad devices value")
+                      .Fails(404, "Unknown task")
+                      .Fails(503, "Too many open streams (Retry-After)")));
   p.Add("/devices", "post",
         std::move(Op("Register a device; the answer carries its secret, once; with gateway_id a "
                      "sub-device (no secret)")
@@ -625,6 +681,13 @@ json PathsJson() {
         std::move(Op("List upgrade tasks with their status, state, waves and per-state device "
                      "counts (no device lists)")
                       .Answer(200, "Tasks", Array(Ref("Task")))));
+  p.Add("/tasks/preview", "post",
+        std::move(Op("What POST /tasks with this body would send, changing nothing (write "
+                     "scope, not audited)")
+                      .Body(Ref("TaskCreate"))
+                      .Answer(200, "The plan", "TaskPreview")
+                      .Fails(400, "Invalid, no targets, or no package for the version")
+                      .Fails(404, "Unknown product, package, device or group")));
   p.Add("/tasks", "post",
         std::move(Op("Create an upgrade task; answers the task without its device list")
                       .Body(Ref("TaskCreate"))

@@ -3,6 +3,7 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <ctime>
 
@@ -213,27 +214,19 @@ std::pair<Device, std::string> Registry::CreateDevice(const std::string& product
 
 namespace {
 
-constexpr const char* kDeviceColumns =
-    "SELECT d.device_id, d.product_id, d.node_id, d.enabled, d.online, d.last_seen, "
-    "d.fw_version, d.sw_version, d.presence_seq, (SELECT group_concat(group_name, char(31)) "
-    "FROM (SELECT group_name FROM device_groups g WHERE g.device_id = d.device_id ORDER BY "
-    "group_name)), COALESCE(d.gateway_id, ''), gw.online, gw.presence_seq, gw.last_seen "
-    "FROM devices d LEFT JOIN devices gw ON gw.device_id = d.gateway_id ";
-
-// Online: what the broker last said (presence events); without them, recent traffic.
-bool Online(int64_t online, int64_t presence_seq, int64_t last_seen) {
-  return presence_seq > 0 ? online != 0 : online != 0 && last_seen > Now() - kOnlineSeconds;
+// Column 10 is the gateway, 11 whether the device is online (DeviceOnlineSql).
+std::string DeviceColumns() {
+  return "SELECT d.device_id, d.product_id, d.node_id, d.enabled, d.online, d.last_seen, "
+         "d.fw_version, d.sw_version, d.presence_seq, (SELECT group_concat(group_name, char(31)) "
+         "FROM (SELECT group_name FROM device_groups g WHERE g.device_id = d.device_id ORDER BY "
+         "group_name)), COALESCE(d.gateway_id, ''), " +
+         DeviceOnlineSql(Now()) +
+         " FROM devices d LEFT JOIN devices gw ON gw.device_id = d.gateway_id ";
 }
 
 Device DeviceFromRow(Statement& st) {
-  const std::string gateway = st.Text(10);
-  // A sub-device is online while its gateway is and the gateway last said it was
-  // (sub_device_update_status).
-  const bool online = gateway.empty()
-                          ? Online(st.Int(4), st.Int(8), st.Int(5))
-                          : st.Int(4) != 0 && Online(st.Int(11), st.Int(12), st.Int(13));
-  Device d{st.Text(0), st.Text(1), st.Text(2), st.Int(3) != 0, online, st.Int(5),
-           st.Text(6), st.Text(7), {},         gateway};
+  Device d{st.Text(0), st.Text(1), st.Text(2), st.Int(3) != 0, st.Int(11) != 0, st.Int(5),
+           st.Text(6), st.Text(7), {},         st.Text(10)};
   const std::string groups = st.Text(9);
   for (size_t start = 0; !groups.empty() && start <= groups.size();) {
     const size_t end = std::min(groups.find('\x1f', start), groups.size());
@@ -245,19 +238,74 @@ Device DeviceFromRow(Statement& st) {
 
 }  // namespace
 
+std::string DeviceOnlineSql(int64_t now) {
+  const std::string cut = std::to_string(now - kOnlineSeconds);
+  return "(CASE WHEN d.gateway_id IS NULL THEN d.online != 0 AND (d.presence_seq > 0 OR "
+         "COALESCE(d.last_seen, 0) > " +
+         cut +
+         ") ELSE d.online != 0 AND COALESCE(gw.online, 0) != 0 AND (gw.presence_seq > 0 OR "
+         "COALESCE(gw.last_seen, 0) > " +
+         cut + ") END)";
+}
+
 Device Registry::GetDevice(const std::string& device_id) {
-  Statement st = db_.Prepare(std::string(kDeviceColumns) + "WHERE d.device_id = ?");
+  Statement st = db_.Prepare(DeviceColumns() + "WHERE d.device_id = ?");
   st.Bind(1, device_id);
   if (!st.Step()) throw ApiError(404, "no device " + device_id);
   return DeviceFromRow(st);
 }
 
 std::vector<Device> Registry::ListDevices(const std::string& product_id, const std::string& group) {
-  Statement st = db_.Prepare(
-      std::string(kDeviceColumns) +
-      "WHERE (?1 = '' OR d.product_id = ?1) AND (?2 = '' OR d.device_id IN (SELECT device_id "
-      "FROM device_groups WHERE group_name = ?2)) ORDER BY d.device_id");
-  st.Bind(1, product_id).Bind(2, group);
+  DeviceFilter f;
+  f.product_id = product_id;
+  f.group = group;
+  return FindDevices(f);
+}
+
+std::vector<Device> Registry::FindDevices(const DeviceFilter& f, int64_t* total) {
+  // Each filter adds a condition and its bind; the same WHERE counts and pages.
+  std::string where = "WHERE 1";
+  std::vector<std::string> binds;
+  if (!f.q.empty()) {
+    std::string q = f.q;
+    for (char& c : q)
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    where += " AND (instr(lower(d.device_id), ?) > 0 OR instr(lower(d.node_id), ?) > 0)";
+    binds.push_back(q);
+    binds.push_back(q);
+  }
+  if (!f.product_id.empty()) {
+    where += " AND d.product_id = ?";
+    binds.push_back(f.product_id);
+  }
+  if (!f.group.empty()) {
+    where += " AND d.device_id IN (SELECT device_id FROM device_groups WHERE group_name = ?)";
+    binds.push_back(f.group);
+  }
+  if (f.version) {
+    if (f.version->empty()) {
+      where += " AND (d.fw_version IS NULL OR d.fw_version = '')";
+    } else {
+      where += " AND d.fw_version = ?";
+      binds.push_back(*f.version);
+    }
+  }
+  if (f.online) where += std::string(" AND ") + (*f.online ? "" : "NOT ") + DeviceOnlineSql(Now());
+  const auto bind_all = [&binds](Statement& st) {
+    for (size_t i = 0; i < binds.size(); ++i)
+      st.Bind(static_cast<int>(i + 1), binds[i]);
+  };
+  if (total != nullptr) {
+    Statement count = db_.Prepare(
+        "SELECT COUNT(*) FROM devices d LEFT JOIN devices gw ON gw.device_id = d.gateway_id " +
+        where);
+    bind_all(count);
+    *total = count.Step() ? count.Int(0) : 0;
+  }
+  Statement st = db_.Prepare(DeviceColumns() + where + " ORDER BY d.device_id LIMIT ? OFFSET ?");
+  bind_all(st);
+  st.Bind(static_cast<int>(binds.size() + 1), f.limit);
+  st.Bind(static_cast<int>(binds.size() + 2), f.offset);
   std::vector<Device> out;
   while (st.Step())
     out.push_back(DeviceFromRow(st));

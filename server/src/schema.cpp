@@ -218,6 +218,13 @@ INSERT INTO api_tokens_new (token_sha256, name, scope, created_at)
 DROP TABLE api_tokens;
 ALTER TABLE api_tokens_new RENAME TO api_tokens;
 )sql",
+      R"sql(
+-- The web console (docs/server.md, "Console"): device search by version, fleet overview by
+-- version, and what changed since a live view last looked (devices seen, task rows moved).
+CREATE INDEX devices_by_fw_version ON devices (fw_version, device_id);
+CREATE INDEX devices_by_last_seen ON devices (last_seen);
+CREATE INDEX task_devices_by_update ON task_devices (updated_at);
+)sql",
   };
   return kMigrations;
 }

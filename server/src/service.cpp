@@ -265,11 +265,14 @@ void Service::TickNow() {
   std::vector<QueuedMessage> out;
   {
     std::lock_guard<std::mutex> guard(platform_.lock());
+    // Live views look again only when the tick changed rows (devices moved, tasks ended).
+    const int64_t changes = sqlite3_total_changes64(platform_.db().handle());
     try {
       out = tasks_->Tick(now);
     } catch (const std::exception& e) {
       Log(LogLevel::kError, std::string("task tick failed: ") + e.what());
     }
+    if (sqlite3_total_changes64(platform_.db().handle()) != changes) platform_.changes().Bump();
     try {
       requests_->Tick(now);
     } catch (const std::exception& e) {
@@ -306,6 +309,7 @@ void Service::HandleDeviceMessage(const std::string& topic, const std::string& p
             {p->device_id});
       }
     }
+    platform_.changes().Bump();
     Send(out);
     return;
   }
@@ -367,6 +371,7 @@ void Service::HandleDeviceMessage(const std::string& topic, const std::string& p
       break;
     }
   }
+  platform_.changes().Bump();  // seen, versions, progress: live views look again
   Send(out);
   for (const Reply& reply : replies) {
     // Lost if not: the device asks again.

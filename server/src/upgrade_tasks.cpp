@@ -74,6 +74,14 @@ std::string TaskName(int64_t id) {
 
 }  // namespace
 
+std::string TaskStateSql(int64_t now) {
+  return std::string(
+             "(CASE WHEN t.stopped != 0 THEN 'cancelled' WHEN NOT EXISTS (SELECT 1 FROM "
+             "task_devices o WHERE o.task_id = t.task_id AND o.status IN ") +
+         kOpen + ") THEN 'finished' WHEN t.paused != 0 THEN 'paused' WHEN t.start_at > " +
+         std::to_string(now) + " THEN 'scheduled' ELSE 'running' END)";
+}
+
 std::string SafeUtf8(const std::string& s, size_t max_bytes) {
   std::string out;
   size_t i = 0;
@@ -112,12 +120,27 @@ UpgradeTasks::UpgradeTasks(Database& db, Registry& registry, PackageStore& packa
       outbox_(outbox),
       grant_(std::move(grant)) {}
 
-int64_t UpgradeTasks::Create(const TaskSpec& spec, int64_t now) {
+// What Create makes of a spec before it writes anything.
+struct UpgradeTasks::Plan {
+  std::string target;
+  int64_t start = 0, deadline = 0;
+  std::set<std::string> devices;
+  std::map<std::string, int> wave_of;  // device -> its wave
+  struct Wave {
+    std::string name;
+    int threshold;
+  };
+  std::vector<Wave> waves;
+};
+
+UpgradeTasks::Plan UpgradeTasks::MakePlan(const TaskSpec& spec, int64_t now) {
+  Plan plan;
   registry_.GetProduct(spec.product_id);
   if (spec.kind != "firmware" && spec.kind != "software") {
     throw ApiError(400, "kind: firmware or software");
   }
-  std::string target = spec.target_version;
+  std::string& target = plan.target;
+  target = spec.target_version;
   if (spec.package_id != 0) {
     const PackageRecord p = packages_.Get(spec.package_id);
     if (p.product_id != spec.product_id) {
@@ -162,7 +185,7 @@ int64_t UpgradeTasks::Create(const TaskSpec& spec, int64_t now) {
   }
 
   // The targets, set-based: one query per target kind.
-  std::set<std::string> devices;
+  std::set<std::string>& devices = plan.devices;
   for (const std::string& d : spec.devices) {
     if (registry_.GetDevice(d).product_id != spec.product_id) {
       throw ApiError(400, "device " + d + " is not of product " + spec.product_id);
@@ -181,12 +204,8 @@ int64_t UpgradeTasks::Create(const TaskSpec& spec, int64_t now) {
 
   // Waves: each takes its share of the targets not taken by an earlier one; what is left
   // after the last forms one more wave ("rest").
-  std::map<std::string, int> wave_of;
-  struct Wave {
-    std::string name;
-    int threshold;
-  };
-  std::vector<Wave> waves;
+  std::map<std::string, int>& wave_of = plan.wave_of;
+  std::vector<Plan::Wave>& waves = plan.waves;
   std::vector<std::string> shuffled(devices.begin(), devices.end());
   std::stable_sort(shuffled.begin(), shuffled.end(),
                    [](const std::string& a, const std::string& b) { return Fnv1a(a) < Fnv1a(b); });
@@ -219,9 +238,20 @@ int64_t UpgradeTasks::Create(const TaskSpec& spec, int64_t now) {
       wave_of.emplace(d, static_cast<int>(waves.size()) - 1);
   }
 
-  const int64_t start = spec.start_at != 0 ? spec.start_at : now;
-  const int64_t deadline = spec.deadline != 0 ? spec.deadline : start + kDefaultTaskSeconds;
-  if (deadline <= start) throw ApiError(400, "the deadline is before the start");
+  plan.start = spec.start_at != 0 ? spec.start_at : now;
+  plan.deadline = spec.deadline != 0 ? spec.deadline : plan.start + kDefaultTaskSeconds;
+  if (plan.deadline <= plan.start) throw ApiError(400, "the deadline is before the start");
+  return plan;
+}
+
+int64_t UpgradeTasks::Create(const TaskSpec& spec, int64_t now) {
+  const Plan plan = MakePlan(spec, now);
+  const std::string& target = plan.target;
+  const std::set<std::string>& devices = plan.devices;
+  const std::map<std::string, int>& wave_of = plan.wave_of;
+  const std::vector<Plan::Wave>& waves = plan.waves;
+  const int64_t start = plan.start, deadline = plan.deadline;
+  const RolloutSpec& ro = spec.rollout;
 
   Transaction tx(db_);
   // One open upgrade per device (the partial unique index task_devices_one_open holds it).
@@ -286,6 +316,78 @@ int64_t UpgradeTasks::Create(const TaskSpec& spec, int64_t now) {
   return id;
 }
 
+std::optional<PackageRecord> UpgradeTasks::PackageFor(int64_t task_package,
+                                                      const std::string& product_id,
+                                                      const std::string& target,
+                                                      const std::string& version,
+                                                      const std::string& kind) {
+  if (task_package == 0) return packages_.Choose(product_id, target, version, kind);
+  const PackageRecord p = packages_.Get(task_package);
+  if (p.kind == "full" || p.source_version == version) return p;
+  return std::nullopt;
+}
+
+json UpgradeTasks::Preview(const TaskSpec& spec, int64_t now) {
+  const Plan plan = MakePlan(spec, now);
+  // The versions the devices last reported: what their commands would be chosen from.
+  std::map<std::string, std::string> version_of;
+  {
+    Statement st = db_.Prepare(
+        "SELECT device_id, COALESCE(fw_version, ''), COALESCE(sw_version, '') FROM devices "
+        "WHERE product_id = ?");
+    st.Bind(1, spec.product_id);
+    while (st.Step()) {
+      if (plan.devices.count(st.Text(0)) != 0) {
+        version_of[st.Text(0)] = spec.kind == "software" ? st.Text(2) : st.Text(1);
+      }
+    }
+  }
+  std::map<std::string, std::optional<PackageRecord>> chosen;  // by version: one choice each
+  int64_t diff = 0, diff_bytes = 0, full = 0, full_bytes = 0, up_to_date = 0, none = 0;
+  for (const auto& [device, version] : version_of) {
+    if (version == plan.target) {
+      ++up_to_date;  // its version report ends its upgrade at once (OnVersionReport)
+      continue;
+    }
+    auto it = chosen.find(version);
+    if (it == chosen.end()) {
+      it = chosen
+               .emplace(version, PackageFor(spec.package_id, spec.product_id, plan.target, version,
+                                            spec.kind))
+               .first;
+    }
+    if (!it->second) {
+      ++none;
+    } else if (it->second->kind == "diff") {
+      ++diff;
+      diff_bytes += it->second->size;
+    } else {
+      ++full;
+      full_bytes += it->second->size;
+    }
+  }
+  int64_t busy = 0;
+  {
+    Statement open =
+        db_.Prepare(std::string("SELECT device_id FROM task_devices WHERE status IN ") + kOpen);
+    while (open.Step())
+      busy += static_cast<int64_t>(plan.devices.count(open.Text(0)));
+  }
+  std::vector<int64_t> wave_sizes(plan.waves.size(), 0);
+  for (const auto& [device, wave] : plan.wave_of)
+    ++wave_sizes[static_cast<size_t>(wave)];
+  json waves = json::array();
+  for (size_t i = 0; i < plan.waves.size(); ++i)
+    waves.push_back({{"name", plan.waves[i].name}, {"devices", wave_sizes[i]}});
+  return {{"devices", static_cast<int64_t>(plan.devices.size())},
+          {"diff", {{"devices", diff}, {"bytes", diff_bytes}}},
+          {"full", {{"devices", full}, {"bytes", full_bytes}}},
+          {"up_to_date", up_to_date},
+          {"no_package", none},
+          {"in_open_tasks", busy},
+          {"waves", waves}};
+}
+
 std::string UpgradeTasks::TaskStatus(int64_t task_id) {
   Statement t = db_.Prepare("SELECT stopped FROM tasks WHERE task_id = ?");
   t.Bind(1, task_id);
@@ -328,8 +430,6 @@ json UpgradeTasks::Get(int64_t task_id, bool with_devices) {
   j["kind"] = t.Text(14);
   j["pause_reason"] = t.Text(11);
   j["status"] = TaskStatus(task_id);
-  const bool stopped = t.Int(9) != 0;
-  const bool paused = t.Int(10) != 0;
 
   // Per wave and status, one grouped query.
   json waves = json::array();
@@ -369,11 +469,9 @@ json UpgradeTasks::Get(int64_t task_id, bool with_devices) {
   }
   j["waves"] = waves;
   j["counts"] = counts;
-  j["state"] = stopped                         ? "cancelled"
-               : active < 0                    ? "finished"
-               : paused                        ? "paused"
-               : t.Int(5) > std::time(nullptr) ? "scheduled"
-                                               : "running";
+  Statement state =
+      db_.Prepare("SELECT " + TaskStateSql(std::time(nullptr)) + " FROM tasks t WHERE task_id = ?");
+  j["state"] = state.Bind(1, task_id).Step() ? state.Text(0) : std::string();
   if (with_devices) {
     json devices = json::array();
     Statement d = db_.Prepare(
@@ -629,11 +727,8 @@ void UpgradeTasks::Command(Row& r, const std::string& fw, int64_t now,
   std::optional<PackageRecord> pkg;
   if (r.status == "Processing" && r.package_id != 0) {
     pkg = packages_.Get(r.package_id);  // a re-send: the same package, a fresh token
-  } else if (r.task_package != 0) {
-    const PackageRecord p = packages_.Get(r.task_package);
-    if (p.kind == "full" || p.source_version == fw) pkg = p;
   } else {
-    pkg = packages_.Choose(r.product_id, r.target_version, fw, r.kind);
+    pkg = PackageFor(r.task_package, r.product_id, r.target_version, fw, r.kind);
   }
   if (!pkg) {
     Fail(r,

@@ -270,6 +270,33 @@ class OpenApiTest : public ::testing::Test {
     }
     return Send(expect, std::move(req), token);
   }
+  // The event stream: its status and type from the headers, the body up to the first event
+  // (it never ends by itself), recorded as a sample.
+  void Stream(int expect, const std::string& path) {
+    httplib::SSLClient c("127.0.0.1", port_);
+    c.set_ca_cert_path(platform_->tls().ca_cert.c_str());
+    c.enable_server_certificate_verification(true);
+    int status = 0;
+    std::string type, body;
+    c.Get(
+        path, {{"Authorization", "Bearer " + admin_}},
+        [&](const httplib::Response& r) {
+          status = r.status;
+          type = r.get_header_value("Content-Type");
+          return true;
+        },
+        [&](const char* data, size_t n) {
+          body.append(data, n);
+          return body.find("\n\n") == std::string::npos;  // one whole event is enough
+        });
+    EXPECT_EQ(status, expect) << path;
+    EXPECT_NE(body.find("event: overview"), std::string::npos) << body;
+    samples_.push_back({{"method", "GET"},
+                        {"template", TemplateOfPath(path.substr(0, path.find('?')), documented_)},
+                        {"status", status},
+                        {"content_type", type},
+                        {"body", body}});
+  }
   json Upload(int expect, const std::string& path, const std::vector<uint8_t>& bytes) {
     httplib::Request req;
     req.method = "POST";
@@ -384,6 +411,15 @@ void OpenApiTest::Drive() {
   Call(200, "GET", "/api/v1/devices/fire_gw/sub-devices");
   Call(404, "GET", "/api/v1/devices/nope/sub-devices");
   Call(200, "GET", "/api/v1/devices?product_id=fire");
+  Call(200, "GET", "/api/v1/devices?q=N1&online=false&version=&limit=10&offset=0");
+  Call(400, "GET", "/api/v1/devices?limit=0");
+  Call(400, "GET", "/api/v1/devices?online=maybe");
+  Call(200, "GET", "/api/v1/devices/fire_n1/history");
+  Call(404, "GET", "/api/v1/devices/nope/history");
+  Call(200, "GET", "/api/v1/overview");
+  Stream(200, "/api/v1/events?devices=1");
+  Call(400, "GET", "/api/v1/events?devices=yes");
+  Call(404, "GET", "/api/v1/events?task=999");
   Call(200, "GET", "/api/v1/devices/fire_n1");
   Call(404, "GET", "/api/v1/devices/nope");
   Call(200, "PATCH", "/api/v1/devices/fire_n1", {{"enabled", true}});
@@ -442,6 +478,9 @@ void OpenApiTest::Drive() {
   // Upgrade tasks: one paused, resumed and stopped; one with waves, cancelled.
   const json spec = {
       {"product_id", "fire"}, {"devices", {"fire_n1"}}, {"package_id", pkg.value("package_id", 0)}};
+  Call(200, "POST", "/api/v1/tasks/preview", spec);
+  Call(400, "POST", "/api/v1/tasks/preview", {{"devices", {"fire_n1"}}});
+  Call(404, "POST", "/api/v1/tasks/preview", {{"product_id", "nope"}, {"devices", {"fire_n1"}}});
   const json task = Call(201, "POST", "/api/v1/tasks", spec);
   const std::string task_path = "/api/v1/tasks/" + std::to_string(task.value("task_id", 0));
   Call(409, "POST", "/api/v1/tasks", spec);

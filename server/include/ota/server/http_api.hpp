@@ -74,6 +74,8 @@ class HttpApi {
   void OperatorRoutes();
   void DownloadRoutes();
   void TaskRoutes();
+  // The web console's reads, the task preview and the event stream (console_api.cpp).
+  void ConsoleRoutes();
   Platform& platform_;
   UpgradeTasks* tasks_;
   std::unique_ptr<httplib::SSLServer> server_;
@@ -85,7 +87,13 @@ class HttpApi {
   std::string download_base_url_;
   std::atomic<bool> metrics_public_{false};
   std::vector<RouteInfo> routes_;
+  std::atomic<int> event_streams_{0};          // open GET /api/v1/events streams
+  std::atomic<bool> stopping_streams_{false};  // Stop(): every stream ends
 };
+
+// Event streams open at once (GET /api/v1/events); one more is refused with 503. Each holds an
+// API worker; the pool has this many workers more than ordinary requests need.
+inline constexpr int kMaxEventStreams = 8;
 
 // The firmware_upgrade paras that let `device_id` download `package` until `expires_at`;
 // `task_id` 0 for a token the operator asked for.

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "ota/broker/secret_box.hpp"
+#include "ota/server/change_feed.hpp"
 #include "ota/server/database.hpp"
 #include "ota/server/download_tokens.hpp"
 #include "ota/server/metrics.hpp"
@@ -58,6 +59,8 @@ class Platform {
   Outbox& outbox() { return *outbox_; }
   // In-memory counters and histograms (docs/server.md, "Metrics").
   Metrics& metrics() { return *metrics_; }
+  // Moves on after each committed change a live view shows (change_feed.hpp).
+  ChangeFeed& changes() { return changes_; }
   // This thread's read-only connection to the database (WAL: readers never block the writer).
   Database& ReadDb();
 
@@ -90,6 +93,7 @@ class Platform {
   std::unique_ptr<PackageStore> packages_;
   std::unique_ptr<DownloadTokens> tokens_;
   std::unique_ptr<Outbox> outbox_;
+  ChangeFeed changes_;
 };
 
 // The largest MQTT payload the platform takes from a device; the broker configuration refuses

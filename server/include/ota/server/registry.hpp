@@ -58,6 +58,22 @@ struct Device {
   std::string gateway_id;  // a sub-device's gateway; "" for a device that logs in itself
 };
 
+// The operator's device search (GET /api/v1/devices): every filter that is set must hold.
+struct DeviceFilter {
+  std::string q;  // substring of device_id or node_id, ASCII case-insensitive
+  std::string product_id;
+  std::string group;
+  std::optional<std::string> version;  // exact fw_version; "" = never reported
+  std::optional<bool> online;
+  int64_t limit = -1;  // -1: all
+  int64_t offset = 0;
+};
+
+// SQL for whether the device `d` (devices d LEFT JOIN devices gw ON gw.device_id = d.gateway_id)
+// is online at `now` (0/1): what the broker last said (presence events), without them recent
+// traffic; a sub-device while its gateway is and the gateway last said it was.
+std::string DeviceOnlineSql(int64_t now);
+
 class Registry {
  public:
   Registry(Database& db, const broker::SecretBox& box);
@@ -88,6 +104,9 @@ class Registry {
   bool SetSubDeviceOnline(const std::string& gateway_id, const std::string& device_id, bool online);
   Device GetDevice(const std::string& device_id);
   std::vector<Device> ListDevices(const std::string& product_id, const std::string& group);
+  // One page, sorted by device_id, and (`total`) how many match before paging. SQL does the
+  // filtering and paging (indexed); only the page is read.
+  std::vector<Device> FindDevices(const DeviceFilter& filter, int64_t* total = nullptr);
   // Only the IDs, in order (task targets): one query however many.
   std::vector<std::string> DeviceIds(const std::string& product_id, const std::string& group);
   void SetDeviceEnabled(const std::string& device_id, bool enabled);

@@ -82,6 +82,11 @@ class UpgradeTasks {
                GrantFn grant);
 
   int64_t Create(const TaskSpec& spec, int64_t now);
+  // What Create would do with `spec`, changing nothing (the same checks and refusals, the same
+  // targets and waves, each device's package chosen as its command would choose it):
+  // {"devices", "diff":{"devices","bytes"}, "full":{"devices","bytes"}, "up_to_date",
+  //  "no_package", "in_open_tasks", "waves":[{"name","devices"}]}.
+  nlohmann::json Preview(const TaskSpec& spec, int64_t now);
   // `devices`: include the per-device list (large tasks: ask for the counts only).
   nlohmann::json Get(int64_t task_id, bool devices = true);
   nlohmann::json List();
@@ -111,6 +116,14 @@ class UpgradeTasks {
 
  private:
   struct Row;
+  struct Plan;
+  // Checks `spec` (ApiError as Create refuses) and picks the targets and their waves.
+  Plan MakePlan(const TaskSpec& spec, int64_t now);
+  // The package a device on `version` gets: the task's own (a full one, or a diff from exactly
+  // `version`), else the diff from `version` or the full one (PackageStore::Choose).
+  std::optional<PackageRecord> PackageFor(int64_t task_package, const std::string& product_id,
+                                          const std::string& target, const std::string& version,
+                                          const std::string& kind);
   std::vector<Row> Rows(const std::string& where, const std::function<void(Statement&)>& bind);
   std::optional<Row> OpenRow(const std::string& device_id, int64_t now);
   void Update(const Row& row, int64_t now);
@@ -131,6 +144,10 @@ class UpgradeTasks {
   Outbox& outbox_;
   GrantFn grant_;
 };
+
+// SQL for the state of the task `t` (tasks t) at `now`, as GET /api/v1/tasks/{id} says it:
+// cancelled, finished, paused, scheduled or running.
+std::string TaskStateSql(int64_t now);
 
 // `s` cut to at most `max_bytes` on a UTF-8 character boundary, with every invalid byte
 // replaced by '?': what a device sends is stored as text JSON can always carry.
