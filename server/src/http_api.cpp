@@ -357,6 +357,25 @@ HttpApi::HttpApi(Platform& platform, UpgradeTasks* tasks, int download_workers)
         Error(res, 403, "use the download listener");
         return httplib::Server::HandlerResponse::Handled;
       });
+  // Errors are answered whole, whatever Range the request had. cpp-httplib 0.11 applies the
+  // request's ranges to every answer it writes (Server::write_response_core -> apply_ranges):
+  // an error's JSON would be cut to the range, or emptied and turned into a 416, and given a
+  // Content-Range. Its error handler runs for every status >= 400 just before that, so it
+  // drops the ranges there (the Request is httplib's own non-const object; the handlers only
+  // see it const). An error httplib answers itself (a malformed Range, a bad request line, no
+  // route) gets a JSON body too; "Handled" makes httplib size it (Content-Length), now without
+  // ranges.
+  downloads_->set_error_handler(
+      httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
+        const_cast<httplib::Request&>(req).ranges.clear();
+        if (res.body.empty()) {
+          Error(res, res.status,
+                res.status == 416   ? "invalid Range header"
+                : res.status == 404 ? "no such download"
+                                    : "request refused (HTTP " + std::to_string(res.status) + ")");
+        }
+        return httplib::Server::HandlerResponse::Handled;
+      }));
   downloads_->set_logger([&p = platform_](const httplib::Request&, const httplib::Response& res) {
     p.metrics().DownloadRequest(res.status, RequestSeconds());
   });

@@ -211,11 +211,17 @@ std::vector<PackageRecord> PackageStore::List(const std::string& product_id) {
 void PackageStore::Delete(int64_t package_id) {
   Transaction tx(db_);
   const PackageRecord r = Get(package_id);
+  // In use: an open task names it, or targets its version without naming a package (such a
+  // task picks, per device when it commands it, a diff from the version the device reports or
+  // else the full package: any package of the product, category and version may be picked,
+  // whatever a diff's source), or a device of a task was sent it and has not ended.
   Statement open = db_.Prepare(
-      "SELECT task_id FROM tasks WHERE package_id = ?1 AND stopped = 0 AND finished_at IS NULL "
+      "SELECT task_id FROM tasks WHERE stopped = 0 AND finished_at IS NULL AND (package_id = ?1 "
+      "OR (package_id IS NULL AND product_id = ?2 AND kind = ?3 AND target_version = ?4)) "
       "UNION SELECT task_id FROM task_devices WHERE package_id = ?1 AND status IN ('Waiting', "
       "'Processing', 'FailWaitRetry') LIMIT 1");
-  if (open.Bind(1, package_id).Step()) {
+  open.Bind(1, package_id).Bind(2, r.product_id).Bind(3, r.category).Bind(4, r.version);
+  if (open.Step()) {
     throw ApiError(409, "package " + std::to_string(package_id) + " is used by open task " +
                             std::to_string(open.Int(0)));
   }

@@ -183,6 +183,45 @@ TEST_F(ApiAdmin, DeletePackage_RefusedInAnOpenTask_ThenRowAndFileGo) {
   EXPECT_EQ(Call("DELETE", "/api/v1/packages/999").first, 404);
 }
 
+// A task by target_version names no package: before it commands a device (here the device is
+// offline, so nothing is sent) it still will pick one of that version, which must stay.
+TEST_F(ApiAdmin, DeletePackage_RefusedWhileATaskTargetsItsVersion_AllowedOnceCancelled) {
+  const std::string path = "/api/v1/packages/" + std::to_string(package_.package_id);
+  // Another version of the product: no task wants it.
+  host::PackageSpec spec;
+  spec.version = "FOTAV3";
+  spec.image = testing::MakeTestImage(
+      "FOTAV3", 20000,
+      kStm32f429Fire.internal_base + kStm32f429Fire.partition(PartitionId::kRunning).offset, 3);
+  const std::vector<uint8_t> v3 = testing::MakePackage(spec, &key_);
+  httplib::Result up =
+      Client(admin_)->Post("/api/v1/products/fire/packages?file_name=v3.bin",
+                           std::string(v3.begin(), v3.end()), "application/octet-stream");
+  ASSERT_TRUE(up);
+  ASSERT_EQ(up->status, 201) << up->body;
+  const int64_t v3_id = json::parse(up->body).value("package_id", int64_t{0});
+
+  const int64_t task = CreateTask({{"target_version", "FOTAV2"}});
+  const std::string task_path = "/api/v1/tasks/" + std::to_string(task);
+  auto [tst, t] = Call("GET", task_path);
+  ASSERT_EQ(tst, 200) << t;
+  EXPECT_TRUE(t["package_id"].is_null()) << t;
+  ASSERT_EQ(t["devices"].size(), 1u) << t;
+  EXPECT_TRUE(t["devices"][0]["package_id"].is_null()) << "already dispatched: " << t;
+
+  auto [st, body] = Call("DELETE", path);
+  EXPECT_EQ(st, 409) << body;
+  EXPECT_NE(body.value("error", "").find("open task " + std::to_string(task)), std::string::npos)
+      << body;
+  EXPECT_EQ(Call("GET", path).first, 200);
+  EXPECT_TRUE(std::filesystem::exists(platform_->packages().BlobPath(package_)));
+  EXPECT_EQ(Call("DELETE", "/api/v1/packages/" + std::to_string(v3_id)).first, 200);
+
+  ASSERT_EQ(Call("POST", task_path + "/cancel").first, 200);
+  EXPECT_EQ(Call("DELETE", path).first, 200);
+  EXPECT_EQ(Call("GET", path).first, 404);
+}
+
 TEST_F(ApiAdmin, RemoveGroupMembership) {
   ASSERT_EQ(Call("POST", "/api/v1/devices/fire_n1/groups", {{"group", "g1"}}).first, 200);
   auto [st, dev] = Call("DELETE", "/api/v1/devices/fire_n1/groups/g1");

@@ -15,6 +15,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
 
@@ -168,6 +169,13 @@ class Downloads : public ::testing::Test {
   std::string Token(const PackageRecord& p, const std::string& device = "fire_n1") {
     return platform_->download_tokens().Issue(device, p.package_id, std::time(nullptr) + 600);
   }
+  // One GET of `path` on a fresh connection, with `headers` (CRLF-terminated lines).
+  RawTls::Response Get(const std::string& path, const std::string& headers) {
+    RawTls c(port_);
+    EXPECT_TRUE(c.connected());
+    c.Write("GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" + headers + "\r\n");
+    return c.ReadResponse();
+  }
   // Huawei's C SDK's request, byte for byte (IOTA_GetHttpHeader).
   std::string CSdkRequest(const PackageRecord& p, const std::string& extra = "") {
     return "GET " + Path(p) + " HTTP/1.1\nHost: 127.0.0.1\nAuthorization:Bearer " + Token(p) +
@@ -263,6 +271,61 @@ TEST_F(Downloads, RangeStill206_KeepAliveSecondRequestOnTheSameConnection) {
                       "Bearer " +
                       token + "\r\n\r\n"));
   EXPECT_EQ(c.ReadResponse().status, 200);
+}
+
+// An error answer whole whatever Range the request had: its complete JSON, the exact
+// Content-Length, no Content-Range (but 416's "bytes */SIZE"). A device resuming by Range with
+// an expired token must read why.
+TEST_F(Downloads, RangeRequestRefused_WholeJsonErrorWithoutContentRange) {
+  const std::string size = std::to_string(package_.size);
+  auto expect_error = [](const RawTls::Response& r, int status, const std::string& message) {
+    EXPECT_EQ(r.status, status) << r.head;
+    EXPECT_EQ(r.content_length, static_cast<long>(r.body.size())) << r.head;
+    const nlohmann::json j = nlohmann::json::parse(r.body, nullptr, false);
+    EXPECT_EQ(j, nlohmann::json({{"error", message}})) << "body: " << r.body;
+    EXPECT_NE(r.head.find("Content-Type: application/json\r\n"), std::string::npos) << r.head;
+  };
+  for (const char* range : {"bytes=10-", "bytes=0-3", "bytes=100-199", "bytes=-5"}) {
+    SCOPED_TRACE(range);
+    const std::string with_range = std::string("Range: ") + range + "\r\n";
+    RawTls::Response r = Get(Path(package_), with_range);
+    expect_error(r, 401, "missing download token");
+    EXPECT_EQ(r.head.find("Content-Range"), std::string::npos) << r.head;
+
+    const std::string expired =
+        platform_->download_tokens().Issue("fire_n1", package_.package_id, std::time(nullptr) - 1);
+    r = Get(Path(package_), with_range + "Authorization: Bearer " + expired + "\r\n");
+    expect_error(r, 401, "download token expired");
+    EXPECT_EQ(r.head.find("Content-Range"), std::string::npos) << r.head;
+
+    r = Get(Path(package_),
+            with_range + "Authorization: Bearer " + Token(package_, "fire_n2") + "\r\n");
+    expect_error(r, 403, "download token is for another device");
+    EXPECT_EQ(r.head.find("Content-Range"), std::string::npos) << r.head;
+  }
+  // A range past the end of the file: 416 with its JSON and the file's size.
+  for (const std::string& range : {"bytes=" + size + "-", "bytes=" + size + "0-" + size + "9"}) {
+    SCOPED_TRACE(range);
+    const RawTls::Response r =
+        Get(Path(package_),
+            "Range: " + range + "\r\nAuthorization: Bearer " + Token(package_) + "\r\n");
+    expect_error(r, 416, "range outside the file");
+    EXPECT_NE(r.head.find("Content-Range: bytes */" + size + "\r\n"), std::string::npos) << r.head;
+  }
+  // A Range httplib cannot parse: its own 416, with a JSON body too.
+  const RawTls::Response bad =
+      Get(Path(package_), "Range: lines=1-2\r\nAuthorization: Bearer " + Token(package_) + "\r\n");
+  expect_error(bad, 416, "invalid Range header");
+  EXPECT_EQ(bad.head.find("Content-Range"), std::string::npos) << bad.head;
+  // And a satisfiable range still gets its 206 slice.
+  const RawTls::Response ok =
+      Get(Path(package_), "Range: bytes=10-\r\nAuthorization: Bearer " + Token(package_) + "\r\n");
+  EXPECT_EQ(ok.status, 206) << ok.head;
+  EXPECT_NE(ok.head.find("Content-Range: bytes 10-" + std::to_string(package_.size - 1) + "/" +
+                         size + "\r\n"),
+            std::string::npos)
+      << ok.head;
+  EXPECT_TRUE(ok.body == bytes_["FOTAV2"].substr(10)) << ok.body.size() << " bytes";
 }
 
 TEST_F(Downloads, FifthAtOnceForOneDevice_429UntilOneEnds) {
