@@ -60,6 +60,7 @@ class HttpApi {
 
  private:
   void Routes();
+  void AccountRoutes();  // users and sessions
   void DownloadRoutes();
   void TaskRoutes();
   Platform& platform_;
