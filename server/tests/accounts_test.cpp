@@ -325,6 +325,7 @@ TEST_F(AccountsApi, Roles_ViewerReadsOperatorChangesAdminManagesKeysAndUsers) {
   const json product = {{"product_id", "p1"}, {"name", "P1"}};
 
   EXPECT_EQ(As(viewer, "GET", "/api/v1/products").status, 200);
+  EXPECT_EQ(As(viewer, "GET", "/metrics").status, 200) << "/metrics takes a session too";
   EXPECT_EQ(As(viewer, "POST", "/api/v1/products", product).status, 403);
   EXPECT_EQ(As(op, "POST", "/api/v1/products", product).status, 201);
   const json key = {{"public_pem", PublicPem()}};
