@@ -8,6 +8,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libmbedtls-dev zlib1g-dev libdivsufsort-dev libssl-dev libcli11-dev nlohmann-json3-dev openssl
   mosquitto mosquitto-dev libmosquitto-dev mosquitto-clients libsqlite3-dev libcpp-httplib-dev libjsmn-dev
+  libsodium-dev  # operator passwords (Argon2id) and sessions
   clang-14 libclang-rt-14-dev
   bsdiff xdelta3 zstd xz-utils
   prometheus  # promtool, for the /metrics test (its server is not used)

@@ -4,7 +4,9 @@
 #include <openssl/crypto.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <ctime>
 #include <thread>
@@ -85,6 +87,46 @@ std::string Bearer(const httplib::Request& req) {
   return h.rfind(prefix, 0) == 0 ? h.substr(prefix.size()) : std::string();
 }
 
+// The user session cookie (docs/server.md, "Users, roles and sessions").
+constexpr const char* kSessionCookie = "ota_session";
+constexpr const char* kCrossSite = "cross-site request refused: Origin does not match Host";
+
+// The value of the ota_session cookie, or "".
+std::string SessionCookie(const httplib::Request& req) {
+  const std::string h = req.get_header_value("Cookie");
+  const std::string prefix = std::string(kSessionCookie) + "=";
+  size_t pos = 0;
+  while (pos < h.size()) {
+    const size_t end = std::min(h.find(';', pos), h.size());
+    size_t a = pos, b = end;
+    while (a < b && h[a] == ' ')
+      ++a;
+    while (b > a && h[b - 1] == ' ')
+      --b;
+    if (h.compare(a, prefix.size(), prefix) == 0)
+      return h.substr(a + prefix.size(), b - a - prefix.size());
+    pos = end + 1;
+  }
+  return {};
+}
+
+// No Origin (not a browser's cross-origin request), or the origin of the Host asked for.
+bool SameOrigin(const httplib::Request& req) {
+  if (!req.has_header("Origin")) return true;
+  const auto lower = [](std::string v) {
+    for (char& c : v)
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return v;
+  };
+  const std::string host = lower(req.get_header_value("Host"));
+  return !host.empty() && lower(req.get_header_value("Origin")) == "https://" + host;
+}
+
+std::string SessionCookieHeader(const std::string& value, bool clear) {
+  return std::string(kSessionCookie) + "=" + value + "; Path=/; HttpOnly; Secure; SameSite=Strict" +
+         (clear ? "; Max-Age=0" : "");
+}
+
 json Body(const httplib::Request& req) {
   try {
     json j = json::parse(req.body);
@@ -163,10 +205,12 @@ bool Audited(const httplib::Request& req) {
 
 // The row for `req` answered with `res`: the route template is the metrics' (the OpenAPI
 // document's); ids a 2xx answer names (what it created) join those from the path.
-AuditEntry AuditOf(Platform& p, const httplib::Request& req, const httplib::Response& res) {
+// `actor`: AuditActor of the bearer token, or user:NAME for a user's session.
+AuditEntry AuditOf(Platform& p, const httplib::Request& req, const httplib::Response& res,
+                   const std::string& actor) {
   AuditEntry e;
   e.at = std::time(nullptr);
-  e.actor = AuditActor(Bearer(req));
+  e.actor = actor;
   e.method = req.method;
   e.route = p.metrics().RouteOf(req.method, req.path);
   if (e.route == "other") e.route = req.path.substr(0, 200);
@@ -189,38 +233,90 @@ AuditEntry AuditOf(Platform& p, const httplib::Request& req, const httplib::Resp
 
 // After the handler, in its own transaction: a refusal (the change rolled back) or a handler
 // that runs without the lock. A failure here is logged; the answer stands.
-void AuditAfter(Platform& p, const httplib::Request& req, const httplib::Response& res) {
+void AuditAfter(Platform& p, const httplib::Request& req, const httplib::Response& res,
+                const std::string& actor) {
   try {
     std::lock_guard<std::mutex> guard(p.lock());
-    RecordAudit(p.db(), AuditOf(p, req, res));
+    RecordAudit(p.db(), AuditOf(p, req, res, actor));
   } catch (const std::exception& e) {
     Log(LogLevel::kError, std::string("audit: cannot record: ") + e.what());
   }
 }
 
-// The scope a request needs (docs/server.md, "Operator tokens"): tokens are admin's, changes
-// write's, reads read's; the broker's login questions (/broker/v1) only read.
+// Adding or removing a product's signing key: /api/v1/products/{id}/keys[/{key_id}].
+bool KeyChange(const httplib::Request& req) {
+  const std::string prefix = "/api/v1/products/";
+  if (req.method == "GET" || req.method == "HEAD" || req.path.rfind(prefix, 0) != 0) return false;
+  const size_t slash = req.path.find('/', prefix.size());
+  if (slash == std::string::npos) return false;
+  const std::string rest = req.path.substr(slash);
+  return rest == "/keys" || rest.rfind("/keys/", 0) == 0;
+}
+
+// The scope a request needs (docs/server.md, "Operator tokens"; a user's role gives one):
+// tokens, users and signing keys are admin's, changes write's, reads read's; the broker's login
+// questions (/broker/v1) and a user's own session only read.
 const char* NeededScope(const httplib::Request& req) {
-  if (req.path.rfind("/api/v1/tokens", 0) == 0) return "admin";
-  if (req.method == "GET" || req.method == "HEAD" || req.path.rfind("/broker/v1/", 0) == 0) {
+  if (req.path.rfind("/api/v1/tokens", 0) == 0 || req.path.rfind("/api/v1/users", 0) == 0 ||
+      KeyChange(req)) {
+    return "admin";
+  }
+  if (req.method == "GET" || req.method == "HEAD" || req.path.rfind("/broker/v1/", 0) == 0 ||
+      req.path.rfind("/api/v1/session", 0) == 0) {
     return "read";
   }
   return "write";
 }
 
-// 401 for a missing, unknown, revoked or expired token; 403 when its scope is too small.
-std::optional<ApiCaller> Authorize(Platform& p, const httplib::Request& req,
-                                   httplib::Response& res) {
-  std::optional<ApiCaller> caller = p.LookupApiToken(Bearer(req));
-  if (!caller) {
-    res.set_header("WWW-Authenticate", "Bearer");
-    Error(res, 401, "missing, unknown, expired or revoked API token");
+// A session cookie without a bearer token: the user's session, checked against cross-site use
+// (Origin) and, for changes, the CSRF header. `actor` becomes user:NAME once the session is
+// known.
+std::optional<ApiCaller> SessionCaller(Platform& p, const httplib::Request& req,
+                                       httplib::Response& res, const std::string& session,
+                                       std::string* actor) {
+  const std::optional<SessionInfo> s = p.accounts().LookupSession(session);
+  if (!s) {
+    Error(res, 401, "no valid session: sign in again");
     return std::nullopt;
   }
+  if (actor != nullptr) *actor = "user:" + s->username;
+  if (!SameOrigin(req)) {
+    Error(res, 403, kCrossSite);
+    return std::nullopt;
+  }
+  if (req.method != "GET" && req.method != "HEAD" &&
+      !Accounts::SameSecret(req.get_header_value("X-CSRF-Token"), s->csrf_token)) {
+    Error(res, 403, "missing or wrong CSRF token");
+    return std::nullopt;
+  }
+  return ApiCaller{0, s->username, Accounts::RoleScope(s->role), s->username};
+}
+
+// A bearer token, else a user's session cookie (docs/server.md, "Users, roles and sessions").
+// 401 for a missing, unknown, revoked or expired token or session; 403 when its scope is too
+// small, or for a session's cross-site request or missing CSRF header. `actor` (if given) is
+// set to the audit log's name of the caller.
+std::optional<ApiCaller> Authorize(Platform& p, const httplib::Request& req, httplib::Response& res,
+                                   std::string* actor = nullptr) {
+  const std::string bearer = Bearer(req);
+  const std::string session = SessionCookie(req);
+  if (actor != nullptr) *actor = AuditActor(bearer);
+  std::optional<ApiCaller> caller;
+  if (bearer.empty() && !session.empty()) {
+    caller = SessionCaller(p, req, res, session, actor);
+    if (!caller) return std::nullopt;
+  } else {
+    caller = p.LookupApiToken(bearer);
+    if (!caller) {
+      res.set_header("WWW-Authenticate", "Bearer");
+      Error(res, 401, "missing, unknown, expired or revoked API token");
+      return std::nullopt;
+    }
+  }
   if (!caller->Allows(NeededScope(req))) {
-    Error(
-        res, 403,
-        std::string("this token's scope is ") + caller->scope + "; this needs " + NeededScope(req));
+    Error(res, 403,
+          std::string(caller->user.empty() ? "this token's scope is " : "this user's scope is ") +
+              caller->scope + "; this needs " + NeededScope(req));
     return std::nullopt;
   }
   return caller;
@@ -233,16 +329,17 @@ httplib::Server::Handler Guard(Platform& p, Fn fn) {
   return [&p, fn = std::move(fn)](const httplib::Request& req, httplib::Response& res) {
     const bool audited = Audited(req);
     bool recorded = false;
+    std::string actor;
     try {
       std::lock_guard<std::mutex> guard(p.lock());
-      if (!Authorize(p, req, res)) {
+      if (!Authorize(p, req, res, &actor)) {
         // Refused (401/403): recorded after, with nothing changed.
       } else if (!audited) {
         fn(req, res);
       } else {
         Transaction tx(p.db());
         fn(req, res);
-        RecordAudit(p.db(), AuditOf(p, req, res));
+        RecordAudit(p.db(), AuditOf(p, req, res, actor));
         tx.Commit();
         recorded = true;
         p.changes().Bump();  // live views look again (GET /api/v1/events)
@@ -252,7 +349,7 @@ httplib::Server::Handler Guard(Platform& p, Fn fn) {
     } catch (const std::exception& e) {
       Error(res, 500, std::string("internal error: ") + e.what());
     }
-    if (audited && !recorded) AuditAfter(p, req, res);
+    if (audited && !recorded) AuditAfter(p, req, res, actor);
   };
 }
 
@@ -389,6 +486,7 @@ HttpApi::HttpApi(Platform& platform, UpgradeTasks* tasks, int download_workers)
   });
   OperatorRoutes();
   ConsoleRoutes();
+  AccountRoutes();
   DownloadRoutes();
   if (tasks_ != nullptr) TaskRoutes();
 }
@@ -922,11 +1020,12 @@ namespace {
 // requests to devices wait for the device, and take the lock for each step themselves.
 httplib::Server::Handler GuardUnlocked(Platform& p, Fn fn) {
   return [&p, fn = std::move(fn)](const httplib::Request& req, httplib::Response& res) {
+    std::string actor;
     try {
       bool allowed = false;
       {
         std::lock_guard<std::mutex> guard(p.lock());
-        allowed = Authorize(p, req, res).has_value();
+        allowed = Authorize(p, req, res, &actor).has_value();
       }
       if (allowed) {
         fn(req, res);
@@ -936,7 +1035,7 @@ httplib::Server::Handler GuardUnlocked(Platform& p, Fn fn) {
     } catch (const std::exception& e) {
       Error(res, 500, std::string("internal error: ") + e.what());
     }
-    if (Audited(req)) AuditAfter(p, req, res);
+    if (Audited(req)) AuditAfter(p, req, res, actor);
   };
 }
 
@@ -994,6 +1093,161 @@ nlohmann::json DeviceJson(const Device& d) {
 }
 int64_t ApiQueryNumber(const httplib::Request& req, const char* key, int64_t fallback) {
   return QueryNumber(req, key, fallback);
+}
+
+namespace {
+
+// The session of a request that carries its cookie and no bearer token; 401 otherwise.
+SessionInfo RequestSession(Platform& p, const httplib::Request& req) {
+  const std::string cookie = SessionCookie(req);
+  std::optional<SessionInfo> s;
+  if (Bearer(req).empty() && !cookie.empty()) s = p.accounts().LookupSession(cookie);
+  if (!s) throw ApiError(401, "no valid session: sign in again");
+  return *s;
+}
+
+// POST /api/v1/session. The password is verified without the platform lock (Argon2id takes
+// tens of milliseconds and 64 MB), against a dummy hash for an unknown user so that every
+// refusal costs the same; a refused or throttled attempt changes nothing in the database.
+void SignIn(Platform& p, const httplib::Request& req, httplib::Response& res, std::string* actor) {
+  if (!SameOrigin(req)) throw ApiError(403, kCrossSite);
+  const json b = Body(req);
+  const std::string username = Str(b, "username", true);
+  const std::string password = Str(b, "password", true);
+  // An invalid name cannot exist; its key in the throttle stays short.
+  const std::string key = Accounts::ValidUsername(username) ? username : "";
+  Accounts& a = p.accounts();
+  int64_t wait = 0;
+  std::optional<UserRecord> user;
+  {
+    std::lock_guard<std::mutex> guard(p.lock());
+    wait = a.BeginSignIn(key, req.remote_addr);
+    if (wait == 0 && !key.empty()) user = a.FindUser(username);
+  }
+  if (wait > 0) {
+    p.metrics().OperatorLogin(LoginResult::kThrottled);
+    res.set_header("Retry-After", std::to_string(wait));
+    throw ApiError(429, "too many failed sign-ins: try again in " + std::to_string(wait) + " s");
+  }
+  const bool matches =
+      Accounts::VerifyPassword(user ? user->password_hash : Accounts::DummyHash(), password);
+  if (!user || !matches || user->disabled) {
+    p.metrics().OperatorLogin(LoginResult::kRefused);
+    throw ApiError(401, "wrong username or password");
+  }
+  const std::string rehash =
+      Accounts::NeedsRehash(user->password_hash) ? Accounts::HashPassword(password) : "";
+  SessionInfo info;
+  std::string session;
+  {
+    std::lock_guard<std::mutex> guard(p.lock());
+    // Deleted or disabled while its password was checked: refused all the same.
+    const std::optional<UserRecord> now = a.FindUser(username);
+    if (!now || now->user_id != user->user_id || now->disabled) {
+      p.metrics().OperatorLogin(LoginResult::kRefused);
+      throw ApiError(401, "wrong username or password");
+    }
+    Transaction tx(p.db());
+    if (!rehash.empty()) a.Rehash(user->user_id, rehash);
+    session = a.StartSession(user->user_id, &info);
+    tx.Commit();
+  }
+  a.SignInSucceeded(key, req.remote_addr);
+  p.metrics().OperatorLogin(LoginResult::kAccepted);
+  *actor = "user:" + username;
+  res.set_header("Set-Cookie", SessionCookieHeader(session, false));
+  Reply(res, 200, info.ToJson());
+}
+
+std::optional<bool> OptionalBool(const json& j, const char* key) {
+  if (!j.contains(key) || j[key].is_null()) return std::nullopt;
+  if (!j[key].is_boolean()) throw ApiError(400, std::string(key) + " must be true or false");
+  return j[key].get<bool>();
+}
+
+}  // namespace
+
+void HttpApi::AccountRoutes() {
+  RouteRecorder s(*server_, routes_, "api");
+  Platform& p = platform_;
+  auto api = [&p](Fn fn) { return Guard(p, std::move(fn)); };
+  // Made now, not at the first sign-in of an unknown user (which would take twice as long).
+  Accounts::DummyHash();
+
+  // Sessions (docs/server.md, "Users, roles and sessions"): signing in needs no token.
+  s.Post("/api/v1/session", [&p](const httplib::Request& req, httplib::Response& res) {
+    std::string actor = "anonymous";
+    try {
+      SignIn(p, req, res, &actor);
+    } catch (const ApiError& e) {
+      Error(res, e.status, e.what());
+    } catch (const std::exception& e) {
+      Error(res, 500, std::string("internal error: ") + e.what());
+    }
+    AuditAfter(p, req, res, actor);
+  });
+  s.Get("/api/v1/session", api([&p](const httplib::Request& req, httplib::Response& res) {
+          Reply(res, 200, RequestSession(p, req).ToJson());
+        }));
+  s.Delete("/api/v1/session", api([&p](const httplib::Request& req, httplib::Response& res) {
+             RequestSession(p, req);
+             p.accounts().EndSession(SessionCookie(req));
+             res.set_header("Set-Cookie", SessionCookieHeader("", true));
+             res.status = 204;
+           }));
+  s.Post("/api/v1/session/password", api([&p](const httplib::Request& req, httplib::Response& res) {
+           const SessionInfo session = RequestSession(p, req);
+           const json b = Body(req);
+           const std::string old_password = Str(b, "old_password", true);
+           const std::string new_password = Str(b, "new_password", true);
+           Accounts::CheckNewPassword(new_password, "new_password");
+           Accounts& a = p.accounts();
+           // Guessing the old password counts as failed sign-ins.
+           const int64_t wait = a.BeginSignIn(session.username, req.remote_addr);
+           if (wait > 0) {
+             res.set_header("Retry-After", std::to_string(wait));
+             throw ApiError(
+                 429, "too many failed attempts: try again in " + std::to_string(wait) + " s");
+           }
+           const UserRecord user = a.GetUser(session.username);
+           if (!Accounts::VerifyPassword(user.password_hash, old_password)) {
+             throw ApiError(403, "old_password is wrong");
+           }
+           a.SignInSucceeded(session.username, req.remote_addr);
+           a.SetPasswordHash(user.user_id, Accounts::HashPassword(new_password),
+                             SessionCookie(req));
+           res.status = 204;
+         }));
+
+  // Users (admin, see NeededScope).
+  s.Get("/api/v1/users", api([&p](const httplib::Request&, httplib::Response& res) {
+          json out = json::array();
+          for (const UserRecord& u : p.accounts().ListUsers())
+            out.push_back(u.ToJson());
+          Reply(res, 200, out);
+        }));
+  s.Post("/api/v1/users", api([&p](const httplib::Request& req, httplib::Response& res) {
+           const json b = Body(req);
+           const std::string username = Str(b, "username", true);
+           const std::string role = Str(b, "role", true);
+           std::string password = Str(b, "password");
+           if (password.empty()) password = Accounts::GeneratePassword();
+           const UserRecord u = p.accounts().CreateUser(username, role, password);
+           Reply(res, 201, {{"username", u.username}, {"role", u.role}, {"password", password}});
+         }));
+  s.Patch(
+      R"(/api/v1/users/([^/]+))", api([&p](const httplib::Request& req, httplib::Response& res) {
+        const json b = Body(req);
+        std::optional<std::string> role;
+        if (b.contains("role") && !b["role"].is_null()) role = Str(b, "role");
+        Reply(res, 200,
+              p.accounts().UpdateUser(req.matches[1], role, OptionalBool(b, "disabled")).ToJson());
+      }));
+  s.Delete(R"(/api/v1/users/([^/]+))",
+           api([&p](const httplib::Request& req, httplib::Response& res) {
+             p.accounts().DeleteUser(req.matches[1]);
+             res.status = 204;
+           }));
 }
 
 }  // namespace ota::server

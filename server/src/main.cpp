@@ -1,4 +1,4 @@
-// `ota-server`: the IoT platform (docs/server.md). `serve` runs it; `token` and
+// `ota-server`: the IoT platform (docs/server.md). `serve` runs it; `token`, `user` and
 // `broker-config` work on its data directory; the other subcommands are REST clients.
 #include <CLI/CLI.hpp>
 
@@ -46,6 +46,56 @@ struct TlsOptions {
   }
   ota::server::TlsFiles files_;
 };
+
+// An audit row for a command run on this machine, by whoever may write DATA (actor cli), in the
+// caller's transaction.
+void RecordCliAudit(ota::server::Database& db, const std::string& route, const json& summary,
+                    int status) {
+  ota::server::AuditEntry e;
+  e.at = std::time(nullptr);
+  e.actor = "cli";
+  e.method = "CLI";
+  e.route = route;
+  e.summary = summary;
+  e.remote_addr = "local";
+  e.status = status;
+  ota::server::RecordAudit(db, e);
+}
+
+// `ota-server user create|list|delete|reset-password` on DATA's database (docs/server.md, "Users,
+// roles and sessions"). A new password is printed once, alone on its line.
+int UserCommand(const std::string& data, const std::string& verb, const std::string& name,
+                const std::string& role) {
+  using ota::server::Accounts;
+  ota::server::Platform platform(data);
+  Accounts& accounts = platform.accounts();
+  if (verb == "list") {
+    json out = json::array();
+    for (const ota::server::UserRecord& u : accounts.ListUsers())
+      out.push_back(u.ToJson());
+    std::printf("%s\n", out.dump(2).c_str());
+    return 0;
+  }
+  ota::server::Transaction tx(platform.db());  // the change and its audit row, or neither
+  std::string password;
+  json summary = {{"username", name}};
+  int status = 200;
+  if (verb == "create") {
+    password = Accounts::GeneratePassword();
+    accounts.CreateUser(name, role, password);
+    summary["role"] = role;
+    status = 201;
+  } else if (verb == "delete") {
+    accounts.DeleteUser(name);
+  } else {  // reset-password: every session of the user ends
+    password = Accounts::GeneratePassword();
+    accounts.SetPasswordHash(accounts.GetUser(name).user_id, Accounts::HashPassword(password));
+  }
+  RecordCliAudit(platform.db(), "ota-server user " + verb, summary, status);
+  tx.Commit();
+  if (!password.empty()) std::printf("%s\n", password.c_str());
+  return 0;
+}
 
 int Serve(const std::string& data, ota::server::ServiceOptions options,
           std::string mqtt_password_file, TlsOptions& tls) {
@@ -156,6 +206,25 @@ int main(int argc, char** argv) {
   CLI::App* tk_create = nullptr;
   CLI::App* tk_list = nullptr;
   CLI::App* tk_revoke = nullptr;
+
+  // user: accounts for the web console, on this machine's data directory.
+  std::string user_name, user_role = "admin";
+  CLI::App* user = app.add_subcommand("user", "Operator user accounts (on the data directory)")
+                       ->require_subcommand(1);
+  CLI::App* u_create =
+      user->add_subcommand("create", "Create a user with a random password (printed once)");
+  u_create->add_option("name", user_name, "username: 1-64 of A-Z a-z 0-9 . _ @ -")->required();
+  u_create->add_option("--role", user_role, "admin (default), operator or viewer")
+      ->check(CLI::IsMember({"admin", "operator", "viewer"}));
+  CLI::App* u_list = user->add_subcommand("list", "List users (never their passwords)");
+  CLI::App* u_delete =
+      user->add_subcommand("delete", "Delete a user and its sessions (not the last admin)");
+  u_delete->add_option("name", user_name)->required();
+  CLI::App* u_reset = user->add_subcommand(
+      "reset-password", "Give a user a new random password (printed once; its sessions end)");
+  u_reset->add_option("name", user_name)->required();
+  for (CLI::App* c : {u_create, u_list, u_delete, u_reset})
+    c->add_option("--data", data, "data directory");
 
   std::string plugin, bind = "127.0.0.1";
   // Huawei's device SDKs pick TLS by the port: 8883 with TLS, 1883 without.
@@ -378,18 +447,13 @@ int main(int argc, char** argv) {
       ota::server::Platform platform(data);
       ota::server::Transaction tx(platform.db());  // the token and its audit row, or neither
       const std::string created = platform.CreateApiToken(token_name);
-      ota::server::AuditEntry e;  // on this machine, by whoever may write DATA
-      e.at = std::time(nullptr);
-      e.actor = "cli";
-      e.method = "CLI";
-      e.route = "ota-server token";
-      e.summary = {{"name", token_name}};
-      e.remote_addr = "local";
-      e.status = 201;
-      ota::server::RecordAudit(platform.db(), e);
+      RecordCliAudit(platform.db(), "ota-server token", {{"name", token_name}}, 201);
       tx.Commit();
       std::printf("%s\n", created.c_str());
       return 0;
+    }
+    for (CLI::App* c : {u_create, u_list, u_delete, u_reset}) {
+      if (c->parsed()) return UserCommand(data, c->get_name(), user_name, user_role);
     }
     if (bconf->parsed()) {
       ota::server::Platform platform(data, tls.Files(), tls.names);

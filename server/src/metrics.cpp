@@ -30,6 +30,7 @@ const std::vector<double> kDbBuckets = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 
 // snake_case label values of ConnectVerdict, in its order.
 constexpr const char* kVerdicts[] = {"accepted", "malformed_client_id", "unknown_device",
                                      "disabled", "bad_password",        "stale_timestamp"};
+constexpr const char* kLoginResults[] = {"accepted", "refused", "throttled"};
 constexpr const char* kPublished[] = {"outbox", "outbox_retry", "request", "reply"};
 constexpr const char* kRejected[] = {"property_reports", "events",          "messages",
                                      "responses",        "shadow_requests", "oversized"};
@@ -252,6 +253,14 @@ std::string Metrics::Render(Database& db) const {
   for (size_t i = 0; i < std::size(kVerdicts); ++i) {
     Line(out, "ota_broker_http_auth_total", Label("reason", kVerdicts[i]),
          static_cast<double>(broker_auth_[i].load()));
+  }
+
+  Head(out, "ota_operator_logins_total", "counter",
+       "User sign-ins (POST /api/v1/session), by result: accepted, refused (wrong username or "
+       "password, disabled user), throttled (429).");
+  for (size_t i = 0; i < std::size(kLoginResults); ++i) {
+    Line(out, "ota_operator_logins_total", Label("result", kLoginResults[i]),
+         static_cast<double>(logins_[i].load()));
   }
 
   Head(out, "ota_device_messages_received_total", "counter",

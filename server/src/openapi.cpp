@@ -172,6 +172,16 @@ json Schemas() {
   task["properties"]["devices"]["description"] =
       "only in GET /tasks/{task_id} without ?devices=false";
   s["Task"] = task;
+  const json role = Enum({"admin", "operator", "viewer"});
+  s["Session"] = Emitted({{"username", Str()},
+                          {"role", role},
+                          {"csrf_token", Str("send as X-CSRF-Token with every change")},
+                          {"expires_at", Int("Unix seconds, as of now (idle or absolute)")}});
+  s["User"] = Emitted({{"username", Str()},
+                       {"role", role},
+                       {"disabled", Bool()},
+                       {"created_at", Int()},
+                       {"last_login_at", OrNull("integer")}});
   const json bytes_of = Emitted({{"devices", Int()}, {"bytes", Int()}});
   s["TaskPreview"] = Emitted(
       {{"devices", Int("targets")},
@@ -337,6 +347,11 @@ class Op {
       content[type] = json::object();
     j_["responses"][std::to_string(status)] = {{"description", description},
                                                {"content", std::move(content)}};
+    return *this;
+  }
+  // An answer without a body (204).
+  Op& NoContent(int status, const char* description) {
+    j_["responses"][std::to_string(status)] = {{"description", description}};
     return *this;
   }
   Op& Fails(int status, const char* description) { return Answer(status, description, "Error"); }
@@ -726,6 +741,58 @@ json PathsJson() {
         std::move(Op("Operator tokens (admin scope); never the token itself")
                       .Admin()
                       .Answer(200, "Tokens", Array(Ref("Token")))));
+  // Users and sessions (docs/server.md, "Users, roles and sessions").
+  p.Add("/session", "post",
+        std::move(
+            Op("Sign in: sets the HttpOnly session cookie ota_session")
+                .Security(json::array())
+                .Body(Object({{"username", Str()}, {"password", Str()}}, {"username", "password"}))
+                .Answer(200, "Signed in", "Session")
+                .Fails(401, "Wrong username or password (or a disabled user)")
+                .Fails(403, "A cross-site Origin")
+                .Fails(429, "Too many failed sign-ins (Retry-After)")
+                .Fails(500, "Internal error")));
+  p.Add("/session", "get",
+        std::move(Op("The signed-in user (session cookie)").Answer(200, "The session", "Session")));
+  p.Add(
+      "/session", "delete",
+      std::move(
+          Op("Sign out: the session ends and the cookie is cleared").NoContent(204, "Signed out")));
+  p.Add("/session/password", "post",
+        std::move(Op("Change the signed-in user's password; the user's other sessions end")
+                      .Body(Object({{"old_password", Str()}, {"new_password", Str("12-1024")}},
+                                   {"old_password", "new_password"}))
+                      .NoContent(204, "Changed")
+                      .Fails(429, "Too many failed attempts (Retry-After)")));
+  p.Add("/users", "get",
+        std::move(Op("List users (admin)").Admin().Answer(200, "Users", Array(Ref("User")))));
+  p.Add("/users", "post",
+        std::move(Op("Create a user (admin); the password (generated when not given) is in the "
+                     "answer once")
+                      .Admin()
+                      .Body(Object({{"username", Str("1-64 of A-Z a-z 0-9 . _ @ -")},
+                                    {"role", Enum({"admin", "operator", "viewer"})},
+                                    {"password", Str("12-1024 characters")}},
+                                   {"username", "role"}))
+                      .Answer(201, "Created",
+                              Emitted({{"username", Str()},
+                                       {"role", Enum({"admin", "operator", "viewer"})},
+                                       {"password", Str()}}))
+                      .Fails(409, "Exists")));
+  p.Add("/users/{username}", "patch",
+        std::move(Op("Change a user's role or disable it (admin); disabling ends its sessions")
+                      .Admin()
+                      .Body(Object(
+                          {{"role", Enum({"admin", "operator", "viewer"})}, {"disabled", Bool()}}))
+                      .Answer(200, "The user", "User")
+                      .Fails(404, "Unknown")
+                      .Fails(409, "The last enabled admin")));
+  p.Add("/users/{username}", "delete",
+        std::move(Op("Delete a user (admin); its sessions end")
+                      .Admin()
+                      .NoContent(204, "Deleted")
+                      .Fails(404, "Unknown")
+                      .Fails(409, "The last enabled admin")));
   p.Add("/tokens", "post",
         std::move(Op("Create an operator token (admin scope): read = GET only; write = read and "
                      "changes; admin = write and tokens. The token is in the answer once")
@@ -774,7 +841,9 @@ json PathsJson() {
                              "A token for another package or device, or revoked (task "
                              "cancelled, upgrade over, device disabled)")
                       .Fails(404, "Unknown package")
-                      .Fails(416, "Range outside the file")
+                      .Fails(416,
+                             "Range outside the file (Content-Range: bytes */SIZE), or a Range "
+                             "header that cannot be parsed")
                       .Fails(429, "Too many downloads at once for this device")
                       .Fails(500, "Package file missing")),
         download);
@@ -793,10 +862,17 @@ std::string Build() {
          "small: 403. Errors are {\"error\": message}."}}},
       {"jsonSchemaDialect", "https://json-schema.org/draft/2020-12/schema"},
       {"servers", {{{"url", "/api/v1"}}}},
-      {"security", {{{"apiToken", json::array()}}}},
+      {"security", {{{"apiToken", json::array()}}, {{"session", json::array()}}}},
       {"components",
        {{"securitySchemes",
          {{"apiToken", {{"type", "http"}, {"scheme", "bearer"}}},
+          {"session",
+           {{"type", "apiKey"},
+            {"in", "cookie"},
+            {"name", "ota_session"},
+            {"description",
+             "A signed-in user's session (POST /session); changes also need the header "
+             "X-CSRF-Token: the session's csrf_token, and an Origin, when sent, of this API"}}},
           {"downloadToken", {{"type", "http"}, {"scheme", "bearer"}}}}},
         {"schemas", Schemas()}}},
       {"paths", PathsJson()}};

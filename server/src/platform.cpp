@@ -65,6 +65,7 @@ Platform::Platform(const std::filesystem::path& data_dir, const TlsFiles* tls,
   packages_ = std::make_unique<PackageStore>(*db_, *registry_, data_dir_ / "blobs");
   tokens_ = std::make_unique<DownloadTokens>(data_dir_ / "download.key");
   outbox_ = std::make_unique<Outbox>(*db_);
+  accounts_ = std::make_unique<Accounts>(*db_);
 
   const std::filesystem::path admin = data_dir_ / "admin.token";
   if (!std::filesystem::exists(admin)) WriteSecretFile(admin, CreateApiToken("admin"));
@@ -165,7 +166,7 @@ std::optional<ApiCaller> Platform::LookupApiToken(const std::string& token) {
       "WHERE token_sha256 = ? AND (expires_at IS NULL OR expires_at > ?)");
   st.Bind(1, Sha256Hex(token)).Bind(2, now);
   if (!st.Step()) return std::nullopt;
-  ApiCaller caller{st.Int(0), st.Text(1), st.Text(2)};
+  ApiCaller caller{st.Int(0), st.Text(1), st.Text(2), ""};
   if (st.Int(3) <= now - kLastUsedResolution) {
     db_->Prepare("UPDATE api_tokens SET last_used_at = ? WHERE token_id = ?")
         .Bind(1, now)

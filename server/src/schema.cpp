@@ -225,6 +225,24 @@ CREATE INDEX devices_by_fw_version ON devices (fw_version, device_id);
 CREATE INDEX devices_by_last_seen ON devices (last_seen);
 CREATE INDEX task_devices_by_update ON task_devices (updated_at);
 )sql",
+      R"sql(
+-- Operator user accounts and their sign-in sessions (docs/server.md, "Users, roles and
+-- sessions").
+CREATE TABLE users (
+  user_id       INTEGER PRIMARY KEY AUTOINCREMENT,
+  username      TEXT NOT NULL UNIQUE,   -- 1-64 of [A-Za-z0-9._@-]
+  role          TEXT NOT NULL,          -- admin | operator | viewer
+  password_hash TEXT NOT NULL,          -- libsodium crypto_pwhash_str: $argon2id$...
+  created_at    INTEGER NOT NULL,
+  disabled      INTEGER NOT NULL DEFAULT 0,
+  last_login_at INTEGER);
+CREATE TABLE user_sessions (
+  session_sha256 TEXT PRIMARY KEY,      -- SHA-256 (hex) of the cookie's session ID
+  user_id        INTEGER NOT NULL REFERENCES users ON DELETE CASCADE,
+  created_at     INTEGER NOT NULL,      -- absolute lifetime from here
+  last_seen_at   INTEGER NOT NULL);     -- idle timeout from here (written once a minute)
+CREATE INDEX user_sessions_by_user ON user_sessions (user_id);
+)sql",
   };
   return kMigrations;
 }

@@ -296,6 +296,13 @@ TEST_F(ApiAdmin, Tokens_ScopesRefuse403) {
   EXPECT_EQ(Call("POST", "/api/v1/tokens", {{"name", "esc"}, {"scope", "admin"}}, write).first,
             403);
   EXPECT_EQ(Call("DELETE", "/api/v1/tokens/1", nullptr, write).first, 403);
+  // Signing keys are admin's too: a write token can neither add nor remove one.
+  EXPECT_EQ(Call("POST", "/api/v1/products/fire/keys",
+                 {{"public_pem", host::PublicKeyPem(testing::TestKey().pkey())}}, write)
+                .first,
+            403);
+  EXPECT_EQ(Call("DELETE", "/api/v1/products/fire/keys/" + key_id_, nullptr, write).first, 403);
+  EXPECT_EQ(Call("GET", "/api/v1/products/fire").second["keys"].size(), 1u);
   // The first token (ota-server token, admin.token) is an admin token.
   EXPECT_EQ(Call("GET", "/api/v1/tokens").first, 200);
   // /metrics takes any valid token.

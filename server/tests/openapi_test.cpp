@@ -248,6 +248,7 @@ class OpenApiTest : public ::testing::Test {
       return nullptr;
     }
     EXPECT_EQ(r->status, expect) << what << ": " << r->body.substr(0, 300);
+    last_headers_ = r->headers;
     const std::string tmpl = TemplateOfPath(path, documented_);
     EXPECT_FALSE(tmpl.empty()) << what << ": no documented path";
     samples_.push_back({{"method", req.method},
@@ -297,6 +298,20 @@ class OpenApiTest : public ::testing::Test {
                         {"content_type", type},
                         {"body", body}});
   }
+  // As a signed-in user: the session cookie and, for changes, its CSRF token; no bearer token.
+  json AsUser(int expect, const std::string& method, const std::string& path, const json& body,
+              const std::string& cookie, const std::string& csrf) {
+    httplib::Request req;
+    req.method = method;
+    req.path = path;
+    req.headers.emplace("Cookie", cookie);
+    if (!csrf.empty()) req.headers.emplace("X-CSRF-Token", csrf);
+    if (!body.is_null()) {
+      req.body = body.dump();
+      req.headers.emplace("Content-Type", "application/json");
+    }
+    return Send(expect, std::move(req), "");
+  }
   json Upload(int expect, const std::string& path, const std::vector<uint8_t>& bytes) {
     httplib::Request req;
     req.method = "POST";
@@ -336,6 +351,7 @@ class OpenApiTest : public ::testing::Test {
   std::string admin_;
   std::map<Operation, json> documented_;
   std::vector<json> samples_;
+  httplib::Headers last_headers_;  // of the last answer
 };
 
 // Every route, to a success and to its typical refusals (400 invalid, 401 no token, 403 scope,
@@ -507,6 +523,36 @@ void OpenApiTest::Drive() {
   Call(200, "GET", task2_path);
   Call(200, "POST", task2_path + "/cancel");
   Call(409, "POST", task2_path + "/stop");
+
+  // Users and sessions.
+  const json ann = {{"username", "ann"}, {"role", "operator"}, {"password", "correct horse 42"}};
+  Call(201, "POST", "/api/v1/users", ann);
+  Call(409, "POST", "/api/v1/users", ann);
+  Call(400, "POST", "/api/v1/users", {{"username", "bob"}, {"role", "root"}});
+  Call(403, "POST", "/api/v1/users", {{"username", "bob"}, {"role", "viewer"}}, read_token);
+  Call(201, "POST", "/api/v1/users", {{"username", "bob"}, {"role", "viewer"}});
+  Call(200, "GET", "/api/v1/users");
+  Call(403, "GET", "/api/v1/users", nullptr, read_token);
+  Call(200, "PATCH", "/api/v1/users/bob", {{"disabled", true}});
+  Call(404, "PATCH", "/api/v1/users/nobody", {{"role", "viewer"}});
+  Call(401, "POST", "/api/v1/session", {{"username", "ann"}, {"password", "wrong"}}, "");
+  const json session = Call(200, "POST", "/api/v1/session",
+                            {{"username", "ann"}, {"password", "correct horse 42"}}, "");
+  const std::string set_cookie =
+      httplib::detail::get_header_value(last_headers_, "Set-Cookie", 0, "");
+  const std::string cookie = set_cookie.substr(0, set_cookie.find(';'));
+  const std::string csrf = session.value("csrf_token", "");
+  AsUser(200, "GET", "/api/v1/session", nullptr, cookie, "");
+  AsUser(403, "POST", "/api/v1/session/password",
+         {{"old_password", "correct horse 42"}, {"new_password", "a longer passphrase"}}, cookie,
+         "");
+  AsUser(204, "POST", "/api/v1/session/password",
+         {{"old_password", "correct horse 42"}, {"new_password", "a longer passphrase"}}, cookie,
+         csrf);
+  AsUser(204, "DELETE", "/api/v1/session", nullptr, cookie, csrf);
+  AsUser(401, "GET", "/api/v1/session", nullptr, cookie, "");
+  Call(204, "DELETE", "/api/v1/users/bob");
+  Call(404, "DELETE", "/api/v1/users/bob");
 
   // The audit log; brokers' questions.
   Call(200, "GET", "/api/v1/audit?limit=5");

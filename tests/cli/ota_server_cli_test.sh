@@ -352,6 +352,47 @@ client audit --limit 1 --since "$(date +%s -d '1 minute ago')"
 check "audit: token creation on the command line is recorded (actor cli)" \
   test "$(field 'd["items"][0]["route"] + " " + d["items"][0]["actor"]')" = "ota-server token cli"
 
+# ---- users (the web console's accounts) ----
+signin() {  # signin USER PASSWORD: prints the HTTP status of POST /api/v1/session
+  python3 - "$1" "$2" "$W/data/tls/ca.pem" "$HTTP" <<'PY'
+import json, ssl, sys, urllib.error, urllib.request
+user, password, ca, port = sys.argv[1:5]
+ctx = ssl.create_default_context(cafile=ca)
+req = urllib.request.Request(f"https://127.0.0.1:{port}/api/v1/session", method="POST",
+                             data=json.dumps({"username": user, "password": password}).encode(),
+                             headers={"Content-Type": "application/json"})
+try:
+    print(urllib.request.urlopen(req, context=ctx).status)
+except urllib.error.HTTPError as e:
+    print(e.code)
+PY
+}
+"$SERVER" user create ada --data data >ada.pw
+check "user create: prints one password, >= 20 URL-safe characters" \
+  bash -c "[[ \$(wc -l <ada.pw) -eq 1 ]] && grep -Eq '^[A-Za-z0-9_-]{20,}$' ada.pw"
+"$SERVER" user list --data data >users.json
+check "user list: ada is an admin (the default role); no password or hash" \
+  bash -c "python3 -c \"import json; u=json.load(open('users.json')); assert [(x['username'], x['role']) for x in u] == [('ada', 'admin')]\" && ! grep -q -- \"\$(cat ada.pw)\" users.json && ! grep -q argon2 users.json"
+check "the created user signs in over HTTPS" test "$(signin ada "$(cat ada.pw)")" = 200
+check "a wrong password: 401" test "$(signin ada wrong-password-123)" = 401
+set +e
+"$SERVER" user delete ada --data data 2>err.txt
+RC=$?
+set -e
+check "user delete: the last admin is refused (exit 1, says why)" \
+  bash -c "[[ $RC -eq 1 ]] && grep -q 'last enabled admin' err.txt"
+"$SERVER" user create bo --role viewer --data data >bo.pw
+"$SERVER" user reset-password ada --data data >ada2.pw
+check "user reset-password: a new password; the old one fails" \
+  test "$(cmp -s ada.pw ada2.pw; echo $?):$(signin ada "$(cat ada.pw)")" = "1:401"
+check "the reset password signs in" test "$(signin ada "$(cat ada2.pw)")" = 200
+"$SERVER" user delete bo --data data
+"$SERVER" user list --data data >users.json
+check "user delete: bo is gone" bash -c "! grep -q '\"bo\"' users.json"
+client audit --limit 20
+check "audit: user create on the command line is recorded (actor cli), without the password" \
+  bash -c "python3 -c \"import json; d=json.load(open('out.json')); assert any(x['route'] == 'ota-server user create' and x['actor'] == 'cli' for x in d['items'])\" && ! grep -q -- \"\$(cat ada.pw)\" out.json"
+
 # ---- stop ----
 kill -TERM "$SERVE_PID"
 set +e

@@ -72,6 +72,7 @@ class HttpApi {
 
  private:
   void OperatorRoutes();
+  void AccountRoutes();  // users and sessions
   void DownloadRoutes();
   void TaskRoutes();
   // The web console's reads, the task preview and the event stream (console_api.cpp).

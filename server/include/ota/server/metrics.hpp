@@ -36,6 +36,8 @@ inline constexpr const char* kMessageKinds[] = {"property_reports", "events", "m
                                                 "responses", "shadow_requests"};
 // What put a message on the platform's MQTT connection.
 enum class Published { kOutbox, kOutboxRetry, kRequest, kReply };
+// The answer to a user's sign-in (POST /api/v1/session).
+enum class LoginResult { kAccepted, kRefused, kThrottled };
 
 class Metrics {
  public:
@@ -51,6 +53,7 @@ class Metrics {
   void MessagesPublished(Published source, uint64_t n = 1);
   // An answer of POST /broker/v1/auth.
   void BrokerAuth(broker::ConnectVerdict verdict);
+  void OperatorLogin(LoginResult result) { logins_[static_cast<size_t>(result)]++; }
   // One outermost transaction on the platform's write connection, BEGIN to COMMIT/ROLLBACK.
   void Transaction(double seconds, bool committed);
 
@@ -76,6 +79,7 @@ class Metrics {
   std::atomic<uint64_t> presence_connects_{0}, presence_disconnects_{0};
   std::atomic<uint64_t> published_[4] = {};
   std::atomic<uint64_t> broker_auth_[8] = {};  // by ConnectVerdict
+  std::atomic<uint64_t> logins_[3] = {};       // by LoginResult
   Histogram tx_commit_, tx_rollback_;
 };
 

@@ -13,6 +13,7 @@
 
 #include "ota/broker/secret_box.hpp"
 #include "ota/server/change_feed.hpp"
+#include "ota/server/accounts.hpp"
 #include "ota/server/database.hpp"
 #include "ota/server/download_tokens.hpp"
 #include "ota/server/metrics.hpp"
@@ -23,12 +24,14 @@
 
 namespace ota::server {
 
-// Who calls the operator API: the token's id, name and scope (read < write < admin).
+// Who calls the operator API: the token's id, name and scope (read < write < admin), or for a
+// user's session (token_id 0) the username and its role's scope.
 struct ApiCaller {
   int64_t token_id = 0;
   std::string name;
   std::string scope;
-  // read: GET only; write: read and changes; admin: write and tokens.
+  std::string user;  // a signed-in user's name; empty for a token
+  // read: GET only; write: read and changes; admin: write, tokens, users and signing keys.
   bool Allows(const std::string& needed) const;
 };
 
@@ -64,6 +67,9 @@ class Platform {
   // This thread's read-only connection to the database (WAL: readers never block the writer).
   Database& ReadDb();
 
+  // Operator user accounts and sessions (docs/server.md, "Users, roles and sessions").
+  Accounts& accounts() { return *accounts_; }
+
   // A Mosquitto configuration for this platform's devices: the auth plugin on this data
   // directory, an MQTTS listener with this platform's certificate, and optionally plain MQTT.
   std::string MosquittoConfig(const std::filesystem::path& plugin, int mqtts_port, int mqtt_port,
@@ -94,6 +100,7 @@ class Platform {
   std::unique_ptr<DownloadTokens> tokens_;
   std::unique_ptr<Outbox> outbox_;
   ChangeFeed changes_;
+  std::unique_ptr<Accounts> accounts_;
 };
 
 // The largest MQTT payload the platform takes from a device; the broker configuration refuses

@@ -1,0 +1,636 @@
+// User accounts, roles, cookie sessions, CSRF and sign-in throttling against a real ota-server
+// in-process: HTTPS API on a free loopback port (TLS checked against the platform's CA), real
+// SQLite, real Argon2id. The accounts' clock is the test's, so idle expiry and the throttling
+// window pass without waiting.
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <sodium.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <nlohmann/json.hpp>
+
+#include "ota/host/keys.hpp"
+#include "ota/server/audit_log.hpp"
+#include "ota/server/log.hpp"
+#include "ota/server/service.hpp"
+#include "temp_dir.hpp"
+#include "test_packages.hpp"
+
+namespace ota::server {
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kAdminPassword = "admin-password-0123";
+constexpr const char* kOperatorPassword = "operator-password-0123";
+constexpr const char* kViewerPassword = "viewer-password-0123";
+constexpr int64_t kStart = 1800000000;
+
+struct Answer {
+  int status = -1;
+  json body;
+  httplib::Headers headers;
+  std::string Header(const char* name) const {
+    const auto it = headers.find(name);
+    return it == headers.end() ? "" : it->second;
+  }
+};
+
+// A signed-in browser: its cookie and the CSRF token the sign-in answered.
+struct Browser {
+  std::string cookie;
+  std::string csrf;
+};
+
+std::string ReadBytes(const std::filesystem::path& path) {
+  std::ifstream f(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+}
+
+class AccountsApi : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    platform_ = std::make_unique<Platform>(dir_.path());
+    std::ifstream(dir_ / "admin.token") >> token_;
+    platform_->accounts().set_clock([this] { return now_.load(); });
+    {
+      std::lock_guard<std::mutex> guard(platform_->lock());
+      Accounts& a = platform_->accounts();
+      a.CreateUser("root", "admin", kAdminPassword);
+      a.CreateUser("op", "operator", kOperatorPassword);
+      a.CreateUser("eve.viewer@example", "viewer", kViewerPassword);
+    }
+    ServiceOptions o;
+    o.http_port = 0;
+    o.download_port = 0;
+    o.mqtt_enabled = false;
+    service_ = std::make_unique<Service>(*platform_, o);
+    std::string error;
+    ASSERT_TRUE(service_->Start(&error)) << error;
+  }
+  void TearDown() override { service_.reset(); }
+
+  std::string Host() const { return "127.0.0.1:" + std::to_string(service_->http_port()); }
+
+  // `headers` as given; a body (JSON) for POST, PATCH and DELETE when not null.
+  Answer Send(const std::string& method, const std::string& path, const json& body,
+              const httplib::Headers& headers) {
+    httplib::SSLClient c("127.0.0.1", service_->http_port());
+    c.set_ca_cert_path(platform_->tls().ca_cert.c_str());
+    c.enable_server_certificate_verification(true);
+    const std::string text = body.is_null() ? "" : body.dump();
+    httplib::Result r = method == "GET"      ? c.Get(path, headers)
+                        : method == "DELETE" ? c.Delete(path, headers, text, "application/json")
+                        : method == "PATCH"  ? c.Patch(path, headers, text, "application/json")
+                                             : c.Post(path, headers, text, "application/json");
+    Answer a;
+    if (!r) return a;
+    a.status = r->status;
+    a.body = json::parse(r->body, nullptr, false);
+    a.headers = r->headers;
+    return a;
+  }
+  // As `browser`: its cookie, and the CSRF header unless `csrf` says otherwise ("-": none).
+  Answer As(const Browser& browser, const std::string& method, const std::string& path,
+            const json& body = nullptr, const std::string& csrf = "") {
+    httplib::Headers h = {{"Cookie", "ota_session=" + browser.cookie}};
+    const std::string token = csrf.empty() ? browser.csrf : csrf;
+    if (token != "-") h.emplace("X-CSRF-Token", token);
+    return Send(method, path, body, h);
+  }
+  Answer SignIn(const std::string& username, const std::string& password) {
+    return Send("POST", "/api/v1/session", {{"username", username}, {"password", password}}, {});
+  }
+  Browser Login(const std::string& username, const std::string& password) {
+    const Answer a = SignIn(username, password);
+    EXPECT_EQ(a.status, 200) << a.body;
+    const std::string set = a.Header("Set-Cookie");
+    const size_t eq = set.find('='), semi = set.find(';');
+    if (a.status != 200 || eq == std::string::npos || semi == std::string::npos) return {};
+    return {set.substr(eq + 1, semi - eq - 1), a.body.value("csrf_token", "")};
+  }
+  Answer AsAdminToken(const std::string& method, const std::string& path,
+                      const json& body = nullptr) {
+    return Send(method, path, body, {{"Authorization", "Bearer " + token_}});
+  }
+  std::string Metrics() {
+    httplib::SSLClient c("127.0.0.1", service_->http_port());
+    c.set_ca_cert_path(platform_->tls().ca_cert.c_str());
+    c.set_bearer_token_auth(token_);
+    auto r = c.Get("/metrics");
+    return r ? r->body : "";
+  }
+  std::string PublicPem() { return host::PublicKeyPem(key_.pkey()); }
+  // Every column of every audit row, as text.
+  std::string AuditText() {
+    std::lock_guard<std::mutex> guard(platform_->lock());
+    std::string out;
+    Statement st = platform_->db().Prepare(
+        "SELECT actor, method, route, object_ids, summary, remote_addr, status FROM audit_log");
+    while (st.Step()) {
+      for (int i = 0; i < 7; ++i)
+        out += st.Text(i) + "\n";
+    }
+    return out;
+  }
+  json LatestAudit() {
+    const Answer a = AsAdminToken("GET", "/api/v1/audit?limit=1");
+    EXPECT_EQ(a.status, 200) << a.body;
+    return a.body["items"][0];
+  }
+
+  testing::TempDir dir_{"ota-accounts"};
+  testing::TestKey key_;
+  std::atomic<int64_t> now_{kStart};
+  std::unique_ptr<Platform> platform_;
+  std::unique_ptr<Service> service_;
+  std::string token_;
+};
+
+TEST_F(AccountsApi, SignIn_RightPassword_StrictSessionCookieAndSessionBody) {
+  const Answer a = SignIn("root", kAdminPassword);
+  ASSERT_EQ(a.status, 200) << a.body;
+  const std::string set = a.Header("Set-Cookie");
+  const std::string prefix = "ota_session=";
+  const std::string suffix = "; Path=/; HttpOnly; Secure; SameSite=Strict";
+  ASSERT_EQ(set.rfind(prefix, 0), 0u) << set;
+  ASSERT_GT(set.size(), prefix.size() + suffix.size()) << set;
+  EXPECT_EQ(set.substr(set.size() - suffix.size()), suffix) << set;
+  const std::string id = set.substr(prefix.size(), set.size() - prefix.size() - suffix.size());
+  EXPECT_EQ(id.size(), 43u) << "32 random bytes, base64url";
+  EXPECT_EQ(
+      id.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"),
+      std::string::npos);
+  EXPECT_EQ(set.find("Max-Age"), std::string::npos) << "a browser-session cookie";
+  EXPECT_EQ(set.find("Expires"), std::string::npos);
+
+  EXPECT_EQ(a.body["username"], "root");
+  EXPECT_EQ(a.body["role"], "admin");
+  EXPECT_EQ(a.body["expires_at"], kStart + 8 * 3600);
+  const std::string csrf = a.body["csrf_token"];
+  EXPECT_GE(csrf.size(), 40u);
+
+  const Browser b{id, csrf};
+  const Answer again = As(b, "GET", "/api/v1/session");
+  ASSERT_EQ(again.status, 200) << again.body;
+  EXPECT_EQ(again.body, a.body) << "the same csrf_token for the whole session";
+  EXPECT_EQ(As(b, "GET", "/api/v1/products").status, 200);
+  EXPECT_EQ(As(b, "GET", "/api/v1/devices", nullptr, "-").status, 200) << "GET needs no CSRF";
+
+  // Another sign-in is another session with its own CSRF token.
+  const Browser other = Login("root", kAdminPassword);
+  EXPECT_NE(other.cookie, b.cookie);
+  EXPECT_NE(other.csrf, b.csrf);
+  EXPECT_EQ(Send("GET", "/api/v1/session", nullptr, {}).status, 401);
+}
+
+TEST_F(AccountsApi, SignIn_WrongPasswordUnknownUserDisabled_SameRefusalAndSimilarTime) {
+  {
+    std::lock_guard<std::mutex> guard(platform_->lock());
+    platform_->accounts().CreateUser("gone", "operator", "disabled-password-1");
+    platform_->accounts().UpdateUser("gone", std::nullopt, true);
+  }
+  Answer wrong = SignIn("root", "not-the-password");
+  Answer unknown = SignIn("nobody", "not-the-password");
+  Answer disabled = SignIn("gone", "disabled-password-1");
+  for (const Answer* a : {&wrong, &unknown, &disabled}) {
+    EXPECT_EQ(a->status, 401);
+    EXPECT_EQ(a->body, json({{"error", "wrong username or password"}}));
+    EXPECT_EQ(a->Header("Set-Cookie"), "");
+  }
+  EXPECT_NE(Metrics().find("ota_operator_logins_total{result=\"refused\"} 3\n"), std::string::npos)
+      << Metrics();
+
+  // An unknown user is verified against a dummy hash: Argon2id's time, not a lookup's. One
+  // kept-alive connection (no TLS handshake in the times), the fastest of three each; a
+  // request refused before any password check (400) is the baseline.
+  httplib::SSLClient c("127.0.0.1", service_->http_port());
+  c.set_ca_cert_path(platform_->tls().ca_cert.c_str());
+  c.enable_server_certificate_verification(true);
+  c.set_keep_alive(true);
+  c.set_tcp_nodelay(true);  // no delayed-ACK stall between header and body
+  const auto fastest = [&c](const json& body, int status) {
+    double best = 1e9;
+    for (int i = 0; i < 3; ++i) {
+      const auto start = std::chrono::steady_clock::now();
+      auto r = c.Post("/api/v1/session", body.dump(), "application/json");
+      best = std::min(
+          best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      EXPECT_TRUE(r && r->status == status) << body;
+    }
+    return best;
+  };
+  const double t_base = fastest({{"username", "root"}}, 400);
+  const double t_wrong = fastest({{"username", "root"}, {"password", "wrong-again"}}, 401);
+  const double t_unknown = fastest({{"username", "nobody2"}, {"password", "wrong-again"}}, 401);
+  EXPECT_GT(t_wrong - t_base, 0.01) << "Argon2id takes this long at least";
+  EXPECT_GT(t_unknown - t_base, 0.5 * (t_wrong - t_base))
+      << "unknown " << t_unknown << " s, wrong password " << t_wrong << " s, baseline " << t_base
+      << " s";
+}
+
+TEST_F(AccountsApi, Storage_Argon2idHashAndSessionHashOnly) {
+  const Browser b = Login("root", kAdminPassword);
+  std::lock_guard<std::mutex> guard(platform_->lock());
+  Statement st = platform_->db().Prepare("SELECT password_hash FROM users WHERE username = 'root'");
+  ASSERT_TRUE(st.Step());
+  const std::string hash = st.Text(0);
+  EXPECT_EQ(hash.rfind("$argon2id$", 0), 0u) << hash;
+  EXPECT_EQ(hash.find(kAdminPassword), std::string::npos);
+  Statement ss = platform_->db().Prepare("SELECT session_sha256 FROM user_sessions");
+  ASSERT_TRUE(ss.Step());
+  EXPECT_EQ(ss.Text(0).size(), 64u);
+  EXPECT_NE(ss.Text(0), b.cookie);
+  const std::string bytes = ReadBytes(platform_->database_path()) +
+                            ReadBytes(platform_->database_path().string() + "-wal");
+  EXPECT_EQ(bytes.find(kAdminPassword), std::string::npos);
+  EXPECT_EQ(bytes.find(b.cookie), std::string::npos);
+  EXPECT_EQ(bytes.find(b.csrf), std::string::npos);
+}
+
+TEST_F(AccountsApi, SignIn_OldHashParameters_RehashedOnSuccess) {
+  char weak[crypto_pwhash_STRBYTES];
+  ASSERT_EQ(crypto_pwhash_str(weak, kViewerPassword, std::strlen(kViewerPassword),
+                              crypto_pwhash_OPSLIMIT_MIN, crypto_pwhash_MEMLIMIT_MIN),
+            0);
+  ASSERT_TRUE(Accounts::NeedsRehash(weak));
+  {
+    std::lock_guard<std::mutex> guard(platform_->lock());
+    platform_->db()
+        .Prepare("UPDATE users SET password_hash = ? WHERE username = 'eve.viewer@example'")
+        .Bind(1, std::string(weak))
+        .Run();
+  }
+  Login("eve.viewer@example", kViewerPassword);
+  std::lock_guard<std::mutex> guard(platform_->lock());
+  const std::string now = platform_->accounts().GetUser("eve.viewer@example").password_hash;
+  EXPECT_NE(now, weak);
+  EXPECT_FALSE(Accounts::NeedsRehash(now));
+  EXPECT_TRUE(Accounts::VerifyPassword(now, kViewerPassword));
+}
+
+TEST_F(AccountsApi, Csrf_ChangesWithCookieNeedTheSessionsToken) {
+  const Browser b = Login("op", kOperatorPassword);
+  const json product = {{"product_id", "p1"}, {"name", "P1"}};
+  Answer a = As(b, "POST", "/api/v1/products", product, "-");
+  EXPECT_EQ(a.status, 403);
+  EXPECT_EQ(a.body, json({{"error", "missing or wrong CSRF token"}}));
+  const Browser other = Login("op", kOperatorPassword);
+  a = As(b, "POST", "/api/v1/products", product, other.csrf);  // another session's
+  EXPECT_EQ(a.status, 403);
+  EXPECT_EQ(a.body, json({{"error", "missing or wrong CSRF token"}}));
+  EXPECT_EQ(As(b, "GET", "/api/v1/products/p1").status, 404) << "nothing was made";
+  a = As(b, "POST", "/api/v1/products", product);
+  EXPECT_EQ(a.status, 201) << a.body;
+
+  // A bearer token wins over the cookie: no CSRF header asked of a token.
+  a = Send("POST", "/api/v1/products", {{"product_id", "p2"}, {"name", "P2"}},
+           {{"Authorization", "Bearer " + token_}, {"Cookie", "ota_session=" + b.cookie}});
+  EXPECT_EQ(a.status, 201) << a.body;
+  EXPECT_EQ(LatestAudit()["actor"].get<std::string>().rfind("token:", 0), 0u);
+}
+
+TEST_F(AccountsApi, Origin_ForeignRefusedWithCookie_OwnAccepted) {
+  const Browser b = Login("op", kOperatorPassword);
+  const httplib::Headers foreign = {{"Cookie", "ota_session=" + b.cookie},
+                                    {"X-CSRF-Token", b.csrf},
+                                    {"Origin", "https://evil.example"}};
+  Answer a = Send("GET", "/api/v1/products", nullptr, foreign);
+  EXPECT_EQ(a.status, 403) << a.body;
+  a = Send("POST", "/api/v1/products", {{"product_id", "p1"}, {"name", "P1"}}, foreign);
+  EXPECT_EQ(a.status, 403) << a.body;
+  a = Send("POST", "/api/v1/session", {{"username", "op"}, {"password", kOperatorPassword}},
+           {{"Origin", "https://evil.example"}});
+  EXPECT_EQ(a.status, 403) << "no sign-in from another site";
+  const httplib::Headers own = {{"Cookie", "ota_session=" + b.cookie},
+                                {"X-CSRF-Token", b.csrf},
+                                {"Origin", "https://" + Host()}};
+  a = Send("POST", "/api/v1/products", {{"product_id", "p1"}, {"name", "P1"}}, own);
+  EXPECT_EQ(a.status, 201) << a.body;
+  // http:// of the same host is another origin.
+  a = Send("GET", "/api/v1/products", nullptr,
+           {{"Cookie", "ota_session=" + b.cookie}, {"Origin", "http://" + Host()}});
+  EXPECT_EQ(a.status, 403);
+}
+
+TEST_F(AccountsApi, Roles_ViewerReadsOperatorChangesAdminManagesKeysAndUsers) {
+  const Browser viewer = Login("eve.viewer@example", kViewerPassword);
+  const Browser op = Login("op", kOperatorPassword);
+  const Browser admin = Login("root", kAdminPassword);
+  const json product = {{"product_id", "p1"}, {"name", "P1"}};
+
+  EXPECT_EQ(As(viewer, "GET", "/api/v1/products").status, 200);
+  EXPECT_EQ(As(viewer, "GET", "/metrics").status, 200) << "/metrics takes a session too";
+  EXPECT_EQ(As(viewer, "POST", "/api/v1/products", product).status, 403);
+  EXPECT_EQ(As(op, "POST", "/api/v1/products", product).status, 201);
+  const json key = {{"public_pem", PublicPem()}};
+  Answer a = As(op, "POST", "/api/v1/products/p1/keys", key);
+  EXPECT_EQ(a.status, 403) << a.body;
+  EXPECT_EQ(a.body["error"], "this user's scope is write; this needs admin");
+  EXPECT_EQ(As(op, "GET", "/api/v1/users").status, 403);
+  EXPECT_EQ(As(op, "GET", "/api/v1/tokens").status, 403);
+  a = As(admin, "POST", "/api/v1/products/p1/keys", key);
+  ASSERT_EQ(a.status, 201) << a.body;
+  const std::string key_id = a.body["key_id"];
+  EXPECT_EQ(As(op, "DELETE", "/api/v1/products/p1/keys/" + key_id).status, 403);
+  EXPECT_EQ(As(admin, "GET", "/api/v1/users").status, 200);
+  EXPECT_EQ(As(admin, "DELETE", "/api/v1/products/p1/keys/" + key_id).status, 200);
+
+  // A role changed by an admin applies to the open session at once.
+  ASSERT_EQ(As(admin, "PATCH", "/api/v1/users/op", {{"role", "viewer"}}).status, 200);
+  EXPECT_EQ(As(op, "POST", "/api/v1/products", {{"product_id", "p3"}, {"name", "x"}}).status, 403);
+}
+
+TEST_F(AccountsApi, SignOut_EndsTheSessionAndClearsTheCookie) {
+  const Browser b = Login("op", kOperatorPassword);
+  EXPECT_EQ(As(b, "DELETE", "/api/v1/session", nullptr, "-").status, 403) << "needs the CSRF";
+  const Answer a = As(b, "DELETE", "/api/v1/session");
+  ASSERT_EQ(a.status, 204) << a.body;
+  EXPECT_EQ(a.Header("Set-Cookie"),
+            "ota_session=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0");
+  EXPECT_EQ(As(b, "GET", "/api/v1/session").status, 401);
+  EXPECT_EQ(As(b, "GET", "/api/v1/products").status, 401);
+  std::lock_guard<std::mutex> guard(platform_->lock());
+  Statement st = platform_->db().Prepare("SELECT COUNT(*) FROM user_sessions");
+  ASSERT_TRUE(st.Step());
+  EXPECT_EQ(st.Int(0), 0);
+}
+
+TEST_F(AccountsApi, Expiry_IdleAfter8hAbsoluteAfter24h_DeletedOnLookup) {
+  const Browser b = Login("op", kOperatorPassword);
+  now_ += 8 * 3600 - 120;
+  Answer a = As(b, "GET", "/api/v1/session");
+  ASSERT_EQ(a.status, 200) << "used within 8 h";
+  EXPECT_EQ(a.body["expires_at"], now_.load() + 8 * 3600);
+  now_ += 8 * 3600 - 120;
+  EXPECT_EQ(As(b, "GET", "/api/v1/products").status, 200) << "idle time counts from last use";
+  now_ += 8 * 3600 + 1;
+  EXPECT_EQ(As(b, "GET", "/api/v1/products").status, 401) << "idle 8 h";
+  {
+    std::lock_guard<std::mutex> guard(platform_->lock());
+    Statement st = platform_->db().Prepare("SELECT COUNT(*) FROM user_sessions");
+    ASSERT_TRUE(st.Step());
+    EXPECT_EQ(st.Int(0), 0) << "deleted when found expired";
+  }
+
+  // Used every 7 h, it still ends 24 h after sign-in.
+  const Browser busy = Login("op", kOperatorPassword);
+  const int64_t start = now_.load();
+  for (int i = 0; i < 3; ++i) {
+    now_ += 7 * 3600;
+    a = As(busy, "GET", "/api/v1/session");
+    ASSERT_EQ(a.status, 200) << i;
+  }
+  EXPECT_EQ(a.body["expires_at"], start + 24 * 3600);
+  now_ = start + 24 * 3600;
+  EXPECT_EQ(As(busy, "GET", "/api/v1/session").status, 401);
+
+  // Expired sessions of others go at the next sign-in.
+  Login("root", kAdminPassword);
+  now_ += 9 * 3600;
+  Login("op", kOperatorPassword);
+  std::lock_guard<std::mutex> guard(platform_->lock());
+  Statement st = platform_->db().Prepare("SELECT COUNT(*) FROM user_sessions");
+  ASSERT_TRUE(st.Step());
+  EXPECT_EQ(st.Int(0), 1) << "only the new one";
+}
+
+TEST_F(AccountsApi, Throttle_FiveFailuresPerUser_429UntilTheWindowPasses) {
+  for (int i = 0; i < 5; ++i) {
+    now_ += 10;
+    EXPECT_EQ(SignIn("op", "wrong-password").status, 401) << i;
+  }
+  Answer a = SignIn("op", kOperatorPassword);
+  EXPECT_EQ(a.status, 429) << "even with the right password";
+  EXPECT_EQ(a.Header("Retry-After"), std::to_string(15 * 60 - 40));
+  EXPECT_EQ(a.Header("Set-Cookie"), "");
+  EXPECT_EQ(SignIn("root", kAdminPassword).status, 200) << "other users are not throttled";
+  now_ += 15 * 60 - 41;
+  EXPECT_EQ(SignIn("op", kOperatorPassword).status, 429);
+  now_ += 1;  // the first failure leaves the window
+  a = SignIn("op", kOperatorPassword);
+  EXPECT_EQ(a.status, 200) << a.body;
+  // A success clears the user's failures.
+  EXPECT_EQ(SignIn("op", "wrong-password").status, 401);
+  EXPECT_EQ(SignIn("op", kOperatorPassword).status, 200);
+
+  const std::string m = Metrics();
+  EXPECT_NE(m.find("ota_operator_logins_total{result=\"throttled\"} 2\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("ota_operator_logins_total{result=\"accepted\"} 3\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("ota_operator_logins_total{result=\"refused\"} 6\n"), std::string::npos) << m;
+}
+
+TEST_F(AccountsApi, Throttle_TwentyFailuresFromOneAddress) {
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(SignIn("guess" + std::to_string(i), "wrong-password").status, 401) << i;
+  }
+  const Answer a = SignIn("root", kAdminPassword);
+  EXPECT_EQ(a.status, 429);
+  EXPECT_EQ(a.Header("Retry-After"), std::to_string(15 * 60));
+  now_ += 15 * 60;
+  EXPECT_EQ(SignIn("root", kAdminPassword).status, 200);
+}
+
+TEST_F(AccountsApi, PasswordChange_EndsOtherSessionsKeepsThisOne) {
+  const Browser mine = Login("op", kOperatorPassword);
+  const Browser other = Login("op", kOperatorPassword);
+  const std::string fresh = "a-new-operator-password";
+  EXPECT_EQ(As(mine, "POST", "/api/v1/session/password",
+               {{"old_password", kOperatorPassword}, {"new_password", "short"}})
+                .status,
+            400);
+  EXPECT_EQ(As(mine, "POST", "/api/v1/session/password",
+               {{"old_password", "not-it-at-all"}, {"new_password", fresh}})
+                .status,
+            403);
+  EXPECT_EQ(As(mine, "POST", "/api/v1/session/password",
+               {{"old_password", kOperatorPassword}, {"new_password", fresh}}, "-")
+                .status,
+            403)
+      << "needs the CSRF";
+  Answer a = As(mine, "POST", "/api/v1/session/password",
+                {{"old_password", kOperatorPassword}, {"new_password", fresh}});
+  ASSERT_EQ(a.status, 204) << a.body;
+  EXPECT_EQ(As(mine, "GET", "/api/v1/session").status, 200);
+  EXPECT_EQ(As(other, "GET", "/api/v1/session").status, 401);
+  EXPECT_EQ(SignIn("op", kOperatorPassword).status, 401);
+  EXPECT_EQ(SignIn("op", fresh).status, 200);
+  // With a token there is no user whose password this would be.
+  a = AsAdminToken("POST", "/api/v1/session/password",
+                   {{"old_password", kOperatorPassword}, {"new_password", fresh}});
+  EXPECT_EQ(a.status, 401) << a.body;
+}
+
+TEST_F(AccountsApi, Users_CreateListPatchDelete) {
+  const Browser admin = Login("root", kAdminPassword);
+  Answer a = As(admin, "POST", "/api/v1/users", {{"username", "ann"}, {"role", "operator"}});
+  ASSERT_EQ(a.status, 201) << a.body;
+  EXPECT_EQ(a.body["username"], "ann");
+  EXPECT_EQ(a.body["role"], "operator");
+  const std::string generated = a.body["password"];
+  EXPECT_GE(generated.size(), 20u);
+  EXPECT_EQ(generated.find_first_not_of(
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"),
+            std::string::npos);
+  const Browser ann = Login("ann", generated);
+
+  EXPECT_EQ(As(admin, "POST", "/api/v1/users", {{"username", "ann"}, {"role", "viewer"}}).status,
+            409);
+  EXPECT_EQ(As(admin, "POST", "/api/v1/users",
+               {{"username", "bo"}, {"role", "viewer"}, {"password", "too-short"}})
+                .status,
+            400);
+  EXPECT_EQ(As(admin, "POST", "/api/v1/users", {{"username", "bo"}, {"role", "root"}}).status, 400);
+  EXPECT_EQ(As(admin, "POST", "/api/v1/users", {{"username", "b o"}, {"role", "viewer"}}).status,
+            400);
+  EXPECT_EQ(
+      As(admin, "POST", "/api/v1/users", {{"username", std::string(65, 'a')}, {"role", "viewer"}})
+          .status,
+      400);
+  a = As(admin, "POST", "/api/v1/users",
+         {{"username", "bo"}, {"role", "viewer"}, {"password", "chosen-password-1"}});
+  ASSERT_EQ(a.status, 201) << a.body;
+  EXPECT_EQ(a.body["password"], "chosen-password-1");
+
+  a = As(admin, "GET", "/api/v1/users");
+  ASSERT_EQ(a.status, 200);
+  ASSERT_TRUE(a.body.is_array());
+  json ann_row;
+  for (const json& u : a.body) {
+    EXPECT_EQ(u.size(), 5u) << u;
+    if (u["username"] == "ann") ann_row = u;
+  }
+  EXPECT_EQ(ann_row, json({{"username", "ann"},
+                           {"role", "operator"},
+                           {"disabled", false},
+                           {"created_at", kStart},
+                           {"last_login_at", kStart}}));
+  EXPECT_EQ(a.body.dump().find("argon2"), std::string::npos);
+
+  a = As(admin, "PATCH", "/api/v1/users/ann", {{"disabled", true}});
+  ASSERT_EQ(a.status, 200) << a.body;
+  EXPECT_EQ(a.body["disabled"], true);
+  EXPECT_EQ(As(ann, "GET", "/api/v1/products").status, 401) << "disabling ends its sessions";
+  EXPECT_EQ(SignIn("ann", generated).status, 401);
+  EXPECT_EQ(As(admin, "PATCH", "/api/v1/users/ann", {{"role", "boss"}}).status, 400);
+  EXPECT_EQ(As(admin, "PATCH", "/api/v1/users/ann", {{"disabled", "yes"}}).status, 400);
+  EXPECT_EQ(As(admin, "PATCH", "/api/v1/users/nobody", {{"disabled", true}}).status, 404);
+  ASSERT_EQ(As(admin, "PATCH", "/api/v1/users/ann", {{"disabled", false}}).status, 200);
+  const Browser ann2 = Login("ann", generated);
+
+  a = As(admin, "DELETE", "/api/v1/users/ann");
+  EXPECT_EQ(a.status, 204);
+  EXPECT_EQ(As(ann2, "GET", "/api/v1/session").status, 401) << "deleting ends its sessions";
+  EXPECT_EQ(As(admin, "DELETE", "/api/v1/users/ann").status, 404);
+  EXPECT_EQ(SignIn("ann", generated).status, 401);
+}
+
+TEST_F(AccountsApi, LastAdmin_CannotBeDeletedDemotedOrDisabled) {
+  const Browser admin = Login("root", kAdminPassword);
+  Answer a = As(admin, "DELETE", "/api/v1/users/root");
+  EXPECT_EQ(a.status, 409);
+  EXPECT_NE(a.body["error"].get<std::string>().find("last enabled admin"), std::string::npos);
+  EXPECT_EQ(As(admin, "PATCH", "/api/v1/users/root", {{"role", "operator"}}).status, 409);
+  EXPECT_EQ(As(admin, "PATCH", "/api/v1/users/root", {{"disabled", true}}).status, 409);
+  EXPECT_EQ(As(admin, "GET", "/api/v1/session").body["role"], "admin");
+  // With another enabled admin, it can.
+  ASSERT_EQ(As(admin, "PATCH", "/api/v1/users/op", {{"role", "admin"}}).status, 200);
+  a = As(admin, "PATCH", "/api/v1/users/root", {{"role", "viewer"}});
+  ASSERT_EQ(a.status, 200) << a.body;
+  EXPECT_EQ(a.body["role"], "viewer");
+  const Browser op = Login("op", kOperatorPassword);
+  EXPECT_EQ(As(op, "DELETE", "/api/v1/users/op").status, 409) << "now op is the last admin";
+  EXPECT_EQ(As(op, "DELETE", "/api/v1/users/root").status, 204);
+}
+
+TEST_F(AccountsApi, Audit_ActorIsUserAndNoSecretInAuditOrLogs) {
+  const std::filesystem::path log_path = dir_ / "server.log";
+  std::FILE* log = std::fopen(log_path.c_str(), "w");
+  ASSERT_NE(log, nullptr);
+  SetLogStream(log);
+  const Browser b = Login("root", kAdminPassword);
+  EXPECT_EQ(SignIn("root", "a-wrong-password-9").status, 401);
+  ASSERT_EQ(As(b, "POST", "/api/v1/products", {{"product_id", "p1"}, {"name", "P1"}}).status, 201);
+  json row = LatestAudit();
+  EXPECT_EQ(row["actor"], "user:root");
+  EXPECT_EQ(row["route"], "/api/v1/products");
+  const Answer created = As(b, "POST", "/api/v1/users", {{"username", "ann"}, {"role", "viewer"}});
+  ASSERT_EQ(created.status, 201);
+  row = LatestAudit();
+  EXPECT_EQ(row["actor"], "user:root");
+  EXPECT_EQ(row["summary"]["body"]["password"], nullptr) << "none was given";
+  ASSERT_EQ(As(b, "POST", "/api/v1/users",
+               {{"username", "bo"}, {"role", "viewer"}, {"password", "given-password-77"}})
+                .status,
+            201);
+  EXPECT_EQ(LatestAudit()["summary"]["body"]["password"], "[redacted]");
+  ASSERT_EQ(As(b, "POST", "/api/v1/session/password",
+               {{"old_password", kAdminPassword}, {"new_password", "new-admin-password-5"}})
+                .status,
+            204);
+  row = LatestAudit();
+  EXPECT_EQ(row["route"], "/api/v1/session/password");
+  EXPECT_EQ(row["summary"]["body"]["old_password"], "[redacted]");
+  EXPECT_EQ(row["summary"]["body"]["new_password"], "[redacted]");
+  EXPECT_EQ(As(b, "POST", "/api/v1/products", {{"product_id", "p2"}, {"name", "x"}}, "-").status,
+            403);
+  EXPECT_EQ(LatestAudit()["actor"], "user:root") << "a refused change names the user too";
+  ASSERT_EQ(As(b, "DELETE", "/api/v1/session").status, 204);
+  EXPECT_EQ(LatestAudit()["actor"], "user:root");
+  SetLogStream(nullptr);
+  std::fclose(log);
+
+  const std::string audit = AuditText();
+  EXPECT_NE(audit.find("user:root"), std::string::npos);
+  const std::string logs = ReadBytes(log_path);
+  for (const std::string& secret :
+       {std::string(kAdminPassword), std::string("a-wrong-password-9"),
+        created.body["password"].get<std::string>(), std::string("given-password-77"),
+        std::string("new-admin-password-5"), b.cookie, b.csrf}) {
+    EXPECT_EQ(audit.find(secret), std::string::npos) << secret;
+    EXPECT_EQ(logs.find(secret), std::string::npos) << secret;
+  }
+}
+
+// The summary's redaction covers every password field the account routes take.
+TEST(AuditSummaryAccounts, PasswordFieldsRedacted) {
+  const json s = AuditSummary(json({{"username", "ann"},
+                                    {"password", "p1-secret-value"},
+                                    {"old_password", "p2-secret-value"},
+                                    {"new_password", "p3-secret-value"}})
+                                  .dump(),
+                              {});
+  EXPECT_EQ(s["body"]["username"], "ann");
+  for (const char* k : {"password", "old_password", "new_password"})
+    EXPECT_EQ(s["body"][k], "[redacted]") << k;
+  EXPECT_EQ(s.dump().find("secret-value"), std::string::npos);
+}
+
+TEST(AccountsUnit, UsernamesRolesPasswords) {
+  EXPECT_TRUE(Accounts::ValidUsername("a"));
+  EXPECT_TRUE(Accounts::ValidUsername("Ann.B_c-d@example.org"));
+  EXPECT_TRUE(Accounts::ValidUsername(std::string(64, 'x')));
+  EXPECT_FALSE(Accounts::ValidUsername(""));
+  EXPECT_FALSE(Accounts::ValidUsername(std::string(65, 'x')));
+  for (const char* bad : {"a b", "a/b", "a:b", "é", "a\n"})
+    EXPECT_FALSE(Accounts::ValidUsername(bad)) << bad;
+  EXPECT_EQ(Accounts::RoleScope("viewer"), "read");
+  EXPECT_EQ(Accounts::RoleScope("operator"), "write");
+  EXPECT_EQ(Accounts::RoleScope("admin"), "admin");
+  EXPECT_EQ(Accounts::RoleScope("write"), "");
+  const std::string a = Accounts::GeneratePassword(), b = Accounts::GeneratePassword();
+  EXPECT_GE(a.size(), 20u);
+  EXPECT_NE(a, b);
+  EXPECT_TRUE(Accounts::SameSecret(a, a));
+  EXPECT_FALSE(Accounts::SameSecret(a, b));
+  EXPECT_FALSE(Accounts::SameSecret("", ""));
+  EXPECT_FALSE(Accounts::SameSecret(a, a.substr(1)));
+}
+
+}  // namespace
+}  // namespace ota::server
