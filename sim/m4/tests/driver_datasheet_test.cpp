@@ -1,0 +1,2 @@
+// Placeholder: the driver-vs-datasheet tests follow.
+#include <gtest/gtest.h>
