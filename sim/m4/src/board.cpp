@@ -90,8 +90,10 @@ M4Board::M4Board(BoardFlash& flash)
   usart1_->set_sink([this](uint8_t byte) {
     console_.push_back(static_cast<char>(byte));
     if (until_ != nullptr && *until_ && (*until_)()) {
+      // Stop at the next block: stopping inside an MMIO callback makes Unicorn 2.0.1 run
+      // the store again when it resumes (the console would show the byte twice).
       until_met_ = true;
-      if (uc_ != nullptr) uc_emu_stop(uc_);
+      deadline_ns_ = 0;
     }
   });
   iwdg_ = std::make_unique<Iwdg>(machine);
@@ -288,8 +290,17 @@ bool M4Board::OnFlashWrite(uc_engine* /*uc*/, uc_mem_type /*type*/, uint64_t add
   return true;  // handled: the emulator discards the store to its read-only copy
 }
 
-void M4Board::OnInterrupt(uc_engine* /*uc*/, uint32_t intno, void* user) {
+void M4Board::OnInterrupt(uc_engine* uc, uint32_t intno, void* user) {
   auto* board = static_cast<M4Board*>(user);
+  // A branch to EXC_RETURN: the M-profile memory map makes 0xE0000000 and up execute-never,
+  // so QEMU raises a prefetch abort (3) for the fetch there.
+  const uint32_t pc = board->pc();
+  if (intno == 3 && IsExcReturn(pc) && board->scs_->nvic().depth() > 0) {
+    board->exc_return_ = true;
+    board->exc_return_value_ = pc | 1u;
+    uc_emu_stop(uc);
+    return;
+  }
   // QEMU's numbers (target/arm/cpu.h): 1 undefined instruction, 2 SVC, 7 BKPT, 17 no
   // coprocessor, 18 invalid state, 22 unaligned.
   board->Fail("CPU exception " + std::to_string(intno) +

@@ -86,6 +86,7 @@ void SysTick::WriteVal(uint32_t /*value*/) {
 uint64_t SysTick::NextEventNs() const {
   if ((ctrl_ & kEnable) == 0 || (ctrl_ & kTickInt) == 0 || load_ == 0) return Peripheral::kNever;
   const uint64_t zeros = ZerosUpTo(Ticks());
+  if (zeros > zeros_seen_) return machine_.now_ns();  // a zero not yet turned into a pend
   const uint64_t next_tick = FirstZero() + zeros * (uint64_t{load_} + 1);
   const uint64_t per_tick = (ctrl_ & kClkSource) != 0 ? 1 : 8;
   const uint64_t cycle = start_cycle_ + next_tick * per_tick;
