@@ -67,5 +67,39 @@ TEST(M4Board, ColdBoot_LoaderJumpsToAppv1_AppPrintsBanner) {
               static_cast<unsigned long long>(board.entry().instructions), board.console().c_str());
 }
 
+// Nothing in the running slot: the loader says so five times a second apart (DelayMs on
+// SysTick, the core asleep in WFI in between) and resets through AIRCR.SYSRESETREQ, without
+// refreshing the watchdog (docs/firmware.md "Watchdog": halts reset).
+TEST(M4Board, BlankRunningSlot_LoaderHaltsFiveSecondsThenResets) {
+  const std::vector<uint8_t> loader = LoadImage("loader.bin");
+  ASSERT_FALSE(loader.empty());
+  BoardFlash flash(kStm32f429Fire);
+  FlashFactoryImages(flash, loader, {});
+  M4Board board(flash);
+  board.PowerOn();
+  RunLimits limits;
+  limits.stop_on_reset = true;
+  const RunResult result = board.Run([] { return false; }, limits);
+  ASSERT_EQ(result.reason, StopReason::kReset)
+      << StopReasonName(result.reason) << ": " << result.error << "\n"
+      << board.console();
+  ASSERT_EQ(board.resets().size(), 2u);
+  EXPECT_EQ(board.resets()[1].cause, ResetCause::kSoftware);
+  size_t reports = 0;
+  for (size_t at = board.console().find("loader: nothing to boot: running slot");
+       at != std::string::npos;
+       at = board.console().find("loader: nothing to boot: running slot", at + 1)) {
+    ++reports;
+  }
+  EXPECT_EQ(reports, 5u) << board.console();
+  EXPECT_NE(board.console().find("loader: resetting"), std::string::npos);
+  // Five one-second delays: the emulated clock ran on SysTick through the WFIs.
+  EXPECT_GE(board.resets()[1].ns, 5'000'000'000ull);
+  EXPECT_LT(board.resets()[1].ns, 7'000'000'000ull);
+  std::printf("m4-board: blank slot: halt then reset after emulated_ms=%.1f instructions=%llu\n",
+              static_cast<double>(board.resets()[1].ns) / 1e6,
+              static_cast<unsigned long long>(board.resets()[1].instructions));
+}
+
 }  // namespace
 }  // namespace ota::sim::m4
