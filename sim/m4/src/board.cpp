@@ -482,7 +482,9 @@ RunResult M4Board::Run(const std::function<bool()>& until, const RunLimits& limi
   const auto finish = [&](StopReason reason) {
     result.reason = reason;
     result.pc = fault_ ? error_pc_ : pc();
-    if (reason == StopReason::kFault) result.error = error_ + " (pc " + Hex(result.pc) + ")";
+    if (reason == StopReason::kFault) {
+      result.error = error_ + " (in the block at pc " + Hex(result.pc) + ")";
+    }
     until_ = nullptr;
     return result;
   };

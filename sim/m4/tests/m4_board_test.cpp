@@ -4,10 +4,12 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstring>
 
 #include "board_image.hpp"
 #include "ota/profile.hpp"
 #include "sim/m4/board.hpp"
+#include "sim/m4/memory_map.hpp"
 
 namespace ota::sim::m4 {
 namespace {
@@ -99,6 +101,62 @@ TEST(M4Board, BlankRunningSlot_LoaderHaltsFiveSecondsThenResets) {
   std::printf("m4-board: blank slot: halt then reset after emulated_ms=%.1f instructions=%llu\n",
               static_cast<double>(board.resets()[1].ns) / 1e6,
               static_cast<unsigned long long>(board.resets()[1].instructions));
+}
+
+// A few hand-assembled Thumb instructions at 0x08000008 after a vector table (SP at the top of
+// SRAM1, reset handler there): what the board says when code touches what it does not model.
+RunResult RunSnippet(BoardFlash& flash, std::initializer_list<uint16_t> code, M4Board& board) {
+  auto& raw = flash.internal.raw();
+  const uint32_t vectors[2] = {0x2001C000, kFlashBase + 8 + 1};
+  std::memcpy(raw.data(), vectors, sizeof(vectors));
+  size_t at = 8;
+  for (const uint16_t halfword : code) {
+    raw[at++] = static_cast<uint8_t>(halfword);
+    raw[at++] = static_cast<uint8_t>(halfword >> 8);
+  }
+  board.PowerOn();
+  RunLimits limits;
+  limits.max_instructions = 1000;
+  return board.Run([] { return false; }, limits);
+}
+
+TEST(M4Board, UnmappedStore_StopsWithAddressSizeValueAndBlockPc) {
+  BoardFlash flash(kStm32f429Fire);
+  M4Board board(flash);
+  // movs r0, #0x50; lsls r0, r0, #24 (0x50000000: USB OTG FS, not modelled); movs r1, #42;
+  // str r1, [r0]; b .
+  const RunResult result = RunSnippet(flash, {0x2050, 0x0600, 0x212A, 0x6001, 0xE7FE}, board);
+  ASSERT_EQ(result.reason, StopReason::kFault);
+  EXPECT_NE(result.error.find("unmapped write of 4 bytes at 0x50000000"), std::string::npos)
+      << result.error;
+  EXPECT_NE(result.error.find("value 0x0000002a"), std::string::npos) << result.error;
+  // The PC of the block holding the store (Unicorn 2.0.1 syncs it only at block starts).
+  EXPECT_NE(result.error.find("in the block at pc 0x08000008"), std::string::npos) << result.error;
+}
+
+TEST(M4Board, UnmodelledRegisterOfAModelledPeripheral_StopsWithItsName) {
+  BoardFlash flash(kStm32f429Fire);
+  M4Board board(flash);
+  // ldr r0, [pc, #4] (RCC_BDCR, 0x40023870); ldr r1, [r0]; b .; (pad); .word 0x40023870
+  const RunResult result =
+      RunSnippet(flash, {0x4801, 0x6801, 0xE7FE, 0xBF00, 0x3870, 0x4002}, board);
+  ASSERT_EQ(result.reason, StopReason::kFault);
+  EXPECT_NE(result.error.find("unmodelled 32-bit read of RCC+0x00000070 (0x40023870)"),
+            std::string::npos)
+      << result.error;
+  EXPECT_NE(result.error.find("in the block at pc 0x08000008"), std::string::npos) << result.error;
+}
+
+TEST(M4Board, PeripheralWithItsClockOff_StopsTheRun) {
+  BoardFlash flash(kStm32f429Fire);
+  M4Board board(flash);
+  // ldr r0, [pc, #4] (GPIOF_MODER, 0x40021400); ldr r1, [r0]; b .; (pad); .word 0x40021400
+  const RunResult result =
+      RunSnippet(flash, {0x4801, 0x6801, 0xE7FE, 0xBF00, 0x1400, 0x4002}, board);
+  ASSERT_EQ(result.reason, StopReason::kFault);
+  EXPECT_NE(result.error.find("GPIOF read at 0x40021400 with its clock off (RCC_AHB1ENR bit 5)"),
+            std::string::npos)
+      << result.error;
 }
 
 }  // namespace

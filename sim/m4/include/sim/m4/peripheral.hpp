@@ -20,7 +20,10 @@ class Machine {
   virtual uint64_t cycles() const = 0;
   // Emulated time since power-on, in nanoseconds: the cycles at the SYSCLK of the moment.
   virtual uint64_t now_ns() const = 0;
-  // The address of the instruction being executed (as far as the CPU emulator knows it).
+  // The address of the instruction being executed as far as the CPU emulator knows it: on
+  // 32-bit ARM Unicorn 2.0.1 keeps the PC exact only at block boundaries, so inside a
+  // peripheral access this is the first instruction of the block holding it (a few
+  // instructions before the access at most).
   virtual uint32_t pc() const = 0;
   // A gap in the model, or a rule of the part broken in a way the model does not emulate:
   // the run stops with this message. Never silent.
