@@ -461,6 +461,11 @@ void M4Board::SystemReset(ResetCause cause) {
 bool M4Board::DeliverException() {
   const bool primask = (Register(UC_ARM_REG_PRIMASK) & 1u) != 0;
   Nvic& nvic = scs_->nvic();
+  if (nvic.NextToTake(false) != 0 &&
+      (Register(UC_ARM_REG_BASEPRI) != 0 || Register(UC_ARM_REG_FAULTMASK) != 0)) {
+    Fail("BASEPRI or FAULTMASK set with an exception pending: not modelled");
+    return false;
+  }
   const uint32_t number = nvic.NextToTake(primask);
   if (number == 0) return false;
   const uint32_t vector = ReadWord(scs_->vtor() + 4 * number);

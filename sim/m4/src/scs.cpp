@@ -206,6 +206,8 @@ void Scs::Write(uint32_t offset, uint32_t value) {
         return;
       }
       aircr_prigroup_ = (value >> 8) & 7u;
+      // With 4 priority bits, PRIGROUP 0-3 leaves them all preempting (PM0214 4.3.5).
+      if (aircr_prigroup_ > 3) Fail("AIRCR.PRIGROUP > 3 (sub-priorities) is not modelled");
       if ((value & kAircrSysResetReq) != 0) machine_.RequestReset(ResetCause::kSoftware);
       return;
     case kScr:

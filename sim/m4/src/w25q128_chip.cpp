@@ -144,7 +144,7 @@ uint8_t W25q128Chip::Transfer(uint8_t in) {
     case kReadStatus3:
       return 0x00;
     case kJedecIdCmd:
-      return data_index < 3 ? static_cast<uint8_t>(kJedecId >> (8 * (2 - data_index))) : 0xFF;
+      return static_cast<uint8_t>(data_index < 3 ? kJedecId >> (8 * (2 - data_index)) : 0xFFu);
     case kRead:
     case kFastRead: {
       const uint32_t a = (current_.address + data_index) % flash_.size();
@@ -177,8 +177,6 @@ void W25q128Chip::Deselect() {
 
 void W25q128Chip::Execute() {
   const uint8_t op = current_.opcode;
-  const bool mutating = op == kPageProgram || op == kSectorErase || op == kBlockErase32 ||
-                        op == kBlockErase64 || op == kWriteEnable || op == kWriteDisable;
   if (powered_down_ && op != kReleasePowerDown) {
     Ignore("sent while the chip is powered down (B9): ignored");
     return;
@@ -224,7 +222,6 @@ void W25q128Chip::Execute() {
     default:
       break;
   }
-  (void)mutating;
 }
 
 void W25q128Chip::Program() {
