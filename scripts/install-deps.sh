@@ -15,6 +15,7 @@ packages=(
   python3-jsonschema  # scripts/check-openapi.py, for the OpenAPI test
   gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib
   qemu-system-arm
+  libunicorn-dev  # the emulated FIRE board (sim/m4): the real Cortex-M4 images on Unicorn 2
   nodejs npm  # the web console's build (server/console: npm ci, tsc, esbuild)
   chromium    # the console's browser tests (tests/console), driven by playwright-core
 )
