@@ -25,13 +25,13 @@ build: deps
 # tool: the firmware tests need them), the images on an emulated Cortex-M4, host tests, the
 # device library's tests under ASan+UBSan, fuzzing, and formatting. Fails on the first failure.
 test: deps
-	@$(MAKE) --no-print-directory firmware m4-check test-host test-asan fuzz-smoke format-check
+	@$(MAKE) --no-print-directory firmware m4-check m4-board-check test-host test-asan fuzz-smoke format-check
 	@scripts/test-summary.sh build/host build/asan
 
 # The power-cut sweeps' summary lines are shown after the run (CTest captures test output).
 test-host: build
 	@ctest --preset host
-	@grep -hE '^(powercut|firmware):' build/host/Testing/Temporary/LastTest.log || true
+	@grep -hE '^(powercut|firmware|console|devices-page):' build/host/Testing/Temporary/LastTest.log || true
 
 test-asan: deps
 	@cmake --preset asan >/dev/null
@@ -89,7 +89,7 @@ m4-check: m4-crypto-check m4-app-check
 
 # The real loader.bin and appv1.bin on the emulated FIRE board (sim/m4 on Unicorn 2,
 # docs/m4-board.md): a cold boot into the app, the drivers checked against the datasheets by
-# the peripheral models, the models' own rules. Not in `make test` yet. Prints the `m4-board:`
+# the peripheral models, the models' own rules (part of `make test`). Prints the `m4-board:`
 # lines (instructions, emulated time, MIPS); the whole output on a failure.
 m4-board-check: firmware
 	@cmake --build --preset host -j $(JOBS) --target ota_m4_board_tests
