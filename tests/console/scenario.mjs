@@ -197,13 +197,15 @@ try {
 
   await step('sign in as admin through the form; the overview shows the fleet online and the versions chart', async () => {
     await signIn(users.admin);
-    await page.getByRole('heading', { name: 'Fleet overview' }).waitFor();
+    await page.getByRole('heading', { level: 1, name: 'Fleet overview', exact: true }).waitFor();
     await page.getByTestId('live-state').getByText('Live').waitFor();
     await page.getByTestId('devices-online').getByText(`${BOARDS} of ${BOARDS}`).waitFor();
-    const chart = await text('versions-chart');
-    assert(chart.includes('FOTAV1') && chart.includes('FOTAV0'), `versions chart: ${chart}`);
-    const label = await page.getByTestId('versions-chart').getAttribute('aria-label');
-    console.log(`# versions chart: ${label ?? chart.replace(/\s+/g, ' ')}`);
+    // Each bar of the SVG chart: its label and its number.
+    const bars = await page
+      .getByTestId('versions-chart')
+      .locator('g')
+      .evaluateAll((gs) => gs.map((g) => [...g.querySelectorAll('text')].map((t) => t.textContent).join('=')));
+    assert(bars.join(' ') === `FOTAV1=${onV1} FOTAV0=${onV0}`, `versions chart: ${bars.join(' ')}`);
     await fitsTheWindow();
     await shot('overview');
   });
@@ -212,7 +214,7 @@ try {
   const upload = page.getByRole('form', { name: 'Upload a package' });
   await step('upload the full package with the file picker: signature, full, FOTAV2 shown', async () => {
     await page.getByRole('link', { name: 'Packages' }).click();
-    await page.getByRole('heading', { name: 'Packages' }).waitFor();
+    await page.getByRole('heading', { level: 1, name: 'Packages', exact: true }).waitFor();
     await upload.getByLabel('Product').selectOption(PRODUCT);
     await upload.getByLabel('Package file').setInputFiles(fullFile);
     await upload.getByRole('button', { name: 'Upload' }).click();
@@ -239,8 +241,10 @@ try {
     await upload.getByRole('button', { name: 'Upload' }).click();
     await page.getByTestId('upload-result').getByText('diff package').waitFor();
     assert((await text('upload-versions')) === 'FOTAV1 → FOTAV2', await text('upload-versions'));
-    const table = await text('packages-table');
-    assert(table.includes('fleet-fotav2-full.bin') && table.includes('fleet-fotav1-fotav2.bin'), table);
+    // The list reloads after each upload.
+    for (const f of ['fleet-fotav2-full.bin', 'fleet-fotav1-fotav2.bin']) {
+      await page.getByTestId('packages-table').getByText(f, { exact: true }).waitFor();
+    }
     await fitsTheWindow();
     await shot('packages-uploaded');
   });
@@ -257,10 +261,10 @@ try {
   let taskId;
   await step('new rollout: waves (group canary, 50 %, rest), rate limit, failure threshold; the preview matches the API and the package sizes', async () => {
     await page.getByRole('link', { name: 'Rollouts' }).click();
-    await page.getByRole('link', { name: 'New rollout' }).click();
-    await page.getByRole('heading', { name: 'New rollout' }).waitFor();
-    await page.getByLabel('Product').selectOption(PRODUCT);
-    await page.getByLabel('Target version').selectOption('FOTAV2');
+    await page.getByRole('button', { name: 'New rollout' }).click();
+    await page.getByRole('heading', { level: 1, name: 'New rollout', exact: true }).waitFor();
+    await page.getByLabel(/^Product/).selectOption(PRODUCT);
+    await page.getByLabel(/^Target version/).selectOption('FOTAV2');
     await page.getByLabel('Name (optional)').fill('FOTAV2 to the fleet');
     await page.getByRole('button', { name: 'Add wave' }).click();
     await page.getByLabel('Wave 1 name').fill('canary');
@@ -394,8 +398,9 @@ try {
     await fitsTheWindow();
     await shot('device');
     await visit('#/users');
-    const usersTable = page.getByTestId('users-table');
-    for (const u of ['admin', 'operator', 'viewer']) await usersTable.getByText(u, { exact: true }).first().waitFor();
+    await page.getByTestId('users-table').waitFor();
+    const names = await page.getByTestId('users-table').locator('tbody tr td:first-child').allInnerTexts();
+    assert(names.sort().join(',') === 'admin,operator,viewer', `users: ${names.join(',')}`);
     await shot('users');
     await visit('#/account');
     await page.getByText('Signed in as').waitFor();
@@ -406,16 +411,23 @@ try {
     await page.getByLabel('Actor').press('Enter');
     await page.getByLabel('Actor').blur();
     const table = page.getByTestId('audit-table');
-    await table.getByText(`/api/v1/tasks/${taskId}/resume`).waitFor();
+    await table.getByText('POST /api/v1/tasks/{task_id}/resume').waitFor();
     const rows = await table.locator('tbody tr').allInnerTexts();
     assert(rows.length > 0 && rows.every((r) => r.includes('user:admin')), rows.join('\n'));
-    for (const action of [
-      `POST /api/v1/products/${PRODUCT}/packages`,
-      'POST /api/v1/tasks',
-      `POST /api/v1/tasks/${taskId}/pause`,
-      `POST /api/v1/tasks/${taskId}/resume`,
-    ]) {
-      assert(rows.some((r) => r.includes(action)), `no audit row for ${action}`);
+    // The action (the route's template) and the objects it changed.
+    const want = [
+      ['POST /api/v1/products/{product_id}/packages', 'package_id=1'],
+      ['POST /api/v1/products/{product_id}/packages', 'package_id=2'],
+      ['POST /api/v1/tasks\t', `task_id=${taskId}`],
+      ['POST /api/v1/tasks/{task_id}/pause', `task_id=${taskId}`],
+      ['POST /api/v1/tasks/{task_id}/resume', `task_id=${taskId}`],
+    ];
+    for (const [action, object] of want) {
+      const flat = rows.map((r) => r.replace(/\s*\n\s*/g, ' '));
+      assert(
+        rows.some((r) => r.includes(action) && r.includes(object)),
+        `no audit row for ${action.trim()} ${object}:\n${flat.join('\n')}`,
+      );
     }
     await fitsTheWindow();
     await shot('audit');
@@ -428,7 +440,7 @@ try {
   await step('an operator gets the change controls but not the users page', async () => {
     await signIn(users.operator);
     await visit('#/rollouts');
-    await page.getByRole('link', { name: 'New rollout' }).waitFor();
+    await page.getByRole('button', { name: 'New rollout' }).waitFor();
     assert((await page.getByRole('link', { name: 'Users' }).count()) === 0, 'Users shown to an operator');
     await visit('#/packages');
     await page.getByRole('button', { name: 'Upload' }).waitFor();
@@ -457,7 +469,7 @@ try {
       assert(extra.length === 0 && c.files === 0 && c.forms === 0, `${hash}: ${JSON.stringify({ ...c, extra })}`);
       if (name) await shot(name);
     }
-    assert((await page.getByRole('link', { name: 'New rollout' }).count()) === 0, 'New rollout shown');
+    assert((await page.getByRole('button', { name: 'New rollout' }).count()) === 0, 'New rollout shown');
     assert((await page.getByRole('link', { name: 'Users' }).count()) === 0, 'Users shown to a viewer');
   });
   await step("the server refuses a viewer's change made with the page's own fetch and CSRF token (403)", async () => {
