@@ -360,8 +360,35 @@ try {
     for (const s of ['Fail', 'Stopped', 'Waiting', 'Processing', 'FailWaitRetry']) {
       assert((await page.getByTestId(`state-count-${s}`).locator('strong').innerText()) === '0', `${s} not 0`);
     }
-    const rowStates = await page.getByTestId('device-state').allInnerTexts();
-    assert(rowStates.length === BOARDS && rowStates.every((s) => s === 'Success'), `device rows: ${rowStates.join(',')}`);
+    // Every device's row, updated by device events only, says what the server's row says:
+    // state, progress, attempts, the package (the diff for FOTAV1 boards, else the full one).
+    const shownRows = await page.evaluate(() =>
+      Object.fromEntries(
+        [...document.querySelectorAll('tr[data-testid^=device-row-]')].map((tr) => [
+          tr.dataset.testid.slice('device-row-'.length),
+          [...tr.cells].map((c) => c.textContent.trim()),
+        ]),
+      ),
+    );
+    const serverRows = (await call('GET', `/tasks/${taskId}`, undefined, 200)).body.devices;
+    const stored = (await call('GET', `/packages?product_id=${PRODUCT}`, undefined, 200)).body;
+    const pkgOf = (file) => stored.find((p) => p.file_name === file).package_id;
+    assert(Object.keys(shownRows).length === BOARDS, `${Object.keys(shownRows).length} device rows`);
+    for (const r of serverRows) {
+      const cells = shownRows[r.device_id];
+      const from = devices.find((d) => d.device_id === r.device_id).fw_version;
+      const want = [
+        r.device_id,
+        cells?.[1],
+        'Success',
+        `${r.progress}%`,
+        String(r.attempts),
+        String(pkgOf(from === 'FOTAV1' ? 'fleet-fotav1-fotav2.bin' : 'fleet-fotav2-full.bin')),
+        `${r.result_code ?? ''} ${r.description}`.trim(),
+      ];
+      assert(r.package_id === Number(want[5]), `${r.device_id} got package ${r.package_id}, not ${want[5]}`);
+      assert(JSON.stringify(cells) === JSON.stringify(want), `${r.device_id}: page ${JSON.stringify(cells)} server ${JSON.stringify(want)}`);
+    }
     const waveStates = await page.getByTestId('wave-state').allInnerTexts();
     assert(waveStates.join(',') === 'done,done,done', `waves: ${waveStates.join(',')}`);
     const es = requests.filter((r) => new URL(r.url()).pathname === '/api/v1/events');
