@@ -321,15 +321,21 @@ try {
       if (f === page.mainFrame()) navigations += 1;
     });
   });
-  await step('pause it while it runs: the page shows paused, the server says paused', async () => {
+  const count = async (state) => Number(await page.getByTestId(`state-count-${state}`).locator('strong').innerText());
+  await step('pause it while it runs (the canary wave under way): page and server say paused; no device is commanded', async () => {
+    await waitFor(async () => (await count('Success')) >= 2, 'two canary boards upgraded', 60000);
     await page.getByRole('button', { name: 'Pause' }).click();
     await page.getByRole('button', { name: 'Resume' }).waitFor();
     const shown = await text('task-state');
     assert(/^paused/.test(shown), shown);
     const t = (await call('GET', `/tasks/${taskId}?devices=false`, undefined, 200)).body;
     assert(t.state === 'paused', `server: ${t.state}`);
-    const done = (t.counts.Success ?? 0) + (t.counts.Fail ?? 0);
-    assert(done < BOARDS, `the rollout had already ended (${JSON.stringify(t.counts)})`);
+    assert((t.counts.Waiting ?? 0) > 0, `nothing left to pause (${JSON.stringify(t.counts)})`);
+    // Paused: the boards still waiting stay waiting (no command, no query) for 3 s.
+    await new Promise((r) => setTimeout(r, 3000));
+    const later = (await call('GET', `/tasks/${taskId}?devices=false`, undefined, 200)).body;
+    assert(later.state === 'paused' && later.counts.Waiting === t.counts.Waiting, `moved while paused: ${JSON.stringify(t.counts)} -> ${JSON.stringify(later.counts)}`);
+    assert((await count('Waiting')) === t.counts.Waiting, 'the page and the server differ');
     await shot('rollout-paused');
   });
   let tasksRequests = 0;
@@ -438,9 +444,12 @@ try {
     await page.getByLabel('Actor').press('Enter');
     await page.getByLabel('Actor').blur();
     const table = page.getByTestId('audit-table');
-    await table.getByText('POST /api/v1/tasks/{task_id}/resume').waitFor();
-    const rows = await table.locator('tbody tr').allInnerTexts();
-    assert(rows.length > 0 && rows.every((r) => r.includes('user:admin')), rows.join('\n'));
+    // The filter applies when the field changes (Enter, or leaving it): the table reloads.
+    let rows = [];
+    await waitFor(async () => {
+      rows = await table.locator('tbody tr').allInnerTexts();
+      return rows.length > 0 && rows.every((r) => r.includes('\tuser:admin\t'));
+    }, 'the audit log filtered by actor user:admin');
     // The action (the route's template) and the objects it changed.
     const want = [
       ['POST /api/v1/products/{product_id}/packages', 'package_id=1'],
