@@ -450,6 +450,8 @@ try {
       rows = await table.locator('tbody tr').allInnerTexts();
       return rows.length > 0 && rows.every((r) => r.includes('\tuser:admin\t'));
     }, 'the audit log filtered by actor user:admin');
+    // What was typed stays while the list reloads.
+    assert((await page.getByLabel('Actor').inputValue()) === 'user:admin', 'the Actor field lost its text');
     // The action (the route's template) and the objects it changed.
     const want = [
       ['POST /api/v1/products/{product_id}/packages', 'package_id=1'],
