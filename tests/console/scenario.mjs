@@ -475,9 +475,19 @@ try {
     const status = await page.evaluate(async () => (await fetch('/api/v1/session')).status);
     assert(status === 401, `GET /session after sign-out: ${status}`);
   });
-  await step('an operator gets the change controls but not the users page', async () => {
+  await step('an operator gets the change controls but not the users page; a link followed as the page first renders is not lost', async () => {
+    // The hash changes the moment the signed-in shell is in the DOM, before its effects ran
+    // (the router once missed such a change and stayed on the page before).
+    await page.evaluate(() => {
+      new MutationObserver((_, obs) => {
+        if (document.querySelector('[data-testid=whoami]')) {
+          obs.disconnect();
+          window.location.hash = '#/rollouts';
+        }
+      }).observe(document.body, { childList: true, subtree: true });
+    });
     await signIn(users.operator);
-    await visit('#/rollouts');
+    await page.getByRole('heading', { level: 1, name: 'Rollouts', exact: true }).waitFor();
     await page.getByRole('button', { name: 'New rollout' }).waitFor();
     assert((await page.getByRole('link', { name: 'Users' }).count()) === 0, 'Users shown to an operator');
     await visit('#/packages');
