@@ -1,7 +1,9 @@
-// A reusable harness for browser tests of the web console: starts `ota-server serve` on free
-// loopback ports with a fresh data directory, launches Debian's Chromium through playwright-core
+// A reusable harness for browser tests of the web console: starts Mosquitto with the
+// platform's plugin and `ota-server serve` (with or without MQTT) on free loopback ports,
+// makes users with `ota-server user create`, launches Debian's Chromium through playwright-core
 // (never a downloaded browser), collects console errors and CSP violations, counts checks, and
-// saves screenshots. Used by smoke.mjs; a scenario test adds its own steps the same way.
+// saves screenshots. Every process it starts is stopped by stopAll(). Used by smoke.mjs and
+// scenario.mjs.
 import { execFileSync, spawn } from 'node:child_process';
 import { request } from 'node:https';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
