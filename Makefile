@@ -28,7 +28,8 @@ test: deps
 	@$(MAKE) --no-print-directory firmware m4-check m4-board-check test-host test-asan fuzz-smoke format-check
 	@scripts/test-summary.sh build/host build/asan
 
-# The power-cut sweeps' summary lines are shown after the run (CTest captures test output).
+# The power-cut sweeps', the firmware's and the console's summary lines are shown after the run
+# (CTest captures test output).
 test-host: build
 	@ctest --preset host
 	@grep -hE '^(powercut|firmware|console|devices-page):' build/host/Testing/Temporary/LastTest.log || true

@@ -138,7 +138,9 @@ std::string EventStream::DeviceEvents(Database& db, int64_t now) {
       "s.gateway_id = seen.id) "
       "SELECT d.device_id, " +
       DeviceOnlineSql(now) +
-      ", COALESCE(d.fw_version, ''), COALESCE(d.sw_version, ''), x.task_id, x.status "
+      ", COALESCE(d.fw_version, ''), COALESCE(d.sw_version, ''), x.task_id, x.status, "
+      "x.attempts, x.progress, COALESCE(x.package_id, 0), COALESCE(x.result_code, -1), "
+      "x.description "
       "FROM cand JOIN devices d ON d.device_id = cand.id LEFT JOIN devices gw ON gw.device_id = "
       "d.gateway_id LEFT JOIN task_devices x ON x.device_id = d.device_id AND x.task_id = "
       "(SELECT task_id FROM task_devices y WHERE y.device_id = d.device_id AND (?4 = 0 OR "
@@ -153,9 +155,14 @@ std::string EventStream::DeviceEvents(Database& db, int64_t now) {
               {"online", st.Int(1) != 0},
               {"fw_version", st.Text(2)},
               {"sw_version", st.Text(3)}};
-    if (!st.IsNull(4)) {
+    if (!st.IsNull(4)) {  // its task row, with the fields GET /tasks/{id} lists for it
       e["task_id"] = st.Int(4);
       e["state"] = st.Text(5);
+      e["attempts"] = st.Int(6);
+      e["progress"] = st.Int(7);
+      e["package_id"] = st.Int(8) != 0 ? json(st.Int(8)) : json(nullptr);
+      e["result_code"] = st.Int(9) >= 0 ? json(st.Int(9)) : json(nullptr);
+      e["description"] = st.Text(10);
     }
     std::string text = Dump(e);
     std::string& last = dev_[st.Text(0)];

@@ -516,6 +516,14 @@ TEST_F(Console, Events_OverviewFirstThenPushedChanges) {
   EXPECT_EQ(d["task_id"], id);
   EXPECT_EQ(d["fw_version"], "FOTAV1");
   EXPECT_EQ(d["online"], true);
+  // It carries the device's task row as GET /tasks/{id} lists it (the console's rows follow it).
+  const json rows = Call("GET", "/api/v1/tasks/" + std::to_string(id)).body["devices"];
+  ASSERT_EQ(rows.size(), 1u);
+  for (const char* field : {"attempts", "progress", "package_id", "result_code", "description"}) {
+    ASSERT_TRUE(d.contains(field)) << field;
+    EXPECT_EQ(d[field], rows[0][field]) << field;
+  }
+  EXPECT_NE(d["package_id"], nullptr);
   // And the task's counts moved with it.
   ASSERT_TRUE(events
                   ->WaitFor(0,

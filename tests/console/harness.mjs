@@ -1,12 +1,14 @@
-// A reusable harness for browser tests of the web console: starts `ota-server serve` on free
-// loopback ports with a fresh data directory, launches Debian's Chromium through playwright-core
+// A reusable harness for browser tests of the web console: starts Mosquitto with the
+// platform's plugin and `ota-server serve` (with or without MQTT) on free loopback ports,
+// makes users with `ota-server user create`, launches Debian's Chromium through playwright-core
 // (never a downloaded browser), collects console errors and CSP violations, counts checks, and
-// saves screenshots. Used by smoke.mjs; a scenario test adds its own steps the same way.
-import { spawn } from 'node:child_process';
+// saves screenshots. Every process it starts is stopped by stopAll(). Used by smoke.mjs and
+// scenario.mjs.
+import { execFileSync, spawn } from 'node:child_process';
 import { request } from 'node:https';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -58,41 +60,125 @@ export async function waitFor(cond, what, ms = 10000) {
   }
 }
 
-// Starts `ota-server serve` (no MQTT) on free ports; resolves once it printed its line.
-// Returns {url, api(path, init), token, data, log(), stop()}.
-export async function startServer(serverBin, { extraArgs = [] } = {}) {
-  const data = mkdtempSync(join(tmpdir(), 'ota-console-'));
-  const http = await freePort();
-  const downloads = await freePort();
-  const proc = spawn(
-    serverBin,
-    ['serve', '--data', data, '--http-port', String(http), '--download-port', String(downloads), '--no-mqtt', ...extraArgs],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let output = '';
-  proc.stdout.on('data', (d) => (output += d));
-  proc.stderr.on('data', (d) => (output += d));
-  let exited = null;
-  proc.on('exit', (code, signal) => (exited = { code, signal }));
-  await waitFor(() => exited !== null || output.includes('ota-server: api='), 'ota-server to start', 20000);
-  if (exited) throw new Error(`ota-server exited (${JSON.stringify(exited)}):\n${output}`);
-  const url = `https://127.0.0.1:${http}`;
-  const token = readFileSync(join(data, 'admin.token'), 'utf8').trim();
-  const ca = readFileSync(join(data, 'tls', 'ca.pem'));
-  return {
-    url,
-    data,
-    token,
-    ca,
-    log: () => output,
+// A child process whose output is kept; stop() ends it (SIGTERM, then SIGKILL after 10 s).
+// Every process started here is stopped by stopAll(), which the tests call in `finally` and on
+// SIGINT/SIGTERM, so nothing is left running after a failure.
+const running = new Set();
+
+export function startProcess(name, bin, argv, { cwd } = {}) {
+  const proc = spawn(bin, argv, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const p = {
+    name,
+    proc,
+    output: '',
+    exited: null,
+    log: () => p.output,
     async stop() {
-      if (exited === null) {
+      if (p.exited === null) {
         proc.kill('SIGTERM');
-        await waitFor(() => exited !== null, 'ota-server to stop', 10000).catch(() => proc.kill('SIGKILL'));
+        await waitFor(() => p.exited !== null, `${name} to stop`, 10000).catch(() => proc.kill('SIGKILL'));
       }
-      rmSync(data, { recursive: true, force: true });
+      running.delete(p);
+    },
+    // Resolves with the exit code once the process ended by itself.
+    async exit(ms, what = `${name} to exit`) {
+      await waitFor(() => p.exited !== null, what, ms);
+      return p.exited;
     },
   };
+  proc.stdout.on('data', (d) => (p.output += d));
+  proc.stderr.on('data', (d) => (p.output += d));
+  proc.on('exit', (code, signal) => (p.exited = { code, signal }));
+  proc.on('error', (e) => {
+    p.output += `\n${name}: ${e.message}\n`;
+    p.exited = { code: null, signal: null, error: e.message };
+  });
+  running.add(p);
+  return p;
+}
+
+export async function stopAll() {
+  for (const p of [...running].reverse()) await p.stop();
+}
+
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.once(sig, () => {
+    void stopAll().finally(() => process.exit(1));
+  });
+}
+
+// Mosquitto with the platform's plugin, configured by `ota-server broker-config` on DATA
+// (docs/server.md), MQTTS only, on a free port. Returns the process with `port`.
+export async function startBroker(serverBin, plugin, data, mosquitto = '/usr/sbin/mosquitto') {
+  const port = await freePort();
+  mkdirSync(data, { recursive: true });
+  const conf = execFileSync(
+    serverBin,
+    ['broker-config', '--data', data, '--plugin', plugin, '--mqtts-port', String(port), '--mqtt-port', '0'],
+    { encoding: 'utf8' },
+  );
+  const file = join(dirname(resolve(data)), 'mosquitto.conf');
+  writeFileSync(file, `${conf}\nuser root\npersistence false\n`);
+  const broker = startProcess('mosquitto', mosquitto, ['-c', file]);
+  await waitFor(() => broker.exited !== null || portOpen(port), 'mosquitto to listen', 10000);
+  if (broker.exited) throw new Error(`mosquitto exited (${JSON.stringify(broker.exited)}):\n${broker.log()}`);
+  broker.port = port;
+  return broker;
+}
+
+function portOpen(port) {
+  return new Promise((ok) => {
+    const s = connect({ host: '127.0.0.1', port }, () => {
+      s.destroy();
+      ok(true);
+    });
+    s.on('error', () => ok(false));
+  });
+}
+
+// Starts `ota-server serve` on free ports; resolves once it printed its line. Without
+// `mqttPort` it runs without MQTT (--no-mqtt) on a fresh data directory; with it, on `data`
+// (made by startBroker's broker-config) and connected to that broker over MQTTS.
+// Returns {url, api(path, init), token, data, log(), stop()}.
+export async function startServer(serverBin, { extraArgs = [], data, mqttPort } = {}) {
+  const dir = data ?? mkdtempSync(join(tmpdir(), 'ota-console-'));
+  const http = await freePort();
+  const downloads = await freePort();
+  const mqtt = mqttPort
+    ? ['--mqtt-port', String(mqttPort), '--mqtt-ca', join(dir, 'tls', 'ca.pem'), '--mqtt-host', 'localhost']
+    : ['--no-mqtt'];
+  const proc = startProcess('ota-server', serverBin, [
+    'serve', '--data', dir, '--http-port', String(http), '--download-port', String(downloads), ...mqtt, ...extraArgs,
+  ]);
+  await waitFor(() => proc.exited !== null || proc.output.includes('ota-server: api='), 'ota-server to start', 20000);
+  if (proc.exited) throw new Error(`ota-server exited (${JSON.stringify(proc.exited)}):\n${proc.log()}`);
+  const url = `https://127.0.0.1:${http}`;
+  const token = readFileSync(join(dir, 'admin.token'), 'utf8').trim();
+  const ca = readFileSync(join(dir, 'tls', 'ca.pem'));
+  return {
+    url,
+    data: dir,
+    token,
+    ca,
+    log: () => proc.log(),
+    async stop() {
+      await proc.stop();
+      if (!data) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+// `ota-server ARGS... --data DATA` on the server's machine; its standard output.
+export function serverCli(serverBin, data, ...argv) {
+  return execFileSync(serverBin, [...argv, '--data', data], { encoding: 'utf8' });
+}
+
+// A user made with `ota-server user create` (its password is printed once, alone on its line).
+export function createUser(serverBin, data, name, role) {
+  const out = serverCli(serverBin, data, 'user', 'create', name, '--role', role).trim().split('\n');
+  const password = out[out.length - 1].trim();
+  assert(password.length >= 12, `user create ${name}: no password in ${JSON.stringify(out)}`);
+  return { name, role, password };
 }
 
 // Chromium with the project's flags; each context is fresh (its own temporary profile).

@@ -10,6 +10,12 @@ export interface DeviceEvent {
   sw_version: string;
   task_id?: number;
   state?: string;
+  // The device's row of that task (as GET /tasks/{id} lists it).
+  attempts?: number;
+  progress?: number;
+  package_id?: number | null;
+  result_code?: number | null;
+  description?: string;
 }
 
 export interface Handlers {

@@ -8,13 +8,16 @@ export function currentRoute(): string[] {
 }
 
 export function useRoute(): string[] {
-  const [route, setRoute] = useState(currentRoute());
+  const [state, setState] = useState(() => ({ hash: window.location.hash, route: currentRoute() }));
   useEffect(() => {
-    const on = () => setRoute(currentRoute());
+    const on = () => setState({ hash: window.location.hash, route: currentRoute() });
     window.addEventListener('hashchange', on);
+    // Effects run after the first paint: a change in between had no listener yet.
+    if (window.location.hash !== state.hash) on();
     return () => window.removeEventListener('hashchange', on);
+    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, []);
-  return route;
+  return state.route;
 }
 
 export function href(...parts: (string | number)[]): string {

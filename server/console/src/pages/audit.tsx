@@ -11,6 +11,9 @@ function short(v: string): string {
 }
 
 export function AuditPage() {
+  // What is typed (kept across re-renders while the list loads); applied on change (Enter, or
+  // leaving the field).
+  const [draft, setDraft] = useState('');
   const [actor, setActor] = useState('');
   const [offset, setOffset] = useState(0);
   const audit = useLoad(() => api.get<Audit>('/audit' + query({ actor, limit: PAGE, offset })), [actor, offset]);
@@ -20,9 +23,10 @@ export function AuditPage() {
         <label>
           Actor
           <input
-            value={actor}
+            value={draft}
+            onInput={(e) => setDraft(e.currentTarget.value)}
             onChange={(e) => {
-              setActor(e.currentTarget.value);
+              setActor(e.currentTarget.value.trim());
               setOffset(0);
             }}
           />

@@ -1,8 +1,8 @@
 // Rollouts (upgrade tasks): the list; a new one with a preview of diff/full devices and bytes;
 // one rollout's live progress per wave and per device state, pause / resume / cancel.
 import { useEffect, useMemo, useState } from 'preact/hooks';
-import { api, enc, query, type Package, type Preview, type Product, type Task, type TaskSpec, type WaveSpec } from '../api';
-import { useEvents } from '../events';
+import { api, enc, query, type Package, type Preview, type Product, type Task, type TaskDevice, type TaskSpec, type WaveSpec } from '../api';
+import { useEvents, type DeviceEvent } from '../events';
 import { go, href } from '../router';
 import { canChange, useSession } from '../session';
 import { ErrorAlert, Loading, Page, Status, bytes, errorText, time, useAction, useLoad } from '../ui';
@@ -71,6 +71,19 @@ export function RolloutsPage() {
   );
 }
 
+// A device's row updated by its device event (the row's fields the event carries).
+function deviceRow(x: TaskDevice, d: DeviceEvent): TaskDevice {
+  return {
+    ...x,
+    status: d.state ?? x.status,
+    attempts: d.attempts ?? x.attempts,
+    progress: d.progress ?? x.progress,
+    package_id: d.package_id !== undefined ? d.package_id : x.package_id,
+    result_code: d.result_code !== undefined ? d.result_code : x.result_code,
+    description: d.description ?? x.description,
+  };
+}
+
 export function RolloutPage({ id }: { id: number }) {
   const session = useSession();
   const task = useLoad(() => api.get<Task>(`/tasks/${id}`), [id]);
@@ -86,9 +99,7 @@ export function RolloutPage({ id }: { id: number }) {
       device: (d) => {
         if (d.task_id !== id || !d.state) return;
         task.set((old) =>
-          old
-            ? { ...old, devices: (old.devices ?? []).map((x) => (x.device_id === d.device_id ? { ...x, status: d.state ?? x.status } : x)) }
-            : old,
+          old ? { ...old, devices: (old.devices ?? []).map((x) => (x.device_id === d.device_id ? deviceRow(x, d) : x)) } : old,
         );
       },
     },
