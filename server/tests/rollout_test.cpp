@@ -386,25 +386,33 @@ TEST_F(Rollout, DownloadTokens_RevokedWithTheTaskOrTheDevice_CappedAtSevenDays) 
   ASSERT_EQ(out.size(), 1u);
   const json paras = json::parse(out[0].message.payload)["services"][0]["paras"];
   std::string device;
-  int64_t from_task = 0;
+  int64_t from_task = 0, gen = -1;
   // The token ends 7 days after it was issued, not at the task's deadline 30 days away.
-  EXPECT_EQ(platform_->download_tokens().Verify(paras["access_token"], diff_id_,
-                                                kT0 + 7 * 24 * 3600 - 10, &device, &from_task),
-            DownloadTokens::Check::kValid);
+  EXPECT_EQ(
+      platform_->download_tokens().Verify(paras["access_token"], diff_id_, kT0 + 7 * 24 * 3600 - 10,
+                                          &device, &from_task, &gen),
+      DownloadTokens::Check::kValid);
   EXPECT_EQ(platform_->download_tokens().Verify(paras["access_token"], diff_id_,
                                                 kT0 + 7 * 24 * 3600 + 2, &device, &from_task),
             DownloadTokens::Check::kExpired);
   EXPECT_EQ(from_task, task);
+  EXPECT_EQ(gen, platform_->registry().Generation(Id(0)));
   Database& db = platform_->ReadDb();
-  EXPECT_TRUE(UpgradeTasks::DownloadAllowed(db, task, Id(0), diff_id_));
-  EXPECT_FALSE(UpgradeTasks::DownloadAllowed(db, task, Id(0), full_id_)) << "another package";
-  EXPECT_FALSE(UpgradeTasks::DownloadAllowed(db, task, Id(1), diff_id_)) << "not commanded";
+  EXPECT_TRUE(UpgradeTasks::DownloadAllowed(db, task, Id(0), diff_id_, gen));
+  EXPECT_FALSE(UpgradeTasks::DownloadAllowed(db, task, Id(0), full_id_, gen)) << "another package";
+  EXPECT_FALSE(UpgradeTasks::DownloadAllowed(db, task, Id(1), diff_id_,
+                                             platform_->registry().Generation(Id(1))))
+      << "not commanded";
   platform_->registry().SetDeviceEnabled(Id(0), false);
-  EXPECT_FALSE(UpgradeTasks::DownloadAllowed(db, task, Id(0), diff_id_)) << "disabled";
+  EXPECT_FALSE(UpgradeTasks::DownloadAllowed(db, task, Id(0), diff_id_, gen)) << "disabled";
   platform_->registry().SetDeviceEnabled(Id(0), true);
-  EXPECT_TRUE(UpgradeTasks::DownloadAllowed(db, task, Id(0), diff_id_));
+  EXPECT_TRUE(UpgradeTasks::DownloadAllowed(db, task, Id(0), diff_id_, gen));
+  platform_->registry().RotateSecret(Id(0), "");
+  EXPECT_FALSE(UpgradeTasks::DownloadAllowed(db, task, Id(0), diff_id_, gen)) << "secret rotated";
+  gen = platform_->registry().Generation(Id(0));
+  EXPECT_TRUE(UpgradeTasks::DownloadAllowed(db, task, Id(0), diff_id_, gen)) << "a new token";
   tasks_->Stop(task, kT0 + 2);
-  EXPECT_FALSE(UpgradeTasks::DownloadAllowed(db, task, Id(0), diff_id_)) << "task cancelled";
+  EXPECT_FALSE(UpgradeTasks::DownloadAllowed(db, task, Id(0), diff_id_, gen)) << "task cancelled";
 }
 
 }  // namespace
