@@ -404,10 +404,16 @@ std::string Registry::RotateSecret(const std::string& device_id, const std::stri
   if (!broker::PutCredential(db_.handle(), box_, device_id, s, d.enabled, &error)) {
     throw DbError("broker credential: " + error);
   }
-  // Download tokens issued before are refused from the commit on (docs/server.md).
+  // Download tokens issued before are refused from the commit on (docs/server.md); an upgrade
+  // under way gets its command again at the next tick, with a token of the new generation.
   db_.Prepare("UPDATE devices SET generation = ? WHERE device_id = ?")
       .Bind(1, NextGeneration())
       .Bind(2, device_id)
+      .Run();
+  db_.Prepare(
+         "UPDATE task_devices SET resend_due = 1, next_at = 0 WHERE device_id = ? AND "
+         "status = 'Processing'")
+      .Bind(1, device_id)
       .Run();
   QueueDisconnect(device_id);
   tx.Commit();

@@ -415,5 +415,40 @@ TEST_F(Rollout, DownloadTokens_RevokedWithTheTaskOrTheDevice_CappedAtSevenDays) 
   EXPECT_FALSE(UpgradeTasks::DownloadAllowed(db, task, Id(0), diff_id_, gen)) << "task cancelled";
 }
 
+// Rotating the secret revokes the device's tokens; an upgrade under way (here with progress
+// reported, so no timer would re-send soon) gets its command again at the next tick with a
+// token of the new generation, and resumes with it.
+TEST_F(Rollout, RotateSecret_UpgradeUnderWay_CommandResentWithAFreshToken) {
+  Devices(1);
+  const int64_t task = tasks_->Create(Spec(), kT0);
+  tasks_->Tick(kT0);
+  const auto first = Report(Id(0), "FOTAV1", kT0 + 1);
+  ASSERT_EQ(first.size(), 1u);
+  Progress(Id(0), 0, "FOTAV1", kT0 + 2, "downloading");
+  const auto token_of = [this](const QueuedMessage& m, int64_t* gen) {
+    const std::string token =
+        json::parse(m.message.payload)["services"][0]["paras"]["access_token"];
+    std::string device;
+    int64_t from_task = 0;
+    EXPECT_EQ(
+        platform_->download_tokens().Verify(token, diff_id_, kT0 + 3, &device, &from_task, gen),
+        DownloadTokens::Check::kValid);
+    return token;
+  };
+  int64_t old_gen = -1, new_gen = -1;
+  const std::string old_token = token_of(first[0], &old_gen);
+  EXPECT_TRUE(tasks_->Tick(kT0 + 3).empty()) << "nothing due before the rotation";
+
+  platform_->registry().RotateSecret(Id(0), "");
+  const auto again = tasks_->Tick(kT0 + 4);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_NE(token_of(again[0], &new_gen), old_token);
+  EXPECT_EQ(new_gen, platform_->registry().Generation(Id(0)));
+  Database& db = platform_->ReadDb();
+  EXPECT_FALSE(UpgradeTasks::DownloadAllowed(db, task, Id(0), diff_id_, old_gen));
+  EXPECT_TRUE(UpgradeTasks::DownloadAllowed(db, task, Id(0), diff_id_, new_gen));
+  EXPECT_EQ(tasks_->Get(task)["devices"][0]["status"], "Processing");
+}
+
 }  // namespace
 }  // namespace ota::server
