@@ -533,7 +533,7 @@ TEST_F(ApiAdmin, DownloadToken_DeviceDeletedAndRecreated_Refused) {
   EXPECT_EQ(Download(IssueToken()).first, 200);
 }
 
-// Rotating the secret revokes the tokens issued before (docs/server.md, "Download tokens").
+// Rotating the secret revokes the tokens issued before (docs/server.md, "Downloads").
 TEST_F(ApiAdmin, DownloadToken_SecretRotated_Refused_NewTokenWorks) {
   const std::string token = IssueToken();
   ASSERT_EQ(Download(token).first, 200);

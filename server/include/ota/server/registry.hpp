@@ -160,7 +160,7 @@ class Registry {
   // The broker's view of a device (docs/spec/broker-auth.md), for brokers that ask over HTTP.
   std::optional<broker::DeviceCredential> Credential(const std::string& device_id);
 
-  // What the device's download tokens carry (docs/server.md, "Download tokens"): new when the
+  // What the device's download tokens carry (docs/server.md, "Downloads"): new when the
   // device is created and when its secret is rotated, never reused. 404 when unknown.
   int64_t Generation(const std::string& device_id);
 
