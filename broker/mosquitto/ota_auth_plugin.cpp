@@ -2,7 +2,8 @@
 // credential store and may only use their own `$oc/devices/{id}/...` topics; the platform logs
 // in with its own privileged identity. The broker reports each device connection and its end
 // on `$ota/presence/{id}`, and stands in for IoTDA's implicit subscriptions: the platform's
-// messages on a connected device's system down topics go to that device's connection only.
+// messages on a connected device's system down topics go to that device's connection only. The
+// platform's control messages (`$ota/control/...`) are acted on here and delivered to no one.
 // The narrow boundary: four callbacks, five options (docs/spec/broker-auth.md).
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
@@ -16,6 +17,7 @@
 #include <memory>
 #include <string>
 
+#include "ota/broker/control.hpp"
 #include "ota/broker/credential_store.hpp"
 #include "ota/broker/device_auth.hpp"
 #include "ota/broker/implicit_subscriptions.hpp"
@@ -147,17 +149,68 @@ int OnAclCheck(int /*event*/, void* event_data, void* user) {
   return MOSQ_ERR_ACL_DENIED;
 }
 
-// Every PUBLISH a client sends, after its write ACL check. A platform message on a connected
-// device's implicit topic is queued for that device's connection alone (Mosquitto sends it from
-// its main loop, by client ID, with no subscription and no ACL check), and the original is
-// re-filed under the sink topic: Mosquitto still acknowledges it to the platform, but no
-// subscription (the device's own, another connection's, the platform's) delivers it again.
-// If the copy cannot be queued, the original routes normally.
+// A copy of the sink topic from the broker's allocator, or null when out of memory.
+char* NewSinkTopic() {
+  return mosquitto_strdup(std::string(ota::broker::kRedirectSinkTopic).c_str());
+}
+
+// Re-files the message under `sink` (from NewSinkTopic): Mosquitto still acknowledges it to its
+// sender, but no subscription (a device's, the platform's) delivers it.
+void Refile(mosquitto_evt_message* ed, char* sink) {
+  // Mosquitto 2.0.11 takes a replaced topic without freeing the old one (plugin.c).
+  mosquitto_free(ed->topic);
+  ed->topic = sink;
+  ed->retain = false;
+}
+
+// A control message from the platform (docs/spec/broker-auth.md, "Control messages"): acted on
+// here and delivered to no one. A disconnect closes every connection logged in as the device
+// (authentication made the username the device ID), without its will.
+void OnControl(Plugin* p, mosquitto_evt_message* ed) {
+  const std::string topic = Safe(ed->topic);
+  const std::string_view payload(static_cast<const char*>(ed->payload),
+                                 ed->payload != nullptr ? ed->payloadlen : 0);
+  if (char* sink = NewSinkTopic()) {
+    Refile(ed, sink);
+  } else {
+    mosquitto_log_printf(MOSQ_LOG_ERR,
+                         "ota-auth: cannot sink the control message on %s (it routes normally)",
+                         topic.c_str());
+  }
+  if (topic != ota::broker::kDisconnectTopic) {
+    mosquitto_log_printf(MOSQ_LOG_WARNING, "ota-auth: unknown control topic %s", topic.c_str());
+    return;
+  }
+  const std::optional<std::string> device =
+      ota::broker::DisconnectTarget(payload, p->platform_username);
+  if (!device) {
+    mosquitto_log_printf(MOSQ_LOG_WARNING, "ota-auth: disconnect request for no valid device");
+    return;
+  }
+  const int rc = mosquitto_kick_client_by_username(device->c_str(), false);
+  mosquitto_log_printf(rc == MOSQ_ERR_SUCCESS ? MOSQ_LOG_NOTICE : MOSQ_LOG_ERR,
+                       "ota-auth: disconnect device %s at the platform's request: %s",
+                       device->c_str(), mosquitto_strerror(rc));
+}
+
+// Every PUBLISH a client sends, after its write ACL check. A platform message on a control topic
+// is the broker's to act on (OnControl). A platform message on a connected device's implicit
+// topic is queued for that device's connection alone (Mosquitto sends it from its main loop, by
+// client ID, with no subscription and no ACL check), and the original is re-filed under the
+// sink topic: Mosquitto still acknowledges it to the platform, but no subscription (the device's
+// own, another connection's, the platform's) delivers it again. If the copy cannot be queued,
+// the original routes normally.
 int OnMessage(int /*event*/, void* event_data, void* user) {
   auto* p = static_cast<Plugin*>(user);
   auto* ed = static_cast<mosquitto_evt_message*>(event_data);
-  const std::optional<ota::broker::Redirect> redirect = p->implicit.Route(
-      p->IsPlatform(mosquitto_client_username(ed->client)), Safe(ed->topic), ed->retain);
+  const bool from_platform = p->IsPlatform(mosquitto_client_username(ed->client));
+  // Only the platform may publish there (the ACL refuses devices before this event).
+  if (from_platform && ota::broker::IsControlTopic(Safe(ed->topic))) {
+    OnControl(p, ed);
+    return MOSQ_ERR_SUCCESS;
+  }
+  const std::optional<ota::broker::Redirect> redirect =
+      p->implicit.Route(from_platform, Safe(ed->topic), ed->retain);
   if (!redirect) return MOSQ_ERR_SUCCESS;
   void* copy = nullptr;
   if (ed->payloadlen > 0) {
@@ -165,7 +218,8 @@ int OnMessage(int /*event*/, void* event_data, void* user) {
     if (copy == nullptr) return MOSQ_ERR_SUCCESS;
     std::memcpy(copy, ed->payload, ed->payloadlen);
   }
-  char* sink = mosquitto_strdup(std::string(ota::broker::kRedirectSinkTopic).c_str());
+  // Allocated before the copy is queued: once queued, the original must not route too.
+  char* sink = NewSinkTopic();
   if (sink == nullptr) {
     mosquitto_free(copy);
     return MOSQ_ERR_SUCCESS;
@@ -181,9 +235,7 @@ int OnMessage(int /*event*/, void* event_data, void* user) {
                          redirect->client_id.c_str(), mosquitto_strerror(rc));
     return MOSQ_ERR_SUCCESS;
   }
-  // Mosquitto 2.0.11 takes a replaced topic without freeing the old one (plugin.c).
-  mosquitto_free(ed->topic);
-  ed->topic = sink;
+  Refile(ed, sink);  // not retained: Route() redirects only messages that are not
   return MOSQ_ERR_SUCCESS;
 }
 

@@ -18,6 +18,7 @@
 
 #include "mosquitto_process.hpp"
 #include "mqtt_test_client.hpp"
+#include "ota/broker/control.hpp"
 #include "ota/broker/credential_store.hpp"
 #include "ota/broker/device_auth.hpp"
 #include "ota/broker/presence.hpp"
@@ -846,6 +847,82 @@ TEST_F(ImplicitSubscriptionTest, ImplicitSubscription_SinkTopic_NeverDelivered) 
   EXPECT_EQ(Collect(a, 6).size(), 6u);
   EXPECT_TRUE(other_platform.Receive(std::chrono::milliseconds(300)).empty());
   ExpectPlatformGot();
+}
+
+// ---- Control messages: the platform disconnects a device at once ----
+
+class ControlTest : public PresenceTest {
+ protected:
+  // Whether `c` is still connected: a round trip (QoS 1 publish on its own tree) succeeds.
+  static bool StillConnected(MqttTestClient& c, const std::string& device) {
+    return c.Publish("$oc/devices/" + device + "/sys/messages/up", "ping");
+  }
+};
+
+TEST_F(ControlTest, Disconnect_ClosesEveryConnectionOfThatDeviceOnly) {
+  MqttTestClient a0(ClientIdOf("prod_a", 0));
+  ASSERT_EQ(ConnectDevice(a0, "prod_a", "secret-a"), 0);
+  MqttTestClient a1(ClientIdOf("prod_a", 1));  // Huawei's Python SDK: another client ID
+  ASSERT_EQ(ConnectDevice(a1, "prod_a", "secret-a"), 0);
+  MqttTestClient b(ClientIdOf("prod_b"));
+  ASSERT_EQ(ConnectDevice(b, "prod_b", "secret-b"), 0);
+  ASSERT_EQ(Await(3).size(), 3u);
+  ASSERT_EQ(platform_.Subscribe("$ota/control/#"), 1);  // would show it if it routed
+
+  ASSERT_TRUE(platform_.Publish(std::string(kDisconnectTopic), "prod_a"));
+  EXPECT_TRUE(a0.WaitDisconnected(std::chrono::seconds(3)));
+  EXPECT_TRUE(a1.WaitDisconnected(std::chrono::seconds(3)));
+  // The broker reports both ends; the control message itself reaches no one.
+  const std::vector<Presence> down = Await(2);
+  ASSERT_EQ(down.size(), 2u);
+  for (const Presence& e : down) {
+    EXPECT_EQ(e.topic, "$ota/presence/prod_a");
+    EXPECT_EQ(e.event, "disconnected");
+  }
+  EXPECT_TRUE(StillConnected(b, "prod_b"));
+  EXPECT_FALSE(b.WaitDisconnected(std::chrono::milliseconds(300)));
+  EXPECT_NE(broker_->Log().find("disconnect device prod_a at the platform's request"),
+            std::string::npos);
+
+  // It may log in again (the platform refuses it through the credential store, not here).
+  MqttTestClient again(ClientIdOf("prod_a"));
+  EXPECT_EQ(ConnectDevice(again, "prod_a", "secret-a"), 0);
+}
+
+TEST_F(ControlTest, Disconnect_OfflineUnknownOrInvalidDevice_NothingHappens) {
+  MqttTestClient b(ClientIdOf("prod_b"));
+  ASSERT_EQ(ConnectDevice(b, "prod_b", "secret-b"), 0);
+  ASSERT_EQ(Await(1).size(), 1u);
+  ASSERT_EQ(platform_.Subscribe("$ota/control/#"), 1);
+  // Offline, unknown, malformed, empty, the platform's own name: each acknowledged and dropped.
+  for (const char* payload : {"prod_a", "nobody", "prod_b/x", "", "prod_+", "ota-server"}) {
+    EXPECT_TRUE(platform_.Publish(std::string(kDisconnectTopic), payload)) << payload;
+  }
+  EXPECT_TRUE(platform_.Publish("$ota/control/other", "prod_b"));
+  EXPECT_TRUE(platform_.Receive(std::chrono::milliseconds(300)).empty());
+  EXPECT_TRUE(StillConnected(b, "prod_b"));
+  EXPECT_TRUE(platform_.Publish(std::string(kDisconnectTopic), "prod_b"));  // still listening
+  EXPECT_TRUE(b.WaitDisconnected(std::chrono::seconds(3)));
+}
+
+TEST_F(ControlTest, Device_CannotSubscribeOrPublishControl) {
+  MqttTestClient a(ClientIdOf("prod_a"));
+  ASSERT_EQ(ConnectDevice(a, "prod_a", "secret-a"), 0);
+  MqttTestClient b(ClientIdOf("prod_b"));
+  ASSERT_EQ(ConnectDevice(b, "prod_b", "secret-b"), 0);
+  EXPECT_EQ(a.Subscribe(std::string(kDisconnectTopic)), 0x80);
+  EXPECT_EQ(a.Subscribe("$ota/control/#"), 0x80);
+  EXPECT_EQ(a.Subscribe("$ota/#"), 0x80);
+  // Acknowledged (MQTT 3.1.1 has no negative PUBACK) but dropped: B stays connected.
+  EXPECT_TRUE(a.Publish(std::string(kDisconnectTopic), "prod_b"));
+  EXPECT_TRUE(a.Publish(std::string(kDisconnectTopic), "prod_a"));
+  EXPECT_FALSE(b.WaitDisconnected(std::chrono::milliseconds(500)));
+  EXPECT_TRUE(StillConnected(b, "prod_b"));
+  EXPECT_TRUE(StillConnected(a, "prod_a"));
+  EXPECT_NE(broker_->Log().find("denied device prod_a publish on $ota/control/disconnect"),
+            std::string::npos);
+  EXPECT_NE(broker_->Log().find("denied device prod_a subscribe on $ota/control/disconnect"),
+            std::string::npos);
 }
 
 }  // namespace

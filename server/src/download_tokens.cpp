@@ -48,30 +48,36 @@ std::string DownloadTokens::Mac(const std::string& body) const {
 }
 
 std::string DownloadTokens::Issue(const std::string& device_id, int64_t package_id,
-                                  std::time_t expires, int64_t task_id) const {
+                                  std::time_t expires, int64_t task_id, int64_t generation) const {
   const std::string body = device_id + "." + std::to_string(package_id) + "." +
-                           std::to_string(expires) + "." + std::to_string(task_id);
+                           std::to_string(expires) + "." + std::to_string(task_id) + "." +
+                           std::to_string(generation);
   return body + "." + Mac(body);
 }
 
 DownloadTokens::Check DownloadTokens::Verify(const std::string& token, int64_t package_id,
                                              std::time_t now, std::string* device_id,
-                                             int64_t* task_id) const {
+                                             int64_t* task_id, int64_t* generation) const {
   const size_t mac_dot = token.rfind('.');
   if (mac_dot == std::string::npos || token.size() - mac_dot - 1 != 64) return Check::kMalformed;
   const std::string body = token.substr(0, mac_dot);
   if (!broker::SafeEqual(token.substr(mac_dot + 1), Mac(body))) return Check::kBadSignature;
-  // Device IDs have no dots (broker::IsValidDeviceId), so the fields split unambiguously.
+  // Device IDs have no dots (broker::IsValidDeviceId), so the fields split unambiguously:
+  // device.package.expires.task[.generation] (tokens made before generations have none).
   const size_t d1 = body.find('.');
   const size_t d2 = body.find('.', d1 == std::string::npos ? 0 : d1 + 1);
   const size_t d3 = body.find('.', d2 == std::string::npos ? 0 : d2 + 1);
   if (d1 == std::string::npos || d2 == std::string::npos || d3 == std::string::npos) {
     return Check::kMalformed;
   }
+  const size_t d4 = body.find('.', d3 + 1);
   *device_id = body.substr(0, d1);
   const int64_t pkg = std::stoll(body.substr(d1 + 1, d2 - d1 - 1));
   const int64_t exp = std::stoll(body.substr(d2 + 1, d3 - d2 - 1));
-  *task_id = std::stoll(body.substr(d3 + 1));
+  *task_id = std::stoll(body.substr(d3 + 1, d4 == std::string::npos ? d4 : d4 - d3 - 1));
+  if (generation != nullptr) {
+    *generation = d4 == std::string::npos ? 0 : std::stoll(body.substr(d4 + 1));
+  }
   if (now >= exp) return Check::kExpired;
   if (pkg != package_id) return Check::kOtherPackage;
   return Check::kValid;

@@ -384,11 +384,11 @@ std::vector<std::string> Strings(const json& j, const char* key) {
 
 }  // namespace
 
-json DownloadGrant(const Platform& platform, const std::string& base_url,
-                   const std::string& device_id, const PackageRecord& package,
-                   std::time_t expires_at, int64_t task_id) {
+json DownloadGrant(Platform& platform, const std::string& base_url, const std::string& device_id,
+                   const PackageRecord& package, std::time_t expires_at, int64_t task_id) {
   const std::string token =
-      platform.download_tokens().Issue(device_id, package.package_id, expires_at, task_id);
+      platform.download_tokens().Issue(device_id, package.package_id, expires_at, task_id,
+                                       platform.registry().Generation(device_id));
   return {{"version", package.version},
           {"url", base_url + "/download/devices/" + device_id + "/packages/" +
                       std::to_string(package.package_id)},
@@ -840,8 +840,9 @@ void HttpApi::DownloadRoutes() {
             return Error(res, 401, "missing download token");
           }
           std::string device;
-          int64_t task_id = 0;
-          switch (p.download_tokens().Verify(token, id, std::time(nullptr), &device, &task_id)) {
+          int64_t task_id = 0, generation = 0;
+          switch (p.download_tokens().Verify(token, id, std::time(nullptr), &device, &task_id,
+                                             &generation)) {
             case DownloadTokens::Check::kValid:
               break;
             case DownloadTokens::Check::kExpired:
@@ -858,9 +859,10 @@ void HttpApi::DownloadRoutes() {
             return Error(res, 429, "too many downloads at once for this device");
           }
           Database& db = p.ReadDb();
-          if (!UpgradeTasks::DownloadAllowed(db, task_id, device, id)) {
+          if (!UpgradeTasks::DownloadAllowed(db, task_id, device, id, generation)) {
             return Error(res, 403,
-                         "download token revoked (task stopped, upgrade over, or device disabled)");
+                         "download token revoked (task stopped, upgrade over, device disabled, "
+                         "deleted or its secret rotated)");
           }
           const PackageRecord record = PackageStore::Read(db, id);
           const std::filesystem::path blob = p.packages().BlobPath(record);

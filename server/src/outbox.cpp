@@ -1,5 +1,7 @@
 #include "ota/server/outbox.hpp"
 
+#include "ota/broker/control.hpp"
+
 namespace ota::server {
 
 QueuedMessage Outbox::Add(const Outgoing& message, int64_t now, int64_t task_id,
@@ -23,10 +25,18 @@ void Outbox::DropFor(int64_t task_id, const std::string& device_id) {
       .Run();
 }
 
+namespace {
+// SQL: the row's topic is a control topic (?9 is kControlTopicPrefix).
+constexpr const char* kIsControl = "substr(topic, 1, length(?9)) = ?9";
+}  // namespace
+
 std::vector<QueuedMessage> Outbox::Pending(int64_t created_before, size_t limit) {
-  Statement st = db_.Prepare(
-      "SELECT id, topic, payload FROM outbox WHERE created_at <= ? ORDER BY id LIMIT ?");
-  st.Bind(1, created_before).Bind(2, static_cast<int64_t>(limit));
+  Statement st =
+      db_.Prepare(std::string("SELECT id, topic, payload FROM outbox WHERE created_at <= ?1 OR ") +
+                  kIsControl + " ORDER BY id LIMIT ?2");
+  st.Bind(1, created_before)
+      .Bind(2, static_cast<int64_t>(limit))
+      .Bind(9, std::string(broker::kControlTopicPrefix));
   std::vector<QueuedMessage> out;
   while (st.Step())
     out.push_back({st.Int(0), {st.Text(1), st.Text(2)}});
@@ -44,12 +54,14 @@ void Outbox::Remove(const std::vector<int64_t>& ids) {
 
 std::vector<int64_t> Outbox::Expire(int64_t created_before) {
   std::vector<int64_t> ids;
-  Statement st = db_.Prepare("SELECT id FROM outbox WHERE created_at < ?");
-  st.Bind(1, created_before);
+  const std::string old = std::string("created_at < ?1 AND NOT ") + kIsControl;
+  const std::string prefix(broker::kControlTopicPrefix);
+  Statement st = db_.Prepare("SELECT id FROM outbox WHERE " + old);
+  st.Bind(1, created_before).Bind(9, prefix);
   while (st.Step())
     ids.push_back(st.Int(0));
   if (!ids.empty()) {
-    db_.Prepare("DELETE FROM outbox WHERE created_at < ?").Bind(1, created_before).Run();
+    db_.Prepare("DELETE FROM outbox WHERE " + old).Bind(1, created_before).Bind(9, prefix).Run();
   }
   return ids;
 }

@@ -7,10 +7,12 @@
 #include <cstring>
 #include <ctime>
 
+#include "ota/broker/control.hpp"
 #include "ota/broker/credential_store.hpp"
 #include "ota/broker/device_auth.hpp"
 #include "ota/host/keys.hpp"
 #include "ota/server/hex.hpp"
+#include "ota/server/outbox.hpp"
 
 namespace ota::server {
 
@@ -194,9 +196,9 @@ std::pair<Device, std::string> Registry::CreateDevice(const std::string& product
     throw ApiError(409, "device " + id + " exists");
   }
   Statement ins = db_.Prepare(
-      "INSERT INTO devices (device_id, product_id, node_id, created_at, gateway_id) "
-      "VALUES (?, ?, ?, ?, ?)");
-  ins.Bind(1, id).Bind(2, product_id).Bind(3, node_id).Bind(4, Now());
+      "INSERT INTO devices (device_id, product_id, node_id, created_at, gateway_id, generation) "
+      "VALUES (?, ?, ?, ?, ?, ?)");
+  ins.Bind(1, id).Bind(2, product_id).Bind(3, node_id).Bind(4, Now()).Bind(6, NextGeneration());
   if (gateway_id.empty()) {
     ins.BindNull(5);
   } else {
@@ -336,6 +338,7 @@ void Registry::SetDeviceEnabled(const std::string& device_id, bool enabled) {
   if (!sub && !broker::SetCredentialEnabled(db_.handle(), device_id, enabled, &error)) {
     throw DbError("broker credential: " + error);
   }
+  if (!sub && !enabled) QueueDisconnect(device_id);
   tx.Commit();
 }
 
@@ -386,6 +389,7 @@ void Registry::DeleteDevice(const std::string& device_id) {
   if (!sub && !broker::DeleteCredential(db_.handle(), device_id, &error)) {
     throw DbError("broker credential: " + error);
   }
+  if (!sub) QueueDisconnect(device_id);
   tx.Commit();
 }
 
@@ -400,6 +404,18 @@ std::string Registry::RotateSecret(const std::string& device_id, const std::stri
   if (!broker::PutCredential(db_.handle(), box_, device_id, s, d.enabled, &error)) {
     throw DbError("broker credential: " + error);
   }
+  // Download tokens issued before are refused from the commit on (docs/server.md); an upgrade
+  // under way gets its command again at the next tick, with a token of the new generation.
+  db_.Prepare("UPDATE devices SET generation = ? WHERE device_id = ?")
+      .Bind(1, NextGeneration())
+      .Bind(2, device_id)
+      .Run();
+  db_.Prepare(
+         "UPDATE task_devices SET resend_due = 1, next_at = 0 WHERE device_id = ? AND "
+         "status = 'Processing'")
+      .Bind(1, device_id)
+      .Run();
+  QueueDisconnect(device_id);
   tx.Commit();
   return s;
 }
@@ -665,6 +681,22 @@ std::optional<broker::DeviceCredential> Registry::Credential(const std::string& 
   std::optional<std::string> secret = box_.Open(st.Blob(0));
   if (!secret) return std::nullopt;
   return broker::DeviceCredential{std::move(*secret), st.Int(1) != 0};
+}
+
+int64_t Registry::Generation(const std::string& device_id) {
+  Statement st = db_.Prepare("SELECT generation FROM devices WHERE device_id = ?");
+  st.Bind(1, device_id);
+  if (!st.Step()) throw ApiError(404, "no device " + device_id);
+  return st.Int(0);
+}
+
+int64_t Registry::NextGeneration() {
+  Count("device_generation");
+  return Counter("device_generation");
+}
+
+void Registry::QueueDisconnect(const std::string& device_id) {
+  Outbox(db_).Add({std::string(broker::kDisconnectTopic), device_id}, Now());
 }
 
 void Registry::Count(const std::string& counter, int64_t by) {

@@ -243,6 +243,13 @@ CREATE TABLE user_sessions (
   last_seen_at   INTEGER NOT NULL);     -- idle timeout from here (written once a minute)
 CREATE INDEX user_sessions_by_user ON user_sessions (user_id);
 )sql",
+      R"sql(
+-- Download tokens name the device's generation (docs/server.md, "Downloads"): a new one
+-- (the counter device_generation) when a device is created and when its secret is rotated, so
+-- a token of a deleted device never works for a re-created one of the same ID. Devices made
+-- before keep generation 0, as do the tokens issued to them before (they carry none).
+ALTER TABLE devices ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
+)sql",
   };
   return kMigrations;
 }

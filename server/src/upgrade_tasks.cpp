@@ -983,14 +983,15 @@ std::vector<QueuedMessage> UpgradeTasks::OnConnected(const std::string& device_i
 }
 
 bool UpgradeTasks::DownloadAllowed(Database& db, int64_t task_id, const std::string& device_id,
-                                   int64_t package_id) {
+                                   int64_t package_id, int64_t generation) {
   if (task_id == 0) {
     return db
         .Prepare(
             "SELECT 1 FROM devices v LEFT JOIN devices g ON g.device_id = v.gateway_id "
-            "WHERE v.device_id = ? AND v.enabled = 1 AND (v.gateway_id IS NULL OR "
-            "g.enabled = 1)")
+            "WHERE v.device_id = ? AND v.generation = ? AND v.enabled = 1 AND "
+            "(v.gateway_id IS NULL OR g.enabled = 1)")
         .Bind(1, device_id)
+        .Bind(2, generation)
         .Step();
   }
   // A sub-device's download is made by its gateway, which must be enabled too.
@@ -1000,10 +1001,11 @@ bool UpgradeTasks::DownloadAllowed(Database& db, int64_t task_id, const std::str
           "v.device_id = d.device_id LEFT JOIN devices g ON g.device_id = v.gateway_id "
           "WHERE d.task_id = ? AND d.device_id = ? AND d.package_id = ? "
           "AND d.status = 'Processing' AND t.stopped = 0 AND v.enabled = 1 "
-          "AND (v.gateway_id IS NULL OR g.enabled = 1)")
+          "AND v.generation = ? AND (v.gateway_id IS NULL OR g.enabled = 1)")
       .Bind(1, task_id)
       .Bind(2, device_id)
       .Bind(3, package_id)
+      .Bind(4, generation)
       .Step();
 }
 

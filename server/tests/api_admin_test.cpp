@@ -3,6 +3,8 @@
 // the broker itself), a real ota-server over HTTPS on free loopback ports, real SQLite.
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include <ctime>
 #include <fstream>
@@ -14,6 +16,7 @@
 #include "mqtt_test_client.hpp"
 #include "ota/broker/device_auth.hpp"
 #include "ota/host/keys.hpp"
+#include "ota/server/hex.hpp"
 #include "ota/server/schema.hpp"
 #include "ota/server/service.hpp"
 #include "temp_dir.hpp"
@@ -88,6 +91,7 @@ class ApiAdmin : public ::testing::Test {
     const std::string text = body.is_null() ? "" : body.dump();
     httplib::Result r = method == "GET"      ? c->Get(path.c_str())
                         : method == "DELETE" ? c->Delete(path.c_str())
+                        : method == "PATCH"  ? c->Patch(path.c_str(), text, "application/json")
                                              : c->Post(path.c_str(), text, "application/json");
     if (!r) return {-1, nullptr};
     return {r->status, json::parse(r->body, nullptr, false)};
@@ -98,6 +102,38 @@ class ApiAdmin : public ::testing::Test {
     testing::MqttTestClient c(device + "_0_0_" + testing::UtcHour());
     return c.Connect(broker_->port(), device, broker::IotdaPassword(secret, testing::UtcHour())) ==
            0;
+  }
+
+  // A device session that stays open (null if the broker refused it).
+  std::unique_ptr<testing::MqttTestClient> Session(const std::string& device,
+                                                   const std::string& secret) {
+    auto c = std::make_unique<testing::MqttTestClient>(device + "_0_0_" + testing::UtcHour());
+    if (c->Connect(broker_->port(), device, broker::IotdaPassword(secret, testing::UtcHour())) !=
+        0) {
+      return nullptr;
+    }
+    return c;
+  }
+  // Whether `c` is still connected: a QoS 1 round trip on its own tree.
+  static bool StillConnected(testing::MqttTestClient& c, const std::string& device) {
+    return c.Publish("$oc/devices/" + device + "/sys/messages/up", "ping");
+  }
+
+  // A download of the package with `token`: {status, body as JSON or null}.
+  std::pair<int, json> Download(const std::string& token, const std::string& device = kDevice) {
+    auto dl = Client(token, true);
+    const std::string path =
+        "/download/devices/" + device + "/packages/" + std::to_string(package_.package_id);
+    httplib::Result r = dl->Get(path.c_str());
+    if (!r) return {-1, nullptr};
+    return {r->status, r->status == 200 ? json() : json::parse(r->body, nullptr, false)};
+  }
+  std::string IssueToken() {
+    auto [st, grant] =
+        Call("POST", "/api/v1/packages/" + std::to_string(package_.package_id) + "/download-tokens",
+             {{"device_id", kDevice}});
+    EXPECT_EQ(st, 201) << grant;
+    return grant.value("access_token", "");
   }
 
   std::string Token(const std::string& scope, int64_t expires_in_s = 0) {
@@ -396,6 +432,153 @@ TEST(ApiTokensMigration, EarlierTokenBecomesAdmin) {
   const std::optional<ApiCaller> c = p.LookupApiToken(admin);
   ASSERT_TRUE(c);
   EXPECT_EQ(c->scope, "admin");
+}
+
+// ---- A deleted, disabled or re-keyed device is disconnected at once ----
+
+constexpr auto kKickWithin = std::chrono::seconds(5);
+
+TEST_F(ApiAdmin, DeleteDevice_ConnectedSessionClosedAtOnce) {
+  auto session = Session(kDevice, kSecret);
+  ASSERT_TRUE(session);
+  ASSERT_TRUE(StillConnected(*session, kDevice));
+  ASSERT_EQ(Call("DELETE", "/api/v1/devices/fire_n1").first, 200);
+  EXPECT_TRUE(session->WaitDisconnected(kKickWithin));
+  EXPECT_FALSE(CanLogin(kDevice, kSecret));
+}
+
+TEST_F(ApiAdmin, DisableDevice_ConnectedSessionClosedAtOnce_EnableLetsItBackIn) {
+  auto session = Session(kDevice, kSecret);
+  ASSERT_TRUE(session);
+  auto [st, body] = Call("PATCH", "/api/v1/devices/fire_n1", {{"enabled", false}});
+  ASSERT_EQ(st, 200) << body;
+  EXPECT_TRUE(session->WaitDisconnected(kKickWithin));
+  EXPECT_FALSE(CanLogin(kDevice, kSecret));
+  ASSERT_EQ(Call("PATCH", "/api/v1/devices/fire_n1", {{"enabled", true}}).first, 200);
+  // Enabling closes nothing: a session opened now stays.
+  auto back = Session(kDevice, kSecret);
+  ASSERT_TRUE(back);
+  EXPECT_FALSE(back->WaitDisconnected(std::chrono::milliseconds(1500)));
+  EXPECT_TRUE(StillConnected(*back, kDevice));
+}
+
+TEST_F(ApiAdmin, RotateSecret_ConnectedSessionClosedAtOnce_OnlyTheNewSecretLogsIn) {
+  auto session = Session(kDevice, kSecret);
+  ASSERT_TRUE(session);
+  auto [st, body] = Call("POST", "/api/v1/devices/fire_n1/secret");
+  ASSERT_EQ(st, 200) << body;
+  EXPECT_TRUE(session->WaitDisconnected(kKickWithin));
+  EXPECT_FALSE(Session(kDevice, kSecret));
+  auto fresh = Session(kDevice, body["secret"]);
+  ASSERT_TRUE(fresh);
+  EXPECT_FALSE(fresh->WaitDisconnected(std::chrono::milliseconds(1500)));
+  EXPECT_TRUE(StillConnected(*fresh, kDevice));
+}
+
+// The change commits with its control message in the outbox; a platform that stops before
+// sending it (here: not running at all) sends it when it is back.
+TEST_F(ApiAdmin, DeleteDevice_PlatformAwayFromTheBroker_DisconnectWaitsInTheOutbox) {
+  auto session = Session(kDevice, kSecret);
+  ASSERT_TRUE(session);
+  service_.reset();
+  {
+    std::lock_guard<std::mutex> guard(platform_->lock());
+    platform_->registry().DeleteDevice(kDevice);
+  }
+  EXPECT_EQ(platform_->outbox().Size(), 1);
+  EXPECT_FALSE(session->WaitDisconnected(std::chrono::milliseconds(1000)));
+  EXPECT_TRUE(StillConnected(*session, kDevice));
+
+  ServiceOptions o;
+  o.http_port = 0;
+  o.download_port = 0;
+  o.mqtt.port = broker_->port();
+  o.mqtt.password = "platform-secret";
+  o.tick_ms = 100;
+  service_ = std::make_unique<Service>(*platform_, o);
+  std::string error;
+  ASSERT_TRUE(service_->Start(&error)) << error;
+  EXPECT_TRUE(session->WaitDisconnected(kKickWithin));
+  // Acknowledged by the broker, so removed.
+  const auto deadline = std::chrono::steady_clock::now() + kKickWithin;
+  int64_t left = 1;
+  while (left != 0 && std::chrono::steady_clock::now() < deadline) {
+    {
+      std::lock_guard<std::mutex> guard(platform_->lock());
+      left = platform_->outbox().Size();
+    }
+    if (left != 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(left, 0);
+}
+
+// ---- Download tokens are bound to the device's generation ----
+
+TEST_F(ApiAdmin, DownloadToken_DeviceDeletedAndRecreated_Refused) {
+  const std::string token = IssueToken();
+  ASSERT_EQ(Download(token).first, 200);
+  ASSERT_EQ(Call("DELETE", "/api/v1/devices/fire_n1").first, 200);
+  auto [st, created] =
+      Call("POST", "/api/v1/devices",
+           {{"product_id", "fire"}, {"node_id", "n1"}, {"secret", "someone-else"}});
+  ASSERT_EQ(st, 201) << created;
+  ASSERT_EQ(created["device_id"], kDevice);
+
+  auto [dst, error] = Download(token);
+  EXPECT_EQ(dst, 403);
+  EXPECT_EQ(error, json({{"error",
+                          "download token revoked (task stopped, upgrade over, device "
+                          "disabled, deleted or its secret rotated)"}}));
+  // The new device's own token works.
+  EXPECT_EQ(Download(IssueToken()).first, 200);
+}
+
+// Rotating the secret revokes the tokens issued before (docs/server.md, "Downloads").
+TEST_F(ApiAdmin, DownloadToken_SecretRotated_Refused_NewTokenWorks) {
+  const std::string token = IssueToken();
+  ASSERT_EQ(Download(token).first, 200);
+  ASSERT_EQ(Call("POST", "/api/v1/devices/fire_n1/secret").first, 200);
+  auto [dst, error] = Download(token);
+  EXPECT_EQ(dst, 403);
+  EXPECT_EQ(error.value("error", ""),
+            "download token revoked (task stopped, upgrade over, device disabled, deleted or its "
+            "secret rotated)");
+  EXPECT_EQ(Download(IssueToken()).first, 200);
+}
+
+// A token as the server made them before generations: device.package.expires.task, signed
+// with the download key (data_dir/download.key, 64 hex digits).
+std::string LegacyToken(const std::filesystem::path& key_file, const std::string& device,
+                        int64_t package_id, std::time_t expires) {
+  const std::string hex = ReadBytes(key_file).substr(0, 64);
+  std::vector<uint8_t> key;
+  for (size_t i = 0; i + 1 < hex.size(); i += 2)
+    key.push_back(static_cast<uint8_t>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+  const std::string body =
+      device + "." + std::to_string(package_id) + "." + std::to_string(expires) + ".0";
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(body.data()), body.size(), mac, &len);
+  return body + "." + ToHex(std::span<const uint8_t>(mac, len));
+}
+
+// Tokens issued before generations stay good for the devices made before them (generation 0),
+// and for nothing else.
+TEST_F(ApiAdmin, DownloadToken_IssuedBeforeGenerations_OnlyForAGenerationZeroDevice) {
+  const std::string legacy =
+      LegacyToken(dir_ / "download.key", kDevice, package_.package_id, std::time(nullptr) + 600);
+  EXPECT_EQ(Download(legacy).first, 403);  // fire_n1 was made with a generation
+  {
+    std::lock_guard<std::mutex> guard(platform_->lock());
+    platform_->db()
+        .Prepare("UPDATE devices SET generation = 0 WHERE device_id = ?")
+        .Bind(1, kDevice)
+        .Run();
+  }
+  EXPECT_EQ(Download(legacy).first, 200);
+  ASSERT_EQ(Call("POST", "/api/v1/devices/fire_n1/secret").first, 200);
+  EXPECT_EQ(Download(legacy).first, 403);
 }
 
 }  // namespace

@@ -166,8 +166,16 @@ class Downloads : public ::testing::Test {
   std::string Path(const PackageRecord& p, const std::string& device = "fire_n1") const {
     return "/download/devices/" + device + "/packages/" + std::to_string(p.package_id);
   }
+  // As the API issues them: for the device's current generation (none for an unknown one).
   std::string Token(const PackageRecord& p, const std::string& device = "fire_n1") {
-    return platform_->download_tokens().Issue(device, p.package_id, std::time(nullptr) + 600);
+    std::lock_guard<std::mutex> guard(platform_->lock());
+    int64_t generation = 0;
+    try {
+      generation = platform_->registry().Generation(device);
+    } catch (const ApiError&) {
+    }
+    return platform_->download_tokens().Issue(device, p.package_id, std::time(nullptr) + 600, 0,
+                                              generation);
   }
   // One GET of `path` on a fresh connection, with `headers` (CRLF-terminated lines).
   RawTls::Response Get(const std::string& path, const std::string& headers) {

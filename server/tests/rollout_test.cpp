@@ -386,25 +386,68 @@ TEST_F(Rollout, DownloadTokens_RevokedWithTheTaskOrTheDevice_CappedAtSevenDays) 
   ASSERT_EQ(out.size(), 1u);
   const json paras = json::parse(out[0].message.payload)["services"][0]["paras"];
   std::string device;
-  int64_t from_task = 0;
+  int64_t from_task = 0, gen = -1;
   // The token ends 7 days after it was issued, not at the task's deadline 30 days away.
-  EXPECT_EQ(platform_->download_tokens().Verify(paras["access_token"], diff_id_,
-                                                kT0 + 7 * 24 * 3600 - 10, &device, &from_task),
-            DownloadTokens::Check::kValid);
+  EXPECT_EQ(
+      platform_->download_tokens().Verify(paras["access_token"], diff_id_, kT0 + 7 * 24 * 3600 - 10,
+                                          &device, &from_task, &gen),
+      DownloadTokens::Check::kValid);
   EXPECT_EQ(platform_->download_tokens().Verify(paras["access_token"], diff_id_,
                                                 kT0 + 7 * 24 * 3600 + 2, &device, &from_task),
             DownloadTokens::Check::kExpired);
   EXPECT_EQ(from_task, task);
+  EXPECT_EQ(gen, platform_->registry().Generation(Id(0)));
   Database& db = platform_->ReadDb();
-  EXPECT_TRUE(UpgradeTasks::DownloadAllowed(db, task, Id(0), diff_id_));
-  EXPECT_FALSE(UpgradeTasks::DownloadAllowed(db, task, Id(0), full_id_)) << "another package";
-  EXPECT_FALSE(UpgradeTasks::DownloadAllowed(db, task, Id(1), diff_id_)) << "not commanded";
+  EXPECT_TRUE(UpgradeTasks::DownloadAllowed(db, task, Id(0), diff_id_, gen));
+  EXPECT_FALSE(UpgradeTasks::DownloadAllowed(db, task, Id(0), full_id_, gen)) << "another package";
+  EXPECT_FALSE(UpgradeTasks::DownloadAllowed(db, task, Id(1), diff_id_,
+                                             platform_->registry().Generation(Id(1))))
+      << "not commanded";
   platform_->registry().SetDeviceEnabled(Id(0), false);
-  EXPECT_FALSE(UpgradeTasks::DownloadAllowed(db, task, Id(0), diff_id_)) << "disabled";
+  EXPECT_FALSE(UpgradeTasks::DownloadAllowed(db, task, Id(0), diff_id_, gen)) << "disabled";
   platform_->registry().SetDeviceEnabled(Id(0), true);
-  EXPECT_TRUE(UpgradeTasks::DownloadAllowed(db, task, Id(0), diff_id_));
+  EXPECT_TRUE(UpgradeTasks::DownloadAllowed(db, task, Id(0), diff_id_, gen));
+  platform_->registry().RotateSecret(Id(0), "");
+  EXPECT_FALSE(UpgradeTasks::DownloadAllowed(db, task, Id(0), diff_id_, gen)) << "secret rotated";
+  gen = platform_->registry().Generation(Id(0));
+  EXPECT_TRUE(UpgradeTasks::DownloadAllowed(db, task, Id(0), diff_id_, gen)) << "a new token";
   tasks_->Stop(task, kT0 + 2);
-  EXPECT_FALSE(UpgradeTasks::DownloadAllowed(db, task, Id(0), diff_id_)) << "task cancelled";
+  EXPECT_FALSE(UpgradeTasks::DownloadAllowed(db, task, Id(0), diff_id_, gen)) << "task cancelled";
+}
+
+// Rotating the secret revokes the device's tokens; an upgrade under way (here with progress
+// reported, so no timer would re-send soon) gets its command again at the next tick with a
+// token of the new generation, and resumes with it.
+TEST_F(Rollout, RotateSecret_UpgradeUnderWay_CommandResentWithAFreshToken) {
+  Devices(1);
+  const int64_t task = tasks_->Create(Spec(), kT0);
+  tasks_->Tick(kT0);
+  const auto first = Report(Id(0), "FOTAV1", kT0 + 1);
+  ASSERT_EQ(first.size(), 1u);
+  Progress(Id(0), 0, "FOTAV1", kT0 + 2, "downloading");
+  const auto token_of = [this](const QueuedMessage& m, int64_t* gen) {
+    const std::string token =
+        json::parse(m.message.payload)["services"][0]["paras"]["access_token"];
+    std::string device;
+    int64_t from_task = 0;
+    EXPECT_EQ(
+        platform_->download_tokens().Verify(token, diff_id_, kT0 + 3, &device, &from_task, gen),
+        DownloadTokens::Check::kValid);
+    return token;
+  };
+  int64_t old_gen = -1, new_gen = -1;
+  const std::string old_token = token_of(first[0], &old_gen);
+  EXPECT_TRUE(tasks_->Tick(kT0 + 3).empty()) << "nothing due before the rotation";
+
+  platform_->registry().RotateSecret(Id(0), "");
+  const auto again = tasks_->Tick(kT0 + 4);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_NE(token_of(again[0], &new_gen), old_token);
+  EXPECT_EQ(new_gen, platform_->registry().Generation(Id(0)));
+  Database& db = platform_->ReadDb();
+  EXPECT_FALSE(UpgradeTasks::DownloadAllowed(db, task, Id(0), diff_id_, old_gen));
+  EXPECT_TRUE(UpgradeTasks::DownloadAllowed(db, task, Id(0), diff_id_, new_gen));
+  EXPECT_EQ(tasks_->Get(task)["devices"][0]["status"], "Processing");
 }
 
 }  // namespace

@@ -24,6 +24,7 @@ MqttTestClient::MqttTestClient(const std::string& client_id) {
   mosquitto_subscribe_callback_set(m_, OnSubscribe);
   mosquitto_publish_callback_set(m_, OnPublish);
   mosquitto_message_callback_set(m_, OnMessage);
+  mosquitto_disconnect_callback_set(m_, OnDisconnect);
 }
 
 MqttTestClient::~MqttTestClient() {
@@ -50,6 +51,10 @@ void MqttTestClient::OnMessage(mosquitto*, void* self, const mosquitto_message* 
                                                static_cast<size_t>(msg->payloadlen))});
 }
 
+void MqttTestClient::OnDisconnect(mosquitto*, void* self, int) {
+  static_cast<MqttTestClient*>(self)->disconnected_ = true;
+}
+
 bool MqttTestClient::LoopUntil(const bool& flag, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!flag && std::chrono::steady_clock::now() < deadline) {
@@ -66,6 +71,7 @@ bool MqttTestClient::UseTls(const std::string& ca_file) {
 int MqttTestClient::Connect(int port, const std::string& username, const std::string& password) {
   mosquitto_username_pw_set(m_, username.c_str(), password.c_str());
   connack_seen_ = false;
+  disconnected_ = false;
   if (mosquitto_connect(m_, "127.0.0.1", port, 30) != MOSQ_ERR_SUCCESS) return -1;
   LoopUntil(connack_seen_, std::chrono::seconds(5));
   return connack_seen_ ? connack_ : -1;
@@ -85,6 +91,17 @@ bool MqttTestClient::Publish(const std::string& topic, const std::string& payloa
     return false;
   }
   return LoopUntil(puback_seen_, std::chrono::seconds(5));
+}
+
+bool MqttTestClient::WaitDisconnected(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!disconnected_ && std::chrono::steady_clock::now() < deadline) {
+    // An error is the connection closing: the disconnect callback has run (or runs next turn).
+    if (mosquitto_loop(m_, 20, 1) != MOSQ_ERR_SUCCESS && !disconnected_) {
+      return mosquitto_socket(m_) < 0;
+    }
+  }
+  return disconnected_;
 }
 
 std::vector<ReceivedMessage> MqttTestClient::Receive(std::chrono::milliseconds wait) {

@@ -33,6 +33,8 @@ class MqttTestClient {
   int Subscribe(const std::string& filter, int qos = 1);
   // True once the broker acknowledged the publish (QoS 1).
   bool Publish(const std::string& topic, const std::string& payload);
+  // Runs the network loop until the broker closes the connection (true) or `timeout` passes.
+  bool WaitDisconnected(std::chrono::milliseconds timeout);
   // Runs the network loop for `wait` and returns what arrived.
   std::vector<ReceivedMessage> Receive(std::chrono::milliseconds wait);
 
@@ -42,6 +44,7 @@ class MqttTestClient {
   static void OnSubscribe(mosquitto*, void* self, int mid, int count, const int* granted);
   static void OnPublish(mosquitto*, void* self, int mid);
   static void OnMessage(mosquitto*, void* self, const mosquitto_message* msg);
+  static void OnDisconnect(mosquitto*, void* self, int rc);
 
   mosquitto* m_;
   int connack_ = -1;
@@ -49,6 +52,7 @@ class MqttTestClient {
   int granted_ = -1;
   bool suback_seen_ = false;
   bool puback_seen_ = false;
+  bool disconnected_ = false;
   std::vector<ReceivedMessage> inbox_;
 };
 

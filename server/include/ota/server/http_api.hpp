@@ -96,9 +96,9 @@ class HttpApi {
 // API worker; the pool has this many workers more than ordinary requests need.
 inline constexpr int kMaxEventStreams = 8;
 
-// The firmware_upgrade paras that let `device_id` download `package` until `expires_at`;
-// `task_id` 0 for a token the operator asked for.
-nlohmann::json DownloadGrant(const Platform& platform, const std::string& base_url,
+// The firmware_upgrade paras that let `device_id` (its current generation) download `package`
+// until `expires_at`; `task_id` 0 for a token the operator asked for. 404 for an unknown device.
+nlohmann::json DownloadGrant(Platform& platform, const std::string& base_url,
                              const std::string& device_id, const PackageRecord& package,
                              std::time_t expires_at, int64_t task_id = 0);
 

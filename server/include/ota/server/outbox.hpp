@@ -30,13 +30,15 @@ class Outbox {
   // A task cancelled, or a device's row of it superseded: its unsent commands are dropped
   // (a device must not act on a command its task no longer wants). `device_id` "": all.
   void DropFor(int64_t task_id, const std::string& device_id = "");
-  // Messages queued at or before `created_before`, oldest first.
+  // Messages queued at or before `created_before`, and control messages to the broker
+  // (broker::kControlTopicPrefix: nobody else sends them) whenever queued; oldest first.
   std::vector<QueuedMessage> Pending(int64_t created_before, size_t limit);
   // Acknowledged by the broker.
   void Remove(const std::vector<int64_t>& ids);
   // Drops messages older than `created_before` (their state machine re-sends what still
   // matters: version queries every kQueryInterval, firmware_upgrade on the resend timer);
-  // returns their IDs.
+  // returns their IDs. Control messages to the broker are kept until it acknowledged them:
+  // nothing else would close a deleted device's connection.
   std::vector<int64_t> Expire(int64_t created_before);
   int64_t Size();
 

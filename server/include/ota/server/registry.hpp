@@ -109,17 +109,20 @@ class Registry {
   std::vector<Device> FindDevices(const DeviceFilter& filter, int64_t* total = nullptr);
   // Only the IDs, in order (task targets): one query however many.
   std::vector<std::string> DeviceIds(const std::string& product_id, const std::string& group);
+  // Disabling also disconnects the device's open MQTT connections at once (QueueDisconnect).
   void SetDeviceEnabled(const std::string& device_id, bool enabled);
   void AddToGroup(const std::string& device_id, const std::string& group);
   // 404 when the device is not in the group.
   void RemoveFromGroup(const std::string& device_id, const std::string& group);
   // Removes the device, its broker credential (its next login is refused), groups, properties,
-  // logs, requests, queued messages and its rows of ended tasks, in one transaction; its
-  // download tokens fail once the row is gone. 409 while it is in an open task or is a gateway
-  // with sub-devices.
+  // logs, requests, queued messages and its rows of ended tasks, in one transaction, and
+  // disconnects its open MQTT connections (QueueDisconnect); its download tokens fail once the
+  // row is gone, and for a device re-created with the same ID too (Generation). 409 while it is
+  // in an open task or is a gateway with sub-devices.
   void DeleteDevice(const std::string& device_id);
   // A new secret (generated when `secret` is empty), returned once: the broker accepts only it
-  // from the commit on. 400 for a sub-device (it never logs in).
+  // from the commit on, the device's open MQTT connections are closed (QueueDisconnect) and its
+  // download tokens refused (a new Generation). 400 for a sub-device (it never logs in).
   std::string RotateSecret(const std::string& device_id, const std::string& secret);
   // The key no longer signs this product's packages (stored ones stay). 404 when unknown.
   void RemoveProductKey(const std::string& product_id, const std::string& key_id);
@@ -157,12 +160,22 @@ class Registry {
   // The broker's view of a device (docs/spec/broker-auth.md), for brokers that ask over HTTP.
   std::optional<broker::DeviceCredential> Credential(const std::string& device_id);
 
+  // What the device's download tokens carry (docs/server.md, "Downloads"): new when the
+  // device is created and when its secret is rotated, never reused. 404 when unknown.
+  int64_t Generation(const std::string& device_id);
+
   void Count(const std::string& counter, int64_t by = 1);
   int64_t Counter(const std::string& counter);
 
  private:
   // The parsed model of a product (models never change once made), for property reports.
   const nlohmann::json& Model(const std::string& product_id);
+  // The next value of the device_generation counter (inside the caller's transaction).
+  int64_t NextGeneration();
+  // Inside the caller's transaction: the outbox message that makes the broker close every open
+  // MQTT connection of the device (docs/spec/broker-auth.md, "Control messages"). Queued with
+  // the change, so a crash after the commit still sends it.
+  void QueueDisconnect(const std::string& device_id);
 
   Database& db_;
   broker::SecretBox box_;

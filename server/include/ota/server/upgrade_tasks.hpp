@@ -107,12 +107,13 @@ class UpgradeTasks {
   // The broker saw the device connect: ask it at once instead of at the next re-query.
   std::vector<QueuedMessage> OnConnected(const std::string& device_id, int64_t now);
 
-  // Whether a token issued by `task_id` (0: through the API) still lets `device_id` download
-  // `package_id`: the device (and a sub-device's gateway) is enabled and, for a task, the task
-  // is not stopped and still waits for this device to install this package. Reads only; any
-  // connection.
+  // Whether a token issued by `task_id` (0: through the API) to generation `generation` of
+  // `device_id` still lets it download `package_id`: the device still has that generation (it
+  // was not deleted and re-created, nor its secret rotated), it (and a sub-device's gateway) is
+  // enabled and, for a task, the task is not stopped and still waits for this device to install
+  // this package. Reads only; any connection.
   static bool DownloadAllowed(Database& db, int64_t task_id, const std::string& device_id,
-                              int64_t package_id);
+                              int64_t package_id, int64_t generation);
 
  private:
   struct Row;
