@@ -839,7 +839,8 @@ json PathsJson() {
                       .Fails(401, "Missing, invalid or expired token")
                       .Fails(403,
                              "A token for another package or device, or revoked (task "
-                             "cancelled, upgrade over, device disabled)")
+                             "cancelled, upgrade over, device disabled, deleted and re-created, or "
+                             "its secret rotated)")
                       .Fails(404, "Unknown package")
                       .Fails(416,
                              "Range outside the file (Content-Range: bytes */SIZE), or a Range "
