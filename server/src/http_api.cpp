@@ -477,8 +477,13 @@ HttpApi::HttpApi(Platform& platform, UpgradeTasks* tasks, int download_workers)
     p.metrics().DownloadRequest(res.status, RequestSeconds());
   });
   // Latency by route template (Metrics::RouteOf), never by raw path.
-  server_->set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
+  // Every answer, a route's or httplib's own (404 for no route), carries the console's security
+  // headers; API answers (sessions, new passwords and tokens among them) are never stored by a
+  // browser or a proxy.
+  server_->set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
     MarkRequestStart();
+    ConsoleSecurityHeaders(res);
+    if (req.path.rfind("/api/", 0) == 0) res.set_header("Cache-Control", "no-store");
     return httplib::Server::HandlerResponse::Unhandled;
   });
   server_->set_logger([&p = platform_](const httplib::Request& req, const httplib::Response& res) {
