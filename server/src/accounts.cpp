@@ -334,7 +334,7 @@ std::string Accounts::StartSession(int64_t user_id, SessionInfo* info) {
   return id;
 }
 
-std::optional<SessionInfo> Accounts::LookupSession(const std::string& session_id) {
+std::optional<SessionInfo> Accounts::LookupSession(const std::string& session_id, bool touch) {
   if (!PlausibleSessionId(session_id)) return std::nullopt;
   const int64_t now = Now();
   const std::string hash = SessionHash(session_id);
@@ -358,7 +358,7 @@ std::optional<SessionInfo> Accounts::LookupSession(const std::string& session_id
     return std::nullopt;
   }
   if (disabled) return std::nullopt;
-  if (last_seen <= now - kLastSeenResolution) {
+  if (touch && last_seen <= now - kLastSeenResolution) {
     last_seen = now;
     db_.Prepare("UPDATE user_sessions SET last_seen_at = ? WHERE session_sha256 = ?")
         .Bind(1, now)

@@ -1090,6 +1090,23 @@ void HttpApi::DeviceRequestRoutes(DeviceRequests& requests) {
 httplib::Server::Handler ApiGuard(Platform& p, ApiHandler fn) {
   return Guard(p, std::move(fn));
 }
+std::function<bool()> CallerStillAllowed(Platform& p, const httplib::Request& req) {
+  // As Authorize chooses: the bearer token, else the cookie.
+  const std::string bearer = Bearer(req);
+  const std::string session = bearer.empty() ? SessionCookie(req) : "";
+  const std::string needed = NeededScope(req);
+  return [&p, bearer, session, needed] {
+    std::lock_guard<std::mutex> guard(p.lock());
+    std::optional<ApiCaller> caller;
+    if (!session.empty()) {
+      const std::optional<SessionInfo> s = p.accounts().LookupSession(session, false);
+      if (s) caller = ApiCaller{0, s->username, Accounts::RoleScope(s->role), s->username};
+    } else {
+      caller = p.LookupApiToken(bearer);
+    }
+    return caller.has_value() && caller->Allows(needed);
+  };
+}
 void ApiReply(httplib::Response& res, int status, const nlohmann::json& body) {
   Reply(res, status, body);
 }

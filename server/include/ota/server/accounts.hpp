@@ -107,8 +107,9 @@ class Accounts {
   // base64url); only its SHA-256 is stored. Expired sessions of everyone are deleted here.
   std::string StartSession(int64_t user_id, SessionInfo* info);
   // nullopt for an unknown, ended or expired session (an expired one is deleted) or a
-  // disabled user. Records the time of use (at most once a minute).
-  std::optional<SessionInfo> LookupSession(const std::string& session_id);
+  // disabled user. Records the time of use (at most once a minute) when `touch`: a check that
+  // is no use by the user (an open event stream looking again) leaves the idle timeout running.
+  std::optional<SessionInfo> LookupSession(const std::string& session_id, bool touch = true);
   void EndSession(const std::string& session_id);
   // HMAC-SHA-256 of a fixed label keyed by the session ID, base64url: the same for the whole
   // session, nothing stored, and worthless without the cookie it comes from.
