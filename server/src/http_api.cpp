@@ -1133,6 +1133,13 @@ SessionInfo RequestSession(Platform& p, const httplib::Request& req) {
 // refusal costs the same; a refused or throttled attempt changes nothing in the database.
 void SignIn(Platform& p, const httplib::Request& req, httplib::Response& res, std::string* actor) {
   if (!SameOrigin(req)) throw ApiError(403, kCrossSite);
+  // No cookie protects a sign-in: JSON only, which another site's form cannot send (text/plain
+  // with a JSON body would do for Body) and its script only after a preflight this server never
+  // answers, so a page cannot sign a browser in to the attacker's account, Origin or not.
+  const std::string type = req.get_header_value("Content-Type");
+  if (type.substr(0, type.find(';')) != "application/json") {
+    throw ApiError(415, "Content-Type must be application/json");
+  }
   const json b = Body(req);
   const std::string username = Str(b, "username", true);
   const std::string password = Str(b, "password", true);
@@ -1163,9 +1170,11 @@ void SignIn(Platform& p, const httplib::Request& req, httplib::Response& res, st
   std::string session;
   {
     std::lock_guard<std::mutex> guard(p.lock());
-    // Deleted or disabled while its password was checked: refused all the same.
+    // Deleted, disabled or given another password while this one was checked: refused all the
+    // same (a reset must shut out whoever knew the old password).
     const std::optional<UserRecord> now = a.FindUser(username);
-    if (!now || now->user_id != user->user_id || now->disabled) {
+    if (!now || now->user_id != user->user_id || now->disabled ||
+        now->password_hash != user->password_hash) {
       p.metrics().OperatorLogin(LoginResult::kRefused);
       throw ApiError(401, "wrong username or password");
     }
