@@ -1,9 +1,11 @@
 #include "ota/server/accounts.hpp"
 
+#include <arpa/inet.h>
 #include <sodium.h>
 
 #include <algorithm>
 #include <condition_variable>
+#include <cstring>
 #include <mutex>
 #include <stdexcept>
 
@@ -347,7 +349,23 @@ int64_t Accounts::Wait(Failures& f, const std::string& key, int max, int64_t now
   return std::max<int64_t>(1, f.full_until - now);
 }
 
-int64_t Accounts::BeginSignIn(const std::string& username, const std::string& address) {
+std::string Accounts::ThrottleAddress(const std::string& address) {
+  unsigned char a[16];
+  if (address.find(':') == std::string::npos || inet_pton(AF_INET6, address.c_str(), a) != 1) {
+    return address;
+  }
+  static const unsigned char kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  char text[INET6_ADDRSTRLEN];
+  if (std::memcmp(a, kMapped, sizeof(kMapped)) == 0) {
+    return inet_ntop(AF_INET, a + 12, text, sizeof(text)) != nullptr ? text : address;
+  }
+  std::memset(a + 8, 0, 8);
+  if (inet_ntop(AF_INET6, a, text, sizeof(text)) == nullptr) return address;
+  return std::string(text) + "/64";
+}
+
+int64_t Accounts::BeginSignIn(const std::string& username, const std::string& raw_address) {
+  const std::string address = ThrottleAddress(raw_address);
   const int64_t now = Now();
   std::lock_guard<std::mutex> guard(throttle_lock_);
   const int64_t wait = std::max(Wait(user_failures_, username, options_.username_failures, now),
@@ -358,7 +376,8 @@ int64_t Accounts::BeginSignIn(const std::string& username, const std::string& ad
   return 0;
 }
 
-void Accounts::SignInSucceeded(const std::string& username, const std::string& address) {
+void Accounts::SignInSucceeded(const std::string& username, const std::string& raw_address) {
+  const std::string address = ThrottleAddress(raw_address);
   std::lock_guard<std::mutex> guard(throttle_lock_);
   user_failures_.times.erase(username);
   const auto it = address_failures_.times.find(address);

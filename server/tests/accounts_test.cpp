@@ -769,6 +769,28 @@ TEST_F(AccountsApi, SignIn_Burst_ArgonRunsAtMostTwoAtOnce) {
   EXPECT_LE(Accounts::PeakConcurrentHashing(), 2);
 }
 
+// An IPv6 host commonly has a whole /64: its addresses share one count of 20, or it would have
+// 2^64 of them. IPv4-mapped addresses count as the IPv4 address.
+TEST(AccountsUnit, Throttle_IPv6CountsBySlash64) {
+  EXPECT_EQ(Accounts::ThrottleAddress("192.0.2.7"), "192.0.2.7");
+  EXPECT_EQ(Accounts::ThrottleAddress("::ffff:192.0.2.7"), "192.0.2.7");
+  EXPECT_EQ(Accounts::ThrottleAddress("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
+  EXPECT_EQ(Accounts::ThrottleAddress("2001:DB8:1:2::9"), "2001:db8:1:2::/64");
+  EXPECT_EQ(Accounts::ThrottleAddress("::1"), "::/64");
+  EXPECT_EQ(Accounts::ThrottleAddress("not an address"), "not an address");
+
+  testing::TempDir dir("ota-throttle6");
+  Database db(dir / "db.sqlite");
+  Accounts a(db);
+  a.set_clock([] { return kStart; });
+  for (int i = 0; i < 20; ++i) {
+    const std::string from = "2001:db8:1:2::" + std::to_string(i + 1);
+    EXPECT_EQ(a.BeginSignIn("name" + std::to_string(i), from), 0) << i;
+  }
+  EXPECT_EQ(a.BeginSignIn("root", "2001:db8:1:2:ffff::1"), 15 * 60) << "the same /64";
+  EXPECT_EQ(a.BeginSignIn("root", "2001:db8:1:3::1"), 0) << "another /64";
+}
+
 TEST(AccountsUnit, UsernamesRolesPasswords) {
   EXPECT_TRUE(Accounts::ValidUsername("a"));
   EXPECT_TRUE(Accounts::ValidUsername("Ann.B_c-d@example.org"));

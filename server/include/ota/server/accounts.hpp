@@ -107,8 +107,13 @@ class Accounts {
   // Sign-in throttling. Before verifying a password: the seconds until `username` and
   // `address` may try again (> 0: answer 429), or 0, and then the attempt is counted as a
   // failure until SignInSucceeded takes it back (so parallel attempts cannot pass the limit).
+  // An address counts by ThrottleAddress.
   int64_t BeginSignIn(const std::string& username, const std::string& address);
   void SignInSucceeded(const std::string& username, const std::string& address);
+  // What an address counts as: an IPv6 address its /64 (a host is commonly given a whole /64,
+  // and would otherwise have 2^64 addresses of 20 tries each), an IPv4-mapped one its IPv4
+  // address; others as they are.
+  static std::string ThrottleAddress(const std::string& address);
   // How many usernames and addresses the throttle remembers now.
   size_t ThrottleKeys();
 
