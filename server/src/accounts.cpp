@@ -1,8 +1,12 @@
 #include "ota/server/accounts.hpp"
 
+#include <arpa/inet.h>
 #include <sodium.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
 #include <stdexcept>
 
 #include "ota/server/registry.hpp"
@@ -18,8 +22,38 @@ constexpr size_t kMinPassword = 12;
 constexpr size_t kMaxPassword = 1024;
 // last_seen_at is written at most this often per session: not one write per request.
 constexpr int64_t kLastSeenResolution = 60;
-// Throttling keys beyond this many are swept of expired entries.
-constexpr size_t kThrottleSweep = 10000;
+
+// Argon2id runs (hashing or verifying a password) at once, at most: each takes 64 MB and a core
+// for tens of milliseconds, and sign-ins need no token, so a burst of them must neither exhaust
+// memory nor take every worker's CPU. The others wait their turn.
+constexpr int kMaxHashing = 2;
+
+class HashSlot {
+ public:
+  HashSlot() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    free_.wait(lock, [] { return running_ < kMaxHashing; });
+    peak_ = std::max(peak_, ++running_);
+  }
+  ~HashSlot() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      --running_;
+    }
+    free_.notify_one();
+  }
+  HashSlot(const HashSlot&) = delete;
+  HashSlot& operator=(const HashSlot&) = delete;
+  static int Peak() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return peak_;
+  }
+
+ private:
+  static inline std::mutex mutex_;
+  static inline std::condition_variable free_;
+  static inline int running_ = 0, peak_ = 0;
+};
 
 void InitSodium() {
   static const int ok = sodium_init();  // thread-safe, once
@@ -134,6 +168,7 @@ std::string Accounts::GeneratePassword() {
 std::string Accounts::HashPassword(const std::string& password) {
   InitSodium();
   char hash[crypto_pwhash_STRBYTES];
+  const HashSlot slot;
   if (crypto_pwhash_str(hash, password.data(), password.size(), crypto_pwhash_OPSLIMIT_INTERACTIVE,
                         crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0) {
     throw std::runtime_error("password hashing: out of memory");
@@ -143,7 +178,12 @@ std::string Accounts::HashPassword(const std::string& password) {
 
 bool Accounts::VerifyPassword(const std::string& hash, const std::string& password) {
   InitSodium();
+  const HashSlot slot;
   return crypto_pwhash_str_verify(hash.c_str(), password.data(), password.size()) == 0;
+}
+
+int Accounts::PeakConcurrentHashing() {
+  return HashSlot::Peak();
 }
 
 bool Accounts::NeedsRehash(const std::string& hash) {
@@ -179,7 +219,12 @@ UserRecord Accounts::CreateUser(const std::string& username, const std::string& 
   }
   CheckRole(role);
   CheckNewPassword(password, "password");
-  if (FindUser(username)) throw ApiError(409, "user " + username + " exists");
+  // Taken whatever its case: "Root" next to "root" would read as the same account. (In the
+  // caller's BEGIN IMMEDIATE transaction, so another process cannot slip one in between.)
+  Statement taken = db_.Prepare("SELECT username FROM users WHERE username = ? COLLATE NOCASE");
+  if (taken.Bind(1, username).Step()) {
+    throw ApiError(409, "user " + taken.Text(0) + " exists");
+  }
   db_.Prepare("INSERT INTO users (username, role, password_hash, created_at) VALUES (?, ?, ?, ?)")
       .Bind(1, username)
       .Bind(2, role)
@@ -270,43 +315,80 @@ void Accounts::EndSessionsOf(int64_t user_id, const std::string& keep_session) {
       .Run();
 }
 
-void Accounts::Prune(std::deque<int64_t>& times, int64_t now) const {
-  while (!times.empty() && times.front() + options_.window_seconds <= now)
-    times.pop_front();
+void Accounts::Prune(std::vector<int64_t>& times, int64_t now) const {
+  const auto live = std::find_if(times.begin(), times.end(),
+                                 [&](int64_t t) { return t + options_.window_seconds > now; });
+  times.erase(times.begin(), live);
 }
 
-int64_t Accounts::BeginSignIn(const std::string& username, const std::string& address) {
-  const int64_t now = Now();
-  std::lock_guard<std::mutex> guard(throttle_lock_);
-  for (auto* map : {&user_failures_, &address_failures_}) {
-    if (map->size() <= kThrottleSweep) continue;
-    for (auto it = map->begin(); it != map->end();) {
-      Prune(it->second, now);
-      it = it->second.empty() ? map->erase(it) : std::next(it);
+int64_t Accounts::Wait(Failures& f, const std::string& key, int max, int64_t now) {
+  if (max <= 0) return 0;  // no limit: nothing remembered
+  const auto it = f.times.find(key);
+  if (it != f.times.end()) {
+    Prune(it->second, now);
+    const size_t n = it->second.size();
+    if (n < static_cast<size_t>(max)) return 0;
+    return it->second[n - max] + options_.window_seconds - now;
+  }
+  if (f.times.size() < options_.max_throttle_keys) return 0;
+  if (f.swept_at != now) {  // drop the keys whose failures all left the window
+    f.swept_at = now;
+    f.full_until = 0;
+    for (auto k = f.times.begin(); k != f.times.end();) {
+      Prune(k->second, now);
+      if (k->second.empty()) {
+        k = f.times.erase(k);
+        continue;
+      }
+      const int64_t leaves = k->second.back() + options_.window_seconds;
+      f.full_until = f.full_until == 0 ? leaves : std::min(f.full_until, leaves);
+      ++k;
     }
   }
-  std::deque<int64_t>& by_user = user_failures_[username];
-  std::deque<int64_t>& by_address = address_failures_[address];
-  int64_t wait = 0;
-  const auto limit = [&](std::deque<int64_t>& times, int max) {
-    Prune(times, now);
-    if (max > 0 && times.size() >= static_cast<size_t>(max)) {
-      wait = std::max(wait, times[times.size() - max] + options_.window_seconds - now);
-    }
-  };
-  limit(by_user, options_.username_failures);
-  limit(by_address, options_.address_failures);
-  if (wait > 0) return wait;
-  by_user.push_back(now);
-  by_address.push_back(now);
+  if (f.times.size() < options_.max_throttle_keys) return 0;
+  return std::max<int64_t>(1, f.full_until - now);
+}
+
+std::string Accounts::ThrottleAddress(const std::string& address) {
+  unsigned char a[16];
+  if (address.find(':') == std::string::npos || inet_pton(AF_INET6, address.c_str(), a) != 1) {
+    return address;
+  }
+  static const unsigned char kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  char text[INET6_ADDRSTRLEN];
+  if (std::memcmp(a, kMapped, sizeof(kMapped)) == 0) {
+    return inet_ntop(AF_INET, a + 12, text, sizeof(text)) != nullptr ? text : address;
+  }
+  std::memset(a + 8, 0, 8);
+  if (inet_ntop(AF_INET6, a, text, sizeof(text)) == nullptr) return address;
+  return std::string(text) + "/64";
+}
+
+int64_t Accounts::BeginSignIn(const std::string& username, const std::string& raw_address) {
+  const std::string address = ThrottleAddress(raw_address);
+  const int64_t now = Now();
+  std::lock_guard<std::mutex> guard(throttle_lock_);
+  const int64_t wait = std::max(Wait(user_failures_, username, options_.username_failures, now),
+                                Wait(address_failures_, address, options_.address_failures, now));
+  if (wait > 0) return wait;  // nothing remembered of a refused attempt
+  if (options_.username_failures > 0) user_failures_.times[username].push_back(now);
+  if (options_.address_failures > 0) address_failures_.times[address].push_back(now);
   return 0;
 }
 
-void Accounts::SignInSucceeded(const std::string& username, const std::string& address) {
+void Accounts::SignInSucceeded(const std::string& username, const std::string& raw_address) {
+  const std::string address = ThrottleAddress(raw_address);
   std::lock_guard<std::mutex> guard(throttle_lock_);
-  user_failures_.erase(username);
-  const auto it = address_failures_.find(address);
-  if (it != address_failures_.end() && !it->second.empty()) it->second.pop_back();
+  user_failures_.times.erase(username);
+  const auto it = address_failures_.times.find(address);
+  if (it == address_failures_.times.end()) return;
+  if (!it->second.empty()) it->second.pop_back();
+  if (it->second.empty()) address_failures_.times.erase(it);
+}
+
+size_t Accounts::ThrottleKeys() {
+  std::lock_guard<std::mutex> guard(throttle_lock_);
+  return user_failures_.times.size() + address_failures_.times.size();
 }
 
 std::string Accounts::StartSession(int64_t user_id, SessionInfo* info) {
@@ -334,7 +416,7 @@ std::string Accounts::StartSession(int64_t user_id, SessionInfo* info) {
   return id;
 }
 
-std::optional<SessionInfo> Accounts::LookupSession(const std::string& session_id) {
+std::optional<SessionInfo> Accounts::LookupSession(const std::string& session_id, bool touch) {
   if (!PlausibleSessionId(session_id)) return std::nullopt;
   const int64_t now = Now();
   const std::string hash = SessionHash(session_id);
@@ -358,7 +440,7 @@ std::optional<SessionInfo> Accounts::LookupSession(const std::string& session_id
     return std::nullopt;
   }
   if (disabled) return std::nullopt;
-  if (last_seen <= now - kLastSeenResolution) {
+  if (touch && last_seen <= now - kLastSeenResolution) {
     last_seen = now;
     db_.Prepare("UPDATE user_sessions SET last_seen_at = ? WHERE session_sha256 = ?")
         .Bind(1, now)

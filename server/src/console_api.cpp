@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <ctime>
+#include <functional>
 #include <memory>
 
 #include "http_api_internal.hpp"
@@ -54,6 +55,16 @@ DeviceFilter FilterOf(const httplib::Request& req) {
   return f;
 }
 
+// A stream's credential asked again (CallerStillAllowed); an error counts as no.
+bool StillAllowed(const std::function<bool()>& allowed) {
+  try {
+    return allowed();
+  } catch (const std::exception& e) {
+    Log(LogLevel::kError, std::string("event stream: ") + e.what());
+    return false;
+  }
+}
+
 // One open event stream: the slot it holds, what it sent, when it last wrote and looked.
 struct Stream {
   explicit Stream(std::atomic<int>& open, bool devices, int64_t task)
@@ -83,11 +94,17 @@ void HttpApi::ConsoleRoutes() {
   // paging is in X-Total-Count either way.
   s.Get("/api/v1/devices", ApiGuard(p, [&p](const httplib::Request& req, httplib::Response& res) {
           int64_t total = 0;
-          json out = json::array();
-          for (const Device& d : p.registry().FindDevices(FilterOf(req), &total))
-            out.push_back(DeviceJson(d));
+          // Written device by device: a JSON tree of the whole fleet (100,000 devices) would
+          // take several times the text's memory, under the platform lock.
+          std::string out = "[";
+          for (const Device& d : p.registry().FindDevices(FilterOf(req), &total)) {
+            if (out.size() > 1) out += ',';
+            out += DeviceJson(d).dump(-1, ' ', false, json::error_handler_t::replace);
+          }
+          out += ']';
           res.set_header("X-Total-Count", std::to_string(total));
-          ApiReply(res, 200, out);
+          res.status = 200;
+          res.set_content(out, "application/json");
         }));
 
   s.Get(R"(/api/v1/devices/([^/]+)/history)",
@@ -122,10 +139,14 @@ void HttpApi::ConsoleRoutes() {
                                     "); try again later");
           }
           auto stream = std::make_shared<Stream>(event_streams_, devices, task);
-          res.set_header("Cache-Control", "no-store");
+          // Its token or session is asked about again each time it wakes (a change, at the
+          // latest the ping): revoked, signed out, disabled or deleted, the stream ends. Those
+          // changes are audited, so they wake it at once.
+          std::function<bool()> allowed = CallerStillAllowed(p, req);
+          // Cache-Control: no-store, as every /api answer (HttpApi's pre-routing handler).
           res.set_header("X-Accel-Buffering", "no");  // nginx: pass each event on at once
           res.set_chunked_content_provider(
-              "text/event-stream", [this, &p, stream](size_t, httplib::DataSink& sink) {
+              "text/event-stream", [this, &p, stream, allowed](size_t, httplib::DataSink& sink) {
                 ChangeFeed& feed = p.changes();
                 Stream& st = *stream;
                 using Clock = std::chrono::steady_clock;
@@ -141,9 +162,12 @@ void HttpApi::ConsoleRoutes() {
                     return false;
                   }
                 }
+                const bool again = st.started;
                 st.started = true;
                 st.seq = feed.seq();  // before reading: a change from here on wakes it again
                 st.looked = Clock::now();
+                // After taking seq: a revocation from here on wakes the stream once more.
+                if (again && !StillAllowed(allowed)) return false;
                 try {
                   Database& db = p.ReadDb();
                   // Task summaries through this connection (Get reads only).

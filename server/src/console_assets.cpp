@@ -13,12 +13,6 @@ namespace {
 constexpr const char* kCsp =
     "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
-void SecurityHeaders(httplib::Response& res) {
-  res.set_header("Content-Security-Policy", kCsp);
-  res.set_header("X-Content-Type-Options", "nosniff");
-  res.set_header("Referrer-Policy", "no-referrer");
-}
-
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
     s.remove_prefix(1);
@@ -54,7 +48,6 @@ bool NotModified(const httplib::Request& req, const std::string& etag) {
 }
 
 void Serve(const ConsoleAsset& a, const httplib::Request& req, httplib::Response& res) {
-  SecurityHeaders(res);
   const bool gzip = AcceptsGzip(req.get_header_value("Accept-Encoding"));
   std::string etag = a.etag;
   if (gzip) etag.insert(etag.size() - 1, "-gz");
@@ -80,12 +73,17 @@ void Serve(const ConsoleAsset& a, const httplib::Request& req, httplib::Response
 }
 
 void NotFound(httplib::Response& res, const std::string& what) {
-  SecurityHeaders(res);
   res.status = 404;
   res.set_content("{\"error\":\"no console file " + what + "\"}", "application/json");
 }
 
 }  // namespace
+
+void ConsoleSecurityHeaders(httplib::Response& res) {
+  res.set_header("Content-Security-Policy", kCsp);
+  res.set_header("X-Content-Type-Options", "nosniff");
+  res.set_header("Referrer-Policy", "no-referrer");
+}
 
 const ConsoleAsset* FindConsoleAsset(const std::string& path) {
   for (size_t i = 0; i < kConsoleAssetCount; ++i) {
@@ -117,7 +115,6 @@ ConsoleHandlers MakeConsoleHandlers() {
   ConsoleHandlers h;
   h.page = [](const httplib::Request& req, httplib::Response& res) {
     if (const ConsoleAsset* a = FindConsoleAsset("/index.html")) return Serve(*a, req, res);
-    SecurityHeaders(res);
     res.set_content(
         "The web console was not built into this ota-server (built with OTA_CONSOLE=OFF).\n"
         "The REST API is at /api/v1 (see /api/v1/openapi.json).\n",

@@ -35,6 +35,11 @@ const ConsoleAsset* FindConsoleAsset(const std::string& path);
 // Whether an Accept-Encoding header value accepts gzip (not "gzip;q=0").
 bool AcceptsGzip(const std::string& accept_encoding);
 
+// The headers every answer of the operator listener carries (HttpApi sets them before routing):
+// the page runs only its own script and style (Content-Security-Policy), no sniffing of types,
+// no Referer.
+void ConsoleSecurityHeaders(httplib::Response& res);
+
 // The handlers of GET / and /index.html (the page) and GET /assets/{name}
 // (kConsoleAssetPattern); no operator token (the page's API calls carry the session). Without a
 // built console, the page is a short text saying so. HttpApi registers them.

@@ -477,8 +477,13 @@ HttpApi::HttpApi(Platform& platform, UpgradeTasks* tasks, int download_workers)
     p.metrics().DownloadRequest(res.status, RequestSeconds());
   });
   // Latency by route template (Metrics::RouteOf), never by raw path.
-  server_->set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
+  // Every answer, a route's or httplib's own (404 for no route), carries the console's security
+  // headers; API answers (sessions, new passwords and tokens among them) are never stored by a
+  // browser or a proxy.
+  server_->set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
     MarkRequestStart();
+    ConsoleSecurityHeaders(res);
+    if (req.path.rfind("/api/", 0) == 0) res.set_header("Cache-Control", "no-store");
     return httplib::Server::HandlerResponse::Unhandled;
   });
   server_->set_logger([&p = platform_](const httplib::Request& req, const httplib::Response& res) {
@@ -1087,6 +1092,23 @@ void HttpApi::DeviceRequestRoutes(DeviceRequests& requests) {
 httplib::Server::Handler ApiGuard(Platform& p, ApiHandler fn) {
   return Guard(p, std::move(fn));
 }
+std::function<bool()> CallerStillAllowed(Platform& p, const httplib::Request& req) {
+  // As Authorize chooses: the bearer token, else the cookie.
+  const std::string bearer = Bearer(req);
+  const std::string session = bearer.empty() ? SessionCookie(req) : "";
+  const std::string needed = NeededScope(req);
+  return [&p, bearer, session, needed] {
+    std::lock_guard<std::mutex> guard(p.lock());
+    std::optional<ApiCaller> caller;
+    if (!session.empty()) {
+      const std::optional<SessionInfo> s = p.accounts().LookupSession(session, false);
+      if (s) caller = ApiCaller{0, s->username, Accounts::RoleScope(s->role), s->username};
+    } else {
+      caller = p.LookupApiToken(bearer);
+    }
+    return caller.has_value() && caller->Allows(needed);
+  };
+}
 void ApiReply(httplib::Response& res, int status, const nlohmann::json& body) {
   Reply(res, status, body);
 }
@@ -1113,6 +1135,13 @@ SessionInfo RequestSession(Platform& p, const httplib::Request& req) {
 // refusal costs the same; a refused or throttled attempt changes nothing in the database.
 void SignIn(Platform& p, const httplib::Request& req, httplib::Response& res, std::string* actor) {
   if (!SameOrigin(req)) throw ApiError(403, kCrossSite);
+  // No cookie protects a sign-in: JSON only, which another site's form cannot send (text/plain
+  // with a JSON body would do for Body) and its script only after a preflight this server never
+  // answers, so a page cannot sign a browser in to the attacker's account, Origin or not.
+  const std::string type = req.get_header_value("Content-Type");
+  if (type.substr(0, type.find(';')) != "application/json") {
+    throw ApiError(415, "Content-Type must be application/json");
+  }
   const json b = Body(req);
   const std::string username = Str(b, "username", true);
   const std::string password = Str(b, "password", true);
@@ -1143,9 +1172,11 @@ void SignIn(Platform& p, const httplib::Request& req, httplib::Response& res, st
   std::string session;
   {
     std::lock_guard<std::mutex> guard(p.lock());
-    // Deleted or disabled while its password was checked: refused all the same.
+    // Deleted, disabled or given another password while this one was checked: refused all the
+    // same (a reset must shut out whoever knew the old password).
     const std::optional<UserRecord> now = a.FindUser(username);
-    if (!now || now->user_id != user->user_id || now->disabled) {
+    if (!now || now->user_id != user->user_id || now->disabled ||
+        now->password_hash != user->password_hash) {
       p.metrics().OperatorLogin(LoginResult::kRefused);
       throw ApiError(401, "wrong username or password");
     }

@@ -19,6 +19,11 @@ using ApiHandler = std::function<void(const httplib::Request&, httplib::Response
 // As every /api/v1 handler runs (http_api.cpp, Guard): 401/403, the platform lock, ApiError
 // to its status, audited writes.
 httplib::Server::Handler ApiGuard(Platform& p, ApiHandler fn);
+// Whether the credential `req` came with (its bearer token, else its session cookie) still
+// allows it, asked again later: for what outlives its request (an event stream) and must end
+// once its token is revoked, its session ends or its user is disabled or deleted. The check
+// takes the platform lock; a session's idle timeout runs on (LookupSession without touch).
+std::function<bool()> CallerStillAllowed(Platform& p, const httplib::Request& req);
 void ApiReply(httplib::Response& res, int status, const nlohmann::json& body);
 nlohmann::json DeviceJson(const Device& d);
 // An integer query parameter, or `fallback` when absent; 400 when not an integer.

@@ -8,11 +8,13 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iterator>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "ota/host/keys.hpp"
 #include "ota/server/audit_log.hpp"
@@ -597,6 +599,113 @@ TEST_F(AccountsApi, Audit_ActorIsUserAndNoSecretInAuditOrLogs) {
   }
 }
 
+// Answers that carry a session's CSRF token, a new password or an operator token are never
+// kept by a browser's or a proxy's cache; nor is any other API answer. Once each.
+TEST_F(AccountsApi, NoStore_SessionUserAndTokenAnswers) {
+  const auto no_store = [](const Answer& a) {
+    return a.Header("Cache-Control") == "no-store" && a.headers.count("Cache-Control") == 1;
+  };
+  const Answer in = SignIn("root", kAdminPassword);
+  ASSERT_EQ(in.status, 200);
+  EXPECT_TRUE(no_store(in));
+  EXPECT_TRUE(no_store(SignIn("root", "wrong-password")));
+  const Browser b = Login("root", kAdminPassword);
+  EXPECT_TRUE(no_store(As(b, "GET", "/api/v1/session")));
+  const Answer user = As(b, "POST", "/api/v1/users", {{"username", "ann"}, {"role", "viewer"}});
+  ASSERT_EQ(user.status, 201);
+  EXPECT_TRUE(no_store(user));
+  const Answer token = As(b, "POST", "/api/v1/tokens", {{"name", "ci"}, {"scope", "read"}});
+  ASSERT_EQ(token.status, 201) << token.body;
+  EXPECT_TRUE(no_store(token));
+  EXPECT_TRUE(no_store(As(b, "GET", "/api/v1/products")));
+  EXPECT_TRUE(no_store(As(b, "DELETE", "/api/v1/session")));
+}
+
+// Another site's form can post a JSON text as text/plain (or form-encoded) without a
+// preflight; a sign-in takes only application/json. (multipart/form-data, the third such
+// type, httplib refuses itself, 400, when the body is not multipart.)
+TEST_F(AccountsApi, SignIn_NotJsonContentType_415NoSession) {
+  const std::string body = json({{"username", "root"}, {"password", kAdminPassword}}).dump();
+  for (const char* type :
+       {"text/plain", "application/x-www-form-urlencoded", "text/plain; charset=utf-8"}) {
+    httplib::SSLClient c("127.0.0.1", service_->http_port());
+    c.set_ca_cert_path(platform_->tls().ca_cert.c_str());
+    auto r = c.Post("/api/v1/session", body, type);
+    ASSERT_TRUE(r) << type;
+    EXPECT_EQ(r->status, 415) << type << " " << r->body;
+    EXPECT_EQ(r->get_header_value("Set-Cookie"), "") << type;
+  }
+  httplib::SSLClient c("127.0.0.1", service_->http_port());
+  c.set_ca_cert_path(platform_->tls().ca_cert.c_str());
+  auto r = c.Post("/api/v1/session", body, "application/json; charset=utf-8");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+}
+
+// Usernames differ by more than case: "Root" next to "root" would be a different account that
+// reads the same in a list or an audit row.
+TEST_F(AccountsApi, Users_NameTakenWhateverItsCase_409) {
+  const Browser admin = Login("root", kAdminPassword);
+  for (const char* name : {"Root", "ROOT", "OP", "Eve.Viewer@Example"}) {
+    const Answer a = As(admin, "POST", "/api/v1/users", {{"username", name}, {"role", "admin"}});
+    EXPECT_EQ(a.status, 409) << name << " " << a.body;
+  }
+  {
+    std::lock_guard<std::mutex> guard(platform_->lock());
+    EXPECT_THROW(platform_->accounts().CreateUser("rOOt", "admin", "another-password-1"), ApiError);
+    EXPECT_EQ(platform_->accounts().ListUsers().size(), 3u);
+  }
+  // Signing in takes the name as it was made.
+  EXPECT_EQ(SignIn("Root", kAdminPassword).status, 401);
+  EXPECT_EQ(SignIn("root", kAdminPassword).status, 200);
+}
+
+// A password changed (reset by an admin, or by the user elsewhere) while a sign-in with the old
+// one was being verified: that sign-in must not start a session after the change. The user's
+// hash is made slow here (Argon2id with 8 passes) so the change lands within the verification.
+TEST_F(AccountsApi, SignIn_PasswordChangedDuringVerification_Refused) {
+  char slow[crypto_pwhash_STRBYTES];
+  ASSERT_EQ(crypto_pwhash_str(slow, kOperatorPassword, std::strlen(kOperatorPassword), 8,
+                              crypto_pwhash_MEMLIMIT_INTERACTIVE),
+            0);
+  int64_t op_id = 0;
+  {
+    std::lock_guard<std::mutex> guard(platform_->lock());
+    op_id = platform_->accounts().GetUser("op").user_id;
+    platform_->accounts().Rehash(op_id, slow);
+  }
+  // The accounts' clock is read first in BeginSignIn, under the lock, just before the user row.
+  std::atomic<bool> armed{true};
+  std::mutex m;
+  std::condition_variable cv;
+  bool begun = false;
+  platform_->accounts().set_clock([&] {
+    if (armed.exchange(false)) {
+      std::lock_guard<std::mutex> lock(m);
+      begun = true;
+      cv.notify_all();
+    }
+    return now_.load();
+  });
+  Answer answer;
+  std::thread signing_in([&] { answer = SignIn("op", kOperatorPassword); });
+  {
+    std::unique_lock<std::mutex> lock(m);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return begun; }));
+  }
+  {
+    std::lock_guard<std::mutex> guard(platform_->lock());  // once the user row is read
+    platform_->accounts().SetPasswordHash(op_id, Accounts::HashPassword("the-reset-password"));
+  }
+  signing_in.join();
+  EXPECT_EQ(answer.status, 401) << answer.body;
+  EXPECT_EQ(answer.Header("Set-Cookie"), "");
+  std::lock_guard<std::mutex> guard(platform_->lock());
+  Statement st = platform_->db().Prepare("SELECT COUNT(*) FROM user_sessions");
+  ASSERT_TRUE(st.Step());
+  EXPECT_EQ(st.Int(0), 0);
+}
+
 // The summary's redaction covers every password field the account routes take.
 TEST(AuditSummaryAccounts, PasswordFieldsRedacted) {
   const json s = AuditSummary(json({{"username", "ann"},
@@ -609,6 +718,77 @@ TEST(AuditSummaryAccounts, PasswordFieldsRedacted) {
   for (const char* k : {"password", "old_password", "new_password"})
     EXPECT_EQ(s["body"][k], "[redacted]") << k;
   EXPECT_EQ(s.dump().find("secret-value"), std::string::npos);
+}
+
+// Guessing from many addresses at many names fills the throttle's memory only up to its bound;
+// full, a new name or address waits until one leaves the window (never an unlimited guess), and
+// names and addresses already there keep their own limits.
+TEST(AccountsUnit, Throttle_ManyNamesAndAddresses_MemoryBounded) {
+  testing::TempDir dir("ota-throttle");
+  Database db(dir / "db.sqlite");
+  AccountsOptions o;
+  o.max_throttle_keys = 50;
+  Accounts a(db, o);
+  int64_t now = kStart;
+  a.set_clock([&now] { return now; });
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_EQ(a.BeginSignIn("user" + std::to_string(i), "10.0.0." + std::to_string(i)), 0) << i;
+    now += 1;
+  }
+  EXPECT_EQ(a.ThrottleKeys(), 100u);
+  for (int i = 50; i < 1000; ++i) {
+    const int64_t wait = a.BeginSignIn("user" + std::to_string(i), "10.0." + std::to_string(i));
+    EXPECT_EQ(wait, kStart + 15 * 60 - now) << "until user0 leaves the window: " << i;
+  }
+  EXPECT_EQ(a.ThrottleKeys(), 100u) << "nothing remembered of refused attempts";
+  // Those already remembered go on as before: user1 has 1 failure of 5.
+  EXPECT_EQ(a.BeginSignIn("user1", "10.0.0.1"), 0);
+  a.SignInSucceeded("user1", "10.0.0.1");
+  now = kStart + 15 * 60;  // user0's failure (and only it) leaves the window
+  EXPECT_EQ(a.BeginSignIn("newcomer", "10.9.9.9"), 0);
+  EXPECT_EQ(a.ThrottleKeys(), 100u);
+  EXPECT_GT(a.BeginSignIn("another", "10.9.9.8"), 0);
+  now += 15 * 60;
+  EXPECT_EQ(a.BeginSignIn("another", "10.9.9.8"), 0);
+  EXPECT_LE(a.ThrottleKeys(), 100u);
+}
+
+// Sign-ins need no token: a burst of them (each Argon2id verification takes 64 MB) runs two at
+// a time, and every one still gets its answer.
+TEST_F(AccountsApi, SignIn_Burst_ArgonRunsAtMostTwoAtOnce) {
+  std::vector<std::thread> burst;
+  std::atomic<int> refused{0};
+  for (int i = 0; i < 10; ++i) {
+    burst.emplace_back(
+        [&, i] { refused += SignIn("burst" + std::to_string(i), "wrong-password").status == 401; });
+  }
+  for (auto& t : burst)
+    t.join();
+  EXPECT_EQ(refused, 10);
+  EXPECT_GE(Accounts::PeakConcurrentHashing(), 1);
+  EXPECT_LE(Accounts::PeakConcurrentHashing(), 2);
+}
+
+// An IPv6 host commonly has a whole /64: its addresses share one count of 20, or it would have
+// 2^64 of them. IPv4-mapped addresses count as the IPv4 address.
+TEST(AccountsUnit, Throttle_IPv6CountsBySlash64) {
+  EXPECT_EQ(Accounts::ThrottleAddress("192.0.2.7"), "192.0.2.7");
+  EXPECT_EQ(Accounts::ThrottleAddress("::ffff:192.0.2.7"), "192.0.2.7");
+  EXPECT_EQ(Accounts::ThrottleAddress("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
+  EXPECT_EQ(Accounts::ThrottleAddress("2001:DB8:1:2::9"), "2001:db8:1:2::/64");
+  EXPECT_EQ(Accounts::ThrottleAddress("::1"), "::/64");
+  EXPECT_EQ(Accounts::ThrottleAddress("not an address"), "not an address");
+
+  testing::TempDir dir("ota-throttle6");
+  Database db(dir / "db.sqlite");
+  Accounts a(db);
+  a.set_clock([] { return kStart; });
+  for (int i = 0; i < 20; ++i) {
+    const std::string from = "2001:db8:1:2::" + std::to_string(i + 1);
+    EXPECT_EQ(a.BeginSignIn("name" + std::to_string(i), from), 0) << i;
+  }
+  EXPECT_EQ(a.BeginSignIn("root", "2001:db8:1:2:ffff::1"), 15 * 60) << "the same /64";
+  EXPECT_EQ(a.BeginSignIn("root", "2001:db8:1:3::1"), 0) << "another /64";
 }
 
 TEST(AccountsUnit, UsernamesRolesPasswords) {

@@ -8,6 +8,8 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "console_assets.hpp"
 #include "ota/server/service.hpp"
@@ -75,6 +77,8 @@ void ExpectSecurityHeaders(const httplib::Response& r) {
   EXPECT_EQ(r.get_header_value("Content-Security-Policy"), kCsp);
   EXPECT_EQ(r.get_header_value("X-Content-Type-Options"), "nosniff");
   EXPECT_EQ(r.get_header_value("Referrer-Policy"), "no-referrer");
+  for (const char* name : {"Content-Security-Policy", "X-Content-Type-Options", "Referrer-Policy"})
+    EXPECT_EQ(r.get_header_value_count(name), 1u) << name;
 }
 
 TEST(ConsoleAcceptEncoding, GzipUnlessRefusedByQZero) {
@@ -174,6 +178,36 @@ TEST_F(ConsoleAssets, UnknownAsset_404) {
     ASSERT_TRUE(r) << path;
     EXPECT_EQ(r->status, 404) << path;
   }
+}
+
+// Not only the console's own answers: httplib's 404 for a path no route takes (traversal
+// attempts among them: only names in the embedded table are ever served) and API answers carry
+// the same headers, once each.
+TEST_F(ConsoleAssets, SecurityHeaders_OnEveryAnswerOnce) {
+  const std::vector<std::pair<const char*, int>> answers = {
+      {"/", 200},
+      {"/api/v1/openapi.json", 200},
+      {"/api/v1/overview", 401},
+      {"/assets/nope.js", 404},
+      {"/assets/", 404},
+      {"/nope", 404},
+      {"/assets/..%2Findex.html", 404},
+      {"/assets/..", 404},
+      {"/assets/%2e%2e/%2e%2e/etc/passwd", 404}};
+  for (const auto& [path, status] : answers) {
+    SCOPED_TRACE(path);
+    auto r = Get(path);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, status);
+    ExpectSecurityHeaders(*r);
+  }
+  if (kConsoleAssetCount == 0) return;
+  auto first = Get("/assets/app.css");
+  ASSERT_TRUE(first);
+  auto again = Get("/assets/app.css", {{"If-None-Match", first->get_header_value("ETag")}});
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->status, 304);
+  ExpectSecurityHeaders(*again);
 }
 
 // What the build embedded is whole: every file served as stored, index.html has no inline

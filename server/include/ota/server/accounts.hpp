@@ -10,7 +10,6 @@
 
 #include <cstdint>
 #include <ctime>
-#include <deque>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -51,6 +50,11 @@ struct AccountsOptions {
   int username_failures = 5;             // failed sign-ins per username ...
   int address_failures = 20;             // ... or per remote address ...
   int64_t window_seconds = 15 * 60;      // ... within this window: 429 until it passes
+  // Usernames (and, apart, addresses) with failures remembered at most. Full of live ones (many
+  // addresses guessing at once), a sign-in for a name or from an address not yet among them is
+  // throttled until one leaves the window: memory stays bounded, and filling the table never
+  // lifts the limit of a name (or address) it could not hold.
+  size_t max_throttle_keys = 100000;
 };
 
 class Accounts {
@@ -68,9 +72,12 @@ class Accounts {
   static std::string RoleScope(const std::string& role);
   // >= 20 characters of the URL-safe base64 alphabet, from libsodium's randombytes.
   static std::string GeneratePassword();
-  // crypto_pwhash_str (Argon2id, interactive limits).
+  // crypto_pwhash_str (Argon2id, interactive limits: 64 MB each). At most two hash or verify at
+  // once in this process; more wait their turn.
   static std::string HashPassword(const std::string& password);
   static bool VerifyPassword(const std::string& hash, const std::string& password);
+  // The most that ever ran at once (tests).
+  static int PeakConcurrentHashing();
   static bool NeedsRehash(const std::string& hash);
   // A hash of a random password made once: sign-ins for unknown users verify against it, so
   // they take as long as those for known ones.
@@ -78,8 +85,8 @@ class Accounts {
   // Constant-time comparison of two secrets (false when the lengths differ).
   static bool SameSecret(const std::string& a, const std::string& b);
 
-  // Users. ApiError 400 (bad name, role or password), 404 (unknown), 409 (exists; the last
-  // enabled admin would be deleted, demoted or disabled).
+  // Users. ApiError 400 (bad name, role or password), 404 (unknown), 409 (exists, whatever the
+  // case of its letters; the last enabled admin would be deleted, demoted or disabled).
   UserRecord CreateUser(const std::string& username, const std::string& role,
                         const std::string& password);
   std::vector<UserRecord> ListUsers();
@@ -100,15 +107,23 @@ class Accounts {
   // Sign-in throttling. Before verifying a password: the seconds until `username` and
   // `address` may try again (> 0: answer 429), or 0, and then the attempt is counted as a
   // failure until SignInSucceeded takes it back (so parallel attempts cannot pass the limit).
+  // An address counts by ThrottleAddress.
   int64_t BeginSignIn(const std::string& username, const std::string& address);
   void SignInSucceeded(const std::string& username, const std::string& address);
+  // What an address counts as: an IPv6 address its /64 (a host is commonly given a whole /64,
+  // and would otherwise have 2^64 addresses of 20 tries each), an IPv4-mapped one its IPv4
+  // address; others as they are.
+  static std::string ThrottleAddress(const std::string& address);
+  // How many usernames and addresses the throttle remembers now.
+  size_t ThrottleKeys();
 
   // Sessions. StartSession returns the new session ID (the cookie value, 32 random bytes in
   // base64url); only its SHA-256 is stored. Expired sessions of everyone are deleted here.
   std::string StartSession(int64_t user_id, SessionInfo* info);
   // nullopt for an unknown, ended or expired session (an expired one is deleted) or a
-  // disabled user. Records the time of use (at most once a minute).
-  std::optional<SessionInfo> LookupSession(const std::string& session_id);
+  // disabled user. Records the time of use (at most once a minute) when `touch`: a check that
+  // is no use by the user (an open event stream looking again) leaves the idle timeout running.
+  std::optional<SessionInfo> LookupSession(const std::string& session_id, bool touch = true);
   void EndSession(const std::string& session_id);
   // HMAC-SHA-256 of a fixed label keyed by the session ID, base64url: the same for the whole
   // session, nothing stored, and worthless without the cookie it comes from.
@@ -117,13 +132,21 @@ class Accounts {
  private:
   void EndSessionsOf(int64_t user_id, const std::string& keep_session);
   int EnabledAdminsBut(int64_t user_id);
-  void Prune(std::deque<int64_t>& times, int64_t now) const;
+  // Failed sign-ins by username or by address: the times within the window, oldest first.
+  struct Failures {
+    std::map<std::string, std::vector<int64_t>> times;
+    int64_t swept_at = -1;   // when expired keys were last dropped (at most once a second)
+    int64_t full_until = 0;  // full of live keys: until then no new key is taken
+  };
+  void Prune(std::vector<int64_t>& times, int64_t now) const;
+  // The seconds until `key` may try again, or 0 (and then its attempt can be counted).
+  int64_t Wait(Failures& f, const std::string& key, int max, int64_t now);
 
   Database& db_;
   AccountsOptions options_;
   std::function<int64_t()> clock_;
   std::mutex throttle_lock_;
-  std::map<std::string, std::deque<int64_t>> user_failures_, address_failures_;
+  Failures user_failures_, address_failures_;
 };
 
 }  // namespace ota::server
