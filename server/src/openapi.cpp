@@ -778,7 +778,7 @@ json PathsJson() {
                               Emitted({{"username", Str()},
                                        {"role", Enum({"admin", "operator", "viewer"})},
                                        {"password", Str()}}))
-                      .Fails(409, "Exists")));
+                      .Fails(409, "Exists (names are unique whatever their case)")));
   p.Add("/users/{username}", "patch",
         std::move(Op("Change a user's role or disable it (admin); disabling ends its sessions")
                       .Admin()

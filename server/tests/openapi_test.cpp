@@ -536,6 +536,14 @@ void OpenApiTest::Drive() {
   Call(200, "PATCH", "/api/v1/users/bob", {{"disabled", true}});
   Call(404, "PATCH", "/api/v1/users/nobody", {{"role", "viewer"}});
   Call(401, "POST", "/api/v1/session", {{"username", "ann"}, {"password", "wrong"}}, "");
+  {
+    httplib::Request form;  // a cross-site form cannot send application/json
+    form.method = "POST";
+    form.path = "/api/v1/session";
+    form.body = R"({"username":"ann","password":"correct horse 42"})";
+    form.headers.emplace("Content-Type", "text/plain");
+    Send(415, std::move(form), "");
+  }
   const json session = Call(200, "POST", "/api/v1/session",
                             {{"username", "ann"}, {"password", "correct horse 42"}}, "");
   const std::string set_cookie =
