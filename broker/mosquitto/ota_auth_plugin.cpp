@@ -4,7 +4,9 @@
 // on `$ota/presence/{id}`, and stands in for IoTDA's implicit subscriptions: the platform's
 // messages on a connected device's system down topics go to that device's connection only. The
 // platform's control messages (`$ota/control/...`) are acted on here and delivered to no one.
-// The narrow boundary: four callbacks, five options (docs/spec/broker-auth.md).
+// Device login verdicts are counted by reason and published to the platform on
+// `$ota/stats/logins` from the broker's tick. The narrow boundary: five callbacks, six options
+// (docs/spec/broker-auth.md).
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
@@ -13,14 +15,17 @@
 #include <chrono>
 #include <cstring>
 #include <ctime>
+#include <exception>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "ota/broker/control.hpp"
 #include "ota/broker/credential_store.hpp"
 #include "ota/broker/device_auth.hpp"
 #include "ota/broker/implicit_subscriptions.hpp"
+#include "ota/broker/login_stats.hpp"
 #include "ota/broker/presence.hpp"
 
 namespace {
@@ -36,6 +41,8 @@ struct Plugin {
   int window_hours = 1;
   ota::broker::PresenceTracker presence;        // accepted device connections, by client pointer
   ota::broker::ImplicitSubscriptions implicit;  // the same connections, by device
+  std::unique_ptr<ota::broker::LoginStats> logins;  // device login verdicts, by reason
+  int login_stats_interval_s = 10;
 
   bool IsPlatform(const char* username) const {
     return !platform_password.empty() && username != nullptr && platform_username == username;
@@ -101,6 +108,7 @@ int OnBasicAuth(int /*event*/, void* event_data, void* user) {
   const ConnectVerdict v = ota::broker::CheckDeviceConnect(
       client_id, username, password, std::time(nullptr), p->window_hours,
       [&](const std::string& device) { return p->store->Lookup(device); });
+  p->logins->Count(v);
   if (v == ConnectVerdict::kAccepted) {
     // Authentication made the username the device ID.
     p->implicit.Connected(ed->client, username, client_id);
@@ -249,6 +257,30 @@ int OnDisconnect(int /*event*/, void* event_data, void* user) {
   return MOSQ_ERR_SUCCESS;
 }
 
+// The broker's main loop calls this on every pass (at least about once a second in 2.0.11). The
+// cumulative login counts go out when they changed, at most every login_stats_interval_s,
+// retained (a platform that subscribes later gets the latest at once), QoS 1.
+int OnTick(int /*event*/, void* /*event_data*/, void* user) {
+  auto* p = static_cast<Plugin*>(user);
+  const int64_t now = std::time(nullptr);
+  const std::optional<std::string> payload = p->logins->Due(now, p->login_stats_interval_s);
+  if (!payload) return MOSQ_ERR_SUCCESS;
+  void* buf = mosquitto_malloc(payload->size());
+  if (buf == nullptr) return MOSQ_ERR_SUCCESS;  // tried again at the next tick
+  std::memcpy(buf, payload->data(), payload->size());
+  const std::string topic(ota::broker::kLoginStatsTopic);
+  const int rc = mosquitto_broker_publish(nullptr, topic.c_str(), static_cast<int>(payload->size()),
+                                          buf, 1, true, nullptr);
+  if (rc != MOSQ_ERR_SUCCESS) {
+    mosquitto_free(buf);
+    mosquitto_log_printf(MOSQ_LOG_ERR, "ota-auth: cannot publish login statistics: %s",
+                         mosquitto_strerror(rc));
+    return MOSQ_ERR_SUCCESS;
+  }
+  p->logins->Published(now);
+  return MOSQ_ERR_SUCCESS;
+}
+
 bool ReadFirstLine(const std::string& path, std::string* out) {
   std::ifstream in(path);
   if (!in) return false;
@@ -291,6 +323,14 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t* identifier, void** userdata,
       }
     } else if (k == "time_window_hours") {
       plugin->window_hours = std::atoi(v.c_str());
+    } else if (k == "login_stats_interval_s") {
+      plugin->login_stats_interval_s = std::atoi(v.c_str());
+      if (plugin->login_stats_interval_s < 1 || plugin->login_stats_interval_s > 3600) {
+        mosquitto_log_printf(MOSQ_LOG_ERR,
+                             "ota-auth: login_stats_interval_s must be 1..3600 seconds, not %s",
+                             v.c_str());
+        return MOSQ_ERR_INVAL;
+      }
     } else {
       mosquitto_log_printf(MOSQ_LOG_ERR, "ota-auth: unknown option %s", k.c_str());
       return MOSQ_ERR_INVAL;
@@ -313,6 +353,13 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t* identifier, void** userdata,
     mosquitto_log_printf(MOSQ_LOG_ERR, "ota-auth: %s", error.c_str());
     return MOSQ_ERR_INVAL;
   }
+  try {
+    plugin->logins = std::make_unique<ota::broker::LoginStats>(ota::broker::NewBrokerInstanceId(),
+                                                               std::time(nullptr));
+  } catch (const std::exception& e) {
+    mosquitto_log_printf(MOSQ_LOG_ERR, "ota-auth: %s", e.what());
+    return MOSQ_ERR_UNKNOWN;
+  }
   if (mosquitto_callback_register(identifier, MOSQ_EVT_BASIC_AUTH, OnBasicAuth, nullptr,
                                   plugin.get()) != MOSQ_ERR_SUCCESS ||
       mosquitto_callback_register(identifier, MOSQ_EVT_ACL_CHECK, OnAclCheck, nullptr,
@@ -320,11 +367,14 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t* identifier, void** userdata,
       mosquitto_callback_register(identifier, MOSQ_EVT_DISCONNECT, OnDisconnect, nullptr,
                                   plugin.get()) != MOSQ_ERR_SUCCESS ||
       mosquitto_callback_register(identifier, MOSQ_EVT_MESSAGE, OnMessage, nullptr, plugin.get()) !=
+          MOSQ_ERR_SUCCESS ||
+      mosquitto_callback_register(identifier, MOSQ_EVT_TICK, OnTick, nullptr, plugin.get()) !=
           MOSQ_ERR_SUCCESS) {
     return MOSQ_ERR_UNKNOWN;
   }
-  mosquitto_log_printf(MOSQ_LOG_INFO, "ota-auth: devices from %s, platform user %s",
-                       registry.c_str(), plugin->platform_username.c_str());
+  mosquitto_log_printf(MOSQ_LOG_INFO, "ota-auth: devices from %s, platform user %s, instance %s",
+                       registry.c_str(), plugin->platform_username.c_str(),
+                       plugin->logins->instance_id().c_str());
   g_plugin = plugin.get();
   *userdata = plugin.release();
   return MOSQ_ERR_SUCCESS;
@@ -338,6 +388,7 @@ int mosquitto_plugin_cleanup(void* userdata, struct mosquitto_opt* /*options*/,
     mosquitto_callback_unregister(plugin->id, MOSQ_EVT_ACL_CHECK, OnAclCheck, nullptr);
     mosquitto_callback_unregister(plugin->id, MOSQ_EVT_DISCONNECT, OnDisconnect, nullptr);
     mosquitto_callback_unregister(plugin->id, MOSQ_EVT_MESSAGE, OnMessage, nullptr);
+    mosquitto_callback_unregister(plugin->id, MOSQ_EVT_TICK, OnTick, nullptr);
   }
   delete plugin;
   g_plugin = nullptr;

@@ -15,12 +15,14 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 
 #include "mosquitto_process.hpp"
 #include "mqtt_test_client.hpp"
 #include "ota/broker/control.hpp"
 #include "ota/broker/credential_store.hpp"
 #include "ota/broker/device_auth.hpp"
+#include "ota/broker/login_stats.hpp"
 #include "ota/broker/presence.hpp"
 #include "temp_dir.hpp"
 
@@ -44,16 +46,20 @@ class PluginTest : public ::testing::Test {
     ASSERT_TRUE(store_->Put("prod_b", "secret-b", true, &error));
     ASSERT_TRUE(store_->Put("prod_off", "secret-off", false, &error));
     std::ofstream(dir_ / "platform.pw") << "platform-pw\n";
-    broker_ = std::make_unique<MosquittoProcess>(
-        dir_.path(), std::vector<std::string>{
-                         std::string("plugin ") + OTA_AUTH_PLUGIN,
-                         "plugin_opt_registry " + (dir_ / "registry.db").string(),
-                         "plugin_opt_secret_key " + (dir_ / "key").string(),
-                         "plugin_opt_platform_password_file " + (dir_ / "platform.pw").string(),
-                     });
+    std::vector<std::string> config = {
+        std::string("plugin ") + OTA_AUTH_PLUGIN,
+        "plugin_opt_registry " + (dir_ / "registry.db").string(),
+        "plugin_opt_secret_key " + (dir_ / "key").string(),
+        "plugin_opt_platform_password_file " + (dir_ / "platform.pw").string(),
+    };
+    for (const std::string& line : ExtraConfig())
+      config.push_back(line);
+    broker_ = std::make_unique<MosquittoProcess>(dir_.path(), config);
     ASSERT_TRUE(broker_->running()) << "mosquitto did not start";
   }
   void TearDown() override { broker_.reset(); }
+  // More broker config lines (plugin options) for a fixture.
+  virtual std::vector<std::string> ExtraConfig() const { return {}; }
 
   // Connects as `device` with the password `secret` gives for `hour` (the client's own
   // client ID carries the sig type).
@@ -670,13 +676,15 @@ class ImplicitSubscriptionTest : public PluginTest {
       out.push_back(std::move(m));
     return out;
   }
-  // Besides presence events, the platform got exactly `routed`: the down messages it sent to
-  // offline devices (normal routing reaches its catch-all); never a redirected one, nor a
-  // re-filed original.
+  // Besides the broker's presence events and login statistics, the platform got exactly
+  // `routed`: the down messages it sent to offline devices (normal routing reaches its
+  // catch-all); never a redirected one, nor a re-filed original.
   void ExpectPlatformGot(const std::vector<testing::ReceivedMessage>& routed = {}) {
     std::vector<testing::ReceivedMessage> got;
     for (auto& m : platform_.Receive(std::chrono::milliseconds(100))) {
-      if (m.topic.rfind("$ota/presence/", 0) != 0) got.push_back(std::move(m));
+      if (m.topic.rfind("$ota/presence/", 0) != 0 && m.topic != kLoginStatsTopic) {
+        got.push_back(std::move(m));
+      }
     }
     EXPECT_TRUE(ExactlyOnce(routed, got));
   }
@@ -923,6 +931,141 @@ TEST_F(ControlTest, Device_CannotSubscribeOrPublishControl) {
             std::string::npos);
   EXPECT_NE(broker_->Log().find("denied device prod_a subscribe on $ota/control/disconnect"),
             std::string::npos);
+}
+
+// ---- Login statistics: the plugin's verdicts by reason, published to the platform ----
+
+class LoginStatsTest : public PluginTest {
+ protected:
+  std::vector<std::string> ExtraConfig() const override {
+    return {"plugin_opt_login_stats_interval_s 1"};
+  }
+  // The last statistics message `c` receives within `timeout` whose logins equal `want` (by
+  // reason; absent reasons 0), or the last one seen (or null) when none matched in time.
+  static nlohmann::json AwaitLogins(MqttTestClient& c, const std::map<std::string, int>& want,
+                                    std::chrono::milliseconds timeout) {
+    nlohmann::json last;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      for (const auto& m : c.Receive(std::chrono::milliseconds(100))) {
+        if (m.topic != kLoginStatsTopic) continue;
+        last = nlohmann::json::parse(m.payload);
+        bool match = true;
+        for (size_t i = 0; i < kConnectVerdictCount; ++i) {
+          const char* reason = ConnectVerdictReason(static_cast<ConnectVerdict>(i));
+          const auto it = want.find(reason);
+          match &= last["logins"][reason] == (it == want.end() ? 0 : it->second);
+        }
+        if (match) return last;
+      }
+    }
+    return last;
+  }
+};
+
+TEST_F(LoginStatsTest, EveryVerdict_CountedByReason_PublishedToThePlatformOnly) {
+  MqttTestClient platform("ota-server-stats");
+  ASSERT_EQ(platform.Connect(broker_->port(), "ota-server", "platform-pw"), 0);
+  ASSERT_EQ(platform.Subscribe(std::string(kLoginStatsTopic)), 1);
+  const int64_t before = std::time(nullptr);
+
+  MqttTestClient a(ClientIdOf("prod_a"));
+  ASSERT_EQ(ConnectDevice(a, "prod_a", "secret-a"), 0);
+  // A device may not subscribe to the statistics, by name or by wildcard.
+  EXPECT_EQ(a.Subscribe(std::string(kLoginStatsTopic)), 0x80);
+  EXPECT_EQ(a.Subscribe("$ota/stats/#"), 0x80);
+  EXPECT_EQ(a.Subscribe("$ota/#"), 0x80);
+  ASSERT_EQ(a.Subscribe("$oc/devices/prod_a/#"), 1);
+  // One refusal of each reason, two of bad_password (wrong secret; username not the device).
+  MqttTestClient malformed("prod_a_9_9_nothour");
+  EXPECT_EQ(ConnectDevice(malformed, "prod_a", "secret-a"), kNotAuthorized);
+  MqttTestClient unknown(ClientIdOf("prod_nobody"));
+  EXPECT_EQ(ConnectDevice(unknown, "prod_nobody", "whatever"), kNotAuthorized);
+  MqttTestClient disabled(ClientIdOf("prod_off"));
+  EXPECT_EQ(ConnectDevice(disabled, "prod_off", "secret-off"), kNotAuthorized);
+  MqttTestClient wrong(ClientIdOf("prod_b"));
+  EXPECT_EQ(ConnectDevice(wrong, "prod_b", "not-the-secret"), kNotAuthorized);
+  MqttTestClient other_user(ClientIdOf("prod_a"));
+  EXPECT_EQ(ConnectDevice(other_user, "prod_b", "secret-a"), kNotAuthorized);
+  const std::string stale_hour = testing::UtcHour(-5 * 3600);
+  MqttTestClient stale(ClientIdOf("prod_a", 1, stale_hour));
+  EXPECT_EQ(ConnectDevice(stale, "prod_a", "secret-a", stale_hour), kNotAuthorized);
+  // The platform's own logins, accepted or not, are not device logins.
+  MqttTestClient platform_bad("platform-x");
+  EXPECT_EQ(platform_bad.Connect(broker_->port(), "ota-server", "guess"), kNotAuthorized);
+
+  const std::map<std::string, int> want = {{"accepted", 1},       {"malformed_client_id", 1},
+                                           {"unknown_device", 1}, {"disabled", 1},
+                                           {"bad_password", 2},   {"stale_timestamp", 1}};
+  const nlohmann::json got = AwaitLogins(platform, want, std::chrono::seconds(10));
+  ASSERT_TRUE(got.is_object()) << "no statistics message came";
+  EXPECT_EQ(got["logins"].size(), kConnectVerdictCount) << got.dump();
+  for (const auto& [reason, n] : want)
+    EXPECT_EQ(got["logins"][reason], n) << reason << " in " << got.dump();
+  const std::string broker = got["broker"];
+  EXPECT_EQ(broker.size(), 32u);
+  EXPECT_LE(got["started_at"].get<int64_t>(), before);
+  EXPECT_GT(got["started_at"].get<int64_t>(), before - 60);
+
+  // Retained: a platform client that subscribes later gets the latest counts at once.
+  MqttTestClient later("ota-server-later");
+  ASSERT_EQ(later.Connect(broker_->port(), "ota-server", "platform-pw"), 0);
+  ASSERT_EQ(later.Subscribe(std::string(kLoginStatsTopic)), 1);
+  const nlohmann::json retained = AwaitLogins(later, want, std::chrono::seconds(3));
+  EXPECT_EQ(retained, got);
+
+  // Another login: the next message counts it, under the same instance.
+  MqttTestClient b(ClientIdOf("prod_b"));
+  ASSERT_EQ(ConnectDevice(b, "prod_b", "secret-b"), 0);
+  std::map<std::string, int> want2 = want;
+  want2["accepted"] = 2;
+  const nlohmann::json next = AwaitLogins(platform, want2, std::chrono::seconds(10));
+  ASSERT_TRUE(next.is_object());
+  EXPECT_EQ(next["logins"]["accepted"], 2) << next.dump();
+  EXPECT_EQ(next["broker"], broker);
+
+  // The device never saw any of it.
+  for (const auto& m : a.Receive(std::chrono::milliseconds(300)))
+    ADD_FAILURE() << "the device received " << m.topic;
+  EXPECT_NE(broker_->Log().find("denied device prod_a subscribe on $ota/stats/logins"),
+            std::string::npos);
+}
+
+TEST_F(LoginStatsTest, NewBrokerStart_NewInstance_CountsFromZero) {
+  MqttTestClient a(ClientIdOf("prod_a"));
+  ASSERT_EQ(ConnectDevice(a, "prod_a", "secret-a"), 0);
+  MqttTestClient platform("ota-server-stats");
+  ASSERT_EQ(platform.Connect(broker_->port(), "ota-server", "platform-pw"), 0);
+  ASSERT_EQ(platform.Subscribe(std::string(kLoginStatsTopic)), 1);
+  const nlohmann::json first = AwaitLogins(platform, {{"accepted", 1}}, std::chrono::seconds(10));
+  ASSERT_TRUE(first.is_object());
+
+  broker_->Stop(SIGTERM);
+  ASSERT_TRUE(broker_->Start());
+  MqttTestClient wrong(ClientIdOf("prod_b"));
+  EXPECT_EQ(ConnectDevice(wrong, "prod_b", "nope"), kNotAuthorized);
+  MqttTestClient again("ota-server-stats-2");
+  ASSERT_EQ(again.Connect(broker_->port(), "ota-server", "platform-pw"), 0);
+  ASSERT_EQ(again.Subscribe(std::string(kLoginStatsTopic)), 1);
+  const nlohmann::json second = AwaitLogins(again, {{"bad_password", 1}}, std::chrono::seconds(10));
+  ASSERT_TRUE(second.is_object());
+  EXPECT_EQ(second["logins"]["bad_password"], 1) << second.dump();
+  EXPECT_EQ(second["logins"]["accepted"], 0) << second.dump();
+  EXPECT_NE(second["broker"], first["broker"]);
+}
+
+TEST_F(PluginTest, LoginStatsInterval_OutOfRange_BrokerRefusesToStart) {
+  std::vector<std::string> config = {
+      std::string("plugin ") + OTA_AUTH_PLUGIN,
+      "plugin_opt_registry " + (dir_ / "registry.db").string(),
+      "plugin_opt_secret_key " + (dir_ / "key").string(),
+      "plugin_opt_login_stats_interval_s 0",
+  };
+  testing::TempDir other{"ota-plugin-bad"};
+  MosquittoProcess bad(other.path(), config);
+  EXPECT_FALSE(bad.running());
+  EXPECT_NE(bad.Log().find("login_stats_interval_s must be 1..3600"), std::string::npos)
+      << bad.Log();
 }
 
 }  // namespace

@@ -161,8 +161,8 @@ std::vector<std::string> UpSubscriptions(const std::string& share_group) {
   const std::string base =
       (share_group.empty() ? std::string() : "$share/" + share_group + "/") + "$oc/devices/+/sys/";
   // A '?' is an ordinary character in MQTT: the gzip variants are topics of their own.
-  // Presence events come from the broker itself (docs/spec/broker-auth.md): never shared, every
-  // instance keeps its view of who is online.
+  // Presence events and login statistics come from the broker itself (docs/spec/broker-auth.md):
+  // never shared, every instance keeps its view of who is online and its login counters.
   return {base + "properties/report",
           base + "properties/report?encoding=gzip",
           base + "events/up",
@@ -174,7 +174,8 @@ std::vector<std::string> UpSubscriptions(const std::string& share_group) {
           base + "shadow/get/+",  // not shadow/get/#: that would take the platform's answers
           base + "properties/set/response/#",
           base + "properties/get/response/#",
-          std::string(broker::kPresenceTopicPrefix) + "+"};
+          std::string(broker::kPresenceTopicPrefix) + "+",
+          std::string(broker::kLoginStatsTopic)};
 }
 
 std::vector<OtaEvent> ParseOtaEvents(const nlohmann::json& envelope) {
@@ -288,6 +289,32 @@ std::optional<Presence> ParsePresence(std::string_view topic, const std::string&
   const std::string event = j["event"];
   if (event != "connected" && event != "disconnected") return std::nullopt;
   return Presence{device, event == "connected", j["seq"].get<int64_t>()};
+}
+
+std::optional<LoginStatsReport> ParseLoginStats(const std::string& payload) {
+  const nlohmann::json j = nlohmann::json::parse(payload, nullptr, false);
+  if (!j.is_object() || !j.contains("broker") || !j["broker"].is_string() ||
+      !j.contains("started_at") || !j["started_at"].is_number_integer() || !j.contains("logins") ||
+      !j["logins"].is_object()) {
+    return std::nullopt;
+  }
+  LoginStatsReport r;
+  r.broker = j["broker"];
+  if (r.broker.empty() || r.broker.size() > 64 ||
+      r.broker.find_first_not_of(
+          "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") !=
+          std::string::npos) {
+    return std::nullopt;
+  }
+  r.started_at = j["started_at"];
+  const nlohmann::json& logins = j["logins"];
+  for (size_t i = 0; i < r.counts.size(); ++i) {
+    const char* reason = broker::ConnectVerdictReason(static_cast<broker::ConnectVerdict>(i));
+    if (!logins.contains(reason)) continue;
+    if (!logins[reason].is_number_unsigned()) return std::nullopt;
+    r.counts[i] = logins[reason].get<uint64_t>();
+  }
+  return r;
 }
 
 std::string ObjectDeviceId(const nlohmann::json& envelope, const std::string& sender) {

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
@@ -27,9 +28,6 @@ const std::vector<double> kDownloadBuckets = {0.001, 0.005, 0.01, 0.05, 0.1, 0.2
 const std::vector<double> kDbBuckets = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
                                         0.025,  0.05,    0.1,    0.25,  0.5,    1,     5};
 
-// snake_case label values of ConnectVerdict, in its order.
-constexpr const char* kVerdicts[] = {"accepted", "malformed_client_id", "unknown_device",
-                                     "disabled", "bad_password",        "stale_timestamp"};
 constexpr const char* kLoginResults[] = {"accepted", "refused", "throttled"};
 constexpr const char* kPublished[] = {"outbox", "outbox_retry", "request", "reply"};
 constexpr const char* kRejected[] = {"property_reports", "events",          "messages",
@@ -207,7 +205,41 @@ void Metrics::MessagesPublished(Published source, uint64_t n) {
 
 void Metrics::BrokerAuth(broker::ConnectVerdict verdict) {
   const auto i = static_cast<size_t>(verdict);
-  if (i < std::size(kVerdicts)) broker_auth_[i]++;
+  if (i < std::size(broker_auth_)) broker_auth_[i]++;
+}
+
+bool DeviceLoginTotals::Update(const std::string& broker, int64_t started_at,
+                               const broker::LoginCounts& counts) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = instances_.find(broker);
+  if (it == instances_.end()) {
+    if (started_at <= folded_until_) return false;
+    it = instances_.emplace(broker, Instance{started_at, {}}).first;
+  }
+  for (size_t i = 0; i < counts.size(); ++i)
+    it->second.counts[i] = std::max(it->second.counts[i], counts[i]);
+  if (instances_.size() > kMaxInstances) {
+    const auto oldest = std::min_element(
+        instances_.begin(), instances_.end(),
+        [](const auto& a, const auto& b) { return a.second.started_at < b.second.started_at; });
+    for (size_t i = 0; i < folded_.size(); ++i)
+      folded_[i] += oldest->second.counts[i];
+    folded_until_ = std::max(folded_until_, oldest->second.started_at);
+    const bool was_this = oldest == it;
+    instances_.erase(oldest);
+    if (was_this) return false;
+  }
+  return true;
+}
+
+broker::LoginCounts DeviceLoginTotals::Totals() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  broker::LoginCounts sum = folded_;
+  for (const auto& [id, instance] : instances_) {
+    for (size_t i = 0; i < sum.size(); ++i)
+      sum[i] += instance.counts[i];
+  }
+  return sum;
 }
 
 void Metrics::Transaction(double seconds, bool committed) {
@@ -249,10 +281,21 @@ std::string Metrics::Render(Database& db) const {
 
   Head(out, "ota_broker_http_auth_total", "counter",
        "Device logins answered by POST /broker/v1/auth, by verdict (brokers that authenticate "
-       "over HTTP; the Mosquitto plugin's verdicts are in the broker's log).");
-  for (size_t i = 0; i < std::size(kVerdicts); ++i) {
-    Line(out, "ota_broker_http_auth_total", Label("reason", kVerdicts[i]),
+       "over HTTP; the Mosquitto plugin's are ota_device_logins_total).");
+  for (size_t i = 0; i < std::size(broker_auth_); ++i) {
+    const char* reason = broker::ConnectVerdictReason(static_cast<broker::ConnectVerdict>(i));
+    Line(out, "ota_broker_http_auth_total", Label("reason", reason),
          static_cast<double>(broker_auth_[i].load()));
+  }
+
+  Head(out, "ota_device_logins_total", "counter",
+       "Device logins decided by the Mosquitto plugin, by reason, summed over broker instances "
+       "(the plugin reports every 10 s at most).");
+  const broker::LoginCounts device_logins = device_logins_.Totals();
+  for (size_t i = 0; i < device_logins.size(); ++i) {
+    const char* reason = broker::ConnectVerdictReason(static_cast<broker::ConnectVerdict>(i));
+    Line(out, "ota_device_logins_total", Label("reason", reason),
+         static_cast<double>(device_logins[i]));
   }
 
   Head(out, "ota_operator_logins_total", "counter",

@@ -291,6 +291,14 @@ void Service::HandleDeviceMessage(const std::string& topic, const std::string& p
   std::vector<QueuedMessage> out;
   const int64_t now_ms = NowMs();
   const int64_t now = now_ms / 1000;
+  if (topic == broker::kLoginStatsTopic) {
+    if (const std::optional<LoginStatsReport> s = ParseLoginStats(payload)) {
+      platform_.metrics().DeviceLogins(s->broker, s->started_at, s->counts);
+    } else {
+      Log(LogLevel::kWarning, "malformed login statistics from the broker");
+    }
+    return;
+  }
   if (const std::optional<Presence> p = ParsePresence(topic, payload)) {
     platform_.metrics().Presence(p->connected);
     {

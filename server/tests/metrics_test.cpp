@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -19,6 +20,7 @@
 #include "ota/broker/device_auth.hpp"
 #include "ota/host/image_builder.hpp"
 #include "ota/host/keys.hpp"
+#include "ota/server/device_protocol.hpp"
 #include "ota/server/metrics.hpp"
 #include "ota/server/service.hpp"
 #include "temp_dir.hpp"
@@ -122,7 +124,8 @@ class MetricsTest : public ::testing::Test {
                          std::string("plugin ") + OTA_AUTH_PLUGIN,
                          "plugin_opt_registry " + platform_->database_path().string(),
                          "plugin_opt_secret_key " + platform_->secret_key_path().string(),
-                         "plugin_opt_platform_password_file " + (dir_ / "platform.pw").string()});
+                         "plugin_opt_platform_password_file " + (dir_ / "platform.pw").string(),
+                         "plugin_opt_login_stats_interval_s 1"});
     ASSERT_TRUE(broker_->running());
     ServiceOptions o;
     o.http_port = 0;
@@ -184,6 +187,9 @@ TEST_F(MetricsTest, AfterTraffic_ValuesMoved_PromtoolAccepts_DashboardQueriesExi
       report, R"({"services":[{"service_id":"DeviceStatus","properties":{"radioValue":7}}]})"));
   ASSERT_TRUE(dev.Publish(
       report, R"({"services":[{"service_id":"DeviceStatus","properties":{"radioValue":"x"}}]})"));
+  // And one refused login: the plugin reports both verdicts.
+  MqttTestClient wrong(std::string(kDevice) + "_0_0_" + testing::UtcHour());
+  ASSERT_EQ(wrong.Connect(broker_->port(), kDevice, "not-the-password"), 5);
 
   // Operator API calls (one 404 for a device that does not exist), a raw path nobody routes,
   // a download token and the download itself.
@@ -216,6 +222,7 @@ TEST_F(MetricsTest, AfterTraffic_ValuesMoved_PromtoolAccepts_DashboardQueriesExi
   EXPECT_EQ(Client(service_->http_port(), "wrong")->Get("/metrics")->status, 401);
 
   WaitFor(R"(ota_mqtt_messages_published_total{source="outbox"})", 1);
+  WaitFor(R"(ota_device_logins_total{reason="bad_password"})", 1);
   const std::string body =
       WaitFor(R"(ota_device_messages_rejected_total{reason="property_reports"})", 1);
   auto r = api->Get("/metrics");
@@ -231,6 +238,9 @@ TEST_F(MetricsTest, AfterTraffic_ValuesMoved_PromtoolAccepts_DashboardQueriesExi
   EXPECT_GE(at(R"(ota_device_presence_events_total{event="connected"})"), 1);
   EXPECT_EQ(at(R"(ota_device_messages_received_total{kind="property_reports"})"), 2);
   EXPECT_EQ(at(R"(ota_device_messages_rejected_total{reason="property_reports"})"), 1);
+  EXPECT_EQ(at(R"(ota_device_logins_total{reason="accepted"})"), 1);
+  EXPECT_EQ(at(R"(ota_device_logins_total{reason="bad_password"})"), 1);
+  EXPECT_EQ(at(R"(ota_device_logins_total{reason="unknown_device"})"), 0);
   EXPECT_GE(at(R"(ota_mqtt_messages_published_total{source="outbox"})"), 1);
   EXPECT_EQ(at(R"(ota_download_requests_total{code="200"})"), 1);
   EXPECT_EQ(at(R"(ota_download_requests_total{code="401"})"), 1);
@@ -292,10 +302,10 @@ TEST_F(MetricsTest, AfterTraffic_ValuesMoved_PromtoolAccepts_DashboardQueriesExi
       EXPECT_EQ(families.count(name), 1u) << name << " in " << e;
     }
   }
-  for (const char* needed :
-       {"ota_devices_online", "ota_device_messages_received_total",
-        "ota_device_messages_rejected_total", "ota_tasks", "ota_download_sent_bytes_total",
-        "ota_download_requests_total", "ota_api_request_duration_seconds"}) {
+  for (const char* needed : {"ota_devices_online", "ota_device_messages_received_total",
+                             "ota_device_messages_rejected_total", "ota_tasks",
+                             "ota_download_sent_bytes_total", "ota_download_requests_total",
+                             "ota_api_request_duration_seconds", "ota_device_logins_total"}) {
     EXPECT_EQ(queried.count(needed), 1u) << "the dashboard shows " << needed;
   }
   for (const char* q :
@@ -305,6 +315,103 @@ TEST_F(MetricsTest, AfterTraffic_ValuesMoved_PromtoolAccepts_DashboardQueriesExi
       found |= e.find(q) != std::string::npos &&
                e.find("ota_api_request_duration_seconds_bucket") != std::string::npos;
     EXPECT_TRUE(found) << q;
+  }
+}
+
+// The plugin's login statistics through the bridge: a restarted broker is a new instance whose
+// counts start at 0, and the previous instance's stay in the sum.
+TEST_F(MetricsTest, DeviceLogins_BrokerRestart_TotalsNeverGoDown) {
+  const auto login = [this](const std::string& password) {
+    MqttTestClient c(std::string(kDevice) + "_0_0_" + testing::UtcHour());
+    return c.Connect(broker_->port(), kDevice, password);
+  };
+  const std::string good = broker::IotdaPassword(kSecret, testing::UtcHour());
+  ASSERT_EQ(login(good), 0);
+  ASSERT_EQ(login("wrong"), 5);
+  const auto first = Samples(WaitFor(R"(ota_device_logins_total{reason="bad_password"})", 1));
+  EXPECT_EQ(first.at(R"(ota_device_logins_total{reason="accepted"})"), 1);
+  EXPECT_EQ(first.at(R"(ota_device_logins_total{reason="bad_password"})"), 1);
+
+  broker_->Stop(SIGTERM);
+  ASSERT_TRUE(broker_->Start());
+  ASSERT_EQ(login("wrong"), 5);
+  ASSERT_EQ(login("wrong again"), 5);
+  // The bridge reconnects and subscribes again; the new instance's message is retained.
+  const auto second = Samples(WaitFor(R"(ota_device_logins_total{reason="bad_password"})", 3));
+  EXPECT_EQ(second.at(R"(ota_device_logins_total{reason="bad_password"})"), 3);
+  EXPECT_EQ(second.at(R"(ota_device_logins_total{reason="accepted"})"), 1);
+}
+
+TEST(DeviceLogins, Totals_SumInstances_KeepRestartedOnes_IgnoreStaleMessages) {
+  DeviceLoginTotals t;
+  const auto counts = [](uint64_t accepted, uint64_t bad) {
+    broker::LoginCounts c{};
+    c[static_cast<size_t>(broker::ConnectVerdict::kAccepted)] = accepted;
+    c[static_cast<size_t>(broker::ConnectVerdict::kBadPassword)] = bad;
+    return c;
+  };
+  const size_t kA = static_cast<size_t>(broker::ConnectVerdict::kAccepted);
+  const size_t kB = static_cast<size_t>(broker::ConnectVerdict::kBadPassword);
+  EXPECT_TRUE(t.Update("one", 100, counts(5, 1)));
+  EXPECT_TRUE(t.Update("one", 100, counts(7, 1)));
+  EXPECT_TRUE(t.Update("one", 100, counts(6, 2)));  // late: accepted stays 7
+  EXPECT_EQ(t.Totals()[kA], 7u);
+  EXPECT_EQ(t.Totals()[kB], 2u);
+  // The broker restarts: a new instance from 0; the old one's last counts stay in.
+  EXPECT_TRUE(t.Update("two", 200, counts(1, 0)));
+  EXPECT_EQ(t.Totals()[kA], 8u);
+  EXPECT_EQ(t.Totals()[kB], 2u);
+  // A second broker at the same time adds its own.
+  EXPECT_TRUE(t.Update("other", 150, counts(10, 10)));
+  EXPECT_EQ(t.Totals()[kA], 18u);
+}
+
+TEST(DeviceLogins, ManyRestarts_MemoryBounded_TotalKept) {
+  DeviceLoginTotals t;
+  broker::LoginCounts one{};
+  one[0] = 1;
+  const size_t n = DeviceLoginTotals::kMaxInstances * 3;
+  for (size_t i = 0; i < n; ++i)
+    ASSERT_TRUE(t.Update("b" + std::to_string(i), 1000 + static_cast<int64_t>(i), one));
+  EXPECT_EQ(t.Totals()[0], n);
+  // A late message of an instance folded away is ignored (it is in the base already).
+  broker::LoginCounts more{};
+  more[0] = 50;
+  EXPECT_FALSE(t.Update("b0", 1000, more));
+  EXPECT_EQ(t.Totals()[0], n);
+  // A tracked one still moves.
+  EXPECT_TRUE(t.Update("b" + std::to_string(n - 1), 1000 + static_cast<int64_t>(n - 1), more));
+  EXPECT_EQ(t.Totals()[0], n + 49);
+}
+
+TEST(DeviceLogins, ParseLoginStats_ValidatesTheMessage) {
+  const auto r = ParseLoginStats(
+      R"({"broker":"ab12","started_at":1750000000,"logins":{"accepted":3,"bad_password":2,)"
+      R"("future_reason":9}})");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->broker, "ab12");
+  EXPECT_EQ(r->started_at, 1750000000);
+  EXPECT_EQ(r->counts[static_cast<size_t>(broker::ConnectVerdict::kAccepted)], 3u);
+  EXPECT_EQ(r->counts[static_cast<size_t>(broker::ConnectVerdict::kBadPassword)], 2u);
+  EXPECT_EQ(r->counts[static_cast<size_t>(broker::ConnectVerdict::kDisabled)], 0u);
+  // The plugin's own payload reads back.
+  broker::LoginCounts c{1, 2, 3, 4, 5, 6};
+  const auto own = ParseLoginStats(broker::LoginStatsPayload("x-1", 5, c));
+  ASSERT_TRUE(own);
+  EXPECT_EQ(own->counts, c);
+  for (const char* bad : {
+           "",
+           "[]",
+           "not json",
+           R"({"started_at":1,"logins":{}})",
+           R"({"broker":"","started_at":1,"logins":{}})",
+           R"({"broker":"a b","started_at":1,"logins":{}})",
+           R"({"broker":"a","started_at":"1","logins":{}})",
+           R"({"broker":"a","started_at":1,"logins":[]})",
+           R"({"broker":"a","started_at":1,"logins":{"accepted":-1}})",
+           R"({"broker":"a","started_at":1,"logins":{"accepted":1.5}})",
+       }) {
+    EXPECT_FALSE(ParseLoginStats(bad)) << bad;
   }
 }
 

@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "ota/broker/login_stats.hpp"
+
 namespace ota::server {
 
 enum class UpKind {
@@ -51,6 +53,17 @@ struct Presence {
 };
 // nullopt for another topic or a malformed event.
 std::optional<Presence> ParsePresence(std::string_view topic, const std::string& payload);
+
+// The broker plugin's login statistics (docs/spec/broker-auth.md, "Login statistics") on
+// broker::kLoginStatsTopic: one broker instance's cumulative counts by reason.
+struct LoginStatsReport {
+  std::string broker;  // the instance: 1..64 of [A-Za-z0-9_-]
+  int64_t started_at = 0;
+  broker::LoginCounts counts{};  // by ConnectVerdict; a reason the message lacks is 0
+};
+// nullopt for a malformed message (a count that is not a non-negative integer, no instance).
+// Reasons this version does not know are ignored.
+std::optional<LoginStatsReport> ParseLoginStats(const std::string& payload);
 
 // nullopt for a topic the platform does not take from devices.
 std::optional<UpTopic> ParseUpTopic(std::string_view topic);

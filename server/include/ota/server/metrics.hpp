@@ -7,11 +7,13 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "ota/broker/device_auth.hpp"
+#include "ota/broker/login_stats.hpp"
 
 namespace ota::server {
 
@@ -39,6 +41,31 @@ enum class Published { kOutbox, kOutboxRetry, kRequest, kReply };
 // The answer to a user's sign-in (POST /api/v1/session).
 enum class LoginResult { kAccepted, kRefused, kThrottled };
 
+// The Mosquitto plugin's device login counts (docs/spec/broker-auth.md, "Login statistics")
+// summed over broker instances. Each instance (a broker start) reports its cumulative counts;
+// the last counts of every instance seen stay in the sum, so a restarted broker (a new instance
+// counting from 0) never makes the total go down. Messages may come late, twice or out of order
+// (a persistent session, a retained message): per instance each reason keeps its highest count.
+// Memory is bounded: past kMaxInstances the oldest instance (by started_at) is folded into a
+// base sum, and reports of instances started no later than one folded are ignored after that.
+class DeviceLoginTotals {
+ public:
+  static constexpr size_t kMaxInstances = 64;
+  // False when ignored (an instance already folded into the base).
+  bool Update(const std::string& broker, int64_t started_at, const broker::LoginCounts& counts);
+  broker::LoginCounts Totals() const;
+
+ private:
+  struct Instance {
+    int64_t started_at = 0;
+    broker::LoginCounts counts{};
+  };
+  mutable std::mutex mutex_;
+  std::map<std::string, Instance> instances_;
+  broker::LoginCounts folded_{};      // instances no longer tracked one by one
+  int64_t folded_until_ = INT64_MIN;  // the newest started_at folded
+};
+
 class Metrics {
  public:
   Metrics();
@@ -53,6 +80,11 @@ class Metrics {
   void MessagesPublished(Published source, uint64_t n = 1);
   // An answer of POST /broker/v1/auth.
   void BrokerAuth(broker::ConnectVerdict verdict);
+  // A broker instance's cumulative login counts (the plugin's `$ota/stats/logins`).
+  void DeviceLogins(const std::string& broker, int64_t started_at,
+                    const broker::LoginCounts& counts) {
+    device_logins_.Update(broker, started_at, counts);
+  }
   void OperatorLogin(LoginResult result) { logins_[static_cast<size_t>(result)]++; }
   // One outermost transaction on the platform's write connection, BEGIN to COMMIT/ROLLBACK.
   void Transaction(double seconds, bool committed);
@@ -78,8 +110,9 @@ class Metrics {
   std::atomic<uint64_t> messages_[std::size(kMessageKinds)] = {};
   std::atomic<uint64_t> presence_connects_{0}, presence_disconnects_{0};
   std::atomic<uint64_t> published_[4] = {};
-  std::atomic<uint64_t> broker_auth_[8] = {};  // by ConnectVerdict
-  std::atomic<uint64_t> logins_[3] = {};       // by LoginResult
+  std::atomic<uint64_t> broker_auth_[broker::kConnectVerdictCount] = {};  // by ConnectVerdict
+  DeviceLoginTotals device_logins_;
+  std::atomic<uint64_t> logins_[3] = {};  // by LoginResult
   Histogram tx_commit_, tx_rollback_;
 };
 
