@@ -750,6 +750,7 @@ json PathsJson() {
                 .Answer(200, "Signed in", "Session")
                 .Fails(401, "Wrong username or password (or a disabled user)")
                 .Fails(403, "A cross-site Origin")
+                .Fails(415, "Not application/json (a cross-site form)")
                 .Fails(429, "Too many failed sign-ins (Retry-After)")
                 .Fails(500, "Internal error")));
   p.Add("/session", "get",
