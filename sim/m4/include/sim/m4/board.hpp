@@ -117,6 +117,7 @@ class M4Board final : private Machine {
   Iwdg& iwdg() { return *iwdg_; }
   Rcc& rcc() { return *rcc_; }
   Usart& usart1() { return *usart1_; }
+  Usart& usart3() { return *usart3_; }
   Scs& scs() { return *scs_; }
 
  private:
