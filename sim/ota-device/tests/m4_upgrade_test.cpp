@@ -230,6 +230,9 @@ class M4Upgrade : public ::testing::Test {
         board_->network_wait_seconds() * 1e3,
         static_cast<double>(board_->board().instructions()) / board_->board().host_seconds() / 1e6);
     whole_ = whole;
+    if (std::getenv("OTA_M4_SHOW_CONSOLE") != nullptr) {
+      std::printf("%s\n", board_->board().console().c_str());
+    }
   }
 
   static std::vector<uint8_t> loader_, appv1_, appv2_;
