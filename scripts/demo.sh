@@ -221,7 +221,8 @@ EOF
   echo quit >&"$M4_IN"
   wait "$M4PID" || fail "ota-device --emulate failed (see m4.log)"
   grep -E '^(loader|app): |^ota-device: emulated board:' m4.log | sed -E 's/^(ota-device: )?/   /'
-  figures=$(grep -E '^ota-device: emulated board: quit' m4.log | grep -oE 'instructions=[0-9]+ emulated_ms=[0-9.]+ mips=[0-9.]+')
+  figures=$(grep -E '^ota-device: emulated board: quit' m4.log |
+    grep -oE 'instructions=[0-9]+ cycles=[0-9]+ emulated_ms=[0-9.]+ mips=[0-9.]+')
   summary+=("$(printf '%-22s %s wall=%ss' "emulated full FOTAV2" "$figures" "$wall")")
   say "the real app downloaded the package through the modem; the real loader installed it"
   step "8. Summary"
@@ -229,6 +230,9 @@ else
   step "7. Summary"
 fi
 for line in "${summary[@]}"; do say "$line"; done
+if [[ -n ${M4PKG:-} ]]; then
+  say "emulated: the Cortex-M4 board from power-on to quit (cold boot, download, install, FOTAV2 up): instructions, core cycles, board time, emulation speed"
+fi
 say "board_time: what the real board's flash would take (datasheet timing model)"
 say "uart: what the download and the MQTT traffic since the last upgrade take on the board's ESP-AT modem UART at 115200 baud"
 say "total $(python3 -c "print(f'{$(date +%s.%N) - $T0:.1f}')") s; scratch directory kept: $SCRATCH"

@@ -189,8 +189,9 @@ Next RunApp(BoardRunner& board, ShellInput& input) {
 void SayFigures(ota::device_sim::EmulatedBoard& e, const char* what) {
   ota::sim::m4::M4Board& b = e.board();
   std::printf(
-      "ota-device: emulated board: %s instructions=%llu emulated_ms=%.1f mips=%.1f\n", what,
-      static_cast<unsigned long long>(b.instructions()), static_cast<double>(b.now_ns()) / 1e6,
+      "ota-device: emulated board: %s instructions=%llu cycles=%llu emulated_ms=%.1f mips=%.1f\n",
+      what, static_cast<unsigned long long>(b.instructions()),
+      static_cast<unsigned long long>(b.cycles()), static_cast<double>(b.now_ns()) / 1e6,
       b.host_seconds() > 0 ? static_cast<double>(b.instructions()) / b.host_seconds() / 1e6 : 0.0);
   std::fflush(stdout);
 }
