@@ -20,6 +20,10 @@ constexpr uint64_t kSliceNs = 10'000'000;
 constexpr auto kBusyPollInterval = std::chrono::milliseconds(50);
 // A modem without a broker session has nothing to wait on: the hold sleeps in these steps.
 constexpr auto kIdleSleep = std::chrono::milliseconds(2);
+// The ESP module's enable and reset pins (boards/stm32f429-fire/modem_power.hpp): PC8, PC9.
+constexpr uint32_t kModemPort = 2;
+constexpr uint32_t kModemChPdPin = 8;
+constexpr uint32_t kModemRstPin = 9;
 
 int64_t Ns(Clock::duration d) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
@@ -57,6 +61,35 @@ EmulatedBoard::EmulatedBoard(sim::BoardFlash& flash, std::string ca_file)
   });
 }
 
+void EmulatedBoard::PowerOn() {
+  board_.PowerOn();
+  tx_.clear();
+  modem_on_ = false;
+  UpdateModem();
+}
+
+bool EmulatedBoard::ModemPinsHigh() {
+  sim::m4::Gpio& c = board_.gpio(kModemPort);
+  return c.Level(kModemChPdPin) && c.Level(kModemRstPin);
+}
+
+void EmulatedBoard::UpdateModem() {
+  const bool on = ModemPinsHigh();
+  if (on != modem_on_) {
+    modem_on_ = on;
+    modem_.Restart();
+    modem_booting_ = on;
+    if (on) {
+      modem_ready_ns_ = board_.now_ns() + kModemBootNs;
+      ++modem_starts_;
+    }
+  }
+  if (modem_booting_ && board_.now_ns() >= modem_ready_ns_) {
+    modem_booting_ = false;
+    modem_.Ready();
+  }
+}
+
 sim::m4::RunResult EmulatedBoard::Run(const std::function<bool()>& until,
                                       const sim::m4::RunLimits& limits) {
   anchor_board_ns_ = board_.now_ns();
@@ -64,12 +97,21 @@ sim::m4::RunResult EmulatedBoard::Run(const std::function<bool()>& until,
   last_poll_ = anchor_real_;
   for (;;) {
     const uint64_t slice_end = board_.now_ns() + kSliceNs;
-    const sim::m4::RunResult r =
-        board_.Run([&] { return !tx_.empty() || board_.now_ns() >= slice_end || until(); }, limits);
+    const sim::m4::RunResult r = board_.Run(
+        [&] {
+          return !tx_.empty() || board_.now_ns() >= slice_end || ModemPinsHigh() != modem_on_ ||
+                 (modem_booting_ && board_.now_ns() >= modem_ready_ns_) || until();
+        },
+        limits);
+    UpdateModem();
     if (!tx_.empty()) {
       std::string bytes;
       bytes.swap(tx_);
-      modem_.Feed(bytes);
+      if (modem_on_ && !modem_booting_) {
+        modem_.Feed(bytes);
+      } else {
+        lost_to_modem_ += bytes.size();
+      }
     }
     if (r.reason != sim::m4::StopReason::kCondition || until()) return r;
     Pace();
@@ -78,7 +120,8 @@ sim::m4::RunResult EmulatedBoard::Run(const std::function<bool()>& until,
 
 void EmulatedBoard::Pace() {
   const uint64_t board_ns = board_.now_ns();
-  const bool idle = tx_.empty() && board_.usart3().rx_pending() == 0;
+  // The modem's boot is board time of its own, not a wait for the network.
+  const bool idle = tx_.empty() && board_.usart3().rx_pending() == 0 && !modem_booting_;
   int64_t ahead =
       static_cast<int64_t>(board_ns - anchor_board_ns_) - Ns(Clock::now() - anchor_real_);
   if (idle && ahead > 0) {

@@ -160,6 +160,19 @@ void EspAtModemSim::Feed(const std::string& bytes) {
   }
 }
 
+void EspAtModemSim::Restart() {
+  mqtt_.reset();
+  mqtt_up_ = false;
+  in_.clear();
+  raw_expected_ = 0;
+  long_url_.clear();
+  echo_ = true;
+  scheme_ = 0;
+  client_id_.clear();
+  username_.clear();
+  password_.clear();
+}
+
 void EspAtModemSim::PollBroker() {
   if (!in_.empty() || raw_expected_ > 0 || !mqtt_) return;
   if (drop_mqtt_.exchange(false) && mqtt_up_) mqtt_->Disconnect();

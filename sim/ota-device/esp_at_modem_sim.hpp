@@ -48,6 +48,11 @@ class EspAtModemSim {
   void PollBroker();
   // Whether an MQTT session is up (PollBroker then waits on the broker's socket).
   bool has_session() const { return mqtt_up_; }
+  // Inline: the module was reset or powered off: its state is gone (the broker session too,
+  // echo back on, half-received input dropped). It says `ready` when it has booted again:
+  // the caller sends that (Ready) once the boot time has passed.
+  void Restart();
+  void Ready() { Emit("ready\r\n"); }
 
   port::SerialPort& board_side() { return board_serial_; }
   // Test hook: the modem loses the broker (as when the Wi-Fi drops): +MQTTDISCONNECTED.

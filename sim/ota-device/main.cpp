@@ -223,7 +223,7 @@ int RunEmulated(const std::string& board_dir, const ota::device_sim::DeviceConfi
   ota::sim::m4::M4Board& board = emulated.board();
   ShellInput input(flash.power);
   Say("power on: emulated FIRE board (loader.bin + app from %s)", board_dir);
-  board.PowerOn();
+  emulated.PowerOn();
   size_t printed = 0;
   bool mid_line = false;
   size_t resets = board.resets().size();

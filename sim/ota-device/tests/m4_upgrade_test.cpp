@@ -157,7 +157,7 @@ class M4Upgrade : public ::testing::Test {
     ASSERT_TRUE(device_sim::ProvisionSettings(*flash_, s).ok());
     board_ =
         std::make_unique<device_sim::EmulatedBoard>(*flash_, platform_->tls().ca_cert.string());
-    board_->board().PowerOn();
+    board_->PowerOn();
   }
 
   bool ConsoleHas(const std::string& text, size_t count = 1) const {
@@ -219,15 +219,20 @@ class M4Upgrade : public ::testing::Test {
     }
     EXPECT_EQ(Task(task)["devices"][0]["package_id"], package);
     EXPECT_GT(board_->modem().commands(), 10u) << "the traffic went through AT commands";
+    // Power-on, the app's reset pulse, then after the upgrade's reset the app's pulse again.
+    EXPECT_EQ(board_->modem_starts(), 3);
 
     const Phase whole = Since(start, end);
     std::printf(
-        "m4-board: %s upgrade FOTAV1->FOTAV2 ok %s (download %s; loader install %s; "
-        "app to confirmed %s) modem_bytes=%llu/%llu network_wait_ms=%.0f mips=%.1f\n",
+        "m4-board: %s upgrade FOTAV1->FOTAV2 ok %s (modem boot + login + download %s; loader "
+        "install %s; "
+        "app to confirmed %s) modem_bytes_out=%llu in=%llu lost_while_booting=%llu "
+        "network_wait_ms=%.0f mips=%.1f\n",
         name, Figures(whole).c_str(), Figures(Since(start, at_reset)).c_str(),
         Figures(Since(at_reset, installed)).c_str(), Figures(Since(installed, end)).c_str(),
         static_cast<unsigned long long>(board_->bytes_to_modem()),
         static_cast<unsigned long long>(board_->bytes_from_modem()),
+        static_cast<unsigned long long>(board_->bytes_lost_to_modem()),
         board_->network_wait_seconds() * 1e3,
         static_cast<double>(board_->board().instructions()) / board_->board().host_seconds() / 1e6);
     whole_ = whole;

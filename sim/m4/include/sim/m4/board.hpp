@@ -118,6 +118,7 @@ class M4Board final : private Machine {
   Rcc& rcc() { return *rcc_; }
   Usart& usart1() { return *usart1_; }
   Usart& usart3() { return *usart3_; }
+  Gpio& gpio(uint32_t index) { return *gpio_.at(index); }  // 0 = GPIOA
   Scs& scs() { return *scs_; }
 
  private:
