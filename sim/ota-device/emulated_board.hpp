@@ -14,7 +14,8 @@
 // then, as the ESP module does.
 //
 // Time: the board's clock runs as fast as the host can emulate it, except while the board
-// waits for the network (nothing on the UART either way): then it is held to real time, so
+// waits for the network (nothing on the UART either way, the modem up): then it is held to
+// real time, so
 // the platform's and the broker's real latencies (a command the server sends a second later,
 // MQTT keep-alive) are seen by the firmware as they would be on the board, not compressed.
 #pragma once
@@ -56,7 +57,8 @@ class EmulatedBoard {
   // CA, which the modem checks the broker's and the download server's certificates against.
   EmulatedBoard(sim::BoardFlash& flash, std::string ca_file);
 
-  // Power to the board and its modem: M4Board::PowerOn, and the modem boots.
+  // Power to the board and its modem: M4Board::PowerOn, and the modem boots (use this, not
+  // board().PowerOn(), which leaves the modem as it was).
   void PowerOn();
 
   // Runs the board with its modem until `until` is true (checked whenever the board stops: at
