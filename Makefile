@@ -91,7 +91,7 @@ m4-check: m4-crypto-check m4-app-check
 # docs/m4-board.md): a cold boot into the app, the drivers checked against the datasheets by
 # the peripheral models, the models' own rules, and the whole board upgraded FOTAV1->FOTAV2 by
 # a real platform (a full and a diff package through Mosquitto and ota-server, the modem on
-# USART3: sim/ota-device/tests, ~30 s) (part of `make test`). Prints the `m4-board:` lines
+# USART3: sim/ota-device/tests, ~50 s) (part of `make test`). Prints the `m4-board:` lines
 # (instructions, emulated time, MIPS); the whole output on a failure.
 m4-board-check: firmware
 	@cmake --build --preset host -j $(JOBS) --target ota_m4_board_tests
