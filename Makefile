@@ -90,14 +90,21 @@ m4-check: m4-crypto-check m4-app-check
 
 # The real loader.bin and appv1.bin on the emulated FIRE board (sim/m4 on Unicorn 2,
 # docs/m4-board.md): a cold boot into the app, the drivers checked against the datasheets by
-# the peripheral models, the models' own rules (part of `make test`). Prints the `m4-board:`
-# lines (instructions, emulated time, MIPS); the whole output on a failure.
+# the peripheral models, the models' own rules, and the whole board upgraded FOTAV1->FOTAV2 by
+# a real platform (a full and a diff package through Mosquitto and ota-server, the modem on
+# USART3: sim/ota-device/tests, ~50 s) (part of `make test`). Prints the `m4-board:` lines
+# (instructions, emulated time, MIPS); the whole output on a failure.
 m4-board-check: firmware
 	@cmake --build --preset host -j $(JOBS) --target ota_m4_board_tests
 	@out=$$(OTA_FIRMWARE_DIR=$(FIRMWARE_DIR) build/host/sim/m4/tests/ota_m4_board_tests 2>&1); \
 	  rc=$$?; \
 	  if [ $$rc -ne 0 ]; then echo "$$out"; exit $$rc; fi; \
 	  echo "$$out" | grep -E '^m4-board: (cold|blank|provision|flash|w25q)|^\[  PASSED'
+	@cmake --build --preset host -j $(JOBS) --target ota_m4_upgrade_tests
+	@out=$$(OTA_FIRMWARE_DIR=$(FIRMWARE_DIR) build/host/sim/ota-device/tests/ota_m4_upgrade_tests 2>&1); \
+	  rc=$$?; \
+	  if [ $$rc -ne 0 ]; then echo "$$out"; exit $$rc; fi; \
+	  echo "$$out" | grep -E '^m4-board: (upgrade|full|diff)|^\[  PASSED'
 
 # libFuzzer over every parser of untrusted input: FUZZ_SECONDS each (corpus in build/fuzz).
 FUZZ_TARGETS := boot_record delta_decoder esp_at_modem image_header package range_decoder

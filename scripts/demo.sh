@@ -3,7 +3,10 @@
 # auth plugin over TLS, ota-server on SQLite, a product and a device, signed packages
 # (v1 full, v2 full, v1->v2 diff), a simulated FIRE board flashed with loader + FOTAV1, then a
 # full upgrade, a way back to FOTAV1, and a diff upgrade, each through real MQTT and HTTPS.
-# Leaves its scratch directory for inspection; exits non-zero if any step fails.
+# When the Cortex-M4 images of `make firmware` exist, the real loader.bin and appv1.bin then
+# run on the emulated FIRE board (`ota-device run --emulate`, docs/m4-board.md) for one more
+# upgrade to FOTAV2, with the emulated board's instruction count and time (DEMO_EMULATE=0
+# skips it). Leaves its scratch directory for inspection; exits non-zero if any step fails.
 #
 # Usage: scripts/demo.sh BUILD_DIR [SCRATCH_DIR]
 set -euo pipefail
@@ -50,11 +53,12 @@ wait_port() {
 }
 api() { "$SERVER" "$@" --url "https://127.0.0.1:$HTTP" --data "$SCRATCH/data"; }
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
-# Waits until the device log has a line matching $1 after line $2 (default: anywhere).
+# Waits until the device log ($LOG, default device.log) has a line matching $1 after line $2
+# (default: anywhere).
 wait_log() {
   local pattern=$1 from=${2:-0} timeout=${3:-60}
   for _ in $(seq $((timeout * 10))); do
-    tail -n +"$((from + 1))" device.log | grep -qE "$pattern" && return 0
+    tail -n +"$((from + 1))" "${LOG:-device.log}" | grep -qE "$pattern" && return 0
     sleep 0.1
   done
   return 1
@@ -183,8 +187,52 @@ upgrade "full FOTAV2->FOTAV1" FOTAV1 --package "$FULL1"
 upgrade "diff FOTAV1->FOTAV2" FOTAV2 --version FOTAV2
 api task list | json "'\\n'.join('   task %s: %s (package %s)' % (t['task_id'], t['status'], t['package_id']) for t in d)"
 
-step "7. Summary"
+# The real board images on the emulated FIRE board. They trust the key the cross build made
+# (firmware/CMakeLists.txt), so their package is signed with that one.
+M4FW=$ROOT/build/firmware
+M4KEY=$ROOT/build/cortex-m4/firmware/dev-signing-key.pem
+if [[ ${DEMO_EMULATE:-1} != 0 && -f $M4FW/loader.bin && -f $M4FW/appv1.bin && -f $M4FW/appv2.bin &&
+  -f $M4KEY ]]; then
+  step "7. The real loader.bin + appv1.bin on the emulated FIRE board (Cortex-M4 on Unicorn), upgraded to FOTAV2"
+  # A product of its own: its packages are signed with the images' key.
+  api product create --id firem4 --name "FIRE board, real images" --manufacturer embedfire \
+    --model model.json >/dev/null
+  api product add-key firem4 "${M4KEY%.pem}.pub.pem" >/dev/null
+  api device create firem4 n1 --secret "demo-m4-device-secret" >/dev/null
+  "$OTA" pack --full "$M4FW/appv2.bin" --version FOTAV2 -o appv2-m4.bin --key "$M4KEY" | sed 's/^/   /'
+  M4PKG=$(api package upload firem4 appv2-m4.bin | json 'd["package_id"]')
+  cat >device-m4.json <<EOF
+{"device_id": "firem4_n1", "secret": "demo-m4-device-secret", "mqtt_host": "localhost",
+ "mqtt_port": $MQTTS, "ca": "$SCRATCH/data/tls/ca.pem", "loader_keys": ["${M4KEY%.pem}.pub.pem"]}
+EOF
+  "$DEVICE" flash --board m4board --loader "$M4FW/loader.bin" --app "$M4FW/appv1.bin" | sed 's/^/   /'
+  mkfifo m4.in
+  "$DEVICE" run --emulate --board m4board --config device-m4.json <m4.in >m4.log 2>&1 &
+  M4PID=$!
+  pids+=("$M4PID")
+  exec {M4_IN}>m4.in
+  LOG=m4.log wait_log "^app: version FOTAV1" 0 60 || fail "the emulated board did not start FOTAV1 (see m4.log)"
+  say "emulated board: device firem4_n1 runs FOTAV1; task with package $M4PKG (signed with the images' key)"
+  start=$(date +%s.%N)
+  task=$(api task create firem4 --device firem4_n1 --package "$M4PKG" | json 'd["task_id"]')
+  api task wait "$task" --timeout 120 | sed 's/^/   /' || fail "emulated board: the task did not succeed (see m4.log)"
+  LOG=m4.log wait_log "^app: version FOTAV2" 0 30 || fail "the emulated board does not run FOTAV2 (see m4.log)"
+  wall=$(python3 -c "print(f'{$(date +%s.%N) - $start:.1f}')")
+  echo quit >&"$M4_IN"
+  wait "$M4PID" || fail "ota-device --emulate failed (see m4.log)"
+  grep -E '^(loader|app): |^ota-device: emulated board:' m4.log | sed -E 's/^(ota-device: )?/   /'
+  figures=$(grep -E '^ota-device: emulated board: quit' m4.log |
+    grep -oE 'instructions=[0-9]+ cycles=[0-9]+ emulated_ms=[0-9.]+ mips=[0-9.]+')
+  summary+=("$(printf '%-22s %s wall=%ss' "emulated full FOTAV2" "$figures" "$wall")")
+  say "the real app downloaded the package through the modem; the real loader installed it"
+  step "8. Summary"
+else
+  step "7. Summary"
+fi
 for line in "${summary[@]}"; do say "$line"; done
+if [[ -n ${M4PKG:-} ]]; then
+  say "emulated: the Cortex-M4 board from power-on to quit (cold boot, download, install, FOTAV2 up): instructions, core cycles, board time, emulation speed"
+fi
 say "board_time: what the real board's flash would take (datasheet timing model)"
 say "uart: what the download and the MQTT traffic since the last upgrade take on the board's ESP-AT modem UART at 115200 baud"
 say "total $(python3 -c "print(f'{$(date +%s.%N) - $T0:.1f}')") s; scratch directory kept: $SCRATCH"

@@ -71,30 +71,37 @@ EspAtModemSim::EspAtModemSim(std::string ca_file, HttplibHttps& https)
   thread_ = std::thread([this] { Loop(); });
 }
 
+EspAtModemSim::EspAtModemSim(std::string ca_file, HttplibHttps& https,
+                             std::function<void(const std::string&)> output)
+    : ca_file_(std::move(ca_file)), https_(https), output_(std::move(output)), board_serial_(-1) {}
+
 EspAtModemSim::~EspAtModemSim() {
+  if (!thread_.joinable()) return;  // inline
   stop_ = true;
   thread_.join();
   ::close(fds_[0]);
   ::close(fds_[1]);
 }
 
-void EspAtModemSim::Reply(const std::string& text) {
-  const std::string s = text + "\r\n";
-  uart_bytes_ += s.size();
+void EspAtModemSim::Emit(const std::string& bytes) {
+  uart_bytes_ += bytes.size();
+  if (output_) {
+    output_(bytes);
+    return;
+  }
   FdSerial(fds_[1])
-      .Write(ConstByteSpan(reinterpret_cast<const uint8_t*>(s.data()), s.size()))
+      .Write(ConstByteSpan(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()))
       .IgnoreError();  // the board side closed: the sim ends with it
+}
+
+void EspAtModemSim::Reply(const std::string& text) {
+  Emit(text + "\r\n");
 }
 
 void EspAtModemSim::ExpectRaw(size_t len, bool is_url) {
   raw_is_url_ = is_url;
   raw_expected_ = len;
-  // The prompt ends without a line end.
-  const std::string prompt = "OK\r\n\r\n>";
-  uart_bytes_ += prompt.size();
-  FdSerial(fds_[1])
-      .Write(ConstByteSpan(reinterpret_cast<const uint8_t*>(prompt.data()), prompt.size()))
-      .IgnoreError();  // as in Reply
+  Emit("OK\r\n\r\n>");  // the prompt ends without a line end
 }
 
 void EspAtModemSim::ReplyRaw(const std::string& prefix, const std::string& data) {
@@ -107,59 +114,80 @@ void EspAtModemSim::Loop() {
   while (!stop_) {
     const Result<size_t> n = modem.Read(ByteSpan(buf), 5);
     if (!n.ok()) return;
-    uart_bytes_ += n.value();
-    in_.append(reinterpret_cast<const char*>(buf), n.value());
-    for (;;) {
-      if (raw_expected_ > 0) {
-        if (in_.size() < raw_expected_) break;
-        const std::string data = in_.substr(0, raw_expected_);
-        in_.erase(0, raw_expected_);
-        raw_expected_ = 0;
-        if (raw_is_url_) {
-          long_url_ = data;
-          Reply("SET OK");
-          continue;
-        }
-        // As ESP-AT does at QoS 1: +MQTTPUB:OK once the broker's PUBACK came (docs/spec/esp-at.md).
-        const bool ok =
-            mqtt_up_ &&
-            mqtt_
-                ->Publish(raw_topic_.c_str(),
-                          ConstByteSpan(reinterpret_cast<const uint8_t*>(data.data()), data.size()))
-                .ok();
-        Reply(ok ? "+MQTTPUB:OK" : "+MQTTPUB:FAIL");
+    Feed(std::string(reinterpret_cast<const char*>(buf), n.value()));
+    PollBroker();
+  }
+}
+
+void EspAtModemSim::Feed(const std::string& bytes) {
+  uart_bytes_ += bytes.size();
+  in_ += bytes;
+  for (;;) {
+    if (raw_expected_ > 0) {
+      if (in_.size() < raw_expected_) return;
+      const std::string data = in_.substr(0, raw_expected_);
+      in_.erase(0, raw_expected_);
+      raw_expected_ = 0;
+      if (raw_is_url_) {
+        long_url_ = data;
+        Reply("SET OK");
         continue;
       }
-      const size_t eol = in_.find('\n');
-      if (eol == std::string::npos) break;
-      if (eol + 1 >= kLineMax) {  // with its CR LF
-        in_.erase(0, eol + 1);
-        Reply("ERROR");
-        continue;
-      }
-      std::string line = in_.substr(0, eol);
-      in_.erase(0, eol + 1);
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      if (line.empty()) continue;
-      ++commands_;
-      if (echo_) Reply(line);
-      Command(line);
-    }
-    if (!in_.empty() || raw_expected_ > 0 || !mqtt_) continue;
-    if (drop_mqtt_.exchange(false) && mqtt_up_) mqtt_->Disconnect();
-    if (mqtt_up_ && !mqtt_->connected()) {
-      mqtt_up_ = false;
-      Reply("+MQTTDISCONNECTED:0");
+      // As ESP-AT does at QoS 1: +MQTTPUB:OK once the broker's PUBACK came (docs/spec/esp-at.md).
+      const bool ok =
+          mqtt_up_ &&
+          mqtt_
+              ->Publish(raw_topic_.c_str(),
+                        ConstByteSpan(reinterpret_cast<const uint8_t*>(data.data()), data.size()))
+              .ok();
+      Reply(ok ? "+MQTTPUB:OK" : "+MQTTPUB:FAIL");
       continue;
     }
-    if (!mqtt_up_) continue;
-    char topic[256];
-    static uint8_t payload[64 * 1024];
-    const Result<size_t> m = mqtt_->Receive(0, Span<char>(topic), ByteSpan(payload));
-    if (m.ok()) {
-      ReplyRaw("+MQTTSUBRECV:0,\"" + std::string(topic) + "\"," + std::to_string(m.value()) + ",",
-               std::string(reinterpret_cast<const char*>(payload), m.value()));
+    const size_t eol = in_.find('\n');
+    if (eol == std::string::npos) return;
+    if (eol + 1 >= kLineMax) {  // with its CR LF
+      in_.erase(0, eol + 1);
+      Reply("ERROR");
+      continue;
     }
+    std::string line = in_.substr(0, eol);
+    in_.erase(0, eol + 1);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) continue;
+    ++commands_;
+    if (echo_) Reply(line);
+    Command(line);
+  }
+}
+
+void EspAtModemSim::Restart() {
+  mqtt_.reset();
+  mqtt_up_ = false;
+  in_.clear();
+  raw_expected_ = 0;
+  long_url_.clear();
+  echo_ = true;
+  scheme_ = 0;
+  client_id_.clear();
+  username_.clear();
+  password_.clear();
+}
+
+void EspAtModemSim::PollBroker() {
+  if (!in_.empty() || raw_expected_ > 0 || !mqtt_) return;
+  if (drop_mqtt_.exchange(false) && mqtt_up_) mqtt_->Disconnect();
+  if (mqtt_up_ && !mqtt_->connected()) {
+    mqtt_up_ = false;
+    Reply("+MQTTDISCONNECTED:0");
+    return;
+  }
+  if (!mqtt_up_) return;
+  char topic[256];
+  static uint8_t payload[64 * 1024];
+  const Result<size_t> m = mqtt_->Receive(0, Span<char>(topic), ByteSpan(payload));
+  if (m.ok()) {
+    ReplyRaw("+MQTTSUBRECV:0,\"" + std::string(topic) + "\"," + std::to_string(m.value()) + ",",
+             std::string(reinterpret_cast<const char*>(payload), m.value()));
   }
 }
 

@@ -1,10 +1,14 @@
 // A simulated ESP-AT Wi-Fi modem on the board's modem UART (docs/spec/esp-at.md): it answers
 // the AT commands the board's network port sends and does the networking for real, with the
-// host transports (libmosquitto for MQTT over TLS, cpp-httplib for HTTPS). The UART is a
-// socket pair; the board side is a port::SerialPort, exactly what fire::Uart is on the board.
+// host transports (libmosquitto for MQTT over TLS, cpp-httplib for HTTPS). Two ways to attach
+// the board: a socket pair whose board side is a port::SerialPort, exactly what fire::Uart is
+// on the board (the host build of the app; the modem runs on its own thread), or inline, fed
+// by the caller with what the board transmits and answering synchronously through a callback
+// (the emulated board's USART3, emulated_board.hpp).
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -30,7 +34,25 @@ class EspAtModemSim {
  public:
   // `https` does the modem's HTTP requests (shared with the board runner for its counters).
   EspAtModemSim(std::string ca_file, HttplibHttps& https);
+  // Inline: no thread, no socket pair. `output` receives every byte the modem sends, in order,
+  // from inside Feed and PollBroker.
+  EspAtModemSim(std::string ca_file, HttplibHttps& https,
+                std::function<void(const std::string&)> output);
   ~EspAtModemSim();
+
+  // Inline: bytes the board transmitted; complete commands are answered before this returns
+  // (an MQTT connect or an HTTP request is done for real meanwhile).
+  void Feed(const std::string& bytes);
+  // Inline: URCs from the broker (a lost connection, a received message), once no command is
+  // half-received. Waits up to about 20 ms for the broker's socket when there is a session.
+  void PollBroker();
+  // Whether an MQTT session is up (PollBroker then waits on the broker's socket).
+  bool has_session() const { return mqtt_up_; }
+  // Inline: the module was reset or powered off: its state is gone (the broker session too,
+  // echo back on, half-received input dropped). It says `ready` when it has booted again:
+  // the caller sends that (Ready) once the boot time has passed.
+  void Restart();
+  void Ready() { Emit("ready\r\n"); }
 
   port::SerialPort& board_side() { return board_serial_; }
   // Test hook: the modem loses the broker (as when the Wi-Fi drops): +MQTTDISCONNECTED.
@@ -45,6 +67,7 @@ class EspAtModemSim {
 
  private:
   void Loop();
+  void Emit(const std::string& bytes);
   void Command(const std::string& line);
   void Reply(const std::string& text);
   void ReplyRaw(const std::string& prefix, const std::string& data);
@@ -53,6 +76,7 @@ class EspAtModemSim {
 
   std::string ca_file_;
   HttplibHttps& https_;
+  std::function<void(const std::string&)> output_;  // inline only
   int fds_[2] = {-1, -1};
   FdSerial board_serial_;
   std::thread thread_;

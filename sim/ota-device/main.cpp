@@ -1,6 +1,8 @@
 // `ota-device`: one simulated STM32F429 FIRE board (docs/agent.md). `flash` writes images at
 // their addresses, like J-Flash; `run` powers the board on: the loader runs, then the app with
-// its OTA agent, and a shell on stdin like the seed's.
+// its OTA agent, and a shell on stdin like the seed's. `run --emulate` runs the real board
+// images (loader.bin and an app of `make firmware`) instruction by instruction on the emulated
+// FIRE board instead, its modem UART on the simulated ESP-AT modem (docs/m4-board.md).
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -16,6 +18,7 @@
 #include <optional>
 
 #include "board_runner.hpp"
+#include "emulated_board.hpp"
 #include "ota/agent/app_shell.hpp"
 #include "ota/profile.hpp"
 #include "ota/shell/shell.hpp"
@@ -55,6 +58,11 @@ class ShellInput {
     return line;
   }
   bool power_cut() const { return cut_; }
+  // Whether a line waits for Next.
+  bool pending() {
+    std::lock_guard<std::mutex> g(mu_);
+    return !lines_.empty();
+  }
 
  private:
   void ReadLoop() {
@@ -177,6 +185,98 @@ Next RunApp(BoardRunner& board, ShellInput& input) {
   }
 }
 
+// The emulated board's figures so far: instructions, board time, emulation speed.
+void SayFigures(ota::device_sim::EmulatedBoard& e, const char* what) {
+  ota::sim::m4::M4Board& b = e.board();
+  std::printf(
+      "ota-device: emulated board: %s instructions=%llu cycles=%llu emulated_ms=%.1f mips=%.1f\n",
+      what, static_cast<unsigned long long>(b.instructions()),
+      static_cast<unsigned long long>(b.cycles()), static_cast<double>(b.now_ns()) / 1e6,
+      b.host_seconds() > 0 ? static_cast<double>(b.instructions()) / b.host_seconds() / 1e6 : 0.0);
+  std::fflush(stdout);
+}
+
+// `run --emulate`: the images flashed into `board_dir` on the emulated FIRE board, the app's
+// settings provisioned from the config, USART1 on stdout and the shell's input, USART3 on the
+// simulated ESP-AT modem. Runs until `quit` (0), a power cut (3) or a fault (1).
+int RunEmulated(const std::string& board_dir, const ota::device_sim::DeviceConfig& config) {
+  ota::sim::BoardFlash flash(ota::kStm32f429Fire);
+  if (!flash.internal.OpenFile(board_dir + "/internal.flash").ok() ||
+      !flash.external.OpenFile(board_dir + "/external.flash").ok() ||
+      !flash.otp.cells().OpenFile(board_dir + "/otp.flash").ok()) {
+    throw std::runtime_error(board_dir + ": cannot open the flash files");
+  }
+  if (flash.internal.raw()[0] == 0xFF && flash.internal.raw()[3] == 0xFF) {
+    throw std::runtime_error(board_dir + ": no loader at 0x08000000 (flash with --loader)");
+  }
+  ota::agent::DeviceSettings s;
+  if (!ota::agent::SetField(s.device_id, config.device_id.c_str()) ||
+      !ota::agent::SetField(s.secret, config.secret.c_str()) ||
+      !ota::agent::SetField(s.broker_host, config.mqtt_host.c_str())) {
+    throw std::runtime_error("device_id, secret or mqtt_host do not fit the app's settings");
+  }
+  s.broker_port = static_cast<uint16_t>(config.mqtt_port);
+  if (!ota::device_sim::ProvisionSettings(flash, s).ok()) {
+    throw std::runtime_error("cannot write the app's settings into the W25Q128");
+  }
+  ota::device_sim::EmulatedBoard emulated(flash, config.ca_file);
+  ota::sim::m4::M4Board& board = emulated.board();
+  ShellInput input(flash.power);
+  Say("power on: emulated FIRE board (loader.bin + app from %s)", board_dir);
+  emulated.PowerOn();
+  size_t printed = 0;
+  bool mid_line = false;
+  size_t resets = board.resets().size();
+  ota::sim::m4::RunLimits limits;
+  limits.max_instructions = UINT64_MAX;
+  limits.max_emulated_ns = UINT64_MAX;
+  for (;;) {
+    const ota::sim::m4::RunResult r = emulated.Run(
+        [&] {
+          return board.console().size() > printed || board.resets().size() > resets ||
+                 input.pending() || input.power_cut();
+        },
+        limits);
+    if (board.console().size() > printed) {
+      std::fputs(board.console().c_str() + printed, stdout);
+      printed = board.console().size();
+      mid_line = board.console().back() != '\n';
+      std::fflush(stdout);
+    }
+    // The simulator's own lines start on a line of their own (after the shell's prompt).
+    const auto line_start = [&] {
+      if (mid_line) std::fputs("\n", stdout);
+      mid_line = false;
+    };
+    for (; resets < board.resets().size(); ++resets) {
+      line_start();
+      const char* cause = ota::sim::m4::ResetCauseName(board.resets()[resets].cause);
+      SayFigures(emulated, (std::string("reset: ") + cause + ";").c_str());
+    }
+    if (r.reason == ota::sim::m4::StopReason::kPowerLost || input.power_cut()) {
+      line_start();
+      Say("power cut");
+      SayFigures(emulated, "at the cut");
+      return 3;
+    }
+    if (r.reason != ota::sim::m4::StopReason::kCondition) {
+      line_start();
+      std::fprintf(stderr, "ota-device: emulated board stopped: %s: %s\n",
+                   ota::sim::m4::StopReasonName(r.reason), r.error.c_str());
+      SayFigures(emulated, "stopped");
+      return 1;
+    }
+    while (std::optional<std::string> line = input.Next()) {
+      if (*line == "quit") {
+        line_start();
+        SayFigures(emulated, "quit");
+        return 0;
+      }
+      board.ConsoleReceive(*line + "\r");
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -193,6 +293,10 @@ int main(int argc, char** argv) {
   run->add_option("--config", config_file, "device config JSON (docs/agent.md)")->required();
   run->add_option("--power-cut-after", cut_after,
                   "cut the power before the Nth flash program/erase of this run");
+  bool emulate = false;
+  run->add_flag("--emulate", emulate,
+                "run the flashed loader.bin and app (make firmware) on the emulated FIRE board "
+                "(Cortex-M4 on Unicorn, docs/m4-board.md), its USART3 on the simulated modem");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -206,6 +310,10 @@ int main(int argc, char** argv) {
                     ReadFile(app_file));
       Say("flashed %s into %s", app_file, board_dir);
       return 0;
+    }
+    if (emulate) {
+      if (cut_after != 0) throw std::runtime_error("--power-cut-after: not with --emulate");
+      return RunEmulated(board_dir, ota::device_sim::LoadDeviceConfig(config_file));
     }
     BoardRunner board(ota::kStm32f429Fire, board_dir,
                       ota::device_sim::LoadDeviceConfig(config_file));

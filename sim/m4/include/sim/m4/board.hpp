@@ -117,6 +117,8 @@ class M4Board final : private Machine {
   Iwdg& iwdg() { return *iwdg_; }
   Rcc& rcc() { return *rcc_; }
   Usart& usart1() { return *usart1_; }
+  Usart& usart3() { return *usart3_; }
+  Gpio& gpio(uint32_t index) { return *gpio_.at(index); }  // 0 = GPIOA
   Scs& scs() { return *scs_; }
 
  private:

@@ -34,6 +34,8 @@ class Usart final : public Peripheral {
   uint32_t baud() const;
   uint64_t transmitted() const { return transmitted_; }
   uint64_t dropped() const { return dropped_; }
+  // Bytes queued by Receive and not yet delivered.
+  size_t rx_pending() const { return rx_queue_.size(); }
 
  private:
   void Deliver();
