@@ -12,8 +12,8 @@
 #include <string>
 
 #include "ota/broker/secret_box.hpp"
-#include "ota/server/change_feed.hpp"
 #include "ota/server/accounts.hpp"
+#include "ota/server/change_feed.hpp"
 #include "ota/server/database.hpp"
 #include "ota/server/download_tokens.hpp"
 #include "ota/server/metrics.hpp"
