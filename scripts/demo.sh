@@ -6,7 +6,9 @@
 # When the Cortex-M4 images of `make firmware` exist, the real loader.bin and appv1.bin then
 # run on the emulated FIRE board (`ota-device run --emulate`, docs/m4-board.md) for one more
 # upgrade to FOTAV2, with the emulated board's instruction count and time (DEMO_EMULATE=0
-# skips it). Leaves its scratch directory for inspection; exits non-zero if any step fails.
+# skips it). Makes the web console's first admin and prints its address and password;
+# DEMO_KEEP=1 keeps the broker and the platform running after the walkthrough to look at it.
+# Leaves its scratch directory for inspection; exits non-zero if any step fails.
 #
 # Usage: scripts/demo.sh BUILD_DIR [SCRATCH_DIR]
 set -euo pipefail
@@ -84,6 +86,8 @@ say "mosquitto: MQTTS on 127.0.0.1:$MQTTS with the ota auth plugin"
 pids+=($!)
 wait_port "$HTTP" || fail "ota-server did not start (see server.log)"
 say "$(head -1 server.log)"
+CONSOLE_PASSWORD=$("$SERVER" user create admin --data data) || fail "ota-server user create failed"
+say "web console: https://127.0.0.1:$HTTP/ (user admin, password $CONSOLE_PASSWORD; the CA is data/tls/ca.pem)"
 
 step "2. Product (DeviceStatus.radioValue) and device"
 cat >model.json <<'EOF'
@@ -237,3 +241,7 @@ say "board_time: what the real board's flash would take (datasheet timing model)
 say "uart: what the download and the MQTT traffic since the last upgrade take on the board's ESP-AT modem UART at 115200 baud"
 say "total $(python3 -c "print(f'{$(date +%s.%N) - $T0:.1f}')") s; scratch directory kept: $SCRATCH"
 echo "demo: OK"
+if [[ ${DEMO_KEEP:-0} == 1 ]]; then
+  say "DEMO_KEEP=1: the broker and the platform keep running for the web console at https://127.0.0.1:$HTTP/ (user admin, password $CONSOLE_PASSWORD); Ctrl-C ends them"
+  wait
+fi
