@@ -21,6 +21,8 @@
 #include "ota/package.hpp"
 #include "ota/profile.hpp"
 #include "powercut_m4.hpp"
+#include "sim/board_flash.hpp"
+#include "sim/m4/board.hpp"
 #include "test_packages.hpp"
 
 namespace ota::sim::m4::testing {
@@ -184,6 +186,66 @@ TEST_F(PowerCutM4, RefusedPackage_NeverBricks) {
   M4Scenario s = Make("refused-package", package);
   s.expect_new = false;
   Sweep(s);
+}
+
+// What the sweep's fast waiting changes: a cold boot (an option-byte program, a 16 KB erase, 32
+// word programs, W25Q128 status polls) with and without it performs the same flash operations
+// and W25Q128 commands in the same order, prints the same console and takes the same board
+// time within a poll's length; only the polls the firmware executes go.
+TEST(PowerCutM4FastWait, ColdBoot_SameOperationsAndTime_FewerInstructions) {
+  const std::vector<uint8_t> loader = LoadImage("loader.bin");
+  const std::vector<uint8_t> app = LoadImage("appv1.bin");
+  ASSERT_FALSE(loader.empty());
+  ASSERT_FALSE(app.empty());
+  struct Boot {
+    std::vector<std::string> operations;
+    std::string console;
+    uint64_t instructions = 0;
+    uint64_t ns = 0;
+    uint64_t waited_ns = 0;
+  };
+  const auto boot = [&](bool fast) {
+    BoardFlash flash(kStm32f429Fire);
+    FlashFactoryImages(flash, loader, app);
+    M4Board board(flash);
+    board.flash_interface().set_fast_busy_wait(fast);
+    board.w25q128().set_fast_busy_wait(fast);
+    board.PowerOn();
+    const RunResult r =
+        board.Run([&] { return board.console().find("app: version FOTAV1") != std::string::npos; });
+    EXPECT_EQ(r.reason, StopReason::kCondition) << r.error;
+    Boot b;
+    for (const FlashIfEvent& e : board.flash_interface().events()) {
+      b.operations.push_back(std::string(FlashIfEventName(e.kind)) + " " +
+                             std::to_string(e.address) + " " + std::to_string(e.value));
+    }
+    for (const W25qCommand& c : board.w25q128().commands()) {
+      if (c.opcode == 0x05) continue;  // the polls: fewer with fast waiting
+      b.operations.push_back("w25q " + std::to_string(c.opcode) + " " + std::to_string(c.address) +
+                             " " + std::to_string(c.executed));
+    }
+    b.console = board.console();
+    b.instructions = board.instructions();
+    b.ns = board.now_ns();
+    b.waited_ns = board.flash_interface().waited_ns() + board.w25q128().waited_ns();
+    EXPECT_TRUE(board.flash_interface().Violations().empty());
+    EXPECT_TRUE(board.w25q128().Violations().empty());
+    return b;
+  };
+  const Boot polled = boot(false);
+  const Boot fast = boot(true);
+  EXPECT_EQ(fast.operations, polled.operations);
+  EXPECT_EQ(fast.console, polled.console);
+  EXPECT_NEAR(static_cast<double>(fast.ns), static_cast<double>(polled.ns),
+              static_cast<double>(polled.ns) * 0.01);
+  EXPECT_GT(fast.waited_ns, 400'000'000u) << "the option-byte program and the trust sector erase";
+  EXPECT_LT(fast.instructions * 4, polled.instructions);
+  std::printf(
+      "powercut-m4: fast waiting: cold boot instructions %llu -> %llu, emulated_ms %.1f -> "
+      "%.1f (%.1f ms waited without polling)\n",
+      static_cast<unsigned long long>(polled.instructions),
+      static_cast<unsigned long long>(fast.instructions), static_cast<double>(polled.ns) / 1e6,
+      static_cast<double>(fast.ns) / 1e6, static_cast<double>(fast.waited_ns) / 1e6);
 }
 
 }  // namespace
