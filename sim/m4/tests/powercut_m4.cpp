@@ -477,9 +477,20 @@ M4SweepResult RunM4Sweep(const M4Scenario& s, const M4SweepOptions& options) {
   }
   std::vector<PointResult> results(jobs.size());
   std::atomic<size_t> next{0};
+  std::mutex progress_mutex;
+  size_t finished = 0;
   const auto worker = [&] {
     for (size_t i = next++; i < jobs.size(); i = next++) {
       results[i] = RunPoint(s, prepared, jobs[i].n, jobs[i].torn, options.seed, max_boots);
+      if (options.progress) {
+        const std::lock_guard<std::mutex> lock(progress_mutex);
+        ++finished;
+        std::fprintf(stderr, "powercut-m4-run: %s %s=%llu %s (%zu/%zu)%s%s\n", s.name.c_str(),
+                     jobs[i].torn ? "tear" : "cut_before",
+                     static_cast<unsigned long long>(jobs[i].n),
+                     results[i].recovered ? "recovered" : "BRICKED", finished, jobs.size(),
+                     results[i].recovered ? "" : ": ", results[i].failure.c_str());
+      }
     }
   };
   std::vector<std::thread> threads;

@@ -48,8 +48,9 @@ struct M4SweepOptions {
   uint64_t bulk_stride = 1;
   uint64_t samples = 0;
   uint64_t seed = 1;
-  bool tear = true;  // also tear each chosen operation
-  int jobs = 1;      // runs in parallel (one emulated board each)
+  bool tear = true;       // also tear each chosen operation
+  int jobs = 1;           // runs in parallel (one emulated board each)
+  bool progress = false;  // a line on stderr per run as it ends
 };
 
 struct M4SweepResult {

@@ -51,6 +51,7 @@ class PowerCutM4 : public ::testing::Test {
             1000000);
     options_.jobs = static_cast<int>(EnvNumber("OTA_POWERCUT_M4_JOBS", 1));
     options_.bulk_stride = EnvNumber("OTA_POWERCUT_M4_STRIDE", 1);
+    options_.progress = full || EnvNumber("OTA_POWERCUT_M4_PROGRESS", 0) != 0;
     std::printf("powercut-m4: %s, seed=%llu (OTA_POWERCUT_M4_SEED replays it), jobs=%d\n",
                 full ? "every operation" : "seeded sample",
                 static_cast<unsigned long long>(options_.seed), options_.jobs);
