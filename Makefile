@@ -7,7 +7,7 @@ demo: build
 	@$(MAKE) --no-print-directory firmware || echo "demo: no Cortex-M4 images; using synthetic ones"
 	@scripts/demo.sh build/host
 
-.PHONY: all demo deps build test test-host test-asan cross firmware m4-crypto-check m4-app-check m4-check m4-board-check fuzz fuzz-smoke test-long bench-upgrade bench-delta bench-package bench-platform bench-fleet bench-connect-storm format \
+.PHONY: all demo deps build test test-host test-asan cross firmware m4-crypto-check m4-app-check m4-check m4-board-check powercut-m4 powercut-m4-full fuzz fuzz-smoke test-long bench-upgrade bench-delta bench-package bench-platform bench-fleet bench-connect-storm format \
         format-check clean
 
 JOBS ?= $(shell nproc)
@@ -105,6 +105,33 @@ m4-board-check: firmware
 	  rc=$$?; \
 	  if [ $$rc -ne 0 ]; then echo "$$out"; exit $$rc; fi; \
 	  echo "$$out" | grep -E '^m4-board: (upgrade|full|diff)|^\[  PASSED'
+	@$(MAKE) --no-print-directory powercut-m4
+
+# The power-cut sweep on the real loader.bin (docs/m4-board.md, "Power-cut sweep"): the
+# scenarios of tests/powercut, each operation cut and torn. `powercut-m4` (in m4-board-check,
+# so in `make test`) runs POWERCUT_M4_SAMPLES seeded operations per scenario (the seed is
+# printed; POWERCUT_M4_SEED=<n> replays it); `powercut-m4-full` every operation but the image
+# data, and of that every POWERCUT_M4_STRIDE-th word or page (1: all of it; hours to days).
+POWERCUT_M4_SAMPLES ?= 2
+POWERCUT_M4_STRIDE ?= 512
+POWERCUT_M4_ENV = OTA_FIRMWARE_DIR=$(FIRMWARE_DIR) OTA_POWERCUT_M4_JOBS=$(JOBS) \
+  $(if $(POWERCUT_M4_SEED),OTA_POWERCUT_M4_SEED=$(POWERCUT_M4_SEED))
+powercut-m4:
+	@cmake --build --preset host -j $(JOBS) --target ota_m4_powercut_tests
+	@out=$$($(POWERCUT_M4_ENV) OTA_POWERCUT_M4_SAMPLES=$(POWERCUT_M4_SAMPLES) \
+	  build/host/sim/m4/tests/ota_m4_powercut_tests 2>&1); \
+	  rc=$$?; \
+	  if [ $$rc -ne 0 ]; then echo "$$out"; exit $$rc; fi; \
+	  echo "$$out" | grep -E '^powercut-m4: |^\[  PASSED'
+
+powercut-m4-full: firmware
+	@cmake --build --preset host -j $(JOBS) --target ota_m4_powercut_tests
+	@{ $(POWERCUT_M4_ENV) OTA_POWERCUT_M4_FULL=1 OTA_POWERCUT_M4_STRIDE=$(POWERCUT_M4_STRIDE) \
+	  build/host/sim/m4/tests/ota_m4_powercut_tests; echo $$? > build/powercut-m4-full.rc; } \
+	  2>&1 | tee build/powercut-m4-full.log | \
+	  grep --line-buffered -E '^powercut-m4|replay:|^\[ *(OK|FAILED|PASSED) *\]'; \
+	  echo "powercut-m4-full: whole output in build/powercut-m4-full.log"; \
+	  exit $$(cat build/powercut-m4-full.rc)
 
 # libFuzzer over every parser of untrusted input: FUZZ_SECONDS each (corpus in build/fuzz).
 FUZZ_TARGETS := boot_record delta_decoder esp_at_modem image_header package range_decoder

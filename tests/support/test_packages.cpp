@@ -32,6 +32,10 @@ std::vector<uint8_t> MakePackage(const host::PackageSpec& spec, const TestKey* k
 }
 
 std::vector<uint8_t> Resign(std::vector<uint8_t> package, const TestKey& key) {
+  return Resign(std::move(package), key.pkey());
+}
+
+std::vector<uint8_t> Resign(std::vector<uint8_t> package, EVP_PKEY* key) {
   // Signed as bytes, without parsing: tests forge packages the real tool would not sign.
   if (package.size() < kSignatureBlockSize) std::abort();
   package.erase(package.end() - kSignatureBlockSize, package.end());
@@ -40,9 +44,9 @@ std::vector<uint8_t> Resign(std::vector<uint8_t> package, const TestKey& key) {
   if (!sha.Update(ConstByteSpan(package.data(), package.size())).ok() || !sha.Finish(digest).ok()) {
     std::abort();
   }
-  const std::vector<uint8_t> der = host::SignDigest(key.pkey(), digest);
+  const std::vector<uint8_t> der = host::SignDigest(key, digest);
   if (der.empty() || der.size() > kSignatureDerMax) std::abort();
-  const host::KeyId id = host::KeyIdOf(host::PublicPointOf(key.pkey()));
+  const host::KeyId id = host::KeyIdOf(host::PublicPointOf(key));
   uint8_t block[kSignatureBlockSize] = {};
   StoreLe32(block, kSignatureMagic);
   block[4] = kSignatureEcdsaP256Sha256;

@@ -31,6 +31,8 @@ std::vector<uint8_t> MakePackage(const host::PackageSpec& spec, const TestKey* k
 
 // Re-signs bytes that were changed after signing (to test what the signature cannot catch).
 std::vector<uint8_t> Resign(std::vector<uint8_t> package, const TestKey& key);
+// The same with any P-256 key (e.g. the development key a firmware build trusts).
+std::vector<uint8_t> Resign(std::vector<uint8_t> package, EVP_PKEY* key);
 
 // A real firmware file as an app image: its first 0x200 bytes, 64 reserved header bytes, the
 // rest, stamped with `version` for `load_address`; words 0 and 1 (initial SP, reset vector)

@@ -176,9 +176,15 @@ uint32_t FlashInterface::Read(uint32_t offset) {
     case kKeyr:
     case kOptkeyr:
       return 0;  // write-only
-    case kSr:
+    case kSr: {
       if (!busy_) end_observed_ = true;
-      return sr_ | (busy_ ? kSrBsy : 0);
+      const uint32_t sr = sr_ | (busy_ ? kSrBsy : 0);
+      if (busy_ && fast_busy_wait_) {
+        waited_ns_ += busy_until_ns_ - machine_.now_ns();
+        machine_.Stall(busy_until_ns_ - machine_.now_ns());
+      }
+      return sr;
+    }
     case kCr:
       return cr_;
     case kOptcr:

@@ -138,8 +138,14 @@ uint8_t W25q128Chip::Transfer(uint8_t in) {
   const uint32_t data_index = index - address_bytes - dummy - 1;
   ++current_.data_bytes;
   switch (op) {
-    case kReadStatus1:
-      return status1();
+    case kReadStatus1: {
+      const uint8_t status = status1();
+      if (busy_ && fast_busy_wait_) {
+        waited_ns_ += busy_until_ns_ - machine_.now_ns();
+        machine_.Stall(busy_until_ns_ - machine_.now_ns());
+      }
+      return status;
+    }
     case kReadStatus2:
     case kReadStatus3:
       return 0x00;

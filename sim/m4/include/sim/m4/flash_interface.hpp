@@ -100,6 +100,14 @@ class FlashInterface final : public Peripheral {
   uint32_t latency() const { return acr_ & 0xFu; }
   bool busy();
 
+  // Fast waiting (off by default): a read of SR that finds BSY set stalls the core until the
+  // operation ends, as a core fetching its polling loop from the bank being written does on
+  // the part (RM0090 3.5.3), so the firmware sees BSY set once, then clear, and the emulated
+  // time is the same. The power-cut sweep uses it to skip the millions of polls of an erase.
+  void set_fast_busy_wait(bool on) { fast_busy_wait_ = on; }
+  // Emulated time skipped that way.
+  uint64_t waited_ns() const { return waited_ns_; }
+
   const std::vector<FlashIfEvent>& events() const { return events_; }
   void ClearEvents() { events_.clear(); }
   // The violations among events(), as text.
@@ -136,6 +144,8 @@ class FlashInterface final : public Peripheral {
   uint64_t busy_until_ns_ = 0;
   // The last operation's end was seen by the firmware (SR read with BSY clear).
   bool end_observed_ = true;
+  bool fast_busy_wait_ = false;
+  uint64_t waited_ns_ = 0;
   std::vector<FlashIfEvent> events_;
 };
 

@@ -1,0 +1,527 @@
+#include "powercut_m4.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "ota/boot_state.hpp"
+#include "ota/image.hpp"
+#include "ota/profile.hpp"
+#include "sim/m4/board.hpp"
+#include "sim_board.hpp"
+
+namespace ota::sim::m4::testing {
+namespace {
+
+using ota::testing::SimBoard;
+
+const BoardProfile& kProfile = kStm32f429Fire;
+// A board settles within trial_boots + a few power-ons (as tests/powercut); more means stuck.
+constexpr int kExtraBoots = 6;
+// One loader run (a power-on or a reset) that has not reached the app after this much board
+// time is halted: an install takes a few seconds, a halt resets after about 5.5 s.
+constexpr uint64_t kLoaderRunNs = 60'000'000'000ull;
+constexpr const char* kBanner = "app: version ";
+
+uint32_t SlotAddress() {
+  return kProfile.internal_base + kProfile.partition(PartitionId::kRunning).offset;
+}
+
+// What the uninterrupted run and every cut run go through: power-ons of the real loader
+// until the upgrade has an end, the app confirming a new image it runs on trial.
+struct RunOutcome {
+  bool power_lost = false;
+  bool settled = false;
+  std::string version;  // the app's banner on the last boot that reached it
+  std::string error;    // a fault of the model, or why the board did not settle
+  uint64_t ops = 0;
+  uint64_t confirm_ops = 0;  // of ops: the app's confirmations (host code, as tests/powercut)
+  uint64_t instructions = 0;
+  double emulated_ms = 0;
+  double host_seconds = 0;
+};
+
+// The upgrade has an end and the loader has seen it (tests/powercut's Final): no trial left
+// in the trust record, the record confirmed, failed or idle.
+bool Final(const BootRecord& r, const TrustRecord& t) {
+  return !t.trial.present() &&
+         ((r.status == UpgradeStatus::kUpgradedOk && r.confirmed()) ||
+          r.status == UpgradeStatus::kUpgradedFailed || r.status == UpgradeStatus::kIdle);
+}
+
+constexpr uint32_t kOtpFirst = 0x1FFF7800u;
+
+// One mutating flash operation of the uninterrupted run, in the order the supply counted it.
+struct OpInfo {
+  OpKind kind = OpKind::kConfirm;
+  uint32_t address = 0;  // CPU address (internal, OTP) or W25Q128 address
+};
+
+class Runner {
+ public:
+  Runner(const M4Scenario& s, SimBoard& sim) : s_(s), sim_(sim), m4_(sim.flash()) {
+    m4_.flash_interface().set_fast_busy_wait(true);
+    m4_.w25q128().set_fast_busy_wait(true);
+  }
+
+  M4Board& m4() { return m4_; }
+
+  RunOutcome PowerOnUntilSettled(int max_boots) {
+    RunOutcome out;
+    const uint64_t start_ops = sim_.power().total_ops();
+    int boots = 0;
+    while (boots < max_boots && out.error.empty() && !out.power_lost && !out.settled) {
+      PowerOnOnce(&out, &boots, max_boots);
+    }
+    if (!out.settled && !out.power_lost && out.error.empty()) {
+      out.error = "did not settle in " + std::to_string(max_boots) + " loader runs";
+    }
+    out.ops = sim_.power().total_ops() - start_ops;
+    return out;
+  }
+
+ private:
+  // One power-on: loader runs (resets included) until the app is entered, then the app's
+  // part. Counts each loader run as a boot.
+  void PowerOnOnce(RunOutcome* out, int* boots, int max_boots) {
+    marks_.push_back({m4_.flash_interface().events().size(), m4_.w25q128().commands().size(), 0});
+    m4_.PowerOn();
+    const auto tally = [&] {
+      out->instructions += m4_.instructions();
+      out->emulated_ms += static_cast<double>(m4_.now_ns()) / 1e6;
+      out->host_seconds += m4_.host_seconds();
+    };
+    for (;;) {
+      ++*boots;
+      const size_t from = m4_.console().size();
+      RunLimits limits;
+      limits.stop_on_reset = true;
+      limits.max_emulated_ns = m4_.now_ns() + kLoaderRunNs;
+      const RunResult r = m4_.Run(
+          [&] {
+            const size_t at = m4_.console().find(kBanner, from);
+            return at != std::string::npos && m4_.console().find('\n', at) != std::string::npos;
+          },
+          limits);
+      if (r.reason == StopReason::kPowerLost) {
+        out->power_lost = true;
+        tally();
+        return;
+      }
+      if (r.reason == StopReason::kReset) {
+        if (*boots >= max_boots) {
+          tally();
+          return;
+        }
+        continue;  // the loader reset itself (a halt): it runs again
+      }
+      if (r.reason != StopReason::kCondition) {
+        out->error = std::string(StopReasonName(r.reason)) + " " + r.error + "; console: " +
+                     m4_.console().substr(from > 400 ? m4_.console().size() - 400 : from);
+        tally();
+        return;
+      }
+      break;
+    }
+    tally();
+    // The app runs: the loader jumped to the slot's vector table.
+    const size_t at = m4_.console().rfind(kBanner);
+    const size_t end =
+        m4_.console().find_first_of(" \n", at + std::char_traits<char>::length(kBanner));
+    out->version = m4_.console().substr(at + std::char_traits<char>::length(kBanner),
+                                        end - at - std::char_traits<char>::length(kBanner));
+    if (m4_.vtor() != SlotAddress()) {
+      out->error = "the app runs but VTOR is not the running slot";
+      return;
+    }
+    Result<BootRecord> record = sim_.Record();
+    if (!record.ok()) {
+      out->error = "boot record unreadable";
+      return;
+    }
+    BootRecord r = record.value();
+    if (s_.app_confirms && r.status == UpgradeStatus::kUpgradedOk && !r.confirmed()) {
+      const uint64_t before = sim_.power().total_ops();
+      const Status c = sim_.Confirm();
+      out->confirm_ops += sim_.power().total_ops() - before;
+      marks_.back().confirm_ops += sim_.power().total_ops() - before;
+      if (sim_.power().lost()) {
+        out->power_lost = true;
+        return;
+      }
+      if (!c.ok()) {
+        out->error = std::string("confirm failed ") + c.name();
+        return;
+      }
+      record = sim_.Record();
+      if (!record.ok()) {
+        out->error = "record unreadable after confirm";
+        return;
+      }
+      r = record.value();
+    }
+    const Result<TrustRecord> trust = sim_.Trust();
+    if (!trust.ok()) {
+      out->error = "trust record unreadable";
+      return;
+    }
+    out->settled = Final(r, trust.value());
+  }
+
+  const M4Scenario& s_;
+  SimBoard& sim_;
+  M4Board m4_;
+
+ public:
+  // The operations of the power-ons so far, in order: per power-on, the flash interface's and
+  // the W25Q128's operations merged by cycle, then the app's confirmation.
+  std::vector<OpInfo> OpMap() {
+    std::vector<OpInfo> ops;
+    const auto& events = m4_.flash_interface().events();
+    const auto& commands = m4_.w25q128().commands();
+    for (size_t b = 0; b < marks_.size(); ++b) {
+      const Mark end =
+          b + 1 < marks_.size() ? marks_[b + 1] : Mark{events.size(), commands.size(), 0};
+      std::vector<std::pair<uint64_t, OpInfo>> boot;
+      for (size_t i = marks_[b].events; i < end.events; ++i) {
+        const FlashIfEvent& e = events[i];
+        OpInfo op;
+        op.address = e.address;
+        if (e.kind == FlashIfEvent::Kind::kProgram) {
+          op.kind = e.address >= kOtpFirst ? OpKind::kOtpProgram : OpKind::kInternalProgram;
+        } else if (e.kind == FlashIfEvent::Kind::kErase) {
+          op.kind = OpKind::kInternalErase;
+        } else if (e.kind == FlashIfEvent::Kind::kOptionProgram) {
+          op.kind = OpKind::kOptionBytes;
+        } else {
+          continue;
+        }
+        boot.push_back({e.cycle, op});
+      }
+      for (size_t i = marks_[b].commands; i < end.commands; ++i) {
+        const W25qCommand& c = commands[i];
+        if (!c.executed) continue;
+        OpInfo op;
+        op.address = c.address;
+        if (c.opcode == 0x02) {
+          op.kind = OpKind::kExternalProgram;
+        } else if (c.opcode == 0x20 || c.opcode == 0x52 || c.opcode == 0xD8) {
+          op.kind = OpKind::kExternalErase;
+        } else {
+          continue;
+        }
+        boot.push_back({c.cycle, op});
+      }
+      std::stable_sort(boot.begin(), boot.end(),
+                       [](const auto& x, const auto& y) { return x.first < y.first; });
+      for (const auto& [cycle, op] : boot)
+        ops.push_back(op);
+      for (uint64_t i = 0; i < marks_[b].confirm_ops; ++i)
+        ops.push_back(OpInfo{OpKind::kConfirm, 0});
+    }
+    return ops;
+  }
+
+ private:
+  struct Mark {
+    size_t events;
+    size_t commands;
+    uint64_t confirm_ops;
+  };
+  std::vector<Mark> marks_;
+};
+
+// A settled board boots exactly one of the two images and says which everywhere: "" if so.
+std::string CheckConsistent(const M4Scenario& s, SimBoard& sim, const RunOutcome& run,
+                            bool* holds_new) {
+  if (!run.error.empty()) return run.error;
+  if (!run.settled) return "did not settle";
+  const bool is_new = sim.RunningHolds(s.new_image);
+  const bool is_old = sim.RunningHolds(s.old_image);
+  if (!is_new && !is_old) return "running slot holds neither image";
+  const std::vector<uint8_t>& image = is_new ? s.new_image : s.old_image;
+  const Result<TrustRecord> trust = sim.Trust();
+  if (!trust.ok()) return "trust record unreadable";
+  Sha256Digest trailer;
+  std::copy(image.end() - kImageTrailerSize, image.end(), trailer);
+  if (!trust->confirmed.Matches(static_cast<uint32_t>(image.size()), trailer)) {
+    return "the trust record's confirmed image (" + std::to_string(trust->confirmed.size) +
+           " bytes, trial " + std::to_string(trust->trial.size) + ") is not the " +
+           (is_new ? "new" : "old") + " one in the slot (" + std::to_string(image.size()) +
+           " bytes)";
+  }
+  const Result<uint32_t> counter = sim.OtpCounterValue();
+  if (!counter.ok() || counter.value() != (is_new ? s.new_security_counter : 0)) {
+    return "OTP counter is not the expected one";
+  }
+  const Result<BootRecord> r = sim.Record();
+  if (!r.ok()) return "boot record unreadable";
+  if (is_new != (r->status == UpgradeStatus::kUpgradedOk)) {
+    return std::string("slot holds the ") + (is_new ? "new" : "old") + " image but state is " +
+           UpgradeStatusName(r->status);
+  }
+  if (run.version != (is_new ? "FOTAV2" : "FOTAV1")) {
+    return "the app that booted says " + run.version;
+  }
+  *holds_new = is_new;
+  return "";
+}
+
+std::string Prepare(const M4Scenario& s, SimBoard& prepared) {
+  auto& raw = prepared.flash().internal.raw();
+  std::fill(raw.begin(), raw.end(), 0xFF);
+  std::copy(s.loader.begin(), s.loader.end(), raw.begin());
+  prepared.FlashRunning(s.old_image);
+  // The factory's first power-on on the real loader (write protection, trust record), before
+  // any fault: the sweep is about upgrades in the field.
+  {
+    Runner first(s, prepared);
+    const RunOutcome boot = first.PowerOnUntilSettled(1);
+    if (boot.power_lost || boot.version != "FOTAV1") {
+      return "the factory's first boot failed: " + boot.error + " " + boot.version;
+    }
+  }
+  const Result<TrustRecord> trust = prepared.Trust();
+  Sha256Digest trailer;
+  std::copy(s.old_image.end() - kImageTrailerSize, s.old_image.end(), trailer);
+  if (!trust.ok() ||
+      !trust->confirmed.Matches(static_cast<uint32_t>(s.old_image.size()), trailer)) {
+    return "the factory's first boot did not record appv1 in the trust record (images older "
+           "than the loader's trust store? `make firmware`)";
+  }
+  // The history of the host suite: the copy of the boot state in use nearly full, so the
+  // upgrade's own records cross to the other copy.
+  const int history =
+      static_cast<int>(kProfile.partition(PartitionId::kBootStateA).size / kBootRecordSize) - 3;
+  for (int i = 0; i < history; ++i) {
+    if (!prepared.Confirm().ok()) return "could not write the boot-state history";
+  }
+  if (!prepared.Stage(s.package, "FOTAV2").ok()) return "could not stage the package";
+  return "";
+}
+
+std::string OpsDetail(M4Board& m4, uint64_t confirm_ops) {
+  uint64_t programs = 0, otp = 0, erases = 0, options = 0;
+  for (const FlashIfEvent& e : m4.flash_interface().events()) {
+    if (e.kind == FlashIfEvent::Kind::kProgram) (e.address >= 0x1FFF0000u ? otp : programs)++;
+    if (e.kind == FlashIfEvent::Kind::kErase) ++erases;
+    if (e.kind == FlashIfEvent::Kind::kOptionProgram) ++options;
+  }
+  uint64_t pages = 0, sector_erases = 0, block_erases = 0;
+  for (const W25qCommand& c : m4.w25q128().commands()) {
+    if (!c.executed) continue;
+    if (c.opcode == 0x02) ++pages;
+    if (c.opcode == 0x20) ++sector_erases;
+    if (c.opcode == 0x52 || c.opcode == 0xD8) ++block_erases;
+  }
+  std::ostringstream out;
+  out << "internal word programs=" << programs << " sector erases=" << erases
+      << " otp programs=" << otp << " option-byte programs=" << options
+      << "; w25q128 page programs=" << pages << " 4k erases=" << sector_erases
+      << " block erases=" << block_erases << "; app confirm ops=" << confirm_ops;
+  return out.str();
+}
+
+// Image data: the slot's word programs and the backup's page programs.
+bool IsBulk(const OpInfo& op) {
+  const Partition& slot = kProfile.partition(PartitionId::kRunning);
+  const Partition& backup = kProfile.partition(PartitionId::kBackup);
+  if (op.kind == OpKind::kInternalProgram) {
+    return op.address >= kProfile.internal_base + slot.offset &&
+           op.address < kProfile.internal_base + slot.offset + slot.size;
+  }
+  return op.kind == OpKind::kExternalProgram && op.address >= backup.offset &&
+         op.address < backup.offset + backup.size;
+}
+
+struct PointResult {
+  bool done = false;
+  bool recovered = false;
+  bool unexpected = false;
+  std::string failure;
+  uint64_t instructions = 0;
+  double emulated_ms = 0;
+  double host_seconds = 0;
+};
+
+PointResult RunPoint(const M4Scenario& s, SimBoard& prepared, uint64_t n, bool torn, uint64_t seed,
+                     int max_boots) {
+  PointResult pr;
+  SimBoard sim(kProfile);
+  sim.flash().CopyCellsFrom(prepared.flash());
+  FaultPlan plan;
+  (torn ? plan.tear : plan.cut_before) = n;
+  plan.seed = seed * 1000003u + n;
+  sim.power().Arm(plan);
+  Runner runner(s, sim);
+  RunOutcome run = runner.PowerOnUntilSettled(max_boots);
+  pr.instructions += run.instructions;
+  pr.emulated_ms += run.emulated_ms;
+  pr.host_seconds += run.host_seconds;
+  std::ostringstream replay;
+  replay << s.name << (torn ? " tear=" : " cut_before=") << n << " seed=" << plan.seed;
+  if (!run.power_lost) {
+    replay << " (the planned fault never fired)";
+  } else {
+    sim.power().PowerOn();
+    sim.power().Arm({});
+    run = runner.PowerOnUntilSettled(max_boots);
+    pr.instructions += run.instructions;
+    pr.emulated_ms += run.emulated_ms;
+    pr.host_seconds += run.host_seconds;
+  }
+  bool holds_new = false;
+  const std::string why =
+      run.power_lost ? "power lost again" : CheckConsistent(s, sim, run, &holds_new);
+  pr.done = true;
+  if (why.empty()) {
+    pr.recovered = true;
+    pr.unexpected = holds_new != s.expect_new;
+  } else {
+    const Result<BootRecord> r = sim.Record();
+    replay << ": " << why;
+    if (r.ok()) {
+      replay << " (status " << UpgradeStatusName(r->status) << ", step " << UpgradeStepName(r->step)
+             << ", reason " << FailReasonName(r->reason) << ")";
+    }
+    pr.failure = replay.str();
+  }
+  return pr;
+}
+
+}  // namespace
+
+M4SweepResult RunM4Sweep(const M4Scenario& s, const M4SweepOptions& options) {
+  M4SweepResult result;
+  const int max_boots = static_cast<int>(kProfile.trial_boots) + kExtraBoots;
+  SimBoard prepared(kProfile);
+  const std::string prep = Prepare(s, prepared);
+  if (!prep.empty()) {
+    result.failures.push_back(prep);
+    ++result.bricked;
+    return result;
+  }
+
+  // The uninterrupted run: its op count bounds the sweep; its outcome is the expected one.
+  std::vector<OpInfo> op_map;
+  {
+    SimBoard sim(kProfile);
+    sim.flash().CopyCellsFrom(prepared.flash());
+    sim.power().Arm({});
+    Runner runner(s, sim);
+    const RunOutcome clean = runner.PowerOnUntilSettled(max_boots);
+    bool holds_new = false;
+    const std::string why = CheckConsistent(s, sim, clean, &holds_new);
+    result.clean_instructions = clean.instructions;
+    result.clean_emulated_ms = clean.emulated_ms;
+    result.instructions += clean.instructions;
+    result.emulated_ms += clean.emulated_ms;
+    result.host_seconds += clean.host_seconds;
+    if (!why.empty() || holds_new != s.expect_new) {
+      result.failures.push_back("uninterrupted run: " + (why.empty() ? "wrong outcome" : why));
+      ++result.bricked;
+      return result;
+    }
+    result.total_ops = clean.ops;
+    result.loader_ops = clean.ops - clean.confirm_ops;
+    result.clean_ops_detail = OpsDetail(runner.m4(), clean.confirm_ops);
+    op_map = runner.OpMap();
+    if (op_map.size() != result.total_ops) {
+      result.clean_ops_detail += "; the models recorded " + std::to_string(op_map.size()) +
+                                 " operations, the supply counted " +
+                                 std::to_string(result.total_ops) + ": sampling uniformly";
+    }
+  }
+
+  std::set<uint64_t> chosen;
+  std::vector<uint64_t> few, bulk;
+  for (uint64_t n = 1; n <= result.total_ops; ++n) {
+    (op_map.size() == result.total_ops && IsBulk(op_map[n - 1]) ? bulk : few).push_back(n);
+  }
+  result.bulk_ops = bulk.size();
+  if (options.exhaustive) {
+    chosen.insert(few.begin(), few.end());
+    for (size_t i = 0; i < bulk.size(); ++i) {
+      const bool run_edge = i == 0 || i + 1 == bulk.size() || bulk[i - 1] + 1 != bulk[i] ||
+                            bulk[i + 1] != bulk[i] + 1;
+      if (run_edge || i % std::max<uint64_t>(1, options.bulk_stride) == 0) chosen.insert(bulk[i]);
+    }
+  } else {
+    // The scenario's name in the seed: scenarios with the same operations sample different ones.
+    std::mt19937_64 rng(options.seed ^ std::hash<std::string>{}(s.name));
+    const uint64_t want = std::min<uint64_t>(options.samples, result.total_ops);
+    const uint64_t want_few = std::min<uint64_t>(few.size(), (want + 1) / 2);
+    while (chosen.size() < want_few)
+      chosen.insert(few[rng() % few.size()]);
+    while (chosen.size() < want)
+      chosen.insert(bulk.empty() ? 1 + rng() % result.total_ops : bulk[rng() % bulk.size()]);
+  }
+  const std::vector<uint64_t> points(chosen.begin(), chosen.end());
+  result.points = points;
+  struct Job {
+    uint64_t n;
+    bool torn;
+  };
+  std::vector<Job> jobs;
+  for (const uint64_t n : points) {
+    jobs.push_back({n, false});
+    if (options.tear) jobs.push_back({n, true});
+  }
+  std::vector<PointResult> results(jobs.size());
+  std::atomic<size_t> next{0};
+  std::mutex progress_mutex;
+  size_t finished = 0;
+  const auto worker = [&] {
+    for (size_t i = next++; i < jobs.size(); i = next++) {
+      results[i] = RunPoint(s, prepared, jobs[i].n, jobs[i].torn, options.seed, max_boots);
+      if (options.progress) {
+        const std::lock_guard<std::mutex> lock(progress_mutex);
+        ++finished;
+        std::fprintf(stderr, "powercut-m4-run: %s %s=%llu %s (%zu/%zu)%s%s\n", s.name.c_str(),
+                     jobs[i].torn ? "tear" : "cut_before",
+                     static_cast<unsigned long long>(jobs[i].n),
+                     results[i].recovered ? "recovered" : "BRICKED", finished, jobs.size(),
+                     results[i].recovered ? "" : ": ", results[i].failure.c_str());
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int j = 1; j < std::max(1, options.jobs); ++j)
+    threads.emplace_back(worker);
+  worker();
+  for (std::thread& t : threads)
+    t.join();
+
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    const PointResult& pr = results[i];
+    jobs[i].torn ? ++result.torn : ++result.cuts;
+    result.instructions += pr.instructions;
+    result.emulated_ms += pr.emulated_ms;
+    result.host_seconds += pr.host_seconds;
+    if (pr.recovered) {
+      ++result.recovered;
+      if (pr.unexpected) ++result.unexpected;
+    } else {
+      ++result.bricked;
+      if (result.failures.size() < 5) result.failures.push_back(pr.failure);
+    }
+  }
+  return result;
+}
+
+std::string M4SummaryLine(const std::string& scenario, const M4SweepResult& r) {
+  std::ostringstream line;
+  line << "powercut-m4: " << scenario << " cuts=" << r.cuts << " torn=" << r.torn
+       << " recovered=" << r.recovered << " bricked=" << r.bricked;
+  return line.str();
+}
+
+}  // namespace ota::sim::m4::testing

@@ -1,0 +1,82 @@
+// The power-cut sweep on the real binary: the scenarios of tests/powercut run by the real
+// loader.bin on the emulated FIRE board (sim/m4). The board's flash is set up as the host
+// suite sets up the FIRE profile's (the factory image, the boot-state history, a package in
+// the download region and a record saying "downloaded"); an uninterrupted run counts the
+// mutating flash operations (programs and erases of both flashes, OTP, option bytes) until
+// the upgrade has an end; then, for each chosen operation, one run cuts the power before it
+// and one tears it, and the board is powered on again until it settles. Every run must end
+// with the loader jumping into exactly the old or the new image (its banner on USART1, the
+// slot holding it byte for byte, the trust record and OTP counter naming it): a loader that
+// halts or resets forever is a bricked board. docs/m4-board.md, "Power-cut sweep".
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ota::sim::m4::testing {
+
+struct M4Scenario {
+  std::string name;
+  std::vector<uint8_t> loader;     // loader.bin
+  std::vector<uint8_t> old_image;  // the stamped app in the running slot (FOTAV1)
+  std::vector<uint8_t> new_image;  // the package's target (FOTAV2)
+  std::vector<uint8_t> package;    // what is staged in the download region
+  bool app_confirms = true;        // the app confirms the new image once it runs
+  bool expect_new = true;          // the outcome of an uninterrupted run
+  uint32_t new_security_counter = 0;
+};
+
+// What a mutating flash operation is. The bulk of them are the word programs of an image into
+// the running slot and the page programs of the backup copy; the rest (erases, the boot-state
+// and trust records, the OTP counter, the app's confirmation) are few.
+enum class OpKind {
+  kInternalProgram,  // one 32-bit word (FLASH_CR.PG)
+  kInternalErase,    // one sector (FLASH_CR.SER)
+  kOtpProgram,
+  kOptionBytes,
+  kExternalProgram,  // one W25Q128 page program
+  kExternalErase,    // one W25Q128 sector or block erase
+  kConfirm,          // the app's confirmation (host code, as tests/powercut)
+};
+
+struct M4SweepOptions {
+  // Every operation but the bulk ones, and of those the first and last of each run and every
+  // bulk_stride-th (1: every operation of the run). Otherwise `samples` seeded operations,
+  // half of them among the few, half among the bulk.
+  bool exhaustive = false;
+  uint64_t bulk_stride = 1;
+  uint64_t samples = 0;
+  uint64_t seed = 1;
+  bool tear = true;       // also tear each chosen operation
+  int jobs = 1;           // runs in parallel (one emulated board each)
+  bool progress = false;  // a line on stderr per run as it ends
+};
+
+struct M4SweepResult {
+  uint64_t total_ops = 0;        // mutating flash operations of the uninterrupted run
+  uint64_t loader_ops = 0;       // of which the loader's (the rest: the app's confirmation)
+  uint64_t bulk_ops = 0;         // of which image data: slot word programs, backup page programs
+  std::vector<uint64_t> points;  // the operations cut (and torn)
+  uint64_t cuts = 0;
+  uint64_t torn = 0;
+  uint64_t recovered = 0;
+  uint64_t bricked = 0;
+  uint64_t unexpected = 0;  // recovered, but not to the outcome of the uninterrupted run
+  // The uninterrupted run: emulated instructions and board time over all its boots.
+  uint64_t clean_instructions = 0;
+  double clean_emulated_ms = 0;
+  std::string clean_ops_detail;  // per device and kind
+  // All runs: instructions emulated, board time, host time in the emulator.
+  uint64_t instructions = 0;
+  double emulated_ms = 0;
+  double host_seconds = 0;
+  std::vector<std::string> failures;  // replayable descriptions of the first few
+};
+
+M4SweepResult RunM4Sweep(const M4Scenario& scenario, const M4SweepOptions& options);
+
+// `powercut-m4: <scenario> cuts=N torn=N recovered=N bricked=N`
+std::string M4SummaryLine(const std::string& scenario, const M4SweepResult& result);
+
+}  // namespace ota::sim::m4::testing

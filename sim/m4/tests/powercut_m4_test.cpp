@@ -1,0 +1,253 @@
+// The power-cut sweep on the real loader.bin (issue 15): the scenarios of tests/powercut on the
+// emulated FIRE board, with packages signed by the key the firmware build made the loader
+// trust. `make test` (m4-board-check) runs a seeded sample of each scenario; `make
+// powercut-m4-full` runs every operation of every scenario (OTA_POWERCUT_M4_FULL=1).
+//
+// Environment: OTA_POWERCUT_M4_SEED (the sample's seed; printed), OTA_POWERCUT_M4_SAMPLES
+// (operations per scenario, each cut and torn), OTA_POWERCUT_M4_FULL=1 (all of them),
+// OTA_POWERCUT_M4_JOBS (boards run in parallel), OTA_LOADER_SIGNING_KEY (the private key
+// loader.bin trusts; default: the development key next to the cross build's loader).
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+
+#include "board_image.hpp"
+#include "ota/host/keys.hpp"
+#include "ota/host/package_builder.hpp"
+#include "ota/image.hpp"
+#include "ota/package.hpp"
+#include "ota/profile.hpp"
+#include "powercut_m4.hpp"
+#include "sim/board_flash.hpp"
+#include "sim/m4/board.hpp"
+#include "test_packages.hpp"
+
+namespace ota::sim::m4::testing {
+namespace {
+
+uint64_t EnvNumber(const char* name, uint64_t fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? std::strtoull(v, nullptr, 10) : fallback;
+}
+
+std::string SigningKeyPath() {
+  const char* env = std::getenv("OTA_LOADER_SIGNING_KEY");
+  if (env != nullptr && *env != '\0') return env;
+  return FirmwareDir() + "/../cortex-m4/firmware/dev-signing-key.pem";
+}
+
+class PowerCutM4 : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    const bool full = EnvNumber("OTA_POWERCUT_M4_FULL", 0) != 0;
+    options_.exhaustive = full;
+    options_.samples = EnvNumber("OTA_POWERCUT_M4_SAMPLES", 2);
+    options_.seed = EnvNumber(
+        "OTA_POWERCUT_M4_SEED",
+        static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count()) %
+            1000000);
+    options_.jobs = static_cast<int>(EnvNumber("OTA_POWERCUT_M4_JOBS", 1));
+    options_.bulk_stride = EnvNumber("OTA_POWERCUT_M4_STRIDE", 1);
+    options_.progress = full || EnvNumber("OTA_POWERCUT_M4_PROGRESS", 0) != 0;
+    std::printf("powercut-m4: %s, seed=%llu (OTA_POWERCUT_M4_SEED replays it), jobs=%d\n",
+                full ? "every operation" : "seeded sample",
+                static_cast<unsigned long long>(options_.seed), options_.jobs);
+    if (full) {
+      std::printf("powercut-m4: image-data operations every %llu (OTA_POWERCUT_M4_STRIDE)\n",
+                  static_cast<unsigned long long>(options_.bulk_stride));
+    } else {
+      std::printf("powercut-m4: %llu operations per scenario, each cut and torn\n",
+                  static_cast<unsigned long long>(options_.samples));
+    }
+  }
+
+  void SetUp() override {
+    loader_ = LoadImage("loader.bin");
+    old_ = LoadImage("appv1.bin");
+    new_ = LoadImage("appv2.bin");
+    ASSERT_FALSE(loader_.empty());
+    ASSERT_FALSE(old_.empty());
+    ASSERT_FALSE(new_.empty());
+    host::PrivateKeyResult key = host::LoadPrivateKey(SigningKeyPath(), "");
+    ASSERT_TRUE(key.error.empty())
+        << SigningKeyPath() << ": " << key.error
+        << " (the private key loader.bin trusts: set OTA_LOADER_SIGNING_KEY)";
+    key_ = std::move(key.key);
+  }
+
+  // A package of appv2.bin signed with the loader's key (a diff against appv1.bin, or full).
+  std::vector<uint8_t> Package(PackageKind kind, CodecId codec = CodecId::kDelta) {
+    host::PackageSpec spec;
+    spec.kind = kind;
+    spec.version = "FOTAV2";
+    spec.image = new_;
+    spec.codec = codec;
+    if (kind == PackageKind::kDiff) {
+      spec.from_version = "FOTAV1";
+      spec.source = old_;
+    }
+    // Past the first OTP word (32 bits), as tests/powercut: burning it takes several programs.
+    spec.security_counter = 70;
+    host::PackResult packed = host::BuildPackage(spec);
+    EXPECT_TRUE(packed.error.empty()) << packed.error;
+    host::SignResult signed_package = host::SignPackage(packed.package, key_.get());
+    EXPECT_TRUE(signed_package.error.empty()) << signed_package.error;
+    return signed_package.package;
+  }
+
+  M4Scenario Make(const std::string& name, std::vector<uint8_t> package) {
+    M4Scenario s;
+    s.name = name;
+    s.loader = loader_;
+    s.old_image = old_;
+    s.new_image = new_;
+    s.package = std::move(package);
+    s.new_security_counter = 70;
+    return s;
+  }
+
+  void Sweep(const M4Scenario& s) {
+    const auto started = std::chrono::steady_clock::now();
+    const M4SweepResult r = RunM4Sweep(s, options_);
+    const double wall =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    std::printf("%s\n", M4SummaryLine(s.name, r).c_str());
+    std::printf(
+        "powercut-m4-detail: %s ops=%llu (loader %llu) unexpected=%llu; uninterrupted "
+        "instructions=%llu emulated_ms=%.1f; all runs instructions=%llu emulated_ms=%.0f "
+        "mips=%.1f wall_s=%.1f\n",
+        s.name.c_str(), static_cast<unsigned long long>(r.total_ops),
+        static_cast<unsigned long long>(r.loader_ops),
+        static_cast<unsigned long long>(r.unexpected),
+        static_cast<unsigned long long>(r.clean_instructions), r.clean_emulated_ms,
+        static_cast<unsigned long long>(r.instructions), r.emulated_ms,
+        r.host_seconds > 0 ? static_cast<double>(r.instructions) / r.host_seconds / 1e6 : 0.0,
+        wall);
+    std::printf("powercut-m4-ops: %s %s; bulk (image data) %llu\n", s.name.c_str(),
+                r.clean_ops_detail.c_str(), static_cast<unsigned long long>(r.bulk_ops));
+    std::string points;
+    for (size_t i = 0; i < r.points.size() && i < 40; ++i)
+      points += " " + std::to_string(r.points[i]);
+    if (r.points.size() > 40) points += " ...";
+    std::printf("powercut-m4-points: %s%s\n", s.name.c_str(), points.c_str());
+    for (const std::string& f : r.failures)
+      std::printf("  replay: %s\n", f.c_str());
+    EXPECT_GT(r.total_ops, 0u);
+    EXPECT_EQ(r.bricked, 0u);
+    EXPECT_EQ(r.unexpected, 0u) << "a cut changed the outcome of the upgrade";
+    EXPECT_EQ(r.recovered, r.cuts + r.torn);
+    if (options_.exhaustive && options_.bulk_stride == 1) {
+      EXPECT_EQ(r.cuts, r.total_ops) << "not every operation was cut";
+    }
+  }
+
+  static M4SweepOptions options_;
+  std::vector<uint8_t> loader_, old_, new_;
+  host::Pkey key_;
+};
+
+M4SweepOptions PowerCutM4::options_;
+
+TEST_F(PowerCutM4, FullInstall_NeverBricks) {
+  Sweep(Make("full-install", Package(PackageKind::kFull)));
+}
+
+TEST_F(PowerCutM4, DiffInstall_NeverBricks) {
+  Sweep(Make("diff-install", Package(PackageKind::kDiff)));
+}
+
+// A package the signature vouches for whose payload does not give the target it names: the
+// loader writes it, its verify step finds the mismatch, and it restores appv1 from the backup.
+TEST_F(PowerCutM4, TargetMismatchRecover_NeverBricks) {
+  std::vector<uint8_t> package = Package(PackageKind::kFull, CodecId::kStored);
+  // The stored payload is appv2.bin itself: change one byte of it, then sign again.
+  const auto at = std::search(package.begin(), package.end(), new_.begin(), new_.begin() + 64);
+  ASSERT_NE(at, package.end());
+  at[1024 + 17] ^= 0x01;
+  M4Scenario s = Make("target-mismatch-recover", ota::testing::Resign(package, key_.get()));
+  s.expect_new = false;
+  Sweep(s);
+}
+
+// The app never confirms appv2: after its trial boots the loader goes back to appv1.
+TEST_F(PowerCutM4, TrialRevert_NeverBricks) {
+  M4Scenario s = Make("trial-revert", Package(PackageKind::kFull));
+  s.app_confirms = false;
+  s.expect_new = false;
+  Sweep(s);
+}
+
+// A byte of the package changed after signing: the signature check refuses it.
+TEST_F(PowerCutM4, RefusedPackage_NeverBricks) {
+  std::vector<uint8_t> package = Package(PackageKind::kFull);
+  package[4000 % package.size()] ^= 0x01;
+  M4Scenario s = Make("refused-package", package);
+  s.expect_new = false;
+  Sweep(s);
+}
+
+// What the sweep's fast waiting changes: a cold boot (an option-byte program, a 16 KB erase, 32
+// word programs, W25Q128 status polls) with and without it performs the same flash operations
+// and W25Q128 commands in the same order, prints the same console and takes the same board
+// time within a poll's length; only the polls the firmware executes go.
+TEST(PowerCutM4FastWait, ColdBoot_SameOperationsAndTime_FewerInstructions) {
+  const std::vector<uint8_t> loader = LoadImage("loader.bin");
+  const std::vector<uint8_t> app = LoadImage("appv1.bin");
+  ASSERT_FALSE(loader.empty());
+  ASSERT_FALSE(app.empty());
+  struct Boot {
+    std::vector<std::string> operations;
+    std::string console;
+    uint64_t instructions = 0;
+    uint64_t ns = 0;
+    uint64_t waited_ns = 0;
+  };
+  const auto boot = [&](bool fast) {
+    BoardFlash flash(kStm32f429Fire);
+    FlashFactoryImages(flash, loader, app);
+    M4Board board(flash);
+    board.flash_interface().set_fast_busy_wait(fast);
+    board.w25q128().set_fast_busy_wait(fast);
+    board.PowerOn();
+    const RunResult r =
+        board.Run([&] { return board.console().find("app: version FOTAV1") != std::string::npos; });
+    EXPECT_EQ(r.reason, StopReason::kCondition) << r.error;
+    Boot b;
+    for (const FlashIfEvent& e : board.flash_interface().events()) {
+      b.operations.push_back(std::string(FlashIfEventName(e.kind)) + " " +
+                             std::to_string(e.address) + " " + std::to_string(e.value));
+    }
+    for (const W25qCommand& c : board.w25q128().commands()) {
+      if (c.opcode == 0x05) continue;  // the polls: fewer with fast waiting
+      b.operations.push_back("w25q " + std::to_string(c.opcode) + " " + std::to_string(c.address) +
+                             " " + std::to_string(c.executed));
+    }
+    b.console = board.console();
+    b.instructions = board.instructions();
+    b.ns = board.now_ns();
+    b.waited_ns = board.flash_interface().waited_ns() + board.w25q128().waited_ns();
+    EXPECT_TRUE(board.flash_interface().Violations().empty());
+    EXPECT_TRUE(board.w25q128().Violations().empty());
+    return b;
+  };
+  const Boot polled = boot(false);
+  const Boot fast = boot(true);
+  EXPECT_EQ(fast.operations, polled.operations);
+  EXPECT_EQ(fast.console, polled.console);
+  EXPECT_NEAR(static_cast<double>(fast.ns), static_cast<double>(polled.ns),
+              static_cast<double>(polled.ns) * 0.01);
+  EXPECT_GT(fast.waited_ns, 400'000'000u) << "the option-byte program and the trust sector erase";
+  EXPECT_LT(fast.instructions * 4, polled.instructions);
+  std::printf(
+      "powercut-m4: fast waiting: cold boot instructions %llu -> %llu, emulated_ms %.1f -> "
+      "%.1f (%.1f ms waited without polling)\n",
+      static_cast<unsigned long long>(polled.instructions),
+      static_cast<unsigned long long>(fast.instructions), static_cast<double>(polled.ns) / 1e6,
+      static_cast<double>(fast.ns) / 1e6, static_cast<double>(fast.waited_ns) / 1e6);
+}
+
+}  // namespace
+}  // namespace ota::sim::m4::testing
