@@ -7,7 +7,7 @@ demo: build
 	@$(MAKE) --no-print-directory firmware || echo "demo: no Cortex-M4 images; using synthetic ones"
 	@scripts/demo.sh build/host
 
-.PHONY: all demo deps build test test-host test-asan cross firmware m4-crypto-check m4-app-check m4-check m4-board-check powercut-m4 powercut-m4-full fuzz fuzz-smoke test-long bench-upgrade bench-delta bench-package bench-platform bench-fleet bench-connect-storm format \
+.PHONY: all demo deps build test test-host test-asan cross firmware m4-crypto-check m4-app-check m4-check m4-board-check powercut-m4 powercut-m4-full fuzz fuzz-build fuzz-run fuzz-smoke fuzz-smoke-short fuzz-smoke-delta test-long bench-upgrade bench-delta bench-package bench-platform bench-fleet bench-connect-storm format \
         format-check clean
 
 JOBS ?= $(shell nproc)
@@ -36,7 +36,7 @@ test-host: build
 
 test-asan: deps
 	@cmake --preset asan >/dev/null
-	@cmake --build --preset asan -j $(JOBS)
+	@cmake --build --preset asan -j $(JOBS) --target device-tests
 	@ctest --preset asan
 
 # The device library must build for the board from every commit: nothing host-only creeps in.
@@ -136,9 +136,14 @@ powercut-m4-full: firmware
 # libFuzzer over every parser of untrusted input: FUZZ_SECONDS each (corpus in build/fuzz).
 FUZZ_TARGETS := boot_record delta_decoder esp_at_modem image_header package range_decoder
 FUZZ_SECONDS ?= 60
-fuzz: deps
+fuzz: fuzz-build
+	@$(MAKE) --no-print-directory fuzz-run
+
+fuzz-build: deps
 	@cmake --preset fuzz >/dev/null
 	@cmake --build --preset fuzz -j $(JOBS)
+
+fuzz-run:
 	@for t in $(FUZZ_TARGETS); do \
 	  mkdir -p build/fuzz/corpus/$$t; \
 	  echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
@@ -148,10 +153,15 @@ fuzz: deps
 	done
 
 # The short run inside `make test`: 10 s per target, and a minute for the delta decoder, the
-# parser with the largest state space.
-fuzz-smoke:
-	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=10 FUZZ_TARGETS="boot_record esp_at_modem image_header package range_decoder"
-	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=60 FUZZ_TARGETS=delta_decoder
+# parser with the largest state space, on the other core at the same time.
+fuzz-smoke: fuzz-build
+	@$(MAKE) --no-print-directory -j 2 fuzz-smoke-short fuzz-smoke-delta
+
+fuzz-smoke-short:
+	@$(MAKE) --no-print-directory fuzz-run FUZZ_SECONDS=10 FUZZ_TARGETS="boot_record esp_at_modem image_header package range_decoder"
+
+fuzz-smoke-delta:
+	@$(MAKE) --no-print-directory fuzz-run FUZZ_SECONDS=60 FUZZ_TARGETS=delta_decoder
 
 # Long runs kept out of `make test`: full-size power-cut sweeps.
 test-long: build

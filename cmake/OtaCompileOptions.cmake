@@ -38,6 +38,10 @@ function(ota_discover_tests target)
     list(APPEND extra TEST_SUFFIX ${ARG_SUFFIX})
   endif()
   gtest_discover_tests(${target} TEST_LIST ${list_var} DISCOVERY_TIMEOUT 60 ${extra})
+  # The sanitizer build (`make test-asan`) builds only the executables whose tests it runs.
+  if("device" IN_LIST ARG_LABELS)
+    set_property(GLOBAL APPEND PROPERTY OTA_DEVICE_TEST_TARGETS ${target})
+  endif()
   set(script ${CMAKE_CURRENT_BINARY_DIR}/${target}_${ARG_NAME}_labels.cmake)
   file(WRITE ${script}
        "if(${list_var})\n"
