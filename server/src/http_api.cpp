@@ -254,15 +254,16 @@ bool KeyChange(const httplib::Request& req) {
 }
 
 // The scope a request needs (docs/server.md, "Operator tokens"; a user's role gives one):
-// tokens, users and signing keys are admin's, changes write's, reads read's; the broker's login
-// questions (/broker/v1) and a user's own session only read.
+// tokens, users and signing keys are admin's, changes write's, reads read's, a user's own
+// session only read; the broker's login questions (/broker/v1) the broker scope's (a device
+// password checked for any reader would be an oracle for device secrets).
 const char* NeededScope(const httplib::Request& req) {
+  if (req.path.rfind("/broker/v1/", 0) == 0) return "broker";
   if (req.path.rfind("/api/v1/tokens", 0) == 0 || req.path.rfind("/api/v1/users", 0) == 0 ||
       KeyChange(req)) {
     return "admin";
   }
-  if (req.method == "GET" || req.method == "HEAD" || req.path.rfind("/broker/v1/", 0) == 0 ||
-      req.path.rfind("/api/v1/session", 0) == 0) {
+  if (req.method == "GET" || req.method == "HEAD" || req.path.rfind("/api/v1/session", 0) == 0) {
     return "read";
   }
   return "write";
@@ -789,7 +790,7 @@ void HttpApi::OperatorRoutes() {
            const std::string name = Str(b, "name", true);
            if (name.empty() || name.size() > 100) throw ApiError(400, "name: 1-100 characters");
            const std::string scope = Str(b, "scope", true);
-           if (!IsApiScope(scope)) throw ApiError(400, "scope: read, write or admin");
+           if (!IsApiScope(scope)) throw ApiError(400, "scope: read, write, admin or broker");
            const int64_t expires_in = Number(b, "expires_in_s", 0);
            if (expires_in < 0 || expires_in > kMaxApiTokenSeconds) {
              throw ApiError(400, "expires_in_s: 1.." + std::to_string(kMaxApiTokenSeconds) +

@@ -368,8 +368,10 @@ int main(int argc, char** argv) {
   k_delete->add_option("id", delete_package)->required();
   tk_create = client_cmd(token, "create", "Create a scoped API token (prints it once)");
   tk_create->add_option("name", token_name, "what the token is for")->required();
-  tk_create->add_option("--scope", token_scope, "read (default), write or admin")
-      ->check(CLI::IsMember({"read", "write", "admin"}));
+  tk_create
+      ->add_option("--scope", token_scope,
+                   "read (default), write, admin or broker (only POST /broker/v1/*)")
+      ->check(CLI::IsMember({"read", "write", "admin", "broker"}));
   tk_create->add_option("--expires-in", token_expires, "seconds (default: never)");
   tk_list = client_cmd(token, "list", "List API tokens (never the tokens themselves)");
   tk_revoke = client_cmd(token, "revoke", "Revoke an API token at once");

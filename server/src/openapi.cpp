@@ -243,7 +243,7 @@ json Schemas() {
                              {"remote_addr", Str()},
                              {"status", Int()}});
   s["AuditPage"] = page("AuditEntry");
-  const json scope = Enum({"read", "write", "admin"});
+  const json scope = Enum({"read", "write", "admin", "broker"});
   s["Token"] = Emitted({{"id", Int()},
                         {"name", Str()},
                         {"scope", scope},
@@ -796,9 +796,10 @@ json PathsJson() {
                       .Fails(409, "The last enabled admin")));
   p.Add("/tokens", "post",
         std::move(Op("Create an operator token (admin scope): read = GET only; write = read and "
-                     "changes; admin = write and tokens. The token is in the answer once")
+                     "changes; admin = write and tokens; broker = only POST /broker/v1/*. The "
+                     "token is in the answer once")
                       .Body(Object({{"name", Str("1-100 characters")},
-                                    {"scope", Enum({"read", "write", "admin"})},
+                                    {"scope", Enum({"read", "write", "admin", "broker"})},
                                     {"expires_in_s",
                                      OrNull("integer", "1..315360000; 0, null or absent: never")}},
                                    {"name", "scope"}))
@@ -809,11 +810,11 @@ json PathsJson() {
                       .Answer(200, "Revoked", Emitted({{"revoked", Emitted({{"id", Int()}})}}))
                       .Fails(404, "Unknown")));
 
-  // For brokers that authenticate over HTTP (EMQX, VerneMQ): operator token, read scope.
+  // For brokers that authenticate over HTTP (EMQX, VerneMQ): a broker (or admin) token.
   const json broker = AtRoot("the operator API's listener");
   p.Add("/broker/v1/auth", "post",
         std::move(Op("May this client log in? The rules of the Mosquitto plugin, from the same "
-                     "store (docs/spec/broker-auth.md)")
+                     "store (docs/spec/broker-auth.md). A broker or admin token")
                       .Body(Object({{"clientid", Str()}, {"username", Str()}, {"password", Str()}}))
                       .Answer(200, "The verdict", "BrokerVerdict")),
         broker);

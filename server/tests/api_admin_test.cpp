@@ -346,6 +346,27 @@ TEST_F(ApiAdmin, Tokens_ScopesRefuse403) {
   EXPECT_EQ(m->status, 200);
 }
 
+// The broker's questions need the broker scope (or admin): a read or write token that could
+// ask /broker/v1/auth would be an oracle for device secrets. A broker token asks nothing else.
+TEST_F(ApiAdmin, Tokens_BrokerScopeOnlyForBrokerQuestions) {
+  const std::string read = Token("read"), write = Token("write"), broker = Token("broker");
+  const json auth = {{"clientid", "x"}, {"username", kDevice}, {"password", "guess"}};
+  const json acl = {{"username", kDevice}, {"topic", "x"}, {"action", "publish"}};
+  EXPECT_EQ(Call("POST", "/broker/v1/auth", auth, read).first, 403);
+  EXPECT_EQ(Call("POST", "/broker/v1/auth", auth, write).first, 403);
+  EXPECT_EQ(Call("POST", "/broker/v1/acl", acl, read).first, 403);
+  auto [status, verdict] = Call("POST", "/broker/v1/auth", auth, broker);
+  EXPECT_EQ(status, 200) << verdict;
+  EXPECT_EQ(verdict.value("result", ""), "deny") << verdict;
+  EXPECT_EQ(Call("POST", "/broker/v1/acl", acl, broker).first, 200);
+  EXPECT_EQ(Call("POST", "/broker/v1/auth", auth).first, 200);  // admin
+  EXPECT_EQ(Call("GET", "/api/v1/products", nullptr, broker).first, 403);
+  EXPECT_EQ(Call("GET", "/api/v1/devices/" + std::string(kDevice), nullptr, broker).first, 403);
+  EXPECT_EQ(Call("POST", "/api/v1/products", {{"name", "x"}}, broker).first, 403);
+  EXPECT_EQ(Client(broker)->Get("/metrics")->status, 403);
+  EXPECT_EQ(Call("POST", "/api/v1/tokens", {{"name", "t"}, {"scope", "root"}}).first, 400);
+}
+
 TEST_F(ApiAdmin, Tokens_ExpiredRefused401) {
   const std::string t = Token("read", 2);
   EXPECT_EQ(Call("GET", "/api/v1/products", nullptr, t).first, 200);

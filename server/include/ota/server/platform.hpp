@@ -24,18 +24,19 @@
 
 namespace ota::server {
 
-// Who calls the operator API: the token's id, name and scope (read < write < admin), or for a
-// user's session (token_id 0) the username and its role's scope.
+// Who calls the operator API: the token's id, name and scope (read < write < admin, and broker
+// beside them), or for a user's session (token_id 0) the username and its role's scope.
 struct ApiCaller {
   int64_t token_id = 0;
   std::string name;
   std::string scope;
   std::string user;  // a signed-in user's name; empty for a token
-  // read: GET only; write: read and changes; admin: write, tokens, users and signing keys.
+  // read: GET only; write: read and changes; admin: write, tokens, users, signing keys and the
+  // broker's questions; broker: the broker's questions (POST /broker/v1/*) only.
   bool Allows(const std::string& needed) const;
 };
 
-// A scope name, or "" when `s` is none.
+// Whether `s` names a scope.
 bool IsApiScope(const std::string& s);
 
 class Platform {
@@ -76,7 +77,7 @@ class Platform {
                               const std::string& bind) const;
 
   // API tokens are stored hashed (SHA-256 of 192 random bits); the plain token is returned
-  // once. `scope`: read, write or admin; `expires_at` 0: never.
+  // once. `scope`: read, write, admin or broker; `expires_at` 0: never.
   std::string CreateApiToken(const std::string& name, const std::string& scope = "admin",
                              int64_t expires_at = 0, int64_t* token_id = nullptr);
   // The one lookup of an operator token (the API's guard, /metrics, the audit log's actor):
