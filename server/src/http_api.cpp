@@ -1229,27 +1229,43 @@ void HttpApi::AccountRoutes() {
              res.set_header("Set-Cookie", SessionCookieHeader("", true));
              res.status = 204;
            }));
-  s.Post("/api/v1/session/password", api([&p](const httplib::Request& req, httplib::Response& res) {
-           const SessionInfo session = RequestSession(p, req);
+  // Argon2id (tens of milliseconds and 64 MB a hash) runs without the platform lock: the
+  // old password's check and the new one's hash; the change is made only if the password is
+  // still the one that was checked.
+  s.Post("/api/v1/session/password",
+         GuardUnlocked(p, [&p](const httplib::Request& req, httplib::Response& res) {
            const json b = Body(req);
            const std::string old_password = Str(b, "old_password", true);
            const std::string new_password = Str(b, "new_password", true);
            Accounts::CheckNewPassword(new_password, "new_password");
            Accounts& a = p.accounts();
-           // Guessing the old password counts as failed sign-ins.
-           const int64_t wait = a.BeginSignIn(session.username, req.remote_addr);
-           if (wait > 0) {
-             res.set_header("Retry-After", std::to_string(wait));
-             throw ApiError(
-                 429, "too many failed attempts: try again in " + std::to_string(wait) + " s");
+           SessionInfo session;
+           UserRecord user;
+           {
+             std::lock_guard<std::mutex> guard(p.lock());
+             session = RequestSession(p, req);
+             // Guessing the old password counts as failed sign-ins.
+             const int64_t wait = a.BeginSignIn(session.username, req.remote_addr);
+             if (wait > 0) {
+               res.set_header("Retry-After", std::to_string(wait));
+               throw ApiError(
+                   429, "too many failed attempts: try again in " + std::to_string(wait) + " s");
+             }
+             user = a.GetUser(session.username);
            }
-           const UserRecord user = a.GetUser(session.username);
            if (!Accounts::VerifyPassword(user.password_hash, old_password)) {
              throw ApiError(403, "old_password is wrong");
            }
+           const std::string hash = Accounts::HashPassword(new_password);
+           std::lock_guard<std::mutex> guard(p.lock());
+           const std::optional<UserRecord> now = a.FindUser(session.username);
+           if (!now || now->user_id != user.user_id || now->password_hash != user.password_hash) {
+             throw ApiError(409, "the password was changed meanwhile: sign in again");
+           }
            a.SignInSucceeded(session.username, req.remote_addr);
-           a.SetPasswordHash(user.user_id, Accounts::HashPassword(new_password),
-                             SessionCookie(req));
+           Transaction tx(p.db());
+           a.SetPasswordHash(user.user_id, hash, SessionCookie(req));
+           tx.Commit();
            res.status = 204;
          }));
 

@@ -764,6 +764,8 @@ json PathsJson() {
                       .Body(Object({{"old_password", Str()}, {"new_password", Str("12-1024")}},
                                    {"old_password", "new_password"}))
                       .NoContent(204, "Changed")
+                      .Fails(403, "old_password is wrong")
+                      .Fails(409, "The password was changed meanwhile")
                       .Fails(429, "Too many failed attempts (Retry-After)")));
   p.Add("/users", "get",
         std::move(Op("List users (admin)").Admin().Answer(200, "Users", Array(Ref("User")))));
