@@ -65,15 +65,16 @@ bool StillAllowed(const std::function<bool()>& allowed) {
   }
 }
 
-// One open event stream: the slot it holds, what it sent, when it last wrote and looked.
+// One open event stream: the slot it holds (`release` gives it back), what it sent, when it
+// last wrote and looked.
 struct Stream {
-  explicit Stream(std::atomic<int>& open, bool devices, int64_t task)
-      : open_(open), events(devices, task) {}
-  ~Stream() { --open_; }
+  Stream(std::function<void()> release, bool devices, int64_t task)
+      : release_(std::move(release)), events(devices, task) {}
+  ~Stream() { release_(); }
   Stream(const Stream&) = delete;
   Stream& operator=(const Stream&) = delete;
 
-  std::atomic<int>& open_;
+  std::function<void()> release_;
   EventStream events;
   bool started = false;
   uint64_t seq = 0;
@@ -132,13 +133,33 @@ void HttpApi::ConsoleRoutes() {
             Statement st = p.db().Prepare("SELECT 1 FROM tasks WHERE task_id = ?");
             if (!st.Bind(1, task).Step()) throw ApiError(404, "no task " + std::to_string(task));
           }
-          if (++event_streams_ > kMaxEventStreams) {
-            --event_streams_;
-            res.set_header("Retry-After", "5");
-            throw ApiError(503, "too many event streams open (" + std::to_string(kMaxEventStreams) +
-                                    "); try again later");
+          const std::string caller = ApiCallerKey(p, req);
+          {
+            const std::lock_guard<std::mutex> guard(event_streams_mutex_);
+            if (event_streams_ >= kMaxEventStreams) {
+              res.set_header("Retry-After", "5");
+              throw ApiError(503, "too many event streams open (" +
+                                      std::to_string(kMaxEventStreams) + "); try again later");
+            }
+            int& mine = event_streams_by_caller_[caller];
+            if (mine >= kMaxEventStreamsPerCaller) {
+              res.set_header("Retry-After", "5");
+              throw ApiError(429, "this token or user has " +
+                                      std::to_string(kMaxEventStreamsPerCaller) +
+                                      " event streams open already: close one");
+            }
+            ++mine;
+            ++event_streams_;
           }
-          auto stream = std::make_shared<Stream>(event_streams_, devices, task);
+          const auto release = [this, caller] {
+            const std::lock_guard<std::mutex> guard(event_streams_mutex_);
+            --event_streams_;
+            const auto it = event_streams_by_caller_.find(caller);
+            if (it != event_streams_by_caller_.end() && --it->second <= 0) {
+              event_streams_by_caller_.erase(it);
+            }
+          };
+          auto stream = std::make_shared<Stream>(release, devices, task);
           // Its token or session is asked about again each time it wakes (a change, at the
           // latest the ping): revoked, signed out, disabled or deleted, the stream ends. Those
           // changes are audited, so they wake it at once.

@@ -1093,6 +1093,15 @@ void HttpApi::DeviceRequestRoutes(DeviceRequests& requests) {
 httplib::Server::Handler ApiGuard(Platform& p, ApiHandler fn) {
   return Guard(p, std::move(fn));
 }
+std::string ApiCallerKey(Platform& p, const httplib::Request& req) {
+  const std::string bearer = Bearer(req);
+  if (!bearer.empty()) {
+    const std::optional<ApiCaller> c = p.LookupApiToken(bearer);
+    return c ? "token:" + std::to_string(c->token_id) : "";
+  }
+  const std::optional<SessionInfo> s = p.accounts().LookupSession(SessionCookie(req), false);
+  return s ? "user:" + s->username : "";
+}
 std::function<bool()> CallerStillAllowed(Platform& p, const httplib::Request& req) {
   // As Authorize chooses: the bearer token, else the cookie.
   const std::string bearer = Bearer(req);

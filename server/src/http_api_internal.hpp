@@ -24,6 +24,9 @@ httplib::Server::Handler ApiGuard(Platform& p, ApiHandler fn);
 // once its token is revoked, its session ends or its user is disabled or deleted. The check
 // takes the platform lock; a session's idle timeout runs on (LookupSession without touch).
 std::function<bool()> CallerStillAllowed(Platform& p, const httplib::Request& req);
+// Who an authorized request comes from, as a key: "token:ID" or "user:NAME" (every session of
+// a user is the same caller). Under the platform lock (inside ApiGuard).
+std::string ApiCallerKey(Platform& p, const httplib::Request& req);
 void ApiReply(httplib::Response& res, int status, const nlohmann::json& body);
 nlohmann::json DeviceJson(const Device& d);
 // An integer query parameter, or `fallback` when absent; 400 when not an integer.

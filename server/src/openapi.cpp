@@ -526,6 +526,7 @@ json PathsJson() {
                       .RawAnswer(200, "The stream", "text/event-stream")
                       .Fails(400, "A bad devices value")
                       .Fails(404, "Unknown task")
+                      .Fails(429, "This token or user has 4 streams open (Retry-After)")
                       .Fails(503, "Too many open streams (Retry-After)")));
   p.Add("/devices", "post",
         std::move(Op("Register a device; the answer carries its secret, once; with gateway_id a "

@@ -222,6 +222,19 @@ class Console : public ::testing::Test {
         "/api/v1/events" + query);
   }
 
+  // After a client closed a stream: whether a new one (with `auth`) is taken once the server
+  // finds the old one gone, at its next write (each device registered here makes one).
+  bool SlotFreed(const std::string& node_prefix, const httplib::Headers& auth = {}) {
+    for (int attempt = 0; attempt < 50; ++attempt) {
+      const Answer d =
+          Call("POST", "/api/v1/devices",
+               {{"product_id", "lamp"}, {"node_id", node_prefix + std::to_string(attempt)}});
+      if (d.status != 201) return false;
+      if (Events("", auth)->Status() == 200) return true;
+    }
+    return false;
+  }
+
   // A device of `product`, reporting `fw` ("" = never reported) over the device protocol.
   std::string Device(const std::string& product, const std::string& node, const std::string& fw) {
     std::string id;
@@ -585,14 +598,22 @@ TEST_F(Console, Events_TaskFilter_OnlyThatTasksDevices) {
 }
 
 TEST_F(Console, Events_NinthStreamRefusedOrdinaryRequestsStillServed) {
+  // kMaxEventStreamsPerCaller each: the admin token and others.
+  std::vector<httplib::Headers> callers = {{}};
+  while (static_cast<int>(callers.size()) * kMaxEventStreamsPerCaller < kMaxEventStreams) {
+    const Answer t = Call("POST", "/api/v1/tokens",
+                          {{"name", "wall" + std::to_string(callers.size())}, {"scope", "read"}});
+    ASSERT_EQ(t.status, 201) << t.body;
+    callers.push_back({{"Authorization", "Bearer " + t.body["token"].get<std::string>()}});
+  }
   std::vector<std::unique_ptr<EventClient>> open;
   for (int i = 0; i < kMaxEventStreams; ++i) {
-    open.push_back(Events());
+    open.push_back(Events("", callers[i / kMaxEventStreamsPerCaller]));
     ASSERT_TRUE(
         open.back()->WaitFor(0, [](const auto& e) { return e.name == "overview"; }).has_value())
         << "stream " << i;
   }
-  auto ninth = Events();
+  auto ninth = Events("", callers.back());
   EXPECT_EQ(ninth->Status(), 503);
   EXPECT_EQ(ninth->Header("Retry-After"), "5");
   // The streams hold workers of their own: the API still answers, several at once.
@@ -607,16 +628,29 @@ TEST_F(Console, Events_NinthStreamRefusedOrdinaryRequestsStillServed) {
   // A closed stream frees its slot once the server writes to it and finds it gone (a change
   // it sends, or at the latest its next ping).
   open.pop_back();
-  std::unique_ptr<EventClient> again;
-  for (int attempt = 0; attempt < 50 && !again; ++attempt) {
-    ASSERT_EQ(Call("POST", "/api/v1/devices",
-                   {{"product_id", "lamp"}, {"node_id", "n" + std::to_string(attempt)}})
-                  .status,
-              201);
-    again = Events();
-    if (again->Status() != 200) again.reset();
+  EXPECT_TRUE(SlotFreed("n", callers.back())) << "the slot of the closed stream was never freed";
+}
+
+// One token (or one user, whatever the session) holds at most kMaxEventStreamsPerCaller
+// streams: one more is refused with 429 while another caller still gets one; a closed one
+// frees its slot.
+TEST_F(Console, Events_PerCallerLimit_OthersStillServed) {
+  std::vector<std::unique_ptr<EventClient>> mine;
+  for (int i = 0; i < kMaxEventStreamsPerCaller; ++i) {
+    mine.push_back(Events());
+    ASSERT_TRUE(
+        mine.back()->WaitFor(0, [](const auto& e) { return e.name == "overview"; }).has_value())
+        << "stream " << i;
   }
-  ASSERT_TRUE(again) << "the slot of the closed stream was never freed";
+  auto one_more = Events();
+  EXPECT_EQ(one_more->Status(), 429);
+  EXPECT_EQ(one_more->Header("Retry-After"), "5");
+  const Answer t = Call("POST", "/api/v1/tokens", {{"name", "other"}, {"scope", "read"}});
+  ASSERT_EQ(t.status, 201) << t.body;
+  auto other = Events("", {{"Authorization", "Bearer " + t.body["token"].get<std::string>()}});
+  EXPECT_TRUE(other->WaitFor(0, [](const auto& e) { return e.name == "overview"; }).has_value());
+  mine.pop_back();
+  EXPECT_TRUE(SlotFreed("m")) << "the slot of the closed stream was never freed";
 }
 
 // A stream outlives the request that checked its credential: once the token is revoked, the

@@ -8,7 +8,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -88,13 +90,18 @@ class HttpApi {
   std::string download_base_url_;
   std::atomic<bool> metrics_public_{false};
   std::vector<RouteInfo> routes_;
-  std::atomic<int> event_streams_{0};          // open GET /api/v1/events streams
-  std::atomic<bool> stopping_streams_{false};  // Stop(): every stream ends
+  std::mutex event_streams_mutex_;
+  int event_streams_ = 0;                               // open GET /api/v1/events streams
+  std::map<std::string, int> event_streams_by_caller_;  // of those, by token or user
+  std::atomic<bool> stopping_streams_{false};           // Stop(): every stream ends
 };
 
 // Event streams open at once (GET /api/v1/events); one more is refused with 503. Each holds an
 // API worker; the pool has this many workers more than ordinary requests need.
 inline constexpr int kMaxEventStreams = 8;
+// Of those, the streams of one token or one user (all its sessions): one more is refused with
+// 429, so that one operator's tabs cannot take every stream from the others.
+inline constexpr int kMaxEventStreamsPerCaller = 4;
 
 // The firmware_upgrade paras that let `device_id` (its current generation) download `package`
 // until `expires_at`; `task_id` 0 for a token the operator asked for. 404 for an unknown device.
