@@ -22,6 +22,24 @@ constexpr uint8_t kBlockErase64 = 0xD8;
 constexpr uint8_t kPowerDown = 0xB9;
 constexpr uint8_t kReleasePowerDown = 0xAB;
 
+// The commands the chip executes when chip select rises (datasheet 8.2.x): they change its
+// state, so they need the whole last byte latched first.
+bool ExecutesOnDeselect(uint8_t op) {
+  switch (op) {
+    case kWriteEnable:
+    case kWriteDisable:
+    case kPageProgram:
+    case kSectorErase:
+    case kBlockErase32:
+    case kBlockErase64:
+    case kPowerDown:
+    case kReleasePowerDown:
+      return true;
+    default:
+      return false;
+  }
+}
+
 bool IsStatusRead(uint8_t op) {
   return op == kReadStatus1 || op == kReadStatus2 || op == kReadStatus3;
 }
@@ -171,13 +189,20 @@ void W25q128Chip::Ignore(const std::string& why) {
   current_.note = why;
 }
 
-void W25q128Chip::Deselect() {
+void W25q128Chip::Deselect(bool byte_complete) {
   if (!selected_) return;
   selected_ = false;
   Update();
   current_.cycle = machine_.cycles();
   current_.pc = machine_.pc();
-  if (byte_index_ > 0) Execute();
+  if (!byte_complete && ExecutesOnDeselect(current_.opcode)) {
+    // Datasheet 8.2.5 (write enable), 8.2.13 (page program), 8.2.15-17 (erases), 8.2.19
+    // (power-down): "/CS must be driven high after the eighth bit of the last byte has been
+    // latched. If this is not done the ... instruction will not be executed."
+    Ignore("chip select raised in the middle of a byte (before its eighth bit): not executed");
+  } else if (byte_index_ > 0) {
+    Execute();
+  }
   commands_.push_back(current_);
 }
 
@@ -193,6 +218,7 @@ void W25q128Chip::Execute() {
   }
   const uint32_t address_bytes = AddressBytes(op);
   if (byte_index_ < 1 + address_bytes) {
+    // Datasheet 8.2.13, 8.2.15-17: the address is 24 bits; an incomplete one is not executed.
     Ignore("chip select raised before the whole address was sent: ignored");
     return;
   }

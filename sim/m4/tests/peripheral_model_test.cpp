@@ -8,8 +8,11 @@
 
 #include "ota/profile.hpp"
 #include "sim/m4/flash_interface.hpp"
+#include "sim/m4/gpio.hpp"
 #include "sim/m4/iwdg.hpp"
 #include "sim/m4/memory_map.hpp"
+#include "sim/m4/rcc.hpp"
+#include "sim/m4/spi.hpp"
 #include "sim/m4/systick.hpp"
 #include "sim/m4/w25q128_chip.hpp"
 
@@ -216,6 +219,107 @@ TEST_F(W25q128Model, JedecId_Ef4018) {
   EXPECT_EQ(chip_.Transfer(0), 0x40);
   EXPECT_EQ(chip_.Transfer(0), 0x18);
   chip_.Deselect();
+}
+
+TEST_F(W25q128Model, EraseWithIncompleteAddress_NotExecuted) {
+  flash_.external.raw()[0x3000] = 0x00;
+  Command({0x06});
+  Command({0x20, 0x00, 0x30});  // two of the three address bytes
+  EXPECT_EQ(flash_.external.raw()[0x3000], 0x00);
+  EXPECT_FALSE(chip_.commands().back().executed);
+  EXPECT_EQ(chip_.status1(), W25q128Chip::kStatusWel);  // not busy: nothing started
+  ASSERT_EQ(chip_.Violations().size(), 1u);
+  EXPECT_NE(chip_.Violations()[0].find("whole address"), std::string::npos);
+}
+
+TEST_F(W25q128Model, ChipSelectRaisedMidByte_ProgramEraseAndWriteEnableNotExecuted) {
+  // Write enable cut in its only byte: WEL stays clear.
+  chip_.Select();
+  chip_.Transfer(0x06);
+  chip_.Deselect(/*byte_complete=*/false);
+  EXPECT_EQ(chip_.status1(), 0);
+  EXPECT_FALSE(chip_.commands().back().executed);
+  // A page program whose last data byte was cut: nothing programmed.
+  Command({0x06});
+  chip_.Select();
+  for (const uint8_t b : std::initializer_list<uint8_t>{0x02, 0x00, 0x10, 0x00, 0x11, 0x22})
+    chip_.Transfer(b);
+  chip_.Deselect(/*byte_complete=*/false);
+  EXPECT_EQ(flash_.external.raw()[0x1000], 0xFF);
+  EXPECT_EQ(flash_.external.raw()[0x1001], 0xFF);
+  EXPECT_FALSE(chip_.commands().back().executed);
+  EXPECT_EQ(chip_.status1() & W25q128Chip::kStatusBusy, 0);
+  // A sector erase cut in its last address byte: nothing erased.
+  flash_.external.raw()[0x2000] = 0x00;
+  chip_.Select();
+  for (const uint8_t b : std::initializer_list<uint8_t>{0x20, 0x00, 0x20, 0x00})
+    chip_.Transfer(b);
+  chip_.Deselect(/*byte_complete=*/false);
+  EXPECT_EQ(flash_.external.raw()[0x2000], 0x00);
+  EXPECT_FALSE(chip_.commands().back().executed);
+  EXPECT_EQ(chip_.Violations().size(), 3u);
+  // The same erase with its last byte whole is executed.
+  chip_.Select();
+  for (const uint8_t b : std::initializer_list<uint8_t>{0x20, 0x00, 0x20, 0x00})
+    chip_.Transfer(b);
+  chip_.Deselect();
+  EXPECT_EQ(flash_.external.raw()[0x2000], 0xFF);
+}
+
+// SPI5 on its pins, at reset clocks (APB2 16 MHz, BR 0: 8 MHz SCK, 1 us a byte).
+class Spi5Model : public ::testing::Test {
+ protected:
+  Spi5Model()
+      : flash_(kStm32f429Fire),
+        rcc_(machine_, [] { return 0u; }),
+        port_f_(machine_, 5),
+        chip_(machine_, flash_.external),
+        spi_(machine_, rcc_, port_f_, chip_) {
+    port_f_.Write(0x00, (2u << 14) | (2u << 16) | (2u << 18));  // MODER: PF7-9 AF
+    port_f_.Write(0x24, (5u << 0) | (5u << 4));                 // AFRH: PF8, PF9 AF5
+    port_f_.Write(0x20, 5u << 28);                              // AFRL: PF7 AF5
+    spi_.Write(0x00, (1u << 2) | (1u << 6));                    // CR1: MSTR, SPE
+  }
+  // One byte, waited for and its answer read, as the driver does.
+  void Byte(uint8_t b) {
+    spi_.Write(0x0C, b);
+    machine_.Advance(1'000);
+    (void)spi_.Read(0x0C);
+  }
+
+  TestMachine machine_;
+  BoardFlash flash_;
+  Rcc rcc_;
+  Gpio port_f_;
+  W25q128Chip chip_;
+  Spi spi_;
+};
+
+TEST_F(Spi5Model, ChipSelectRaisedWhileTheLastByteShifts_EraseNotExecuted) {
+  flash_.external.raw()[0x2000] = 0x00;
+  spi_.ChipSelect(false);
+  Byte(0x06);
+  spi_.ChipSelect(true);
+  EXPECT_EQ(chip_.status1(), W25q128Chip::kStatusWel);
+  spi_.ChipSelect(false);
+  for (const uint8_t b : std::initializer_list<uint8_t>{0x20, 0x00, 0x20})
+    Byte(b);
+  spi_.Write(0x0C, 0x00);  // the last address byte, still shifting
+  spi_.ChipSelect(true);
+  EXPECT_EQ(flash_.external.raw()[0x2000], 0x00);
+  ASSERT_EQ(spi_.violations().size(), 1u);
+  EXPECT_NE(spi_.violations()[0].find("still shifting"), std::string::npos);
+  ASSERT_EQ(chip_.Violations().size(), 1u);
+  EXPECT_NE(chip_.Violations()[0].find("middle of a byte"), std::string::npos);
+  // Waited for: the same erase is executed.
+  machine_.Advance(1'000);
+  (void)spi_.Read(0x0C);
+  spi_.ChipSelect(false);
+  for (const uint8_t b : std::initializer_list<uint8_t>{0x20, 0x00, 0x20, 0x00})
+    Byte(b);
+  spi_.ChipSelect(true);
+  EXPECT_EQ(flash_.external.raw()[0x2000], 0xFF);
+  EXPECT_EQ(spi_.violations().size(), 1u);
 }
 
 TEST(IwdgModel, NotRefreshed_ResetsTheBoardAfterItsTimeout) {

@@ -9,8 +9,12 @@
 // array), 02 page program (256-byte page buffer: an address past the page's end wraps to its
 // start, datasheet 8.2.13), 20 4 KB sector erase, 52 32 KB and D8 64 KB block erases, B9
 // power-down and AB release. BUSY lasts the typical time of sim::kW25q128Timing.
-// As the part, a program or erase without WEL set, and any command but a status read while
-// BUSY, are ignored; each is recorded as a violation. Any other opcode stops the run.
+// As the part, a program or erase without WEL set, any command but a status read while BUSY,
+// and a command that changes the chip's state (06, 04, 02, 20, 52, D8, B9, AB) whose chip
+// select rises before the address is complete or in the middle of a byte (datasheet 8.2.x:
+// "/CS must be driven high after the eighth bit of the last byte has been latched. If this
+// is not done the ... instruction will not be executed") are ignored; each is recorded as a
+// violation. Any other opcode stops the run.
 #pragma once
 
 #include <cstdint>
@@ -46,7 +50,9 @@ class W25q128Chip {
   // Power-on state: not busy, WEL clear, not powered down. The array keeps its contents.
   void Reset();
   void Select();
-  void Deselect();
+  // Chip select high. `byte_complete` false: it rose while a byte was still being clocked
+  // in (SPI5 still shifting), so the last byte was never latched.
+  void Deselect(bool byte_complete = true);
   bool selected() const { return selected_; }
   // One byte each way while selected.
   uint8_t Transfer(uint8_t in);
