@@ -343,8 +343,24 @@ void FlashInterface::MemoryWrite(uint32_t address, unsigned size, uint32_t value
          " is not modelled (the emulated flash programs 32-bit words)");
     return;
   }
+  // RM0090 3.5.3 (note to "Standard programming"): successive programs may change bits from
+  // 1 to 0 without an erase; writing a 1 needs an erase. The F42x sets no error flag for it
+  // (its SR has no PGERR/"not erased" bit, 3.9.5): the cell keeps its 0 and the word reads
+  // back different from what was stored. A driver that relies on it is wrong: recorded.
+  const uint8_t* old = otp ? &flash_.otp.cells().raw()[address - kOtpBase]
+                           : &flash_.internal.raw()[address - kFlashBase];
+  uint32_t old_word;
+  std::memcpy(&old_word, old, sizeof(old_word));
+  if ((old_word & value) != value) {
+    Violation(what + " over " + Hex(old_word) +
+              ": a 1 programmed over a 0 stays 0 (RM0090 3.5.3: only an erase sets bits; no "
+              "error flag)");
+  }
+  // The cells get the AND (the emulated flash itself, stricter for the host ports, refuses
+  // a 1 over a 0 instead: hand it what the part leaves).
+  const uint32_t cells = old_word & value;
   uint8_t bytes[4];
-  std::memcpy(bytes, &value, sizeof(bytes));  // little-endian host, as the M4
+  std::memcpy(bytes, &cells, sizeof(bytes));  // little-endian host, as the M4
   Status status;
   if (otp) {
     status = flash_.otp.Program(address - kOtpBase, ConstByteSpan(bytes, 4));

@@ -268,6 +268,22 @@ void W25q128Chip::Program() {
                     Hex(current_.address) +
                     " runs past the page end: the address wrapped to the page start";
   }
+  // Datasheet 8.2.13: page program writes previously erased (FFh) locations; programming
+  // only clears bits, so a 1 over a 0 leaves the 0, and the chip reports nothing (its status
+  // registers have no error bit). Recorded: a driver that relies on it is wrong.
+  // The cells get the AND (the emulated flash, stricter for the host ports, would refuse).
+  bool reported = false;
+  for (uint32_t i = 0; i < kPageSize; ++i) {
+    const uint8_t old = flash_.raw()[page_base + i];
+    if (!page_touched_[i] || (old & page_[i]) == page_[i]) continue;
+    if (!reported) {
+      if (!current_.note.empty()) current_.note += "; ";
+      current_.note += "byte " + Hex(page_base + i) + " programmed over " + Hex(old) +
+                       " (not erased): a 1 programmed over a 0 stays 0";
+      reported = true;
+    }
+    page_[i] &= old;
+  }
   // Program the touched runs of the page buffer, at most two (before and after a wrap).
   Status status;
   for (uint32_t i = 0; i < kPageSize && status.ok();) {

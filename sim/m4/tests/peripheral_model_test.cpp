@@ -3,6 +3,7 @@
 // fail), and each datasheet behaviour the firmware relies on is pinned.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -153,6 +154,31 @@ TEST_F(FlashInterfaceModel, WriteProtectedSector_Wrperr) {
   EXPECT_EQ(flash_.internal.counters().program_ops, 0u);
 }
 
+// RM0090 3.5.3: a program only clears bits; a 1 over a 0 stays 0, and the F42x sets no
+// error flag for it (FLASH_SR has none). The model does the same and records it.
+TEST_F(FlashInterfaceModel, OneProgrammedOverZero_StaysZeroNoErrorFlagRecorded) {
+  Unlock();
+  flash_if_.Write(kCr, kPgX32);
+  flash_if_.MemoryWrite(kFlashBase + 0x8000, 4, 0x0000FFFF);
+  machine_.Advance(16'000);
+  EXPECT_EQ(flash_if_.Read(kSr) & FlashInterface::kSrBsy, 0u);
+  EXPECT_TRUE(flash_if_.Violations().empty()) << "an erased word: no rule broken";
+  flash_if_.MemoryWrite(kFlashBase + 0x8000, 4, 0x00FF00FF);  // 1s over the programmed 0s
+  machine_.Advance(16'000);
+  uint32_t cells;
+  std::memcpy(&cells, &flash_.internal.raw()[0x8000], sizeof(cells));
+  EXPECT_EQ(cells, 0x000000FFu) << "the AND of both: the 0s stayed";
+  EXPECT_EQ(flash_if_.Read(kSr), 0u) << "no error flag, not busy";
+  EXPECT_EQ(flash_.internal.counters().program_ops, 2u);
+  ASSERT_EQ(flash_if_.Violations().size(), 1u);
+  EXPECT_NE(flash_if_.Violations()[0].find("a 1 programmed over a 0 stays 0"), std::string::npos);
+  // Clearing more bits of a programmed word is allowed (RM0090 3.5.3): no record.
+  flash_if_.MemoryWrite(kFlashBase + 0x8000, 4, 0x0000000F);
+  machine_.Advance(16'000);
+  EXPECT_EQ(flash_.internal.raw()[0x8000], 0x0F);
+  EXPECT_EQ(flash_if_.Violations().size(), 1u);
+}
+
 class W25q128Model : public ::testing::Test {
  protected:
   W25q128Model() : flash_(kStm32f429Fire), chip_(machine_, flash_.external) {}
@@ -219,6 +245,24 @@ TEST_F(W25q128Model, JedecId_Ef4018) {
   EXPECT_EQ(chip_.Transfer(0), 0x40);
   EXPECT_EQ(chip_.Transfer(0), 0x18);
   chip_.Deselect();
+}
+
+// Datasheet 8.2.13: a page program only clears bits: a 1 over a 0 stays 0, nothing reported
+// by the chip (no error bit); the model records it.
+TEST_F(W25q128Model, PageProgramOfAOneOverAZero_StaysZeroRecorded) {
+  Command({0x06});
+  Command({0x02, 0x00, 0x40, 0x00, 0x0F, 0xF0});
+  machine_.Advance(700'000);
+  EXPECT_TRUE(chip_.Violations().empty());
+  Command({0x06});
+  Command({0x02, 0x00, 0x40, 0x00, 0xFF, 0x30});  // 1s over 0s, then only 0s cleared
+  machine_.Advance(700'000);
+  EXPECT_EQ(flash_.external.raw()[0x4000], 0x0F);
+  EXPECT_EQ(flash_.external.raw()[0x4001], 0x30);
+  EXPECT_TRUE(chip_.commands().back().executed);
+  EXPECT_EQ(chip_.status1(), 0);
+  ASSERT_EQ(chip_.Violations().size(), 1u);
+  EXPECT_NE(chip_.Violations()[0].find("a 1 programmed over a 0 stays 0"), std::string::npos);
 }
 
 TEST_F(W25q128Model, EraseWithIncompleteAddress_NotExecuted) {
