@@ -27,6 +27,9 @@ constexpr uint32_t kSrClearable = FlashInterface::kSrEop | FlashInterface::kSrOp
                                   FlashInterface::kSrWrperr | FlashInterface::kSrPgaerr |
                                   FlashInterface::kSrPgperr | FlashInterface::kSrPgserr |
                                   FlashInterface::kSrRderr;
+constexpr uint32_t kSrErrorFlags = FlashInterface::kSrOperr | FlashInterface::kSrWrperr |
+                                   FlashInterface::kSrPgaerr | FlashInterface::kSrPgperr |
+                                   FlashInterface::kSrPgserr | FlashInterface::kSrRderr;
 // OPTCR's option bits and control bits; bits 28-29 are reserved.
 constexpr uint32_t kOptcrWritable =
     UserOptionBytes::kOptionMask | FlashInterface::kOptcrLock | FlashInterface::kOptcrStrt;
@@ -137,6 +140,14 @@ void FlashInterface::StallUntilIdle(const char* what) {
 }
 
 void FlashInterface::BeginBusy(uint64_t us, uint32_t /*settle_flags*/) {
+  // RM0090 3.9.5: the error flags stay set until the firmware writes 1 to them; the
+  // programming and erase sequences of 3.5.3-3.5.4 do not make a set flag block the next
+  // operation, so the part starts it (as here). A driver that starts one while a flag from
+  // an earlier error is still set never cleared, or never checked, that error: recorded.
+  if ((sr_ & kSrErrorFlags) != 0) {
+    Violation("an operation started while FLASH_SR error flags " + Hex(sr_ & kSrErrorFlags) +
+              " from an earlier error were still set (never cleared by writing 1)");
+  }
   if (!end_observed_) {
     Violation(
         "an operation started before the firmware saw the previous one end (SR.BSY "
@@ -317,7 +328,7 @@ void FlashInterface::StartErase() {
   e.cr = cr_;
   events_.push_back(std::move(e));
   cr_ |= kCrStrt;
-  BeginBusy(kStm32f4InternalTiming.EraseCost(sector->size).typ_us, 0);
+  BeginBusy(EraseUs(kStm32f4InternalTiming, sector->size, timing_), 0);
 }
 
 void FlashInterface::MemoryWrite(uint32_t address, unsigned size, uint32_t value) {
@@ -370,7 +381,7 @@ void FlashInterface::MemoryWrite(uint32_t address, unsigned size, uint32_t value
   if (!otp) on_change_(address - kFlashBase, 4);  // a torn program changed cells too
   if (!Outcome(status, what)) return;
   Record(FlashIfEvent::Kind::kProgram, {}, address, size, value);
-  BeginBusy(kStm32f4InternalTiming.program_typ_us, 0);
+  BeginBusy(ProgramUs(kStm32f4InternalTiming, timing_), 0);
 }
 
 void FlashInterface::WriteOptcr(uint32_t value) {
@@ -391,7 +402,7 @@ void FlashInterface::WriteOptcr(uint32_t value) {
   const Status status = flash_.option_bytes.Program(wanted);
   if (!Outcome(status, "option-byte program of " + Hex(wanted.word()))) return;
   Record(FlashIfEvent::Kind::kOptionProgram, {}, 0, 0, wanted.word());
-  BeginBusy(kStm32f4InternalTiming.EraseCost(16 * 1024).typ_us, 0);
+  BeginBusy(EraseUs(kStm32f4InternalTiming, 16 * 1024, timing_), 0);
 }
 
 }  // namespace ota::sim::m4

@@ -307,7 +307,7 @@ void W25q128Chip::Program() {
     return;
   }
   busy_ = true;
-  busy_until_ns_ = machine_.now_ns() + kW25q128Timing.program_typ_us * 1000;
+  busy_until_ns_ = machine_.now_ns() + ProgramUs(kW25q128Timing, timing_) * 1000;
 }
 
 void W25q128Chip::Erase(uint32_t size) {
@@ -323,7 +323,7 @@ void W25q128Chip::Erase(uint32_t size) {
     return;
   }
   busy_ = true;
-  busy_until_ns_ = machine_.now_ns() + kW25q128Timing.EraseCost(size).typ_us * 1000;
+  busy_until_ns_ = machine_.now_ns() + EraseUs(kW25q128Timing, size, timing_) * 1000;
 }
 
 }  // namespace ota::sim::m4

@@ -179,6 +179,59 @@ TEST_F(FlashInterfaceModel, OneProgrammedOverZero_StaysZeroNoErrorFlagRecorded) 
   EXPECT_EQ(flash_if_.Violations().size(), 1u);
 }
 
+// RM0090 3.9.5: PGSERR/PGPERR/PGAERR/WRPERR stay set until written 1 (a later operation that
+// succeeds does not clear them); the next operation starts anyway, and the model records
+// that the firmware started it with an earlier error never cleared.
+TEST_F(FlashInterfaceModel, ErrorFlagsStickUntilWrittenOne_OperationStartedOverOneRecorded) {
+  Unlock();
+  flash_if_.MemoryWrite(kFlashBase + 0x8000, 4, 0);  // no PG: PGSERR
+  flash_if_.Write(kCr, FlashInterface::kCrPg);       // PSIZE x8
+  flash_if_.MemoryWrite(kFlashBase + 0x8000, 4, 0);  // a word store at x8: PGPERR
+  flash_if_.Write(kCr, kPgX32);
+  flash_if_.MemoryWrite(kFlashBase + 0x8002, 4, 0);  // misaligned: PGAERR
+  constexpr uint32_t kSet =
+      FlashInterface::kSrPgserr | FlashInterface::kSrPgperr | FlashInterface::kSrPgaerr;
+  EXPECT_EQ(flash_if_.Read(kSr), kSet);
+  EXPECT_TRUE(flash_if_.Violations().empty());
+  // A program that works: done, the flags are still there, and it is recorded.
+  flash_if_.MemoryWrite(kFlashBase + 0x8000, 4, 0x12345678);
+  EXPECT_EQ(flash_.internal.raw()[0x8000], 0x78);
+  machine_.Advance(16'000);
+  EXPECT_EQ(flash_if_.Read(kSr), kSet);
+  ASSERT_EQ(flash_if_.Violations().size(), 1u);
+  EXPECT_NE(flash_if_.Violations()[0].find("error flags 0x000000e0"), std::string::npos)
+      << flash_if_.Violations()[0];
+  // Writing 0 clears nothing; writing 1 clears that flag only.
+  flash_if_.Write(kSr, 0);
+  EXPECT_EQ(flash_if_.Read(kSr), kSet);
+  flash_if_.Write(kSr, FlashInterface::kSrPgserr);
+  EXPECT_EQ(flash_if_.Read(kSr), FlashInterface::kSrPgperr | FlashInterface::kSrPgaerr);
+  flash_if_.Write(kSr, kSet);
+  EXPECT_EQ(flash_if_.Read(kSr), 0u);
+  flash_if_.MemoryWrite(kFlashBase + 0x8004, 4, 0);
+  EXPECT_EQ(flash_if_.Violations().size(), 1u) << "flags cleared first: nothing recorded";
+}
+
+// set_timing(kMaximum): BSY for DS9405's maximum (x32): 100 us a word, 500 ms a 16 KB sector.
+TEST_F(FlashInterfaceModel, MaximumTiming_WordProgram100usSector500ms) {
+  flash_if_.set_timing(FlashTimingCase::kMaximum);
+  Unlock();
+  flash_if_.Write(kCr, kPgX32);
+  flash_if_.MemoryWrite(kFlashBase + 0x8000, 4, 0);
+  machine_.Advance(99'000);
+  EXPECT_NE(flash_if_.Read(kSr) & FlashInterface::kSrBsy, 0u);
+  machine_.Advance(1'000);
+  EXPECT_EQ(flash_if_.Read(kSr) & FlashInterface::kSrBsy, 0u);
+  flash_if_.Write(kCr, FlashInterface::kCrSer | (2u << FlashInterface::kCrPsizeShift) |
+                           (3u << FlashInterface::kCrSnbShift));
+  flash_if_.Write(kCr, flash_if_.Read(kCr) | FlashInterface::kCrStrt);
+  machine_.Advance(499'000'000);
+  EXPECT_NE(flash_if_.Read(kSr) & FlashInterface::kSrBsy, 0u);
+  machine_.Advance(1'000'000);
+  EXPECT_EQ(flash_if_.Read(kSr) & FlashInterface::kSrBsy, 0u);
+  EXPECT_TRUE(flash_if_.Violations().empty());
+}
+
 class W25q128Model : public ::testing::Test {
  protected:
   W25q128Model() : flash_(kStm32f429Fire), chip_(machine_, flash_.external) {}
@@ -263,6 +316,24 @@ TEST_F(W25q128Model, PageProgramOfAOneOverAZero_StaysZeroRecorded) {
   EXPECT_EQ(chip_.status1(), 0);
   ASSERT_EQ(chip_.Violations().size(), 1u);
   EXPECT_NE(chip_.Violations()[0].find("a 1 programmed over a 0 stays 0"), std::string::npos);
+}
+
+// set_timing(kMaximum): BUSY for the datasheet's tPP max 3 ms, tSE max 400 ms.
+TEST_F(W25q128Model, MaximumTiming_PageProgram3msSectorErase400ms) {
+  chip_.set_timing(FlashTimingCase::kMaximum);
+  Command({0x06});
+  Command({0x02, 0x00, 0x10, 0x00, 0x11});
+  machine_.Advance(2'999'000);
+  EXPECT_EQ(chip_.status1() & W25q128Chip::kStatusBusy, W25q128Chip::kStatusBusy);
+  machine_.Advance(1'000);
+  EXPECT_EQ(chip_.status1(), 0);
+  Command({0x06});
+  Command({0x20, 0x00, 0x10, 0x00});
+  machine_.Advance(399'999'000);
+  EXPECT_EQ(chip_.status1() & W25q128Chip::kStatusBusy, W25q128Chip::kStatusBusy);
+  machine_.Advance(1'000);
+  EXPECT_EQ(chip_.status1(), 0);
+  EXPECT_TRUE(chip_.Violations().empty());
 }
 
 TEST_F(W25q128Model, EraseWithIncompleteAddress_NotExecuted) {

@@ -119,6 +119,13 @@ class M4Board final : private Machine {
   // the firmware followed every rule the models check (docs/m4-board.md, "What is modelled").
   std::vector<std::string> Violations() const;
 
+  // The flash interface's and the W25Q128's operations take their datasheets' typical times
+  // (default) or their maximums (worst-case parts: the drivers' timeouts must cover them).
+  void set_flash_timing(FlashTimingCase timing) {
+    flash_if_->set_timing(timing);
+    chip_->set_timing(timing);
+  }
+
   FlashInterface& flash_interface() { return *flash_if_; }
   W25q128Chip& w25q128() { return *chip_; }
   Spi& spi5() { return *spi5_; }

@@ -8,7 +8,8 @@
 // 9F JEDEC ID (EF 40 18), 03 read and 0B fast read (continuous, wrapping at the end of the
 // array), 02 page program (256-byte page buffer: an address past the page's end wraps to its
 // start, datasheet 8.2.13), 20 4 KB sector erase, 52 32 KB and D8 64 KB block erases, B9
-// power-down and AB release. BUSY lasts the typical time of sim::kW25q128Timing.
+// power-down and AB release. BUSY lasts the typical (or, with set_timing, the maximum) time of
+// sim::kW25q128Timing.
 // As the part, a program or erase without WEL set, any command but a status read while BUSY,
 // and a command that changes the chip's state (06, 04, 02, 20, 52, D8, B9, AB) whose chip
 // select rises before the address is complete or in the middle of a byte (datasheet 8.2.x:
@@ -63,6 +64,9 @@ class W25q128Chip {
   // finds it done. Same emulated time, same commands but fewer polls: the power-cut sweep's.
   void set_fast_busy_wait(bool on) { fast_busy_wait_ = on; }
   uint64_t waited_ns() const { return waited_ns_; }
+  // BUSY for the typical time (default) or the datasheet's maximum (tPP 3 ms, tSE 400 ms,
+  // tBE1 1.6 s, tBE2 2 s): the driver's timeouts must cover the maximum.
+  void set_timing(FlashTimingCase timing) { timing_ = timing; }
   // Every command, in order (status reads included: the tests count the polls).
   const std::vector<W25qCommand>& commands() const { return commands_; }
   void ClearCommands() { commands_.clear(); }
@@ -86,6 +90,7 @@ class W25q128Chip {
   uint64_t busy_until_ns_ = 0;
   bool fast_busy_wait_ = false;
   uint64_t waited_ns_ = 0;
+  FlashTimingCase timing_ = FlashTimingCase::kTypical;
   // The command being clocked in.
   W25qCommand current_;
   uint32_t byte_index_ = 0;
