@@ -158,25 +158,44 @@ void FlashInterface::BeginBusy(uint64_t us, uint32_t /*settle_flags*/) {
   end_observed_ = false;
 }
 
-bool FlashInterface::Outcome(const Status& status, const std::string& what) {
-  switch (status.code()) {
+FlashAnswer AnswerFor(StatusCode code, FlashTarget target) {
+  switch (code) {
     case StatusCode::kOk:
-      return true;
+      return FlashAnswer::kDone;
+    case StatusCode::kPowerLost:
+      return FlashAnswer::kPowerLost;
     case StatusCode::kWriteProtected:
+      // nWRP covers main-flash sectors (and the option bytes refuse losing protection); the
+      // OTP has no write protection of its own.
+      return target == FlashTarget::kOtp ? FlashAnswer::kNotModelled : FlashAnswer::kWrperr;
+    case StatusCode::kFailedPrecondition:
+      // Only EmulatedOtp says it (a block whose lock byte is 0x00: RM0090 3.7, the block
+      // "cannot be programmed"): from another device it is not the OTP's lock.
+      return target == FlashTarget::kOtp ? FlashAnswer::kLockedOtpBlock : FlashAnswer::kNotModelled;
+    default:
+      return FlashAnswer::kNotModelled;
+  }
+}
+
+bool FlashInterface::Outcome(const Status& status, const std::string& what, FlashTarget target) {
+  switch (AnswerFor(status.code(), target)) {
+    case FlashAnswer::kDone:
+      return true;
+    case FlashAnswer::kWrperr:
       Error(kSrWrperr, what + ": sector write-protected (WRPERR)");
       return false;
-    case StatusCode::kPowerLost:
+    case FlashAnswer::kPowerLost:
       machine_.PowerLost();
       return false;
-    case StatusCode::kFailedPrecondition:
-      // The OTP model: a block whose lock byte is 0x00; the part ignores the program.
+    case FlashAnswer::kLockedOtpBlock:
       Record(FlashIfEvent::Kind::kError, what + ": locked OTP block, ignored");
       return false;
-    default:
-      Fail(what + ": the flash model refused it (" + status.name() +
-           "); the part's result is undefined");
-      return false;
+    case FlashAnswer::kNotModelled:
+      break;
   }
+  Fail(what + ": the flash model refused it (" + status.name() +
+       "); the part's result is undefined");
+  return false;
 }
 
 uint32_t FlashInterface::Read(uint32_t offset) {
@@ -317,7 +336,7 @@ void FlashInterface::StartErase() {
   }
   const Status status = flash_.internal.Erase(sector->offset, sector->size);
   on_change_(sector->offset, sector->size);  // a torn erase changed cells too
-  if (!Outcome(status, what)) return;
+  if (!Outcome(status, what, FlashTarget::kMainFlash)) return;
   FlashIfEvent e;
   e.kind = FlashIfEvent::Kind::kErase;
   e.cycle = machine_.cycles();
@@ -379,7 +398,7 @@ void FlashInterface::MemoryWrite(uint32_t address, unsigned size, uint32_t value
     status = flash_.internal.Program(address - kFlashBase, ConstByteSpan(bytes, 4));
   }
   if (!otp) on_change_(address - kFlashBase, 4);  // a torn program changed cells too
-  if (!Outcome(status, what)) return;
+  if (!Outcome(status, what, otp ? FlashTarget::kOtp : FlashTarget::kMainFlash)) return;
   Record(FlashIfEvent::Kind::kProgram, {}, address, size, value);
   BeginBusy(ProgramUs(kStm32f4InternalTiming, timing_), 0);
 }
@@ -400,7 +419,9 @@ void FlashInterface::WriteOptcr(uint32_t value) {
   if ((value & kOptcrStrt) == 0) return;
   const UserOptionBytes wanted = UserOptionBytes::FromWord(value);
   const Status status = flash_.option_bytes.Program(wanted);
-  if (!Outcome(status, "option-byte program of " + Hex(wanted.word()))) return;
+  if (!Outcome(status, "option-byte program of " + Hex(wanted.word()), FlashTarget::kOptionBytes)) {
+    return;
+  }
   Record(FlashIfEvent::Kind::kOptionProgram, {}, 0, 0, wanted.word());
   BeginBusy(EraseUs(kStm32f4InternalTiming, 16 * 1024, timing_), 0);
 }

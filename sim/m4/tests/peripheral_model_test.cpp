@@ -232,6 +232,34 @@ TEST_F(FlashInterfaceModel, MaximumTiming_WordProgram100usSector500ms) {
   EXPECT_TRUE(flash_if_.Violations().empty());
 }
 
+// A store into an OTP block whose lock byte is 0x00 (RM0090 3.7) is ignored and recorded;
+// the same status from the main flash or the option bytes is not the OTP's lock: the run
+// stops (the part's result would be undefined), never a silent "ignored".
+TEST_F(FlashInterfaceModel, LockedOtpBlock_IgnoredAndRecorded_StatusMappedPerDevice) {
+  flash_.otp.cells().raw()[kOtpLockOffset + 1] = 0x00;  // block 1 locked
+  Unlock();
+  flash_if_.Write(kCr, kPgX32);
+  flash_if_.MemoryWrite(kOtpBase + kOtpBlockSize, 4, 0);
+  EXPECT_EQ(flash_.otp.cells().raw()[kOtpBlockSize], 0xFF);
+  EXPECT_TRUE(machine_.failures.empty());
+  ASSERT_FALSE(flash_if_.events().empty());
+  EXPECT_EQ(flash_if_.events().back().kind, FlashIfEvent::Kind::kError);
+  EXPECT_NE(flash_if_.events().back().note.find("locked OTP block"), std::string::npos);
+  flash_if_.MemoryWrite(kOtpBase, 4, 0);  // block 0 is not locked
+  EXPECT_EQ(flash_.otp.cells().raw()[0], 0x00);
+
+  EXPECT_EQ(AnswerFor(StatusCode::kFailedPrecondition, FlashTarget::kOtp),
+            FlashAnswer::kLockedOtpBlock);
+  EXPECT_EQ(AnswerFor(StatusCode::kFailedPrecondition, FlashTarget::kMainFlash),
+            FlashAnswer::kNotModelled);
+  EXPECT_EQ(AnswerFor(StatusCode::kFailedPrecondition, FlashTarget::kOptionBytes),
+            FlashAnswer::kNotModelled);
+  EXPECT_EQ(AnswerFor(StatusCode::kWriteProtected, FlashTarget::kMainFlash), FlashAnswer::kWrperr);
+  EXPECT_EQ(AnswerFor(StatusCode::kWriteProtected, FlashTarget::kOtp), FlashAnswer::kNotModelled);
+  EXPECT_EQ(AnswerFor(StatusCode::kNotErased, FlashTarget::kMainFlash), FlashAnswer::kNotModelled);
+  EXPECT_EQ(AnswerFor(StatusCode::kPowerLost, FlashTarget::kOtp), FlashAnswer::kPowerLost);
+}
+
 class W25q128Model : public ::testing::Test {
  protected:
   W25q128Model() : flash_(kStm32f429Fire), chip_(machine_, flash_.external) {}

@@ -60,6 +60,19 @@ struct FlashIfEvent {
 };
 const char* FlashIfEventName(FlashIfEvent::Kind kind);
 
+// What the flash interface programs or erases, and how the part answers each status of the
+// emulated devices there (FlashInterface::Answer): the mapping is exact per target, so a
+// status of one device never passes for another's rule.
+enum class FlashTarget { kMainFlash, kOtp, kOptionBytes };
+enum class FlashAnswer {
+  kDone,            // kOk
+  kWrperr,          // kWriteProtected: WRPERR set, nothing changed (main flash, option bytes)
+  kPowerLost,       // kPowerLost: the run ends
+  kLockedOtpBlock,  // kFailedPrecondition from the OTP only: its lock byte is 0x00, ignored
+  kNotModelled,     // anything else: the part's result is undefined, the run stops
+};
+FlashAnswer AnswerFor(StatusCode code, FlashTarget target);
+
 class FlashInterface final : public Peripheral {
  public:
   // FLASH_CR bits (RM0090 3.9.7 for STM32F42xxx/43xxx).
@@ -139,7 +152,7 @@ class FlashInterface final : public Peripheral {
   void StartErase();
   void WriteOptcr(uint32_t value);
   // The model's answer to an operation: true if it was carried out.
-  bool Outcome(const Status& status, const std::string& what);
+  bool Outcome(const Status& status, const std::string& what, FlashTarget target);
 
   BoardFlash& flash_;
   std::function<void(uint32_t, uint32_t)> on_change_;
