@@ -20,6 +20,7 @@
 #include "ota/host/package_builder.hpp"
 #include "ota/profile.hpp"
 #include "ota/server/service.hpp"
+#include "sim/m4/factory_image.hpp"
 #include "temp_dir.hpp"
 
 namespace ota::testing {
@@ -148,7 +149,7 @@ class M4Upgrade : public ::testing::Test {
   // broker on this test's port), powered on.
   void MakeBoard() {
     flash_ = std::make_unique<sim::BoardFlash>(kStm32f429Fire);
-    device_sim::FlashFactoryImages(*flash_, loader_, appv1_);
+    ASSERT_TRUE(sim::m4::FlashFactoryImages(*flash_, loader_, appv1_).ok());
     agent::DeviceSettings s;
     ASSERT_TRUE(agent::SetField(s.device_id, "fire_n1"));
     ASSERT_TRUE(agent::SetField(s.secret, kSecret));
