@@ -38,18 +38,6 @@ Status ProvisionSettings(sim::BoardFlash& flash, const agent::DeviceSettings& se
   return s;
 }
 
-void FlashFactoryImages(sim::BoardFlash& flash, const std::vector<uint8_t>& loader,
-                        const std::vector<uint8_t>& app) {
-  auto& raw = flash.internal.raw();
-  const Partition& slot = kStm32f429Fire.partition(PartitionId::kRunning);
-  if (loader.size() > slot.offset || app.size() > slot.size) {
-    throw std::runtime_error("the loader or the app does not fit its place in the flash");
-  }
-  std::fill(raw.begin(), raw.end(), 0xFF);
-  std::copy(loader.begin(), loader.end(), raw.begin());
-  std::copy(app.begin(), app.end(), raw.begin() + slot.offset);
-}
-
 EmulatedBoard::EmulatedBoard(sim::BoardFlash& flash, std::string ca_file)
     : https_(ca_file), board_(flash), modem_(ca_file, https_, [this](const std::string& bytes) {
         from_modem_ += bytes.size();

@@ -45,11 +45,8 @@ inline constexpr uint64_t kModemBootNs = 1'000'000'000;
 // into the W25Q128 directly (not counted: the flash counters are reset afterwards).
 Status ProvisionSettings(sim::BoardFlash& flash, const agent::DeviceSettings& settings);
 
-// The factory layout the board images expect: loader.bin at the start of the internal flash,
-// `app` in the running slot, everything else of the internal flash erased (the trust record
-// blank: the loader's first boot records the app), the option bytes as shipped.
-void FlashFactoryImages(sim::BoardFlash& flash, const std::vector<uint8_t>& loader,
-                        const std::vector<uint8_t>& app);
+// The factory layout the board images expect: sim::m4::FlashFactoryImages
+// (sim/m4/factory_image.hpp).
 
 class EmulatedBoard {
  public:

@@ -120,6 +120,27 @@ uint32_t M4Board::Register(int uc_reg) const {
   return value;
 }
 
+std::vector<std::string> M4Board::Violations() const {
+  std::vector<std::string> out;
+  for (const std::string& v : flash_if_->Violations())
+    out.push_back("FLASH: " + v);
+  for (const FlashIfEvent& e : flash_if_->events()) {
+    if (e.kind == FlashIfEvent::Kind::kError)
+      out.push_back("FLASH: " + e.note + " at pc " + Hex(e.pc));
+  }
+  for (const std::string& v : chip_->Violations())
+    out.push_back("W25Q128: " + v);
+  for (const std::string& v : spi5_->violations())
+    out.push_back("SPI5: " + v);
+  for (const Usart* usart : {usart1_.get(), usart3_.get()}) {
+    if (usart->dropped() != 0) {
+      out.push_back(usart->name() + ": " + std::to_string(usart->dropped()) +
+                    " received bytes lost (overrun: the previous byte was not read in time)");
+    }
+  }
+  return out;
+}
+
 uint32_t M4Board::ReadWord(uint32_t address) const {
   uint32_t value = 0;
   if (uc_ != nullptr) uc_mem_read(uc_, address, &value, sizeof(value));

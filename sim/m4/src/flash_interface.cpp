@@ -27,6 +27,9 @@ constexpr uint32_t kSrClearable = FlashInterface::kSrEop | FlashInterface::kSrOp
                                   FlashInterface::kSrWrperr | FlashInterface::kSrPgaerr |
                                   FlashInterface::kSrPgperr | FlashInterface::kSrPgserr |
                                   FlashInterface::kSrRderr;
+constexpr uint32_t kSrErrorFlags = FlashInterface::kSrOperr | FlashInterface::kSrWrperr |
+                                   FlashInterface::kSrPgaerr | FlashInterface::kSrPgperr |
+                                   FlashInterface::kSrPgserr | FlashInterface::kSrRderr;
 // OPTCR's option bits and control bits; bits 28-29 are reserved.
 constexpr uint32_t kOptcrWritable =
     UserOptionBytes::kOptionMask | FlashInterface::kOptcrLock | FlashInterface::kOptcrStrt;
@@ -137,6 +140,14 @@ void FlashInterface::StallUntilIdle(const char* what) {
 }
 
 void FlashInterface::BeginBusy(uint64_t us, uint32_t /*settle_flags*/) {
+  // RM0090 3.9.5: the error flags stay set until the firmware writes 1 to them; the
+  // programming and erase sequences of 3.5.3-3.5.4 do not make a set flag block the next
+  // operation, so the part starts it (as here). A driver that starts one while a flag from
+  // an earlier error is still set never cleared, or never checked, that error: recorded.
+  if ((sr_ & kSrErrorFlags) != 0) {
+    Violation("an operation started while FLASH_SR error flags " + Hex(sr_ & kSrErrorFlags) +
+              " from an earlier error were still set (never cleared by writing 1)");
+  }
   if (!end_observed_) {
     Violation(
         "an operation started before the firmware saw the previous one end (SR.BSY "
@@ -147,25 +158,44 @@ void FlashInterface::BeginBusy(uint64_t us, uint32_t /*settle_flags*/) {
   end_observed_ = false;
 }
 
-bool FlashInterface::Outcome(const Status& status, const std::string& what) {
-  switch (status.code()) {
+FlashAnswer AnswerFor(StatusCode code, FlashTarget target) {
+  switch (code) {
     case StatusCode::kOk:
-      return true;
+      return FlashAnswer::kDone;
+    case StatusCode::kPowerLost:
+      return FlashAnswer::kPowerLost;
     case StatusCode::kWriteProtected:
+      // nWRP covers main-flash sectors (and the option bytes refuse losing protection); the
+      // OTP has no write protection of its own.
+      return target == FlashTarget::kOtp ? FlashAnswer::kNotModelled : FlashAnswer::kWrperr;
+    case StatusCode::kFailedPrecondition:
+      // Only EmulatedOtp says it (a block whose lock byte is 0x00: RM0090 3.7, the block
+      // "cannot be programmed"): from another device it is not the OTP's lock.
+      return target == FlashTarget::kOtp ? FlashAnswer::kLockedOtpBlock : FlashAnswer::kNotModelled;
+    default:
+      return FlashAnswer::kNotModelled;
+  }
+}
+
+bool FlashInterface::Outcome(const Status& status, const std::string& what, FlashTarget target) {
+  switch (AnswerFor(status.code(), target)) {
+    case FlashAnswer::kDone:
+      return true;
+    case FlashAnswer::kWrperr:
       Error(kSrWrperr, what + ": sector write-protected (WRPERR)");
       return false;
-    case StatusCode::kPowerLost:
+    case FlashAnswer::kPowerLost:
       machine_.PowerLost();
       return false;
-    case StatusCode::kFailedPrecondition:
-      // The OTP model: a block whose lock byte is 0x00; the part ignores the program.
+    case FlashAnswer::kLockedOtpBlock:
       Record(FlashIfEvent::Kind::kError, what + ": locked OTP block, ignored");
       return false;
-    default:
-      Fail(what + ": the flash model refused it (" + status.name() +
-           "); the part's result is undefined");
-      return false;
+    case FlashAnswer::kNotModelled:
+      break;
   }
+  Fail(what + ": the flash model refused it (" + status.name() +
+       "); the part's result is undefined");
+  return false;
 }
 
 uint32_t FlashInterface::Read(uint32_t offset) {
@@ -306,7 +336,7 @@ void FlashInterface::StartErase() {
   }
   const Status status = flash_.internal.Erase(sector->offset, sector->size);
   on_change_(sector->offset, sector->size);  // a torn erase changed cells too
-  if (!Outcome(status, what)) return;
+  if (!Outcome(status, what, FlashTarget::kMainFlash)) return;
   FlashIfEvent e;
   e.kind = FlashIfEvent::Kind::kErase;
   e.cycle = machine_.cycles();
@@ -317,7 +347,7 @@ void FlashInterface::StartErase() {
   e.cr = cr_;
   events_.push_back(std::move(e));
   cr_ |= kCrStrt;
-  BeginBusy(kStm32f4InternalTiming.EraseCost(sector->size).typ_us, 0);
+  BeginBusy(EraseUs(kStm32f4InternalTiming, sector->size, timing_), 0);
 }
 
 void FlashInterface::MemoryWrite(uint32_t address, unsigned size, uint32_t value) {
@@ -343,8 +373,24 @@ void FlashInterface::MemoryWrite(uint32_t address, unsigned size, uint32_t value
          " is not modelled (the emulated flash programs 32-bit words)");
     return;
   }
+  // RM0090 3.5.3 (note to "Standard programming"): successive programs may change bits from
+  // 1 to 0 without an erase; writing a 1 needs an erase. The F42x sets no error flag for it
+  // (its SR has no PGERR/"not erased" bit, 3.9.5): the cell keeps its 0 and the word reads
+  // back different from what was stored. A driver that relies on it is wrong: recorded.
+  const uint8_t* old = otp ? &flash_.otp.cells().raw()[address - kOtpBase]
+                           : &flash_.internal.raw()[address - kFlashBase];
+  uint32_t old_word;
+  std::memcpy(&old_word, old, sizeof(old_word));
+  if ((old_word & value) != value) {
+    Violation(what + " over " + Hex(old_word) +
+              ": a 1 programmed over a 0 stays 0 (RM0090 3.5.3: only an erase sets bits; no "
+              "error flag)");
+  }
+  // The cells get the AND (the emulated flash itself, stricter for the host ports, refuses
+  // a 1 over a 0 instead: hand it what the part leaves).
+  const uint32_t cells = old_word & value;
   uint8_t bytes[4];
-  std::memcpy(bytes, &value, sizeof(bytes));  // little-endian host, as the M4
+  std::memcpy(bytes, &cells, sizeof(bytes));  // little-endian host, as the M4
   Status status;
   if (otp) {
     status = flash_.otp.Program(address - kOtpBase, ConstByteSpan(bytes, 4));
@@ -352,9 +398,9 @@ void FlashInterface::MemoryWrite(uint32_t address, unsigned size, uint32_t value
     status = flash_.internal.Program(address - kFlashBase, ConstByteSpan(bytes, 4));
   }
   if (!otp) on_change_(address - kFlashBase, 4);  // a torn program changed cells too
-  if (!Outcome(status, what)) return;
+  if (!Outcome(status, what, otp ? FlashTarget::kOtp : FlashTarget::kMainFlash)) return;
   Record(FlashIfEvent::Kind::kProgram, {}, address, size, value);
-  BeginBusy(kStm32f4InternalTiming.program_typ_us, 0);
+  BeginBusy(ProgramUs(kStm32f4InternalTiming, timing_), 0);
 }
 
 void FlashInterface::WriteOptcr(uint32_t value) {
@@ -373,9 +419,11 @@ void FlashInterface::WriteOptcr(uint32_t value) {
   if ((value & kOptcrStrt) == 0) return;
   const UserOptionBytes wanted = UserOptionBytes::FromWord(value);
   const Status status = flash_.option_bytes.Program(wanted);
-  if (!Outcome(status, "option-byte program of " + Hex(wanted.word()))) return;
+  if (!Outcome(status, "option-byte program of " + Hex(wanted.word()), FlashTarget::kOptionBytes)) {
+    return;
+  }
   Record(FlashIfEvent::Kind::kOptionProgram, {}, 0, 0, wanted.word());
-  BeginBusy(kStm32f4InternalTiming.EraseCost(16 * 1024).typ_us, 0);
+  BeginBusy(EraseUs(kStm32f4InternalTiming, 16 * 1024, timing_), 0);
 }
 
 }  // namespace ota::sim::m4

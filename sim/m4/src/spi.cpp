@@ -119,11 +119,14 @@ uint8_t Spi::ReceiveDr() {
 
 void Spi::ChipSelect(bool level) {
   Update();
-  if (shifting_ && level) {
+  const bool mid_byte = shifting_ && level;
+  if (mid_byte) {
     Violation("W25Q128 chip select raised while SPI5 was still shifting a byte");
   }
   if (level) {
-    chip_.Deselect();
+    // The byte being shifted never reached its eighth bit: the chip does not execute a
+    // program, erase or write enable ended that way (W25Q128JV datasheet 8.2.x).
+    chip_.Deselect(/*byte_complete=*/!mid_byte);
   } else {
     chip_.Select();
   }

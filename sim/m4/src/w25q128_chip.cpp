@@ -22,6 +22,24 @@ constexpr uint8_t kBlockErase64 = 0xD8;
 constexpr uint8_t kPowerDown = 0xB9;
 constexpr uint8_t kReleasePowerDown = 0xAB;
 
+// The commands the chip executes when chip select rises (datasheet 8.2.x): they change its
+// state, so they need the whole last byte latched first.
+bool ExecutesOnDeselect(uint8_t op) {
+  switch (op) {
+    case kWriteEnable:
+    case kWriteDisable:
+    case kPageProgram:
+    case kSectorErase:
+    case kBlockErase32:
+    case kBlockErase64:
+    case kPowerDown:
+    case kReleasePowerDown:
+      return true;
+    default:
+      return false;
+  }
+}
+
 bool IsStatusRead(uint8_t op) {
   return op == kReadStatus1 || op == kReadStatus2 || op == kReadStatus3;
 }
@@ -171,13 +189,20 @@ void W25q128Chip::Ignore(const std::string& why) {
   current_.note = why;
 }
 
-void W25q128Chip::Deselect() {
+void W25q128Chip::Deselect(bool byte_complete) {
   if (!selected_) return;
   selected_ = false;
   Update();
   current_.cycle = machine_.cycles();
   current_.pc = machine_.pc();
-  if (byte_index_ > 0) Execute();
+  if (!byte_complete && ExecutesOnDeselect(current_.opcode)) {
+    // Datasheet 8.2.5 (write enable), 8.2.13 (page program), 8.2.15-17 (erases), 8.2.19
+    // (power-down): "/CS must be driven high after the eighth bit of the last byte has been
+    // latched. If this is not done the ... instruction will not be executed."
+    Ignore("chip select raised in the middle of a byte (before its eighth bit): not executed");
+  } else if (byte_index_ > 0) {
+    Execute();
+  }
   commands_.push_back(current_);
 }
 
@@ -193,6 +218,7 @@ void W25q128Chip::Execute() {
   }
   const uint32_t address_bytes = AddressBytes(op);
   if (byte_index_ < 1 + address_bytes) {
+    // Datasheet 8.2.13, 8.2.15-17: the address is 24 bits; an incomplete one is not executed.
     Ignore("chip select raised before the whole address was sent: ignored");
     return;
   }
@@ -242,6 +268,22 @@ void W25q128Chip::Program() {
                     Hex(current_.address) +
                     " runs past the page end: the address wrapped to the page start";
   }
+  // Datasheet 8.2.13: page program writes previously erased (FFh) locations; programming
+  // only clears bits, so a 1 over a 0 leaves the 0, and the chip reports nothing (its status
+  // registers have no error bit). Recorded: a driver that relies on it is wrong.
+  // The cells get the AND (the emulated flash, stricter for the host ports, would refuse).
+  bool reported = false;
+  for (uint32_t i = 0; i < kPageSize; ++i) {
+    const uint8_t old = flash_.raw()[page_base + i];
+    if (!page_touched_[i] || (old & page_[i]) == page_[i]) continue;
+    if (!reported) {
+      if (!current_.note.empty()) current_.note += "; ";
+      current_.note += "byte " + Hex(page_base + i) + " programmed over " + Hex(old) +
+                       " (not erased): a 1 programmed over a 0 stays 0";
+      reported = true;
+    }
+    page_[i] &= old;
+  }
   // Program the touched runs of the page buffer, at most two (before and after a wrap).
   Status status;
   for (uint32_t i = 0; i < kPageSize && status.ok();) {
@@ -265,7 +307,7 @@ void W25q128Chip::Program() {
     return;
   }
   busy_ = true;
-  busy_until_ns_ = machine_.now_ns() + kW25q128Timing.program_typ_us * 1000;
+  busy_until_ns_ = machine_.now_ns() + ProgramUs(kW25q128Timing, timing_) * 1000;
 }
 
 void W25q128Chip::Erase(uint32_t size) {
@@ -281,7 +323,7 @@ void W25q128Chip::Erase(uint32_t size) {
     return;
   }
   busy_ = true;
-  busy_until_ns_ = machine_.now_ns() + kW25q128Timing.EraseCost(size).typ_us * 1000;
+  busy_until_ns_ = machine_.now_ns() + EraseUs(kW25q128Timing, size, timing_) * 1000;
 }
 
 }  // namespace ota::sim::m4

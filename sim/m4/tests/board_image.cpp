@@ -8,6 +8,7 @@
 #include <iterator>
 
 #include "ota/profile.hpp"
+#include "sim/m4/factory_image.hpp"
 
 namespace ota::sim::m4::testing {
 
@@ -31,12 +32,8 @@ uint32_t RunningSlotAddress() {
 
 void FlashFactoryImages(BoardFlash& flash, const std::vector<uint8_t>& loader,
                         const std::vector<uint8_t>& app) {
-  auto& raw = flash.internal.raw();
-  std::fill(raw.begin(), raw.end(), 0xFF);
-  std::copy(loader.begin(), loader.end(), raw.begin());
-  const Partition& slot = kStm32f429Fire.partition(PartitionId::kRunning);
-  std::copy(app.begin(), app.end(), raw.begin() + slot.offset);
-  std::fill(flash.external.raw().begin(), flash.external.raw().end(), 0xFF);
+  const Status status = m4::FlashFactoryImages(flash, loader, app);
+  EXPECT_TRUE(status.ok()) << "factory images: " << status.name();
 }
 
 uint32_t Le32(const std::vector<uint8_t>& bytes, size_t offset) {

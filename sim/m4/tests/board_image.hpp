@@ -16,7 +16,7 @@ namespace ota::sim::m4::testing {
 std::string FirmwareDir();
 // The whole file; empty (and a GoogleTest failure naming it) if it cannot be read.
 std::vector<uint8_t> LoadImage(const std::string& name);
-// Programs `loader` and `app` as a factory programmer would (not counted, not faulted).
+// sim::m4::FlashFactoryImages (the library's), failing the test if the images do not fit.
 void FlashFactoryImages(BoardFlash& flash, const std::vector<uint8_t>& loader,
                         const std::vector<uint8_t>& app);
 // The running slot's CPU address.

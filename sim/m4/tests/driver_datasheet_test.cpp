@@ -235,6 +235,12 @@ TEST_F(DriverDatasheet, W25q128_WriteEnableBeforeEveryProgramAndErase_PagesNotCr
       << ::testing::PrintToString(board_->spi5().violations());
 }
 
+// Every model's rules over the whole run (M4Board::Violations(): the flash interface's
+// violations and error flags, the W25Q128's, SPI5's, the USARTs' overruns).
+TEST_F(DriverDatasheet, Board_NoModelRecordsABrokenRule) {
+  EXPECT_TRUE(board_->Violations().empty()) << ::testing::PrintToString(board_->Violations());
+}
+
 // The reboot went through AIRCR.SYSRESETREQ (the model resets the core and peripherals, RAM
 // and the flash devices keep their contents), and the settings survived it.
 TEST_F(DriverDatasheet, Reboot_SystemResetThenSettingsReadBack) {

@@ -18,13 +18,8 @@ using testing::FlashFactoryImages;
 using testing::LoadImage;
 using testing::RunningSlotAddress;
 
-void ExpectNoViolations(M4Board& board) {
-  EXPECT_TRUE(board.flash_interface().Violations().empty())
-      << ::testing::PrintToString(board.flash_interface().Violations());
-  EXPECT_TRUE(board.w25q128().Violations().empty())
-      << ::testing::PrintToString(board.w25q128().Violations());
-  EXPECT_TRUE(board.spi5().violations().empty())
-      << ::testing::PrintToString(board.spi5().violations());
+void ExpectNoViolations(const M4Board& board) {
+  EXPECT_TRUE(board.Violations().empty()) << ::testing::PrintToString(board.Violations());
 }
 
 TEST(M4Board, ColdBoot_LoaderJumpsToAppv1_AppPrintsBanner) {
@@ -98,6 +93,7 @@ TEST(M4Board, BlankRunningSlot_LoaderHaltsFiveSecondsThenResets) {
   // Five one-second delays: the emulated clock ran on SysTick through the WFIs.
   EXPECT_GE(board.resets()[1].ns, 5'000'000'000ull);
   EXPECT_LT(board.resets()[1].ns, 7'000'000'000ull);
+  ExpectNoViolations(board);
   std::printf("m4-board: blank slot: halt then reset after emulated_ms=%.1f instructions=%llu\n",
               static_cast<double>(board.resets()[1].ns) / 1e6,
               static_cast<unsigned long long>(board.resets()[1].instructions));
@@ -157,6 +153,29 @@ TEST(M4Board, PeripheralWithItsClockOff_StopsTheRun) {
   EXPECT_NE(result.error.find("GPIOF read at 0x40021400 with its clock off (RCC_AHB1ENR bit 5)"),
             std::string::npos)
       << result.error;
+}
+
+// M4Board::Violations() is the one place that says whether the firmware broke a rule: it
+// gathers every model's records, each line named after its model.
+TEST(M4Board, Violations_GathersTheFlashInterfaceW25q128AndSpi5) {
+  BoardFlash flash(kStm32f429Fire);
+  M4Board board(flash);
+  board.PowerOn();
+  EXPECT_TRUE(board.Violations().empty());
+  board.flash_interface().Write(0x10, FlashInterface::kCrPg);      // FLASH_CR while locked
+  board.flash_interface().MemoryWrite(kFlashBase + 0x8000, 4, 0);  // no PG: PGSERR
+  board.w25q128().Select();
+  for (const uint8_t b : std::initializer_list<uint8_t>{0x20, 0x00, 0x10, 0x00})
+    board.w25q128().Transfer(b);
+  board.w25q128().Deselect();      // an erase without write enable
+  board.spi5().Write(0x0C, 0x05);  // DR with SPE clear
+  const std::vector<std::string> v = board.Violations();
+  ASSERT_EQ(v.size(), 4u) << ::testing::PrintToString(v);
+  EXPECT_EQ(v[0].rfind("FLASH: FLASH_CR written", 0), 0u) << v[0];
+  EXPECT_EQ(v[1].rfind("FLASH: ", 0), 0u) << v[1];
+  EXPECT_NE(v[1].find("PGSERR"), std::string::npos) << v[1];
+  EXPECT_EQ(v[2].rfind("W25Q128: 0x20: erase without write enable", 0), 0u) << v[2];
+  EXPECT_EQ(v[3].rfind("SPI5: SPI5 DR written with SPE clear", 0), 0u) << v[3];
 }
 
 }  // namespace

@@ -111,6 +111,21 @@ class M4Board final : private Machine {
   uint32_t ReadWord(uint32_t address) const;
   uint32_t vtor() const { return scs_->vtor(); }
 
+  // Every rule of the datasheets the firmware broke since the models were created, one line
+  // each, prefixed by the model: the flash interface's violations and error flags it set
+  // (a correct driver never makes the part refuse a store or a start), the W25Q128's ignored
+  // or wrapped commands, SPI5's (mid-byte /CS, overrun, pins, clock), the bytes USART1 and
+  // USART3 received while the firmware had not read the previous one (ORE: lost). Empty:
+  // the firmware followed every rule the models check (docs/m4-board.md, "What is modelled").
+  std::vector<std::string> Violations() const;
+
+  // The flash interface's and the W25Q128's operations take their datasheets' typical times
+  // (default) or their maximums (worst-case parts: the drivers' timeouts must cover them).
+  void set_flash_timing(FlashTimingCase timing) {
+    flash_if_->set_timing(timing);
+    chip_->set_timing(timing);
+  }
+
   FlashInterface& flash_interface() { return *flash_if_; }
   W25q128Chip& w25q128() { return *chip_; }
   Spi& spi5() { return *spi5_; }

@@ -10,8 +10,14 @@
 // - Program: CR.PG, then a store of the size PSIZE gives (x32 on this 3.3 V board). A store
 //   of another size is PGPERR, a misaligned one PGAERR, a store without PG (or with SER) or
 //   while locked PGSERR, into a write-protected sector WRPERR: nothing is programmed.
+// - The SR error flags (PGAERR, PGPERR, PGSERR, WRPERR; OPERR and RDERR are never set: no
+//   ERRIE interrupt, no PCROP read) stay set until the firmware writes 1 to them (RM0090
+//   3.9.5). A new operation still starts (RM0090's sequences do not block it), but starting
+//   one while a flag from an earlier error is set is recorded: the driver lost that error.
+// - A store that programs a 1 over a 0 leaves the 0 (RM0090 3.5.3), no error flag: recorded.
 // - Erase: CR.SER and SNB, then STRT.
-// - SR.BSY stays set for the time sim::kStm32f4InternalTiming gives the operation (typical),
+// - SR.BSY stays set for the time sim::kStm32f4InternalTiming gives the operation (typical,
+//   or the maximum with set_timing),
 //   counted in emulated time; EOP is set at the end if CR.EOPIE is. A store or a CR write
 //   while BSY is set stalls the core until the operation ends (RM0090 3.5.3).
 // - OPTCR: OPTKEYR's two keys unlock it, OPTSTRT programs the option bytes (BSY for a 16 KB
@@ -53,6 +59,19 @@ struct FlashIfEvent {
   std::string note;
 };
 const char* FlashIfEventName(FlashIfEvent::Kind kind);
+
+// What the flash interface programs or erases, and how the part answers each status of the
+// emulated devices there (FlashInterface::Answer): the mapping is exact per target, so a
+// status of one device never passes for another's rule.
+enum class FlashTarget { kMainFlash, kOtp, kOptionBytes };
+enum class FlashAnswer {
+  kDone,            // kOk
+  kWrperr,          // kWriteProtected: WRPERR set, nothing changed (main flash, option bytes)
+  kPowerLost,       // kPowerLost: the run ends
+  kLockedOtpBlock,  // kFailedPrecondition from the OTP only: its lock byte is 0x00, ignored
+  kNotModelled,     // anything else: the part's result is undefined, the run stops
+};
+FlashAnswer AnswerFor(StatusCode code, FlashTarget target);
 
 class FlashInterface final : public Peripheral {
  public:
@@ -107,6 +126,10 @@ class FlashInterface final : public Peripheral {
   void set_fast_busy_wait(bool on) { fast_busy_wait_ = on; }
   // Emulated time skipped that way.
   uint64_t waited_ns() const { return waited_ns_; }
+  // BSY for the typical time (default) or the maximum of each operation (DS9405's flash
+  // table: word program 100 us, 16/64/128 KB sector 0.5/1.1/2 s at x32): the drivers'
+  // timeouts must cover the maximum.
+  void set_timing(FlashTimingCase timing) { timing_ = timing; }
 
   const std::vector<FlashIfEvent>& events() const { return events_; }
   void ClearEvents() { events_.clear(); }
@@ -129,7 +152,7 @@ class FlashInterface final : public Peripheral {
   void StartErase();
   void WriteOptcr(uint32_t value);
   // The model's answer to an operation: true if it was carried out.
-  bool Outcome(const Status& status, const std::string& what);
+  bool Outcome(const Status& status, const std::string& what, FlashTarget target);
 
   BoardFlash& flash_;
   std::function<void(uint32_t, uint32_t)> on_change_;
@@ -146,6 +169,7 @@ class FlashInterface final : public Peripheral {
   bool end_observed_ = true;
   bool fast_busy_wait_ = false;
   uint64_t waited_ns_ = 0;
+  FlashTimingCase timing_ = FlashTimingCase::kTypical;
   std::vector<FlashIfEvent> events_;
 };
 

@@ -5,7 +5,9 @@
 
 #include <cstdint>
 #include <string>
+
 #include <utility>
+#include "sim/flash_timing.hpp"
 
 namespace ota::sim::m4 {
 
@@ -95,5 +97,16 @@ class Peripheral {
 
 // "0x40023c10".
 std::string Hex(uint32_t value);
+
+// How long the flash models keep BSY/BUSY: the datasheets' typical or maximum times
+// (sim/flash_timing.hpp: RM0090/DS9405 for the internal flash, the W25Q128JV's AC table).
+enum class FlashTimingCase { kTypical, kMaximum };
+inline uint64_t ProgramUs(const FlashTiming& t, FlashTimingCase c) {
+  return c == FlashTimingCase::kMaximum ? t.program_max_us : t.program_typ_us;
+}
+inline uint64_t EraseUs(const FlashTiming& t, uint32_t size, FlashTimingCase c) {
+  const EraseTiming e = t.EraseCost(size);
+  return c == FlashTimingCase::kMaximum ? e.max_us : e.typ_us;
+}
 
 }  // namespace ota::sim::m4

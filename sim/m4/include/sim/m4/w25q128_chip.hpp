@@ -8,9 +8,14 @@
 // 9F JEDEC ID (EF 40 18), 03 read and 0B fast read (continuous, wrapping at the end of the
 // array), 02 page program (256-byte page buffer: an address past the page's end wraps to its
 // start, datasheet 8.2.13), 20 4 KB sector erase, 52 32 KB and D8 64 KB block erases, B9
-// power-down and AB release. BUSY lasts the typical time of sim::kW25q128Timing.
-// As the part, a program or erase without WEL set, and any command but a status read while
-// BUSY, are ignored; each is recorded as a violation. Any other opcode stops the run.
+// power-down and AB release. BUSY lasts the typical (or, with set_timing, the maximum) time of
+// sim::kW25q128Timing.
+// As the part, a program or erase without WEL set, any command but a status read while BUSY,
+// and a command that changes the chip's state (06, 04, 02, 20, 52, D8, B9, AB) whose chip
+// select rises before the address is complete or in the middle of a byte (datasheet 8.2.x:
+// "/CS must be driven high after the eighth bit of the last byte has been latched. If this
+// is not done the ... instruction will not be executed") are ignored; each is recorded as a
+// violation. Any other opcode stops the run.
 #pragma once
 
 #include <cstdint>
@@ -46,7 +51,9 @@ class W25q128Chip {
   // Power-on state: not busy, WEL clear, not powered down. The array keeps its contents.
   void Reset();
   void Select();
-  void Deselect();
+  // Chip select high. `byte_complete` false: it rose while a byte was still being clocked
+  // in (SPI5 still shifting), so the last byte was never latched.
+  void Deselect(bool byte_complete = true);
   bool selected() const { return selected_; }
   // One byte each way while selected.
   uint8_t Transfer(uint8_t in);
@@ -57,6 +64,9 @@ class W25q128Chip {
   // finds it done. Same emulated time, same commands but fewer polls: the power-cut sweep's.
   void set_fast_busy_wait(bool on) { fast_busy_wait_ = on; }
   uint64_t waited_ns() const { return waited_ns_; }
+  // BUSY for the typical time (default) or the datasheet's maximum (tPP 3 ms, tSE 400 ms,
+  // tBE1 1.6 s, tBE2 2 s): the driver's timeouts must cover the maximum.
+  void set_timing(FlashTimingCase timing) { timing_ = timing; }
   // Every command, in order (status reads included: the tests count the polls).
   const std::vector<W25qCommand>& commands() const { return commands_; }
   void ClearCommands() { commands_.clear(); }
@@ -80,6 +90,7 @@ class W25q128Chip {
   uint64_t busy_until_ns_ = 0;
   bool fast_busy_wait_ = false;
   uint64_t waited_ns_ = 0;
+  FlashTimingCase timing_ = FlashTimingCase::kTypical;
   // The command being clocked in.
   W25qCommand current_;
   uint32_t byte_index_ = 0;
