@@ -6,7 +6,7 @@ Usage: embed-console.py --dir DIST --out console_assets_data.cpp
 
 Each file becomes its bytes, its gzip form (level 9, no timestamp: the output is the same
 for the same input), its content type and a strong ETag (the SHA-256 of the bytes). The table
-is `ota::server::kConsoleAssets` (server/src/console_assets.hpp). The output file is only
+is `ota::server::kConsoleAssets` (server/src/api/console_assets.hpp). The output file is only
 rewritten when its text changes, so an unchanged console does not rebuild the server.
 """
 
