@@ -20,7 +20,7 @@
 #include "ota/server/audit_log.hpp"
 #include "ota/server/log.hpp"
 #include "ota/server/service.hpp"
-#include "temp_dir.hpp"
+#include "platform_stack.hpp"
 #include "test_packages.hpp"
 
 namespace ota::server {
@@ -57,33 +57,25 @@ std::string ReadBytes(const std::filesystem::path& path) {
 class AccountsApi : public ::testing::Test {
  protected:
   void SetUp() override {
-    platform_ = std::make_unique<Platform>(dir_.path());
-    std::ifstream(dir_ / "admin.token") >> token_;
-    platform_->accounts().set_clock([this] { return now_.load(); });
+    token_ = stack_.admin_token();
+    stack_.platform().accounts().set_clock([this] { return now_.load(); });
     {
-      std::lock_guard<std::mutex> guard(platform_->lock());
-      Accounts& a = platform_->accounts();
+      std::lock_guard<std::mutex> guard(stack_.platform().lock());
+      Accounts& a = stack_.platform().accounts();
       a.CreateUser("root", "admin", kAdminPassword);
       a.CreateUser("op", "operator", kOperatorPassword);
       a.CreateUser("eve.viewer@example", "viewer", kViewerPassword);
     }
-    ServiceOptions o;
-    o.http_port = 0;
-    o.download_port = 0;
-    o.mqtt_enabled = false;
-    service_ = std::make_unique<Service>(*platform_, o);
-    std::string error;
-    ASSERT_TRUE(service_->Start(&error)) << error;
+    ASSERT_TRUE(stack_.Start(testing::NoBroker(1000)));
   }
-  void TearDown() override { service_.reset(); }
 
-  std::string Host() const { return "127.0.0.1:" + std::to_string(service_->http_port()); }
+  std::string Host() const { return "127.0.0.1:" + std::to_string(stack_.service().http_port()); }
 
   // `headers` as given; a body (JSON) for POST, PATCH and DELETE when not null.
   Answer Send(const std::string& method, const std::string& path, const json& body,
               const httplib::Headers& headers) {
-    httplib::SSLClient c("127.0.0.1", service_->http_port());
-    c.set_ca_cert_path(platform_->tls().ca_cert.c_str());
+    httplib::SSLClient c("127.0.0.1", stack_.service().http_port());
+    c.set_ca_cert_path(stack_.platform().tls().ca_cert.c_str());
     c.enable_server_certificate_verification(true);
     const std::string text = body.is_null() ? "" : body.dump();
     httplib::Result r = method == "GET"      ? c.Get(path, headers)
@@ -121,8 +113,8 @@ class AccountsApi : public ::testing::Test {
     return Send(method, path, body, {{"Authorization", "Bearer " + token_}});
   }
   std::string Metrics() {
-    httplib::SSLClient c("127.0.0.1", service_->http_port());
-    c.set_ca_cert_path(platform_->tls().ca_cert.c_str());
+    httplib::SSLClient c("127.0.0.1", stack_.service().http_port());
+    c.set_ca_cert_path(stack_.platform().tls().ca_cert.c_str());
     c.set_bearer_token_auth(token_);
     auto r = c.Get("/metrics");
     return r ? r->body : "";
@@ -130,9 +122,9 @@ class AccountsApi : public ::testing::Test {
   std::string PublicPem() { return host::PublicKeyPem(key_.pkey()); }
   // Every column of every audit row, as text.
   std::string AuditText() {
-    std::lock_guard<std::mutex> guard(platform_->lock());
+    std::lock_guard<std::mutex> guard(stack_.platform().lock());
     std::string out;
-    Statement st = platform_->db().Prepare(
+    Statement st = stack_.platform().db().Prepare(
         "SELECT actor, method, route, object_ids, summary, remote_addr, status FROM audit_log");
     while (st.Step()) {
       for (int i = 0; i < 7; ++i)
@@ -146,11 +138,9 @@ class AccountsApi : public ::testing::Test {
     return a.body["items"][0];
   }
 
-  testing::TempDir dir_{"ota-accounts"};
-  testing::TestKey key_;
   std::atomic<int64_t> now_{kStart};
-  std::unique_ptr<Platform> platform_;
-  std::unique_ptr<Service> service_;
+  testing::PlatformStack stack_{"ota-accounts"};
+  testing::TestKey key_;
   std::string token_;
 };
 
@@ -193,9 +183,9 @@ TEST_F(AccountsApi, SignIn_RightPassword_StrictSessionCookieAndSessionBody) {
 
 TEST_F(AccountsApi, SignIn_WrongPasswordUnknownUserDisabled_SameRefusalAndSimilarTime) {
   {
-    std::lock_guard<std::mutex> guard(platform_->lock());
-    platform_->accounts().CreateUser("gone", "operator", "disabled-password-1");
-    platform_->accounts().UpdateUser("gone", std::nullopt, true);
+    std::lock_guard<std::mutex> guard(stack_.platform().lock());
+    stack_.platform().accounts().CreateUser("gone", "operator", "disabled-password-1");
+    stack_.platform().accounts().UpdateUser("gone", std::nullopt, true);
   }
   Answer wrong = SignIn("root", "not-the-password");
   Answer unknown = SignIn("nobody", "not-the-password");
@@ -211,8 +201,8 @@ TEST_F(AccountsApi, SignIn_WrongPasswordUnknownUserDisabled_SameRefusalAndSimila
   // An unknown user is verified against a dummy hash: Argon2id's time, not a lookup's. One
   // kept-alive connection (no TLS handshake in the times), the fastest of three each; a
   // request refused before any password check (400) is the baseline.
-  httplib::SSLClient c("127.0.0.1", service_->http_port());
-  c.set_ca_cert_path(platform_->tls().ca_cert.c_str());
+  httplib::SSLClient c("127.0.0.1", stack_.service().http_port());
+  c.set_ca_cert_path(stack_.platform().tls().ca_cert.c_str());
   c.enable_server_certificate_verification(true);
   c.set_keep_alive(true);
   c.set_tcp_nodelay(true);  // no delayed-ACK stall between header and body
@@ -238,18 +228,19 @@ TEST_F(AccountsApi, SignIn_WrongPasswordUnknownUserDisabled_SameRefusalAndSimila
 
 TEST_F(AccountsApi, Storage_Argon2idHashAndSessionHashOnly) {
   const Browser b = Login("root", kAdminPassword);
-  std::lock_guard<std::mutex> guard(platform_->lock());
-  Statement st = platform_->db().Prepare("SELECT password_hash FROM users WHERE username = 'root'");
+  std::lock_guard<std::mutex> guard(stack_.platform().lock());
+  Statement st =
+      stack_.platform().db().Prepare("SELECT password_hash FROM users WHERE username = 'root'");
   ASSERT_TRUE(st.Step());
   const std::string hash = st.Text(0);
   EXPECT_EQ(hash.rfind("$argon2id$", 0), 0u) << hash;
   EXPECT_EQ(hash.find(kAdminPassword), std::string::npos);
-  Statement ss = platform_->db().Prepare("SELECT session_sha256 FROM user_sessions");
+  Statement ss = stack_.platform().db().Prepare("SELECT session_sha256 FROM user_sessions");
   ASSERT_TRUE(ss.Step());
   EXPECT_EQ(ss.Text(0).size(), 64u);
   EXPECT_NE(ss.Text(0), b.cookie);
-  const std::string bytes = ReadBytes(platform_->database_path()) +
-                            ReadBytes(platform_->database_path().string() + "-wal");
+  const std::string bytes = ReadBytes(stack_.platform().database_path()) +
+                            ReadBytes(stack_.platform().database_path().string() + "-wal");
   EXPECT_EQ(bytes.find(kAdminPassword), std::string::npos);
   EXPECT_EQ(bytes.find(b.cookie), std::string::npos);
   EXPECT_EQ(bytes.find(b.csrf), std::string::npos);
@@ -262,15 +253,16 @@ TEST_F(AccountsApi, SignIn_OldHashParameters_RehashedOnSuccess) {
             0);
   ASSERT_TRUE(Accounts::NeedsRehash(weak));
   {
-    std::lock_guard<std::mutex> guard(platform_->lock());
-    platform_->db()
+    std::lock_guard<std::mutex> guard(stack_.platform().lock());
+    stack_.platform()
+        .db()
         .Prepare("UPDATE users SET password_hash = ? WHERE username = 'eve.viewer@example'")
         .Bind(1, std::string(weak))
         .Run();
   }
   Login("eve.viewer@example", kViewerPassword);
-  std::lock_guard<std::mutex> guard(platform_->lock());
-  const std::string now = platform_->accounts().GetUser("eve.viewer@example").password_hash;
+  std::lock_guard<std::mutex> guard(stack_.platform().lock());
+  const std::string now = stack_.platform().accounts().GetUser("eve.viewer@example").password_hash;
   EXPECT_NE(now, weak);
   EXPECT_FALSE(Accounts::NeedsRehash(now));
   EXPECT_TRUE(Accounts::VerifyPassword(now, kViewerPassword));
@@ -357,8 +349,8 @@ TEST_F(AccountsApi, SignOut_EndsTheSessionAndClearsTheCookie) {
             "ota_session=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0");
   EXPECT_EQ(As(b, "GET", "/api/v1/session").status, 401);
   EXPECT_EQ(As(b, "GET", "/api/v1/products").status, 401);
-  std::lock_guard<std::mutex> guard(platform_->lock());
-  Statement st = platform_->db().Prepare("SELECT COUNT(*) FROM user_sessions");
+  std::lock_guard<std::mutex> guard(stack_.platform().lock());
+  Statement st = stack_.platform().db().Prepare("SELECT COUNT(*) FROM user_sessions");
   ASSERT_TRUE(st.Step());
   EXPECT_EQ(st.Int(0), 0);
 }
@@ -374,8 +366,8 @@ TEST_F(AccountsApi, Expiry_IdleAfter8hAbsoluteAfter24h_DeletedOnLookup) {
   now_ += 8 * 3600 + 1;
   EXPECT_EQ(As(b, "GET", "/api/v1/products").status, 401) << "idle 8 h";
   {
-    std::lock_guard<std::mutex> guard(platform_->lock());
-    Statement st = platform_->db().Prepare("SELECT COUNT(*) FROM user_sessions");
+    std::lock_guard<std::mutex> guard(stack_.platform().lock());
+    Statement st = stack_.platform().db().Prepare("SELECT COUNT(*) FROM user_sessions");
     ASSERT_TRUE(st.Step());
     EXPECT_EQ(st.Int(0), 0) << "deleted when found expired";
   }
@@ -396,8 +388,8 @@ TEST_F(AccountsApi, Expiry_IdleAfter8hAbsoluteAfter24h_DeletedOnLookup) {
   Login("root", kAdminPassword);
   now_ += 9 * 3600;
   Login("op", kOperatorPassword);
-  std::lock_guard<std::mutex> guard(platform_->lock());
-  Statement st = platform_->db().Prepare("SELECT COUNT(*) FROM user_sessions");
+  std::lock_guard<std::mutex> guard(stack_.platform().lock());
+  Statement st = stack_.platform().db().Prepare("SELECT COUNT(*) FROM user_sessions");
   ASSERT_TRUE(st.Step());
   EXPECT_EQ(st.Int(0), 1) << "only the new one";
 }
@@ -551,7 +543,7 @@ TEST_F(AccountsApi, LastAdmin_CannotBeDeletedDemotedOrDisabled) {
 }
 
 TEST_F(AccountsApi, Audit_ActorIsUserAndNoSecretInAuditOrLogs) {
-  const std::filesystem::path log_path = dir_ / "server.log";
+  const std::filesystem::path log_path = stack_.dir() / "server.log";
   std::FILE* log = std::fopen(log_path.c_str(), "w");
   ASSERT_NE(log, nullptr);
   SetLogStream(log);
@@ -628,15 +620,15 @@ TEST_F(AccountsApi, SignIn_NotJsonContentType_415NoSession) {
   const std::string body = json({{"username", "root"}, {"password", kAdminPassword}}).dump();
   for (const char* type :
        {"text/plain", "application/x-www-form-urlencoded", "text/plain; charset=utf-8"}) {
-    httplib::SSLClient c("127.0.0.1", service_->http_port());
-    c.set_ca_cert_path(platform_->tls().ca_cert.c_str());
+    httplib::SSLClient c("127.0.0.1", stack_.service().http_port());
+    c.set_ca_cert_path(stack_.platform().tls().ca_cert.c_str());
     auto r = c.Post("/api/v1/session", body, type);
     ASSERT_TRUE(r) << type;
     EXPECT_EQ(r->status, 415) << type << " " << r->body;
     EXPECT_EQ(r->get_header_value("Set-Cookie"), "") << type;
   }
-  httplib::SSLClient c("127.0.0.1", service_->http_port());
-  c.set_ca_cert_path(platform_->tls().ca_cert.c_str());
+  httplib::SSLClient c("127.0.0.1", stack_.service().http_port());
+  c.set_ca_cert_path(stack_.platform().tls().ca_cert.c_str());
   auto r = c.Post("/api/v1/session", body, "application/json; charset=utf-8");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200) << r->body;
@@ -651,9 +643,10 @@ TEST_F(AccountsApi, Users_NameTakenWhateverItsCase_409) {
     EXPECT_EQ(a.status, 409) << name << " " << a.body;
   }
   {
-    std::lock_guard<std::mutex> guard(platform_->lock());
-    EXPECT_THROW(platform_->accounts().CreateUser("rOOt", "admin", "another-password-1"), ApiError);
-    EXPECT_EQ(platform_->accounts().ListUsers().size(), 3u);
+    std::lock_guard<std::mutex> guard(stack_.platform().lock());
+    EXPECT_THROW(stack_.platform().accounts().CreateUser("rOOt", "admin", "another-password-1"),
+                 ApiError);
+    EXPECT_EQ(stack_.platform().accounts().ListUsers().size(), 3u);
   }
   // Signing in takes the name as it was made.
   EXPECT_EQ(SignIn("Root", kAdminPassword).status, 401);
@@ -670,16 +663,16 @@ TEST_F(AccountsApi, SignIn_PasswordChangedDuringVerification_Refused) {
             0);
   int64_t op_id = 0;
   {
-    std::lock_guard<std::mutex> guard(platform_->lock());
-    op_id = platform_->accounts().GetUser("op").user_id;
-    platform_->accounts().Rehash(op_id, slow);
+    std::lock_guard<std::mutex> guard(stack_.platform().lock());
+    op_id = stack_.platform().accounts().GetUser("op").user_id;
+    stack_.platform().accounts().Rehash(op_id, slow);
   }
   // The accounts' clock is read first in BeginSignIn, under the lock, just before the user row.
   std::atomic<bool> armed{true};
   std::mutex m;
   std::condition_variable cv;
   bool begun = false;
-  platform_->accounts().set_clock([&] {
+  stack_.platform().accounts().set_clock([&] {
     if (armed.exchange(false)) {
       std::lock_guard<std::mutex> lock(m);
       begun = true;
@@ -694,14 +687,15 @@ TEST_F(AccountsApi, SignIn_PasswordChangedDuringVerification_Refused) {
     ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return begun; }));
   }
   {
-    std::lock_guard<std::mutex> guard(platform_->lock());  // once the user row is read
-    platform_->accounts().SetPasswordHash(op_id, Accounts::HashPassword("the-reset-password"));
+    std::lock_guard<std::mutex> guard(stack_.platform().lock());  // once the user row is read
+    stack_.platform().accounts().SetPasswordHash(op_id,
+                                                 Accounts::HashPassword("the-reset-password"));
   }
   signing_in.join();
   EXPECT_EQ(answer.status, 401) << answer.body;
   EXPECT_EQ(answer.Header("Set-Cookie"), "");
-  std::lock_guard<std::mutex> guard(platform_->lock());
-  Statement st = platform_->db().Prepare("SELECT COUNT(*) FROM user_sessions");
+  std::lock_guard<std::mutex> guard(stack_.platform().lock());
+  Statement st = stack_.platform().db().Prepare("SELECT COUNT(*) FROM user_sessions");
   ASSERT_TRUE(st.Step());
   EXPECT_EQ(st.Int(0), 0);
 }

@@ -12,14 +12,12 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "mosquitto_process.hpp"
-#include "mqtt_test_client.hpp"
 #include "ota/broker/device_auth.hpp"
 #include "ota/host/keys.hpp"
 #include "ota/server/hex.hpp"
 #include "ota/server/schema.hpp"
 #include "ota/server/service.hpp"
-#include "temp_dir.hpp"
+#include "platform_stack.hpp"
 #include "test_images.hpp"
 #include "test_packages.hpp"
 
@@ -39,80 +37,33 @@ std::string ReadBytes(const std::filesystem::path& path) {
 class ApiAdmin : public ::testing::Test {
  protected:
   void SetUp() override {
-    platform_ = std::make_unique<Platform>(dir_.path());
-    Registry& reg = platform_->registry();
-    reg.CreateProduct("fire", "FIRE", "embedfire", "MQTT", {{"services", json::array()}});
-    key_id_ = reg.AddProductKey("fire", host::PublicKeyPem(key_.pkey()), false).key_id;
-    reg.CreateDevice("fire", "n1", "", kSecret);
-    const uint32_t load =
-        kStm32f429Fire.internal_base + kStm32f429Fire.partition(PartitionId::kRunning).offset;
+    key_id_ = stack_.AddFireProduct(key_.pkey(), {{"services", json::array()}});
+    stack_.registry().CreateDevice("fire", "n1", "", kSecret);
     host::PackageSpec spec;
     spec.version = "FOTAV2";
-    spec.image = testing::MakeTestImage("FOTAV2", 20000, load, 2);
-    package_ = platform_->packages().Upload("fire", testing::MakePackage(spec, &key_), "v2.bin");
-
-    std::ofstream(dir_ / "platform.pw") << "platform-secret\n";
-    broker_ = std::make_unique<testing::MosquittoProcess>(
-        dir_.path(), std::vector<std::string>{
-                         std::string("plugin ") + OTA_AUTH_PLUGIN,
-                         "plugin_opt_registry " + platform_->database_path().string(),
-                         "plugin_opt_secret_key " + platform_->secret_key_path().string(),
-                         "plugin_opt_platform_password_file " + (dir_ / "platform.pw").string()});
-    ASSERT_TRUE(broker_->running());
-    ServiceOptions o;
-    o.http_port = 0;
-    o.download_port = 0;
-    o.mqtt.port = broker_->port();
-    o.mqtt.password = "platform-secret";
-    o.tick_ms = 100;
-    service_ = std::make_unique<Service>(*platform_, o);
-    std::string error;
-    ASSERT_TRUE(service_->Start(&error)) << error;
-    std::ifstream(dir_ / "admin.token") >> admin_;
-  }
-  void TearDown() override {
-    service_.reset();
-    if (HasFailure() && broker_) std::fprintf(stderr, "broker log:\n%s\n", broker_->Log().c_str());
-    broker_.reset();
+    spec.image = testing::MakeTestImage("FOTAV2", 20000, testing::FireAppAddress(), 2);
+    package_ =
+        stack_.platform().packages().Upload("fire", testing::MakePackage(spec, &key_), "v2.bin");
+    ASSERT_TRUE(stack_.Start());
+    admin_ = stack_.admin_token();
   }
 
   std::unique_ptr<httplib::SSLClient> Client(const std::string& token, bool downloads = false) {
-    auto c = std::make_unique<httplib::SSLClient>(
-        "127.0.0.1", downloads ? service_->download_port() : service_->http_port());
-    c->set_ca_cert_path(platform_->tls().ca_cert.c_str());
-    c->enable_server_certificate_verification(true);
-    if (!token.empty()) c->set_bearer_token_auth(token.c_str());
-    return c;
+    return stack_.Client(token, downloads);
   }
   // With the admin token, or `token`: {status, body as JSON or null}.
   std::pair<int, json> Call(const std::string& method, const std::string& path,
                             const json& body = nullptr, const std::string& token = "") {
-    auto c = Client(token.empty() ? admin_ : token);
-    const std::string text = body.is_null() ? "" : body.dump();
-    httplib::Result r = method == "GET"      ? c->Get(path.c_str())
-                        : method == "DELETE" ? c->Delete(path.c_str())
-                        : method == "PATCH"  ? c->Patch(path.c_str(), text, "application/json")
-                                             : c->Post(path.c_str(), text, "application/json");
-    if (!r) return {-1, nullptr};
-    return {r->status, json::parse(r->body, nullptr, false)};
+    testing::ApiAnswer a = stack_.Call(method, path, body, token);
+    return {a.status, std::move(a.body)};
   }
 
-  // Whether the broker takes a login as `device` with `secret` (IoTDA's password form).
   bool CanLogin(const std::string& device, const std::string& secret) {
-    testing::MqttTestClient c(device + "_0_0_" + testing::UtcHour());
-    return c.Connect(broker_->port(), device, broker::IotdaPassword(secret, testing::UtcHour())) ==
-           0;
+    return stack_.CanLogin(device, secret);
   }
-
-  // A device session that stays open (null if the broker refused it).
   std::unique_ptr<testing::MqttTestClient> Session(const std::string& device,
                                                    const std::string& secret) {
-    auto c = std::make_unique<testing::MqttTestClient>(device + "_0_0_" + testing::UtcHour());
-    if (c->Connect(broker_->port(), device, broker::IotdaPassword(secret, testing::UtcHour())) !=
-        0) {
-      return nullptr;
-    }
-    return c;
+    return stack_.Session(device, secret);
   }
   // Whether `c` is still connected: a QoS 1 round trip on its own tree.
   static bool StillConnected(testing::MqttTestClient& c, const std::string& device) {
@@ -152,13 +103,10 @@ class ApiAdmin : public ::testing::Test {
     return body.value("task_id", int64_t{0});
   }
 
-  testing::TempDir dir_{"ota-server-admin"};
+  testing::PlatformStack stack_{"ota-server-admin"};
   testing::TestKey key_;
   std::string key_id_;
   PackageRecord package_;
-  std::unique_ptr<Platform> platform_;
-  std::unique_ptr<testing::MosquittoProcess> broker_;
-  std::unique_ptr<Service> service_;
   std::string admin_;
 };
 
@@ -203,7 +151,7 @@ TEST_F(ApiAdmin, DeleteGateway_RefusedWhileItHasSubDevices) {
 
 TEST_F(ApiAdmin, DeletePackage_RefusedInAnOpenTask_ThenRowAndFileGo) {
   const std::string path = "/api/v1/packages/" + std::to_string(package_.package_id);
-  const std::filesystem::path blob = platform_->packages().BlobPath(package_);
+  const std::filesystem::path blob = stack_.platform().packages().BlobPath(package_);
   ASSERT_TRUE(std::filesystem::exists(blob));
   const int64_t task = CreateTask({{"package_id", package_.package_id}});
   EXPECT_EQ(Call("DELETE", path).first, 409);
@@ -250,7 +198,7 @@ TEST_F(ApiAdmin, DeletePackage_RefusedWhileATaskTargetsItsVersion_AllowedOnceCan
   EXPECT_NE(body.value("error", "").find("open task " + std::to_string(task)), std::string::npos)
       << body;
   EXPECT_EQ(Call("GET", path).first, 200);
-  EXPECT_TRUE(std::filesystem::exists(platform_->packages().BlobPath(package_)));
+  EXPECT_TRUE(std::filesystem::exists(stack_.platform().packages().BlobPath(package_)));
   EXPECT_EQ(Call("DELETE", "/api/v1/packages/" + std::to_string(v3_id)).first, 200);
 
   ASSERT_EQ(Call("POST", task_path + "/cancel").first, 200);
@@ -300,8 +248,8 @@ TEST_F(ApiAdmin, RotateSecret_BrokerTakesOnlyTheNewOne) {
   EXPECT_FALSE(CanLogin(kDevice, fresh));
   EXPECT_TRUE(CanLogin(kDevice, "chosen-secret-2"));
   // Sealed in the broker's table, never in clear.
-  const std::string bytes = ReadBytes(platform_->database_path()) +
-                            ReadBytes(platform_->database_path().string() + "-wal");
+  const std::string bytes = ReadBytes(stack_.platform().database_path()) +
+                            ReadBytes(stack_.platform().database_path().string() + "-wal");
   EXPECT_EQ(bytes.find("chosen-secret-2"), std::string::npos);
 
   EXPECT_EQ(Call("POST", "/api/v1/devices/fire_n1/secret", {{"secret", "short"}}).first, 400);
@@ -415,8 +363,8 @@ TEST_F(ApiAdmin, Tokens_NeverStoredInClear) {
   const std::string t = Token("admin");
   ASSERT_FALSE(t.empty());
   EXPECT_EQ(Call("GET", "/api/v1/tokens", nullptr, t).first, 200);
-  const std::string bytes = ReadBytes(platform_->database_path()) +
-                            ReadBytes(platform_->database_path().string() + "-wal");
+  const std::string bytes = ReadBytes(stack_.platform().database_path()) +
+                            ReadBytes(stack_.platform().database_path().string() + "-wal");
   ASSERT_GT(bytes.size(), 0u);
   EXPECT_EQ(bytes.find(t), std::string::npos);
   EXPECT_EQ(bytes.find(t.substr(4)), std::string::npos);  // nor its random part
@@ -501,32 +449,24 @@ TEST_F(ApiAdmin, RotateSecret_ConnectedSessionClosedAtOnce_OnlyTheNewSecretLogsI
 TEST_F(ApiAdmin, DeleteDevice_PlatformAwayFromTheBroker_DisconnectWaitsInTheOutbox) {
   auto session = Session(kDevice, kSecret);
   ASSERT_TRUE(session);
-  service_.reset();
+  stack_.StopService();
   {
-    std::lock_guard<std::mutex> guard(platform_->lock());
-    platform_->registry().DeleteDevice(kDevice);
+    std::lock_guard<std::mutex> guard(stack_.platform().lock());
+    stack_.platform().registry().DeleteDevice(kDevice);
   }
-  EXPECT_EQ(platform_->outbox().Size(), 1);
+  EXPECT_EQ(stack_.platform().outbox().Size(), 1);
   EXPECT_FALSE(session->WaitDisconnected(std::chrono::milliseconds(1000)));
   EXPECT_TRUE(StillConnected(*session, kDevice));
 
-  ServiceOptions o;
-  o.http_port = 0;
-  o.download_port = 0;
-  o.mqtt.port = broker_->port();
-  o.mqtt.password = "platform-secret";
-  o.tick_ms = 100;
-  service_ = std::make_unique<Service>(*platform_, o);
-  std::string error;
-  ASSERT_TRUE(service_->Start(&error)) << error;
+  ASSERT_TRUE(stack_.StartService(stack_.service_options()));
   EXPECT_TRUE(session->WaitDisconnected(kKickWithin));
   // Acknowledged by the broker, so removed.
   const auto deadline = std::chrono::steady_clock::now() + kKickWithin;
   int64_t left = 1;
   while (left != 0 && std::chrono::steady_clock::now() < deadline) {
     {
-      std::lock_guard<std::mutex> guard(platform_->lock());
-      left = platform_->outbox().Size();
+      std::lock_guard<std::mutex> guard(stack_.platform().lock());
+      left = stack_.platform().outbox().Size();
     }
     if (left != 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
@@ -587,12 +527,13 @@ std::string LegacyToken(const std::filesystem::path& key_file, const std::string
 // Tokens issued before generations stay good for the devices made before them (generation 0),
 // and for nothing else.
 TEST_F(ApiAdmin, DownloadToken_IssuedBeforeGenerations_OnlyForAGenerationZeroDevice) {
-  const std::string legacy =
-      LegacyToken(dir_ / "download.key", kDevice, package_.package_id, std::time(nullptr) + 600);
+  const std::string legacy = LegacyToken(stack_.dir() / "download.key", kDevice,
+                                         package_.package_id, std::time(nullptr) + 600);
   EXPECT_EQ(Download(legacy).first, 403);  // fire_n1 was made with a generation
   {
-    std::lock_guard<std::mutex> guard(platform_->lock());
-    platform_->db()
+    std::lock_guard<std::mutex> guard(stack_.platform().lock());
+    stack_.platform()
+        .db()
         .Prepare("UPDATE devices SET generation = 0 WHERE device_id = ?")
         .Bind(1, kDevice)
         .Run();

@@ -10,7 +10,6 @@
 #include <sstream>
 #include <thread>
 
-#include "mosquitto_process.hpp"
 #include "mqtt_test_client.hpp"
 #include "ota/broker/device_auth.hpp"
 #include "ota/host/image_builder.hpp"
@@ -18,7 +17,7 @@
 #include "ota/server/audit_log.hpp"
 #include "ota/server/log.hpp"
 #include "ota/server/service.hpp"
-#include "temp_dir.hpp"
+#include "platform_stack.hpp"
 #include "test_images.hpp"
 #include "test_packages.hpp"
 
@@ -48,23 +47,12 @@ std::string AllAuditText(Database& db) {
 class AuditTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    platform_ = std::make_unique<Platform>(dir_.path());
-    std::ifstream(dir_ / "admin.token") >> token_;
-    ServiceOptions o;
-    o.http_port = 0;
-    o.mqtt_enabled = false;
-    service_ = std::make_unique<Service>(*platform_, o);
-    std::string error;
-    ASSERT_TRUE(service_->Start(&error)) << error;
+    ASSERT_TRUE(stack_.Start(testing::NoBroker(1000)));
+    token_ = stack_.admin_token();
   }
-  void TearDown() override { service_.reset(); }
 
   std::unique_ptr<httplib::SSLClient> Client(const std::string& token) {
-    auto c = std::make_unique<httplib::SSLClient>("127.0.0.1", service_->http_port());
-    c->set_ca_cert_path(platform_->tls().ca_cert.c_str());
-    c->enable_server_certificate_verification(true);
-    if (!token.empty()) c->set_bearer_token_auth(token.c_str());
-    return c;
+    return stack_.Client(token);
   }
   int Post(const std::string& path, const json& body, const std::string& token) {
     auto r = Client(token)->Post(path, body.dump(), "application/json");
@@ -77,9 +65,7 @@ class AuditTest : public ::testing::Test {
     return r ? json::parse(r->body) : json();
   }
 
-  testing::TempDir dir_{"ota-audit"};
-  std::unique_ptr<Platform> platform_;
-  std::unique_ptr<Service> service_;
+  testing::PlatformStack stack_{"ota-audit"};
   std::string token_;
 };
 
@@ -143,7 +129,7 @@ TEST_F(AuditTest, RefusedAttempts_RecordedWithoutTheToken) {
   EXPECT_EQ(items[4]["status"], 401);
   EXPECT_EQ(items[4]["actor"], AuditActor(wrong));
   EXPECT_EQ(items[4]["route"], "/api/v1/products");
-  const std::string all = AllAuditText(platform_->db());
+  const std::string all = AllAuditText(stack_.platform().db());
   EXPECT_EQ(all.find(wrong), std::string::npos);
   EXPECT_EQ(all.find(token_), std::string::npos);
   // Unauthenticated, the log itself is not readable.
@@ -191,7 +177,7 @@ TEST_F(AuditTest, Secrets_NeverStored) {
   ASSERT_EQ(grant->status, 201);
   const std::string access_token = json::parse(grant->body)["access_token"];
 
-  const std::string all = AllAuditText(platform_->db());
+  const std::string all = AllAuditText(stack_.platform().db());
   EXPECT_EQ(all.find(kDeviceSecret), std::string::npos) << all;
   EXPECT_EQ(all.find(generated_secret), std::string::npos);
   EXPECT_EQ(all.find(access_token), std::string::npos);
@@ -212,7 +198,7 @@ TEST_F(AuditTest, Secrets_NeverStored) {
 }
 
 TEST_F(AuditTest, Paging_AndFilters) {
-  const std::string other = platform_->CreateApiToken("second operator");
+  const std::string other = stack_.platform().CreateApiToken("second operator");
   for (int i = 0; i < 5; ++i) {
     ASSERT_EQ(Post("/api/v1/products", {{"product_id", "p" + std::to_string(i)}, {"name", "p"}},
                    i % 2 == 0 ? token_ : other),
@@ -254,15 +240,15 @@ TEST_F(AuditTest, DeviceRequests_RecordedAfterWithTheirOutcome) {
 // The row commits with the change: when it cannot be written, the change is not made either.
 TEST_F(AuditTest, NoChangeWithoutItsRecord) {
   {
-    std::lock_guard<std::mutex> guard(platform_->lock());
-    platform_->db().Exec("ALTER TABLE audit_log RENAME TO audit_log_gone");
+    std::lock_guard<std::mutex> guard(stack_.platform().lock());
+    stack_.platform().db().Exec("ALTER TABLE audit_log RENAME TO audit_log_gone");
   }
   EXPECT_EQ(Post("/api/v1/products", {{"product_id", "p"}, {"name", "p"}}), 500);
   EXPECT_EQ(Client(token_)->Get("/api/v1/products/p")->status, 404);
 }
 
 TEST_F(AuditTest, Bounded_KeepsTheNewestRows) {
-  Database& db = platform_->db();
+  Database& db = stack_.platform().db();
   for (int i = 0; i < 7; ++i) {
     AuditEntry e;
     e.at = 1000 + i;
@@ -302,43 +288,30 @@ TEST(AuditSummary, CutsAndRedacts) {
 // serve --log-format json: the rejected report of a device is one JSON line naming it, and no
 // secret (the device's, the platform's broker password, the API token) appears anywhere.
 TEST(StructuredLogs, JsonLine_ForARejectedDeviceMessage_CarriesDeviceId_NoSecret) {
-  testing::TempDir dir("ota-logs");
-  Platform platform(dir.path());
+  testing::PlatformStack stack("ota-logs");
+  Platform& platform = stack.platform();
   platform.registry().CreateProduct("fire", "FIRE", "embedfire", "MQTT", kModel);
   const std::string device =
       platform.registry().CreateDevice("fire", "n1", "", kDeviceSecret).first.device_id;
-  std::ofstream(dir / "platform.pw") << "platform-secret-pw\n";
-  testing::MosquittoProcess broker(
-      dir.path(), std::vector<std::string>{
-                      std::string("plugin ") + OTA_AUTH_PLUGIN,
-                      "plugin_opt_registry " + platform.database_path().string(),
-                      "plugin_opt_secret_key " + platform.secret_key_path().string(),
-                      "plugin_opt_platform_password_file " + (dir / "platform.pw").string()});
-  ASSERT_TRUE(broker.running());
+  std::string platform_password;  // the platform's broker identity (made by Platform)
+  std::ifstream(platform.platform_password_path()) >> platform_password;
+  ASSERT_FALSE(platform_password.empty());
 
   std::FILE* out = std::tmpfile();
   ASSERT_NE(out, nullptr);
   SetLogFormat(LogFormat::kJson);
   SetLogStream(out);
   {
-    ServiceOptions o;
-    o.http_port = 0;
-    o.mqtt.port = broker.port();
-    o.mqtt.password = "platform-secret-pw";
-    o.tick_ms = 100;
-    Service service(platform, o);
-    std::string error;
-    ASSERT_TRUE(service.Start(&error)) << error;
-    testing::MqttTestClient dev(device + "_0_0_" + testing::UtcHour());
-    ASSERT_EQ(dev.Connect(broker.port(), device,
-                          broker::IotdaPassword(kDeviceSecret, testing::UtcHour())),
-              0);
-    ASSERT_TRUE(dev.Publish(
+    ASSERT_TRUE(stack.Start());
+    auto dev = stack.Session(device, kDeviceSecret);
+    ASSERT_TRUE(dev);
+    ASSERT_TRUE(dev->Publish(
         "$oc/devices/" + device + "/sys/properties/report",
         R"({"services":[{"service_id":"DeviceStatus","properties":{"radioValue":"x"}}]})"));
     for (int i = 0; i < 100 && platform.registry().Counter("rejected_property_reports") == 0; ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     ASSERT_EQ(platform.registry().Counter("rejected_property_reports"), 1);
+    stack.StopService();
   }
   SetLogStream(nullptr);
   SetLogFormat(LogFormat::kText);
@@ -364,7 +337,7 @@ TEST(StructuredLogs, JsonLine_ForARejectedDeviceMessage_CarriesDeviceId_NoSecret
   }
   EXPECT_EQ(rejected, 1) << text;
   EXPECT_EQ(text.find(kDeviceSecret), std::string::npos);
-  EXPECT_EQ(text.find("platform-secret-pw"), std::string::npos);
+  EXPECT_EQ(text.find(platform_password), std::string::npos);
 }
 
 }  // namespace

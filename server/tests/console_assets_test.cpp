@@ -13,7 +13,7 @@
 
 #include "console_assets.hpp"
 #include "ota/server/service.hpp"
-#include "temp_dir.hpp"
+#include "platform_stack.hpp"
 
 namespace ota::server {
 namespace {
@@ -46,31 +46,17 @@ std::string Bytes(const ConsoleAsset& a) {
 
 class ConsoleAssets : public ::testing::Test {
  protected:
-  void SetUp() override {
-    platform_ = std::make_unique<Platform>(dir_.path());
-    ServiceOptions o;
-    o.http_port = 0;
-    o.download_port = 0;
-    o.mqtt_enabled = false;
-    service_ = std::make_unique<Service>(*platform_, o);
-    std::string error;
-    ASSERT_TRUE(service_->Start(&error)) << error;
-  }
-  void TearDown() override { service_.reset(); }
+  void SetUp() override { ASSERT_TRUE(stack_.Start(testing::NoBroker(1000))); }
 
   // No operator token: the console's files need none. httplib's own decompression is off so
   // the test sees the bytes on the wire.
   httplib::Result Get(const std::string& path, const httplib::Headers& headers = {}) {
-    httplib::SSLClient c("127.0.0.1", service_->http_port());
-    c.set_ca_cert_path(platform_->tls().ca_cert.c_str());
-    c.enable_server_certificate_verification(true);
-    c.set_decompress(false);
-    return c.Get(path, headers);
+    auto c = stack_.Client();
+    c->set_decompress(false);
+    return c->Get(path, headers);
   }
 
-  testing::TempDir dir_{"ota-console"};
-  std::unique_ptr<Platform> platform_;
-  std::unique_ptr<Service> service_;
+  testing::PlatformStack stack_{"ota-console"};
 };
 
 void ExpectSecurityHeaders(const httplib::Response& r) {

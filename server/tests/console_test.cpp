@@ -17,7 +17,7 @@
 #include "ota/image.hpp"
 #include "ota/server/console.hpp"
 #include "ota/server/service.hpp"
-#include "temp_dir.hpp"
+#include "platform_stack.hpp"
 #include "test_images.hpp"
 #include "test_packages.hpp"
 
@@ -164,44 +164,28 @@ int64_t PeakMemoryKb() {
 class Console : public ::testing::Test {
  protected:
   void SetUp() override {
-    platform_ = std::make_unique<Platform>(dir_.path());
-    Registry& reg = platform_->registry();
+    Registry& reg = stack_.registry();
     reg.CreateProduct("fire", "FIRE", "embedfire", "MQTT", json());
     reg.CreateProduct("lamp", "Lamp", "", "MQTT", json());
     reg.AddProductKey("fire", host::PublicKeyPem(key_.pkey()), false);
-    const BoardProfile& board = kStm32f429Fire;
-    const uint32_t load = board.internal_base + board.partition(PartitionId::kRunning).offset;
+    const uint32_t load = testing::FireAppAddress();
     const auto v1 = testing::MakeTestImage("FOTAV1", 8000, load, 1);
     const auto v2 = testing::MakeTestImage("FOTAV2", 8000, load, 2);
     host::PackageSpec full;
     full.version = "FOTAV2";
     full.image = v2;
-    full_ = platform_->packages().Upload("fire", testing::MakePackage(full, &key_), "f.bin");
+    full_ = stack_.platform().packages().Upload("fire", testing::MakePackage(full, &key_), "f.bin");
     host::PackageSpec diff = full;
     diff.kind = PackageKind::kDiff;
     diff.from_version = "FOTAV1";
     diff.source = v1;
-    diff_ = platform_->packages().Upload("fire", testing::MakePackage(diff, &key_), "d.bin");
+    diff_ = stack_.platform().packages().Upload("fire", testing::MakePackage(diff, &key_), "d.bin");
 
-    ServiceOptions o;
-    o.http_port = 0;
-    o.download_port = 0;
-    o.mqtt_enabled = false;
-    o.tick_ms = 100;
-    service_ = std::make_unique<Service>(*platform_, o);
-    std::string error;
-    ASSERT_TRUE(service_->Start(&error)) << error;
-    std::ifstream(dir_ / "admin.token") >> admin_;
+    ASSERT_TRUE(stack_.Start(testing::NoBroker()));
+    admin_ = stack_.admin_token();
   }
-  void TearDown() override { service_.reset(); }
 
-  std::unique_ptr<httplib::SSLClient> Client() {
-    auto c = std::make_unique<httplib::SSLClient>("127.0.0.1", service_->http_port());
-    c->set_ca_cert_path(platform_->tls().ca_cert.c_str());
-    c->enable_server_certificate_verification(true);
-    c->set_bearer_token_auth(admin_.c_str());
-    return c;
-  }
+  std::unique_ptr<httplib::SSLClient> Client() { return stack_.Client(admin_); }
   struct Answer {
     int status = -1;
     json body;
@@ -217,7 +201,7 @@ class Console : public ::testing::Test {
   std::unique_ptr<EventClient> Events(const std::string& query = "",
                                       const httplib::Headers& auth = {}) {
     return std::make_unique<EventClient>(
-        service_->http_port(), platform_->tls().ca_cert,
+        stack_.service().http_port(), stack_.platform().tls().ca_cert,
         auth.empty() ? httplib::Headers{{"Authorization", "Bearer " + admin_}} : auth,
         "/api/v1/events" + query);
   }
@@ -239,14 +223,17 @@ class Console : public ::testing::Test {
   std::string Device(const std::string& product, const std::string& node, const std::string& fw) {
     std::string id;
     {
-      std::lock_guard<std::mutex> guard(platform_->lock());
-      id = platform_->registry().CreateDevice(product, node, "", "secret-" + node).first.device_id;
+      std::lock_guard<std::mutex> guard(stack_.platform().lock());
+      id = stack_.platform()
+               .registry()
+               .CreateDevice(product, node, "", "secret-" + node)
+               .first.device_id;
     }
     if (!fw.empty()) Report(id, fw);
     return id;
   }
   void Report(const std::string& device, const std::string& fw) {
-    service_->HandleDeviceMessage(
+    stack_.service().HandleDeviceMessage(
         "$oc/devices/" + device + "/sys/events/up",
         json({{"services",
                {{{"service_id", "$ota"},
@@ -255,16 +242,14 @@ class Console : public ::testing::Test {
             .dump());
   }
   int64_t AuditRows() {
-    std::lock_guard<std::mutex> guard(platform_->lock());
-    Statement st = platform_->db().Prepare("SELECT COUNT(*) FROM audit_log");
+    std::lock_guard<std::mutex> guard(stack_.platform().lock());
+    Statement st = stack_.platform().db().Prepare("SELECT COUNT(*) FROM audit_log");
     return st.Step() ? st.Int(0) : -1;
   }
 
-  testing::TempDir dir_{"ota-console"};
+  testing::PlatformStack stack_{"ota-console"};
   testing::TestKey key_;
   PackageRecord full_, diff_;
-  std::unique_ptr<Platform> platform_;
-  std::unique_ptr<Service> service_;
   std::string admin_;
 };
 
@@ -303,9 +288,9 @@ TEST_F(Console, DeviceSearch_FiltersPagesAndCountsBeforePaging) {
     Device("fire", "Node" + std::to_string(i), i < 3 ? "FOTAV1" : "");
   Device("lamp", "other", "L1");
   {
-    std::lock_guard<std::mutex> guard(platform_->lock());
-    platform_->registry().AddToGroup("fire_Node1", "canary");
-    platform_->registry().AddToGroup("fire_Node4", "canary");
+    std::lock_guard<std::mutex> guard(stack_.platform().lock());
+    stack_.platform().registry().AddToGroup("fire_Node1", "canary");
+    stack_.platform().registry().AddToGroup("fire_Node4", "canary");
   }
   Answer a = Call("GET", "/api/v1/devices");  // as before: everything, as an array
   ASSERT_EQ(a.status, 200);
@@ -345,9 +330,9 @@ TEST_F(Console, DeviceSearch_HundredThousandDevices_PageFromSql) {
   constexpr int kDevices = 100000;
   {
     // One transaction, straight into the table: registering is not what is measured.
-    std::lock_guard<std::mutex> guard(platform_->lock());
-    Transaction tx(platform_->db());
-    Statement ins = platform_->db().Prepare(
+    std::lock_guard<std::mutex> guard(stack_.platform().lock());
+    Transaction tx(stack_.platform().db());
+    Statement ins = stack_.platform().db().Prepare(
         "INSERT INTO devices (device_id, product_id, node_id, fw_version, last_seen, online, "
         "created_at) VALUES (?, 'fire', ?, ?, ?, 1, 0)");
     const int64_t now = std::time(nullptr);
@@ -674,9 +659,9 @@ TEST_F(Console, Events_EndWhenTheirTokenOrSessionEnds) {
 
   // Sessions: one signed out, one of a user then disabled.
   {
-    std::lock_guard<std::mutex> guard(platform_->lock());
-    platform_->accounts().CreateUser("ann", "viewer", "ann-password-0123");
-    platform_->accounts().CreateUser("bob", "viewer", "bob-password-0123");
+    std::lock_guard<std::mutex> guard(stack_.platform().lock());
+    stack_.platform().accounts().CreateUser("ann", "viewer", "ann-password-0123");
+    stack_.platform().accounts().CreateUser("bob", "viewer", "bob-password-0123");
   }
   const auto sign_in = [&](const std::string& name, const std::string& password) {
     auto in =
@@ -693,8 +678,8 @@ TEST_F(Console, Events_EndWhenTheirTokenOrSessionEnds) {
   auto bob = Events("", {{"Cookie", bob_cookie}});
   ASSERT_TRUE(ann->WaitFor(0, [](const auto& e) { return e.name == "overview"; }).has_value());
   ASSERT_TRUE(bob->WaitFor(0, [](const auto& e) { return e.name == "overview"; }).has_value());
-  httplib::SSLClient out("127.0.0.1", service_->http_port());
-  out.set_ca_cert_path(platform_->tls().ca_cert.c_str());
+  httplib::SSLClient out("127.0.0.1", stack_.service().http_port());
+  out.set_ca_cert_path(stack_.platform().tls().ca_cert.c_str());
   r = out.Delete("/api/v1/session", {{"Cookie", ann_cookie}, {"X-CSRF-Token", ann_csrf}});
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 204);
@@ -713,7 +698,7 @@ TEST_F(Console, Events_StopWithStreamsOpenReturnsPromptly) {
   ASSERT_TRUE(a->WaitFor(0, [](const auto& e) { return e.name == "overview"; }).has_value());
   ASSERT_TRUE(b->WaitFor(0, [](const auto& e) { return e.name == "overview"; }).has_value());
   const auto start = std::chrono::steady_clock::now();
-  service_->Stop();
+  stack_.service().Stop();
   const auto took = std::chrono::steady_clock::now() - start;
   EXPECT_LT(took, seconds(3));
   EXPECT_TRUE(a->WaitDone(seconds(5)));

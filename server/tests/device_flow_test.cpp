@@ -10,14 +10,13 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "mosquitto_process.hpp"
 #include "mqtt_test_client.hpp"
 #include "ota/broker/device_auth.hpp"
 #include "ota/host/image_builder.hpp"
 #include "ota/host/keys.hpp"
 #include "ota/image.hpp"
 #include "ota/server/service.hpp"
-#include "temp_dir.hpp"
+#include "platform_stack.hpp"
 #include "test_images.hpp"
 #include "test_packages.hpp"
 
@@ -27,7 +26,6 @@ namespace {
 using nlohmann::json;
 using testing::MqttTestClient;
 
-const BoardProfile& kBoard = kStm32f429Fire;
 constexpr const char* kDevice = "fire_n1";
 constexpr const char* kSecret = "device-secret-1";
 
@@ -118,15 +116,10 @@ class ScriptedDevice {
 class DeviceFlow : public ::testing::Test {
  protected:
   void SetUp() override {
-    platform_ = std::make_unique<Platform>(dir_.path());
-    Registry& reg = platform_->registry();
-    const json model = {{"services",
-                         {{{"service_id", "DeviceStatus"},
-                           {"properties", {{{"name", "radioValue"}, {"type", "int"}}}}}}}};
-    reg.CreateProduct("fire", "FIRE", "embedfire", "MQTT", model);
-    reg.AddProductKey("fire", host::PublicKeyPem(key_.pkey()), false);
+    stack_.AddFireProduct(key_.pkey());
+    Registry& reg = stack_.registry();
     reg.CreateDevice("fire", "n1", "", kSecret);
-    const uint32_t load = kBoard.internal_base + kBoard.partition(PartitionId::kRunning).offset;
+    const uint32_t load = testing::FireAppAddress();
     v1_ = testing::MakeTestImage("FOTAV1", 30000, load, 1);
     v2_ = testing::MakeTestImage("FOTAV2", 31000, load, 2);
     std::copy(v1_.begin() + 0x400, v1_.begin() + 25000, v2_.begin() + 0x400);
@@ -143,41 +136,13 @@ class DeviceFlow : public ::testing::Test {
     diff.from_version = "FOTAV1";
     diff.source = v1_;
     diff_ = testing::MakePackage(diff, &key_);
-    full_id_ = platform_->packages().Upload("fire", full_, "appv2c.bin").package_id;
-    diff_id_ = platform_->packages().Upload("fire", diff_, "appv1v2.bin").package_id;
+    full_id_ = stack_.platform().packages().Upload("fire", full_, "appv2c.bin").package_id;
+    diff_id_ = stack_.platform().packages().Upload("fire", diff_, "appv1v2.bin").package_id;
 
-    std::ofstream(dir_ / "platform.pw") << "platform-secret\n";
-    broker_ = std::make_unique<testing::MosquittoProcess>(
-        dir_.path(), std::vector<std::string>{
-                         std::string("plugin ") + OTA_AUTH_PLUGIN,
-                         "plugin_opt_registry " + platform_->database_path().string(),
-                         "plugin_opt_secret_key " + platform_->secret_key_path().string(),
-                         "plugin_opt_platform_password_file " + (dir_ / "platform.pw").string()});
-    ASSERT_TRUE(broker_->running());
-    StartService();
-  }
-  void TearDown() override {
-    service_.reset();
-    if (HasFailure() && broker_) std::fprintf(stderr, "broker log:\n%s\n", broker_->Log().c_str());
-    broker_.reset();
+    ASSERT_TRUE(stack_.Start());
   }
 
-  void StartService(int http_port = 0, int download_port = 0) {
-    ServiceOptions o;
-    o.http_port = http_port;
-    o.download_port = download_port;
-    o.mqtt.port = broker_->port();
-    o.mqtt.password = "platform-secret";
-    o.tick_ms = 100;
-    service_ = std::make_unique<Service>(*platform_, o);
-    std::string error;
-    ASSERT_TRUE(service_->Start(&error)) << error;
-  }
-
-  json Task(int64_t id) {
-    std::lock_guard<std::mutex> g(platform_->lock());
-    return service_->tasks().Get(id);
-  }
+  json Task(int64_t id) { return stack_.Task(id); }
   // A task that takes fire_n1 to FOTAV2 (diff or full chosen by the platform).
   static TaskSpec ToFotaV2() {
     TaskSpec spec;
@@ -186,10 +151,7 @@ class DeviceFlow : public ::testing::Test {
     spec.devices = {kDevice};
     return spec;
   }
-  int64_t CreateTask(TaskSpec spec) {
-    std::lock_guard<std::mutex> g(platform_->lock());
-    return service_->tasks().Create(spec, std::time(nullptr));
-  }
+  int64_t CreateTask(const TaskSpec& spec) { return stack_.CreateTask(spec); }
   // Polls until the device's state in the task is `status`.
   bool WaitDeviceStatus(int64_t task, const std::string& status, int timeout_ms = 8000) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
@@ -200,17 +162,14 @@ class DeviceFlow : public ::testing::Test {
     return false;
   }
 
-  testing::TempDir dir_{"ota-device-flow"};
+  testing::PlatformStack stack_{"ota-device-flow"};
   testing::TestKey key_;
-  std::unique_ptr<Platform> platform_;
-  std::unique_ptr<testing::MosquittoProcess> broker_;
-  std::unique_ptr<Service> service_;
   std::vector<uint8_t> v1_, v2_, full_, diff_;
   int64_t full_id_ = 0, diff_id_ = 0;
 };
 
 TEST_F(DeviceFlow, WholeTask_QueryReportDiffDownloadRebootSuccess) {
-  ScriptedDevice dev(broker_->port(), platform_->tls().ca_cert);
+  ScriptedDevice dev(stack_.broker().port(), stack_.platform().tls().ca_cert);
   const int64_t task = CreateTask(ToFotaV2());
 
   ASSERT_TRUE(dev.Expect("version_query").has_value());
@@ -234,12 +193,12 @@ TEST_F(DeviceFlow, WholeTask_QueryReportDiffDownloadRebootSuccess) {
   const json t = Task(task);
   EXPECT_EQ(t["status"], "Success");
   EXPECT_EQ(t["devices"][0]["package_id"], diff_id_);
-  std::lock_guard<std::mutex> g(platform_->lock());
-  EXPECT_EQ(platform_->registry().GetDevice(kDevice).fw_version, "FOTAV2");
+  std::lock_guard<std::mutex> g(stack_.platform().lock());
+  EXPECT_EQ(stack_.platform().registry().GetDevice(kDevice).fw_version, "FOTAV2");
 }
 
 TEST_F(DeviceFlow, AlreadyOnTarget_CountsAsSuccess) {
-  ScriptedDevice dev(broker_->port(), platform_->tls().ca_cert);
+  ScriptedDevice dev(stack_.broker().port(), stack_.platform().tls().ca_cert);
   TaskSpec spec;
   spec.product_id = "fire";
   spec.target_version = "FOTAV2";
@@ -252,7 +211,7 @@ TEST_F(DeviceFlow, AlreadyOnTarget_CountsAsSuccess) {
 }
 
 TEST_F(DeviceFlow, DeviceFailure_RetriedThenSucceeds) {
-  ScriptedDevice dev(broker_->port(), platform_->tls().ca_cert);
+  ScriptedDevice dev(stack_.broker().port(), stack_.platform().tls().ca_cert);
   TaskSpec spec = ToFotaV2();
   spec.retry_count = 1;
   spec.retry_interval = 1;
@@ -274,7 +233,7 @@ TEST_F(DeviceFlow, DeviceFailure_RetriedThenSucceeds) {
 }
 
 TEST_F(DeviceFlow, NoRetriesLeft_Fails) {
-  ScriptedDevice dev(broker_->port(), platform_->tls().ca_cert);
+  ScriptedDevice dev(stack_.broker().port(), stack_.platform().tls().ca_cert);
   const int64_t task = CreateTask(ToFotaV2());
   ASSERT_TRUE(dev.Expect("version_query").has_value());
   dev.Event("version_report", {{"fw_version", "FOTAV1"}});
@@ -286,7 +245,7 @@ TEST_F(DeviceFlow, NoRetriesLeft_Fails) {
 }
 
 TEST_F(DeviceFlow, ServerRestartMidTask_Continues) {
-  ScriptedDevice dev(broker_->port(), platform_->tls().ca_cert);
+  ScriptedDevice dev(stack_.broker().port(), stack_.platform().tls().ca_cert);
   const int64_t task = CreateTask(ToFotaV2());
   ASSERT_TRUE(dev.Expect("version_query").has_value());
   dev.Event("version_report", {{"fw_version", "FOTAV1"}});
@@ -294,11 +253,14 @@ TEST_F(DeviceFlow, ServerRestartMidTask_Continues) {
   ASSERT_TRUE(up.has_value());
   ASSERT_TRUE(WaitDeviceStatus(task, "Processing"));
 
-  const int port = service_->http_port();
-  const int downloads = service_->download_port();
-  service_.reset();  // the server goes away mid-task ...
-  platform_ = std::make_unique<Platform>(dir_.path());
-  StartService(port, downloads);  // ... and comes back on the same data directory and address
+  const int port = stack_.service().http_port();
+  const int downloads = stack_.service().download_port();
+  stack_.ReopenPlatform();  // the server goes away mid-task ...
+  ServiceOptions o = stack_.service_options();
+  o.http_port = port;
+  o.download_port = downloads;
+  // ... and comes back on the same data directory and address
+  ASSERT_TRUE(stack_.StartService(o));
   EXPECT_EQ(dev.Download(*up).size(), diff_.size()) << "the download token still works";
   dev.Reboot();
   dev.Event("upgrade_progress_report", {{"result_code", 0}, {"version", "FOTAV2"}});
@@ -306,11 +268,11 @@ TEST_F(DeviceFlow, ServerRestartMidTask_Continues) {
 }
 
 TEST_F(DeviceFlow, TasksOverRest_CreateShowStop) {
-  httplib::SSLClient api("127.0.0.1", service_->http_port());
-  api.set_ca_cert_path(platform_->tls().ca_cert.c_str());
+  httplib::SSLClient api("127.0.0.1", stack_.service().http_port());
+  api.set_ca_cert_path(stack_.platform().tls().ca_cert.c_str());
   api.enable_server_certificate_verification(true);
   std::string token;
-  std::ifstream(dir_ / "admin.token") >> token;
+  std::ifstream(stack_.dir() / "admin.token") >> token;
   api.set_bearer_token_auth(token.c_str());
   auto r = api.Post(
       "/api/v1/tasks",
@@ -346,7 +308,7 @@ TEST_F(DeviceFlow, TasksOverRest_CreateShowStop) {
 }
 
 TEST_F(DeviceFlow, BadMessages_RejectedCountedAndNotStored) {
-  ScriptedDevice dev(broker_->port(), platform_->tls().ca_cert);
+  ScriptedDevice dev(stack_.broker().port(), stack_.platform().tls().ca_cert);
   dev.Raw("/sys/properties/report",
           R"({"services":[{"service_id":"DeviceStatus","properties":{"radioValue":3}}]})");
   dev.Raw("/sys/properties/report", "{not json");
@@ -358,10 +320,10 @@ TEST_F(DeviceFlow, BadMessages_RejectedCountedAndNotStored) {
   int64_t rejected = 0, events = 0, oversized = 0;
   while (std::chrono::steady_clock::now() < deadline) {
     {
-      std::lock_guard<std::mutex> g(platform_->lock());
-      rejected = platform_->registry().Counter("rejected_property_reports");
-      events = platform_->registry().Counter("rejected_events");
-      oversized = platform_->registry().Counter("rejected_oversized");
+      std::lock_guard<std::mutex> g(stack_.platform().lock());
+      rejected = stack_.platform().registry().Counter("rejected_property_reports");
+      events = stack_.platform().registry().Counter("rejected_events");
+      oversized = stack_.platform().registry().Counter("rejected_oversized");
     }
     if (rejected == 2 && events == 1 && oversized == 1) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -370,9 +332,9 @@ TEST_F(DeviceFlow, BadMessages_RejectedCountedAndNotStored) {
   EXPECT_EQ(events, 1);
   // This broker has no packet limit: the platform drops the 70000 bytes before copying them.
   EXPECT_EQ(oversized, 1);
-  std::lock_guard<std::mutex> g(platform_->lock());
-  EXPECT_EQ(platform_->registry().Properties(kDevice)["DeviceStatus"]["radioValue"], 3);
-  EXPECT_EQ(platform_->registry().Counter("property_reports"), 1);
+  std::lock_guard<std::mutex> g(stack_.platform().lock());
+  EXPECT_EQ(stack_.platform().registry().Properties(kDevice)["DeviceStatus"]["radioValue"], 3);
+  EXPECT_EQ(stack_.platform().registry().Counter("property_reports"), 1);
 }
 
 }  // namespace

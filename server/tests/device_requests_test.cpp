@@ -10,12 +10,11 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "mosquitto_process.hpp"
 #include "mqtt_test_client.hpp"
 #include "ota/broker/device_auth.hpp"
 #include "ota/server/device_requests.hpp"
 #include "ota/server/service.hpp"
-#include "temp_dir.hpp"
+#include "platform_stack.hpp"
 
 namespace ota::server {
 namespace {
@@ -23,6 +22,7 @@ namespace {
 using nlohmann::json;
 using testing::MqttTestClient;
 using testing::ReceivedMessage;
+using Answer = testing::ApiAnswer;
 
 constexpr const char* kA = "smoke_a";
 constexpr const char* kB = "smoke_b";
@@ -75,16 +75,10 @@ std::string RequestIdOf(const std::string& topic) {
   return topic.substr(topic.rfind("request_id=") + std::string("request_id=").size());
 }
 
-struct Answer {
-  int status = 0;
-  json body;
-};
-
 class DeviceRequestsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    platform_ = std::make_unique<Platform>(dir_.path());
-    Registry& reg = platform_->registry();
+    Registry& reg = stack_.registry();
     // The C SDK demos' product: a property service and a command with typed paras.
     const json model = {
         {"services",
@@ -97,43 +91,11 @@ class DeviceRequestsTest : public ::testing::Test {
     reg.CreateProduct("smoke", "Smoke detector", "huawei", "MQTT", model);
     reg.CreateDevice("smoke", "a", "", kSecret);
     reg.CreateDevice("smoke", "b", "", kSecret);
-    std::ofstream(dir_ / "platform.pw") << "platform-secret\n";
-    broker_ = std::make_unique<testing::MosquittoProcess>(
-        dir_.path(), std::vector<std::string>{
-                         std::string("plugin ") + OTA_AUTH_PLUGIN,
-                         "plugin_opt_registry " + platform_->database_path().string(),
-                         "plugin_opt_secret_key " + platform_->secret_key_path().string(),
-                         "plugin_opt_platform_password_file " + (dir_ / "platform.pw").string()});
-    ASSERT_TRUE(broker_->running());
-    ServiceOptions o;
-    o.http_port = 0;
-    o.download_port = 0;
-    o.mqtt.port = broker_->port();
-    o.mqtt.password = "platform-secret";
-    o.tick_ms = 100;
-    service_ = std::make_unique<Service>(*platform_, o);
-    std::string error;
-    ASSERT_TRUE(service_->Start(&error)) << error;
-    std::ifstream(dir_ / "admin.token") >> token_;
-  }
-  void TearDown() override {
-    service_.reset();
-    if (HasFailure() && broker_) std::fprintf(stderr, "broker log:\n%s\n", broker_->Log().c_str());
-    broker_.reset();
+    ASSERT_TRUE(stack_.Start());
   }
 
   Answer Call(const std::string& method, const std::string& path, const json& body = nullptr) {
-    httplib::SSLClient api("127.0.0.1", service_->http_port());
-    api.set_ca_cert_path(platform_->tls().ca_cert.c_str());
-    api.enable_server_certificate_verification(true);
-    api.set_bearer_token_auth(token_.c_str());
-    api.set_read_timeout(60);
-    const std::string b = body.is_null() ? "" : body.dump();
-    httplib::Result r = method == "GET"   ? api.Get(path.c_str())
-                        : method == "PUT" ? api.Put(path.c_str(), b, "application/json")
-                                          : api.Post(path.c_str(), b, "application/json");
-    if (!r) return {-1, nullptr};
-    return {r->status, json::parse(r->body, nullptr, false)};
+    return stack_.Call(method, path, body);
   }
   std::future<Answer> CallAsync(const std::string& method, const std::string& path,
                                 const json& body) {
@@ -145,18 +107,15 @@ class DeviceRequestsTest : public ::testing::Test {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
     do {
       {
-        std::lock_guard<std::mutex> g(platform_->lock());
-        if (platform_->registry().GetDevice(device).online == online) return true;
+        std::lock_guard<std::mutex> g(stack_.platform().lock());
+        if (stack_.platform().registry().GetDevice(device).online == online) return true;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     } while (std::chrono::steady_clock::now() < deadline);
     return false;
   }
   bool WaitOnline(const std::string& device) { return WaitFor(device, true, 5000); }
-  int64_t Counter(const std::string& name) {
-    std::lock_guard<std::mutex> g(platform_->lock());
-    return platform_->registry().Counter(name);
-  }
+  int64_t Counter(const std::string& name) { return stack_.Counter(name); }
   // Polls a counter until it reaches `value`.
   bool WaitCounter(const std::string& name, int64_t value) {
     for (int i = 0; i < 100 && Counter(name) < value; ++i)
@@ -184,15 +143,11 @@ class DeviceRequestsTest : public ::testing::Test {
     return "/api/v1/devices/" + device + "/" + rest;
   }
 
-  testing::TempDir dir_{"ota-device-requests"};
-  std::unique_ptr<Platform> platform_;
-  std::unique_ptr<testing::MosquittoProcess> broker_;
-  std::unique_ptr<Service> service_;
-  std::string token_;
+  testing::PlatformStack stack_{"ota-device-requests"};
 };
 
 TEST_F(DeviceRequestsTest, CommandAnswered_SucceededWithTheDevicesResponse) {
-  Device a(broker_->port(), kA);
+  Device a(stack_.broker().port(), kA);
   ASSERT_TRUE(WaitOnline(kA));
   auto pending = CallAsync("POST", Path(kA, "commands"), Beep());
   const std::optional<ReceivedMessage> cmd = a.Next("commands/request_id=");
@@ -229,7 +184,7 @@ TEST_F(DeviceRequestsTest, CommandAnswered_SucceededWithTheDevicesResponse) {
 }
 
 TEST_F(DeviceRequestsTest, NoAnswer_TimesOutThenALateAnswerIsStoredAsLate) {
-  Device a(broker_->port(), kA);
+  Device a(stack_.broker().port(), kA);
   ASSERT_TRUE(WaitOnline(kA));
   const auto start = std::chrono::steady_clock::now();
   auto pending = CallAsync("POST", Path(kA, "commands"), Beep(1));
@@ -264,8 +219,8 @@ TEST_F(DeviceRequestsTest, DeviceOffline_AnsweredAtOnceAndStored) {
 }
 
 TEST_F(DeviceRequestsTest, AnotherDevice_CannotAnswerARequestItWasNotSent) {
-  Device a(broker_->port(), kA);
-  Device b(broker_->port(), kB);
+  Device a(stack_.broker().port(), kA);
+  Device b(stack_.broker().port(), kB);
   ASSERT_TRUE(WaitOnline(kA));
   ASSERT_TRUE(WaitOnline(kB));
   auto pending = CallAsync("POST", Path(kA, "commands"), Beep(2));
@@ -285,11 +240,11 @@ TEST_F(DeviceRequestsTest, AnotherDevice_CannotAnswerARequestItWasNotSent) {
   EXPECT_EQ(r.body["status"], "timeout");
   EXPECT_TRUE(r.body["response"].is_null());
   EXPECT_EQ(Counter("responses"), 0);
-  EXPECT_NE(broker_->Log().find("denied device smoke_b publish"), std::string::npos);
+  EXPECT_NE(stack_.broker().Log().find("denied device smoke_b publish"), std::string::npos);
 }
 
 TEST_F(DeviceRequestsTest, DuplicateAnswer_Ignored) {
-  Device a(broker_->port(), kA);
+  Device a(stack_.broker().port(), kA);
   ASSERT_TRUE(WaitOnline(kA));
   auto pending = CallAsync("POST", Path(kA, "commands"), Beep());
   const std::optional<ReceivedMessage> cmd = a.Next("commands/request_id=");
@@ -305,7 +260,7 @@ TEST_F(DeviceRequestsTest, DuplicateAnswer_Ignored) {
 }
 
 TEST_F(DeviceRequestsTest, CommandOutsideTheModel_RefusedBeforeAnythingIsSent) {
-  Device a(broker_->port(), kA);
+  Device a(stack_.broker().port(), kA);
   ASSERT_TRUE(WaitOnline(kA));
   json bad = Beep();
   bad["command_name"] = "SelfDestruct";
@@ -323,7 +278,7 @@ TEST_F(DeviceRequestsTest, CommandOutsideTheModel_RefusedBeforeAnythingIsSent) {
 }
 
 TEST_F(DeviceRequestsTest, PropertySet_ValidatedThenAnswered) {
-  Device a(broker_->port(), kA);
+  Device a(stack_.broker().port(), kA);
   ASSERT_TRUE(WaitOnline(kA));
   const auto set = [](const json& props) {
     return json{{"services", {{{"service_id", "Smoke"}, {"properties", props}}}}, {"timeout_s", 5}};
@@ -349,7 +304,7 @@ TEST_F(DeviceRequestsTest, PropertySet_ValidatedThenAnswered) {
 }
 
 TEST_F(DeviceRequestsTest, PropertyGet_AnswerStoredAsProperties) {
-  Device a(broker_->port(), kA);
+  Device a(stack_.broker().port(), kA);
   ASSERT_TRUE(WaitOnline(kA));
   auto pending =
       CallAsync("POST", Path(kA, "properties/get"), {{"service_id", "Smoke"}, {"timeout_s", 5}});
@@ -374,7 +329,7 @@ TEST_F(DeviceRequestsTest, PropertyGet_AnswerStoredAsProperties) {
 }
 
 TEST_F(DeviceRequestsTest, MessageDown_DeliveredAndAcknowledged) {
-  Device a(broker_->port(), kA);
+  Device a(stack_.broker().port(), kA);
   ASSERT_TRUE(WaitOnline(kA));
   const Answer r =
       Call("POST", Path(kA, "messages"), {{"name", "greeting"}, {"content", "hello device"}});
@@ -399,8 +354,9 @@ TEST_F(DeviceRequestsTest, MessageDown_DeliveredAndAcknowledged) {
 TEST_F(DeviceRequestsTest, ServerStoppedWhileWaiting_RequestTimesOutAtItsDeadline) {
   // A request left pending by a server that went away: the ticker times it out.
   {
-    std::lock_guard<std::mutex> g(platform_->lock());
-    platform_->db()
+    std::lock_guard<std::mutex> g(stack_.platform().lock());
+    stack_.platform()
+        .db()
         .Prepare(
             "INSERT INTO device_requests (request_id, device_id, kind, request, status, "
             "created_at, deadline) VALUES ('r1', 'smoke_a', 'command', '{}', 'pending', 1, 2)")

@@ -10,7 +10,6 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "mosquitto_process.hpp"
 #include "mqtt_test_client.hpp"
 #include "ota/broker/device_auth.hpp"
 #include "ota/host/image_builder.hpp"
@@ -18,7 +17,7 @@
 #include "ota/image.hpp"
 #include "ota/server/hex.hpp"
 #include "ota/server/service.hpp"
-#include "temp_dir.hpp"
+#include "platform_stack.hpp"
 #include "test_images.hpp"
 #include "test_packages.hpp"
 
@@ -28,7 +27,6 @@ namespace {
 using nlohmann::json;
 using testing::MqttTestClient;
 
-const BoardProfile& kBoard = kStm32f429Fire;
 constexpr const char* kGateway = "fire_gw";
 constexpr const char* kSub = "fire_s1";
 constexpr const char* kOtherGateway = "fire_gw2";
@@ -129,78 +127,35 @@ class Client {
 class GatewaySota : public ::testing::Test {
  protected:
   void SetUp() override {
-    platform_ = std::make_unique<Platform>(dir_.path());
-    Registry& reg = platform_->registry();
-    const json model = {{"services",
-                         {{{"service_id", "DeviceStatus"},
-                           {"properties", {{{"name", "radioValue"}, {"type", "int"}}}}}}}};
-    reg.CreateProduct("fire", "FIRE", "embedfire", "MQTT", model);
-    reg.AddProductKey("fire", host::PublicKeyPem(key_.pkey()), false);
+    stack_.AddFireProduct(key_.pkey());
+    Registry& reg = stack_.registry();
     reg.CreateDevice("fire", "gw", "", kSecret);
     reg.CreateDevice("fire", "gw2", "", kSecret);
     reg.CreateDevice("fire", "n1", "", kSecret);
     reg.CreateDevice("fire", "s1", "", "", kGateway);
     reg.CreateDevice("fire", "s2", "", "", kOtherGateway);
-    const uint32_t load = kBoard.internal_base + kBoard.partition(PartitionId::kRunning).offset;
+    const uint32_t load = testing::FireAppAddress();
     std::vector<uint8_t> v2 = testing::MakeTestImage("FOTAV2", 31000, load, 2);
     host::PackageSpec full;
     full.version = "FOTAV2";
     full.image = v2;
     full_ = testing::MakePackage(full, &key_);
-    full_id_ = platform_->packages().Upload("fire", full_, "appv2c.bin").package_id;
+    full_id_ = stack_.platform().packages().Upload("fire", full_, "appv2c.bin").package_id;
 
-    std::ofstream(dir_ / "platform.pw") << "platform-secret\n";
-    broker_ = std::make_unique<testing::MosquittoProcess>(
-        dir_.path(), std::vector<std::string>{
-                         std::string("plugin ") + OTA_AUTH_PLUGIN,
-                         "plugin_opt_registry " + platform_->database_path().string(),
-                         "plugin_opt_secret_key " + platform_->secret_key_path().string(),
-                         "plugin_opt_platform_password_file " + (dir_ / "platform.pw").string()});
-    ASSERT_TRUE(broker_->running());
-    ServiceOptions o;
-    o.http_port = 0;  // free ports: tests run side by side
-    o.download_port = 0;
-    o.mqtt.port = broker_->port();
-    o.mqtt.password = "platform-secret";
-    o.tick_ms = 100;
-    service_ = std::make_unique<Service>(*platform_, o);
-    std::string error;
-    ASSERT_TRUE(service_->Start(&error)) << error;
-  }
-  void TearDown() override {
-    service_.reset();
-    if (HasFailure() && broker_) std::fprintf(stderr, "broker log:\n%s\n", broker_->Log().c_str());
-    broker_.reset();
+    ASSERT_TRUE(stack_.Start());
   }
 
   // Returns once the platform saw the device connect: its subscriptions are in place, so what
   // the device publishes next reaches it.
   std::unique_ptr<Client> Connect(const std::string& id) {
-    auto c = std::make_unique<Client>(broker_->port(), platform_->tls().ca_cert, id);
+    auto c = std::make_unique<Client>(stack_.broker().port(), stack_.platform().tls().ca_cert, id);
     EXPECT_TRUE(WaitFor([&] { return GetDevice(id).online; })) << id << " never seen online";
     return c;
   }
-  std::unique_ptr<httplib::SSLClient> Api() {
-    auto api = std::make_unique<httplib::SSLClient>("127.0.0.1", service_->http_port());
-    api->set_ca_cert_path(platform_->tls().ca_cert.c_str());
-    api->enable_server_certificate_verification(true);
-    std::string token;
-    std::ifstream(dir_ / "admin.token") >> token;
-    api->set_bearer_token_auth(token.c_str());
-    return api;
-  }
-  json Task(int64_t id) {
-    std::lock_guard<std::mutex> g(platform_->lock());
-    return service_->tasks().Get(id);
-  }
-  Device GetDevice(const std::string& id) {
-    std::lock_guard<std::mutex> g(platform_->lock());
-    return platform_->registry().GetDevice(id);
-  }
-  int64_t Counter(const std::string& name) {
-    std::lock_guard<std::mutex> g(platform_->lock());
-    return platform_->registry().Counter(name);
-  }
+  std::unique_ptr<httplib::SSLClient> Api() { return stack_.Client(stack_.admin_token()); }
+  json Task(int64_t id) { return stack_.Task(id); }
+  Device GetDevice(const std::string& id) { return stack_.GetDevice(id); }
+  int64_t Counter(const std::string& name) { return stack_.Counter(name); }
   bool WaitFor(const std::function<bool()>& done, int timeout_ms = 8000) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
     while (std::chrono::steady_clock::now() < deadline) {
@@ -213,11 +168,8 @@ class GatewaySota : public ::testing::Test {
     return WaitFor([&] { return Task(task)["devices"][0]["status"] == status; });
   }
 
-  testing::TempDir dir_{"ota-gateway-sota"};
+  testing::PlatformStack stack_{"ota-gateway-sota"};
   testing::TestKey key_;
-  std::unique_ptr<Platform> platform_;
-  std::unique_ptr<testing::MosquittoProcess> broker_;
-  std::unique_ptr<Service> service_;
   std::vector<uint8_t> full_;
   int64_t full_id_ = 0;
 };
@@ -230,9 +182,9 @@ TEST_F(GatewaySota, GatewayReportsForItsSubDevice_RefusedForAForeignDevice) {
           json{{"devices", {{{"device_id", kSub}, {"services", props["services"]}}}}}.dump());
   ASSERT_TRUE(WaitFor([&] { return Counter("property_reports") == 1; }));
   {
-    std::lock_guard<std::mutex> g(platform_->lock());
-    EXPECT_EQ(platform_->registry().Properties(kSub)["DeviceStatus"]["radioValue"], 7);
-    EXPECT_TRUE(platform_->registry().Properties(kGateway).empty());
+    std::lock_guard<std::mutex> g(stack_.platform().lock());
+    EXPECT_EQ(stack_.platform().registry().Properties(kSub)["DeviceStatus"]["radioValue"], 7);
+    EXPECT_TRUE(stack_.platform().registry().Properties(kGateway).empty());
   }
   // Another gateway's sub-device, or a device that logs in itself: the whole report is
   // refused, the gateway's own sub-device in it included.
@@ -253,8 +205,8 @@ TEST_F(GatewaySota, GatewayReportsForItsSubDevice_RefusedForAForeignDevice) {
   gw->Ota(kSub, "version_report", {{"fw_version", "SUBV1"}, {"sw_version", "APPV1"}});
   gw->Ota("-1", "version_report", {{"fw_version", "GWV1"}});
   ASSERT_TRUE(WaitFor([&] { return GetDevice(kGateway).fw_version == "GWV1"; }));
-  std::lock_guard<std::mutex> g(platform_->lock());
-  Registry& reg = platform_->registry();
+  std::lock_guard<std::mutex> g(stack_.platform().lock());
+  Registry& reg = stack_.platform().registry();
   EXPECT_EQ(reg.Properties(kOtherSub), json::object());
   EXPECT_EQ(reg.Properties(kPlain), json::object());
   EXPECT_EQ(reg.Properties(kSub)["DeviceStatus"]["radioValue"], 7);
@@ -280,8 +232,8 @@ TEST_F(GatewaySota, SubDeviceOnline_FollowsTheGatewaysStatusEvents) {
   ASSERT_TRUE(WaitFor([&] { return Counter("rejected_events") == 1; }));
   EXPECT_TRUE(GetDevice(kSub).online);
   {
-    std::lock_guard<std::mutex> g(platform_->lock());
-    EXPECT_FALSE(platform_->registry().GetDevice(kOtherSub).online);
+    std::lock_guard<std::mutex> g(stack_.platform().lock());
+    EXPECT_FALSE(stack_.platform().registry().GetDevice(kOtherSub).online);
   }
   // The gateway gone: its sub-devices are unreachable, whatever it last said.
   gw.reset();
@@ -297,8 +249,8 @@ TEST_F(GatewaySota, FirmwareTaskOnASubDevice_RunsThroughItsGateway) {
   spec.devices = {kSub};
   int64_t task = 0;
   {
-    std::lock_guard<std::mutex> g(platform_->lock());
-    task = service_->tasks().Create(spec, std::time(nullptr));
+    std::lock_guard<std::mutex> g(stack_.platform().lock());
+    task = stack_.service().tasks().Create(spec, std::time(nullptr));
   }
   std::string object;
   ASSERT_TRUE(gw->Expect("version_query", &object).has_value());
@@ -339,16 +291,16 @@ TEST_F(GatewaySota, DisabledGateway_RevokesItsSubDevicesDownloads) {
   spec.package_id = full_id_;
   spec.devices = {kSub};
   {
-    std::lock_guard<std::mutex> g(platform_->lock());
-    service_->tasks().Create(spec, std::time(nullptr));
+    std::lock_guard<std::mutex> g(stack_.platform().lock());
+    stack_.service().tasks().Create(spec, std::time(nullptr));
   }
   ASSERT_TRUE(gw->Expect("version_query").has_value());
   gw->Ota(kSub, "version_report", {{"fw_version", "FOTAV1"}});
   const std::optional<json> up = gw->Expect("firmware_upgrade");
   ASSERT_TRUE(up.has_value());
   {
-    std::lock_guard<std::mutex> g(platform_->lock());
-    platform_->registry().SetDeviceEnabled(kGateway, false);
+    std::lock_guard<std::mutex> g(stack_.platform().lock());
+    stack_.platform().registry().SetDeviceEnabled(kGateway, false);
   }
   auto r = gw->Get(*up);
   ASSERT_TRUE(r);
@@ -433,9 +385,10 @@ TEST_F(GatewaySota, SoftwareTask_ComparesSwVersionAndSendsSoftwareUpgrade) {
 TEST_F(GatewaySota, SoftwareTask_AlreadyOnTheSwVersionSucceedsAtOnce) {
   const std::string app(5000, 'B');
   {
-    std::lock_guard<std::mutex> g(platform_->lock());
-    platform_->packages().UploadSoftware("fire", std::vector<uint8_t>(app.begin(), app.end()), "",
-                                         "APP3", SignDetached(key_.pkey(), app));
+    std::lock_guard<std::mutex> g(stack_.platform().lock());
+    stack_.platform().packages().UploadSoftware("fire",
+                                                std::vector<uint8_t>(app.begin(), app.end()), "",
+                                                "APP3", SignDetached(key_.pkey(), app));
   }
   auto gw = Connect(kGateway);
   TaskSpec spec;
@@ -445,8 +398,8 @@ TEST_F(GatewaySota, SoftwareTask_AlreadyOnTheSwVersionSucceedsAtOnce) {
   spec.devices = {kSub};
   int64_t task = 0;
   {
-    std::lock_guard<std::mutex> g(platform_->lock());
-    task = service_->tasks().Create(spec, std::time(nullptr));
+    std::lock_guard<std::mutex> g(stack_.platform().lock());
+    task = stack_.service().tasks().Create(spec, std::time(nullptr));
   }
   ASSERT_TRUE(gw->Expect("version_query").has_value());
   gw->Ota(kSub, "version_report", {{"fw_version", "FOTAV1"}, {"sw_version", "APP3"}});
@@ -457,16 +410,17 @@ TEST_F(GatewaySota, SoftwareTask_AlreadyOnTheSwVersionSucceedsAtOnce) {
 TEST_F(GatewaySota, VersionReportWithOnlyOneVersion_KeepsTheOtherStored) {
   const std::string app(5000, 'C');
   {
-    std::lock_guard<std::mutex> g(platform_->lock());
-    platform_->packages().UploadSoftware("fire", std::vector<uint8_t>(app.begin(), app.end()), "",
-                                         "APP4", SignDetached(key_.pkey(), app));
+    std::lock_guard<std::mutex> g(stack_.platform().lock());
+    stack_.platform().packages().UploadSoftware("fire",
+                                                std::vector<uint8_t>(app.begin(), app.end()), "",
+                                                "APP4", SignDetached(key_.pkey(), app));
   }
   auto gw = Connect(kGateway);
   // A first report names both; a later one (as the C SDK may send) only the firmware's.
   gw->Ota(kSub, "version_report", {{"fw_version", "FOTAV1"}, {"sw_version", "APP4"}});
   ASSERT_TRUE(WaitFor([&] {
-    std::lock_guard<std::mutex> g(platform_->lock());
-    return platform_->registry().GetDevice(kSub).sw_version == "APP4";
+    std::lock_guard<std::mutex> g(stack_.platform().lock());
+    return stack_.platform().registry().GetDevice(kSub).sw_version == "APP4";
   }));
   TaskSpec spec;
   spec.kind = "software";
@@ -475,15 +429,15 @@ TEST_F(GatewaySota, VersionReportWithOnlyOneVersion_KeepsTheOtherStored) {
   spec.devices = {kSub};
   int64_t task = 0;
   {
-    std::lock_guard<std::mutex> g(platform_->lock());
-    task = service_->tasks().Create(spec, std::time(nullptr));
+    std::lock_guard<std::mutex> g(stack_.platform().lock());
+    task = stack_.service().tasks().Create(spec, std::time(nullptr));
   }
   ASSERT_TRUE(gw->Expect("version_query").has_value());
   gw->Ota(kSub, "version_report", {{"fw_version", "FOTAV2"}});
   ASSERT_TRUE(WaitDeviceStatus(task, "Success")) << "the stored sw_version APP4 is the target";
   EXPECT_FALSE(gw->Expect("software_upgrade", nullptr, 300).has_value());
-  std::lock_guard<std::mutex> g(platform_->lock());
-  const Device d = platform_->registry().GetDevice(kSub);
+  std::lock_guard<std::mutex> g(stack_.platform().lock());
+  const Device d = stack_.platform().registry().GetDevice(kSub);
   EXPECT_EQ(d.fw_version, "FOTAV2");
   EXPECT_EQ(d.sw_version, "APP4");
 }
@@ -510,14 +464,14 @@ TEST_F(GatewaySota, SubDevice_HasNoCredentialsAndCannotLogIn) {
   ASSERT_EQ(r->status, 200);
   EXPECT_EQ(json::parse(r->body).size(), 2u);
   {
-    std::lock_guard<std::mutex> g(platform_->lock());
-    EXPECT_FALSE(platform_->registry().Credential("fire_s3").has_value());
+    std::lock_guard<std::mutex> g(stack_.platform().lock());
+    EXPECT_FALSE(stack_.platform().registry().Credential("fire_s3").has_value());
   }
   // No password logs a sub-device in: not the empty one, not its gateway's.
   for (const std::string& password :
        {std::string(), broker::IotdaPassword(kSecret, testing::UtcHour())}) {
     MqttTestClient c(std::string("fire_s3_0_0_") + testing::UtcHour());
-    EXPECT_NE(c.Connect(broker_->port(), "fire_s3", password), 0);
+    EXPECT_NE(c.Connect(stack_.broker().port(), "fire_s3", password), 0);
   }
   // Nor over the HTTP auth hook for other brokers.
   r = api.Post("/broker/v1/auth",

@@ -15,7 +15,6 @@
 #include <sstream>
 #include <thread>
 
-#include "mosquitto_process.hpp"
 #include "mqtt_test_client.hpp"
 #include "ota/broker/device_auth.hpp"
 #include "ota/host/image_builder.hpp"
@@ -23,7 +22,7 @@
 #include "ota/server/device_protocol.hpp"
 #include "ota/server/metrics.hpp"
 #include "ota/server/service.hpp"
-#include "temp_dir.hpp"
+#include "platform_stack.hpp"
 #include "test_images.hpp"
 #include "test_packages.hpp"
 
@@ -101,56 +100,24 @@ std::set<std::string> MetricNames(const std::string& expr) {
 class MetricsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    platform_ = std::make_unique<Platform>(dir_.path());
-    Registry& reg = platform_->registry();
-    const json model = {{"services",
-                         {{{"service_id", "DeviceStatus"},
-                           {"properties", {{{"name", "radioValue"}, {"type", "int"}}}}}}}};
-    reg.CreateProduct("fire", "FIRE", "embedfire", "MQTT", model);
-    reg.AddProductKey("fire", host::PublicKeyPem(key_.pkey()), false);
+    stack_.AddFireProduct(key_.pkey());
+    Registry& reg = stack_.registry();
     reg.CreateDevice("fire", "n1", "", kSecret);
-    const BoardProfile& board = kStm32f429Fire;
-    const uint32_t load = board.internal_base + board.partition(PartitionId::kRunning).offset;
+    const uint32_t load = testing::FireAppAddress();
     host::PackageSpec full;
     full.version = "FOTAV2";
     full.image = testing::MakeTestImage("FOTAV2", 20000, load, 2);
     package_ = testing::MakePackage(full, &key_);
-    package_id_ = platform_->packages().Upload("fire", package_, "v2.bin").package_id;
-    token_ = platform_->CreateApiToken("metrics-test");
+    package_id_ = stack_.platform().packages().Upload("fire", package_, "v2.bin").package_id;
+    token_ = stack_.platform().CreateApiToken("metrics-test");
 
-    std::ofstream(dir_ / "platform.pw") << "platform-secret\n";
-    broker_ = std::make_unique<testing::MosquittoProcess>(
-        dir_.path(), std::vector<std::string>{
-                         std::string("plugin ") + OTA_AUTH_PLUGIN,
-                         "plugin_opt_registry " + platform_->database_path().string(),
-                         "plugin_opt_secret_key " + platform_->secret_key_path().string(),
-                         "plugin_opt_platform_password_file " + (dir_ / "platform.pw").string(),
-                         "plugin_opt_login_stats_interval_s 1"});
-    ASSERT_TRUE(broker_->running());
-    ServiceOptions o;
-    o.http_port = 0;
-    o.mqtt.port = broker_->port();
-    o.mqtt.password = "platform-secret";
-    o.tick_ms = 100;
-    service_ = std::make_unique<Service>(*platform_, o);
-    std::string error;
-    ASSERT_TRUE(service_->Start(&error)) << error;
-  }
-  void TearDown() override {
-    service_.reset();
-    if (HasFailure() && broker_) std::fprintf(stderr, "broker log:\n%s\n", broker_->Log().c_str());
-    broker_.reset();
+    testing::StackOptions o;
+    o.broker_lines = {"plugin_opt_login_stats_interval_s 1"};
+    ASSERT_TRUE(stack_.Start(o));
   }
 
-  std::unique_ptr<httplib::SSLClient> Client(int port, const std::string& token) {
-    auto c = std::make_unique<httplib::SSLClient>("127.0.0.1", port);
-    c->set_ca_cert_path(platform_->tls().ca_cert.c_str());
-    c->enable_server_certificate_verification(true);
-    if (!token.empty()) c->set_bearer_token_auth(token.c_str());
-    return c;
-  }
   std::string Metrics() {
-    auto r = Client(service_->http_port(), token_)->Get("/metrics");
+    auto r = stack_.Client(token_)->Get("/metrics");
     if (!r || r->status != 200) return {};
     return r->body;
   }
@@ -167,11 +134,8 @@ class MetricsTest : public ::testing::Test {
     return body;
   }
 
-  testing::TempDir dir_{"ota-metrics"};
+  testing::PlatformStack stack_{"ota-metrics"};
   testing::TestKey key_;
-  std::unique_ptr<Platform> platform_;
-  std::unique_ptr<testing::MosquittoProcess> broker_;
-  std::unique_ptr<Service> service_;
   std::vector<uint8_t> package_;
   int64_t package_id_ = 0;
   std::string token_;
@@ -180,8 +144,9 @@ class MetricsTest : public ::testing::Test {
 TEST_F(MetricsTest, AfterTraffic_ValuesMoved_PromtoolAccepts_DashboardQueriesExist) {
   // A device logs in through the plugin and reports: one valid report, one not in the model.
   MqttTestClient dev(std::string(kDevice) + "_0_0_" + testing::UtcHour());
-  ASSERT_EQ(
-      dev.Connect(broker_->port(), kDevice, broker::IotdaPassword(kSecret, testing::UtcHour())), 0);
+  ASSERT_EQ(dev.Connect(stack_.broker().port(), kDevice,
+                        broker::IotdaPassword(kSecret, testing::UtcHour())),
+            0);
   const std::string report = std::string("$oc/devices/") + kDevice + "/sys/properties/report";
   ASSERT_TRUE(dev.Publish(
       report, R"({"services":[{"service_id":"DeviceStatus","properties":{"radioValue":7}}]})"));
@@ -189,11 +154,11 @@ TEST_F(MetricsTest, AfterTraffic_ValuesMoved_PromtoolAccepts_DashboardQueriesExi
       report, R"({"services":[{"service_id":"DeviceStatus","properties":{"radioValue":"x"}}]})"));
   // And one refused login: the plugin reports both verdicts.
   MqttTestClient wrong(std::string(kDevice) + "_0_0_" + testing::UtcHour());
-  ASSERT_EQ(wrong.Connect(broker_->port(), kDevice, "not-the-password"), 5);
+  ASSERT_EQ(wrong.Connect(stack_.broker().port(), kDevice, "not-the-password"), 5);
 
   // Operator API calls (one 404 for a device that does not exist), a raw path nobody routes,
   // a download token and the download itself.
-  auto api = Client(service_->http_port(), token_);
+  auto api = stack_.Client(token_);
   ASSERT_EQ(api->Get("/api/v1/devices/fire_n1")->status, 200);
   ASSERT_EQ(api->Get("/api/v1/devices/no_such_device")->status, 404);
   ASSERT_EQ(api->Get("/api/v1/sneaky/path-with-secret-looking-text")->status, 404);
@@ -202,12 +167,11 @@ TEST_F(MetricsTest, AfterTraffic_ValuesMoved_PromtoolAccepts_DashboardQueriesExi
   ASSERT_EQ(grant->status, 201);
   const json g = json::parse(grant->body);
   const std::string url = g["url"];
-  auto dl = Client(service_->download_port(), g["access_token"]);
+  auto dl = stack_.Client(g["access_token"], true);
   auto file = dl->Get(url.substr(url.find('/', 8)).c_str());
   ASSERT_EQ(file->status, 200);
   ASSERT_EQ(file->body.size(), package_.size());
-  auto refused =
-      Client(service_->download_port(), "not-a-token")->Get(url.substr(url.find('/', 8)));
+  auto refused = stack_.Client("not-a-token", true)->Get(url.substr(url.find('/', 8)));
   ASSERT_EQ(refused->status, 401);
   // A task: its version_query goes out through the outbox.
   auto task = api->Post(
@@ -217,9 +181,9 @@ TEST_F(MetricsTest, AfterTraffic_ValuesMoved_PromtoolAccepts_DashboardQueriesExi
   ASSERT_EQ(task->status, 201) << task->body;
 
   // Unauthenticated: refused, as the rest of the API.
-  auto anon = Client(service_->http_port(), "")->Get("/metrics");
+  auto anon = stack_.Client("")->Get("/metrics");
   ASSERT_EQ(anon->status, 401);
-  EXPECT_EQ(Client(service_->http_port(), "wrong")->Get("/metrics")->status, 401);
+  EXPECT_EQ(stack_.Client("wrong")->Get("/metrics")->status, 401);
 
   WaitFor(R"(ota_mqtt_messages_published_total{source="outbox"})", 1);
   WaitFor(R"(ota_device_logins_total{reason="bad_password"})", 1);
@@ -267,7 +231,7 @@ TEST_F(MetricsTest, AfterTraffic_ValuesMoved_PromtoolAccepts_DashboardQueriesExi
   EXPECT_EQ(body.find("sneaky"), std::string::npos);
 
   // promtool must be there (scripts/install-deps.sh installs it): missing is a failure.
-  const std::filesystem::path file_path = dir_ / "metrics.txt";
+  const std::filesystem::path file_path = stack_.dir() / "metrics.txt";
   std::ofstream(file_path) << body;
   const std::string cmd = "promtool check metrics < '" + file_path.string() + "' 2>&1";
   FILE* pipe = popen(cmd.c_str(), "r");
@@ -323,7 +287,7 @@ TEST_F(MetricsTest, AfterTraffic_ValuesMoved_PromtoolAccepts_DashboardQueriesExi
 TEST_F(MetricsTest, DeviceLogins_BrokerRestart_TotalsNeverGoDown) {
   const auto login = [this](const std::string& password) {
     MqttTestClient c(std::string(kDevice) + "_0_0_" + testing::UtcHour());
-    return c.Connect(broker_->port(), kDevice, password);
+    return c.Connect(stack_.broker().port(), kDevice, password);
   };
   const std::string good = broker::IotdaPassword(kSecret, testing::UtcHour());
   ASSERT_EQ(login(good), 0);
@@ -332,8 +296,8 @@ TEST_F(MetricsTest, DeviceLogins_BrokerRestart_TotalsNeverGoDown) {
   EXPECT_EQ(first.at(R"(ota_device_logins_total{reason="accepted"})"), 1);
   EXPECT_EQ(first.at(R"(ota_device_logins_total{reason="bad_password"})"), 1);
 
-  broker_->Stop(SIGTERM);
-  ASSERT_TRUE(broker_->Start());
+  stack_.broker().Stop(SIGTERM);
+  ASSERT_TRUE(stack_.broker().Start());
   ASSERT_EQ(login("wrong"), 5);
   ASSERT_EQ(login("wrong again"), 5);
   // The bridge reconnects and subscribes again; the new instance's message is retained.
@@ -416,9 +380,9 @@ TEST(DeviceLogins, ParseLoginStats_ValidatesTheMessage) {
 }
 
 TEST_F(MetricsTest, MetricsPublic_ServedWithoutToken) {
-  EXPECT_EQ(Client(service_->http_port(), "")->Get("/metrics")->status, 401);
-  service_->api().set_metrics_public(true);
-  auto r = Client(service_->http_port(), "")->Get("/metrics");
+  EXPECT_EQ(stack_.Client("")->Get("/metrics")->status, 401);
+  stack_.service().api().set_metrics_public(true);
+  auto r = stack_.Client("")->Get("/metrics");
   ASSERT_EQ(r->status, 200);
   EXPECT_NE(r->body.find("# TYPE ota_devices gauge"), std::string::npos);
 }

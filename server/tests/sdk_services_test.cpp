@@ -13,12 +13,11 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "mosquitto_process.hpp"
 #include "mqtt_test_client.hpp"
 #include "ota/broker/device_auth.hpp"
 #include "ota/server/device_protocol.hpp"
 #include "ota/server/service.hpp"
-#include "temp_dir.hpp"
+#include "platform_stack.hpp"
 
 namespace ota::server {
 namespace {
@@ -66,8 +65,7 @@ json Envelope(const json& object_device_id, const std::string& service, const st
 class SdkServices : public ::testing::Test {
  protected:
   void SetUp() override {
-    platform_ = std::make_unique<Platform>(dir_.path());
-    Registry& reg = platform_->registry();
+    Registry& reg = stack_.registry();
     // The Python SDK's properties_sample (4 ints, two of them decimal in the model) and the C
     // SDK's properties_test.
     const json model = {{"services",
@@ -82,38 +80,16 @@ class SdkServices : public ::testing::Test {
     reg.CreateProduct("smoke", "SMOKE", "test", "MQTT", model);
     reg.CreateDevice("smoke", "n1", "", kSecret);
     reg.CreateDevice("smoke", "n2", "", kSecret);
-    std::ofstream(dir_ / "platform.pw") << "platform-secret\n";
-    broker_ = std::make_unique<testing::MosquittoProcess>(
-        dir_.path(), std::vector<std::string>{
-                         std::string("plugin ") + OTA_AUTH_PLUGIN,
-                         "plugin_opt_registry " + platform_->database_path().string(),
-                         "plugin_opt_secret_key " + platform_->secret_key_path().string(),
-                         "plugin_opt_platform_password_file " + (dir_ / "platform.pw").string()});
-    ASSERT_TRUE(broker_->running());
-    ServiceOptions o;
-    o.http_port = 0;
-    o.mqtt.port = broker_->port();
-    o.mqtt.password = "platform-secret";
-    o.tick_ms = 100;
-    service_ = std::make_unique<Service>(*platform_, o);
-    std::string error;
-    ASSERT_TRUE(service_->Start(&error)) << error;
+    ASSERT_TRUE(stack_.Start());
     dev_ = Connect(kDevice);
     ASSERT_TRUE(dev_);
-  }
-  void TearDown() override {
-    dev_.reset();
-    service_.reset();
-    if (HasFailure() && broker_) std::fprintf(stderr, "broker log:\n%s\n", broker_->Log().c_str());
-    broker_.reset();
   }
 
   // A device as the SDKs connect it; it subscribes to its answers itself here (delivery without
   // a SUBSCRIBE is the broker plugin's, tested there).
   std::unique_ptr<MqttTestClient> Connect(const std::string& id) {
-    auto c = std::make_unique<MqttTestClient>(id + "_0_0_" + testing::UtcHour());
-    if (c->Connect(broker_->port(), id, broker::IotdaPassword(kSecret, testing::UtcHour())) != 0)
-      return nullptr;
+    auto c = stack_.Session(id, kSecret);
+    if (!c) return nullptr;
     const std::string t = "$oc/devices/" + id;
     if (c->Subscribe(t + "/sys/events/down") != 1) return nullptr;
     if (c->Subscribe(t + "/sys/shadow/get/response/#") != 1) return nullptr;
@@ -142,10 +118,7 @@ class SdkServices : public ::testing::Test {
     return std::nullopt;
   }
 
-  int64_t Counter(const std::string& name) {
-    std::lock_guard<std::mutex> g(platform_->lock());
-    return platform_->registry().Counter(name);
-  }
+  int64_t Counter(const std::string& name) { return stack_.Counter(name); }
   // Waits until counter `name` reaches `value` (messages are handled in order).
   bool WaitCounter(const std::string& name, int64_t value, int timeout_ms = 5000) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
@@ -156,24 +129,15 @@ class SdkServices : public ::testing::Test {
     return false;
   }
   json Shadow(const std::string& service = "") {
-    std::lock_guard<std::mutex> g(platform_->lock());
-    return platform_->registry().Shadow(kDevice, service);
+    std::lock_guard<std::mutex> g(stack_.platform().lock());
+    return stack_.platform().registry().Shadow(kDevice, service);
   }
 
   httplib::Result ApiGet(const std::string& path) {
-    httplib::SSLClient api("127.0.0.1", service_->http_port());
-    api.set_ca_cert_path(platform_->tls().ca_cert.c_str());
-    api.enable_server_certificate_verification(true);
-    std::string token;
-    std::ifstream(dir_ / "admin.token") >> token;
-    api.set_bearer_token_auth(token.c_str());
-    return api.Get(path.c_str());
+    return stack_.Client(stack_.admin_token())->Get(path);
   }
 
-  testing::TempDir dir_{"ota-sdk-services"};
-  std::unique_ptr<Platform> platform_;
-  std::unique_ptr<testing::MosquittoProcess> broker_;
-  std::unique_ptr<Service> service_;
+  testing::PlatformStack stack_{"ota-sdk-services"};
   std::unique_ptr<MqttTestClient> dev_;
 };
 
@@ -214,8 +178,8 @@ TEST_F(SdkServices, TimeSync_AnsweredOnceWithTheEchoedNumberAndSaneTimes) {
 
   // Published once, never kept for resending: a late answer would set a wrong clock.
   EXPECT_FALSE(Next("/sys/events/down", 1500).has_value());
-  std::lock_guard<std::mutex> g(platform_->lock());
-  EXPECT_EQ(platform_->outbox().Size(), 0);
+  std::lock_guard<std::mutex> g(stack_.platform().lock());
+  EXPECT_EQ(stack_.platform().outbox().Size(), 0);
 }
 
 TEST_F(SdkServices, TimeSync_WithoutUsableSendTime_RejectedAndNotAnswered) {
@@ -362,8 +326,8 @@ TEST_F(SdkServices, SdkInfo_KeptAndShownByTheApi) {
                         {"fw_version", "v1.0.0"},
                         {"device_ip", "10.0.0.7"}}));
   EXPECT_EQ(Counter("rejected_events"), 0);
-  std::lock_guard<std::mutex> g(platform_->lock());
-  EXPECT_EQ(platform_->registry().GetDevice(kDevice).fw_version, "")
+  std::lock_guard<std::mutex> g(stack_.platform().lock());
+  EXPECT_EQ(stack_.platform().registry().GetDevice(kDevice).fw_version, "")
       << "versions come from $ota version_report only";
 }
 
@@ -458,9 +422,9 @@ TEST_F(SdkServices, PythonSdkPropertyReportAndEnvelopes_Accepted) {
           .dump(4));
   ASSERT_TRUE(WaitCounter("property_reports", 1));
   {
-    std::lock_guard<std::mutex> g(platform_->lock());
+    std::lock_guard<std::mutex> g(stack_.platform().lock());
     EXPECT_EQ(
-        platform_->registry().Properties(kDevice)["smokeDetector"],
+        stack_.platform().registry().Properties(kDevice)["smokeDetector"],
         (json{{"alarm", 10}, {"smokeConcentration", 36}, {"temperature", 64}, {"humidity", 32}}));
   }
   // version_report with "object_device_id" "-1" (C), "" and null, "event_id": "" (Python), and
@@ -478,8 +442,8 @@ TEST_F(SdkServices, PythonSdkPropertyReportAndEnvelopes_Accepted) {
   std::string fw;
   while (std::chrono::steady_clock::now() < deadline && fw != "v2.0") {
     {
-      std::lock_guard<std::mutex> g(platform_->lock());
-      fw = platform_->registry().GetDevice(kDevice).fw_version;
+      std::lock_guard<std::mutex> g(stack_.platform().lock());
+      fw = stack_.platform().registry().GetDevice(kDevice).fw_version;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }

@@ -13,12 +13,11 @@
 #include <thread>
 
 #include "huawei_sdk_device.hpp"
-#include "mosquitto_process.hpp"
 #include "ota/host/image_builder.hpp"
 #include "ota/host/keys.hpp"
 #include "ota/image.hpp"
 #include "ota/server/service.hpp"
-#include "temp_dir.hpp"
+#include "platform_stack.hpp"
 #include "test_images.hpp"
 #include "test_packages.hpp"
 
@@ -27,8 +26,6 @@ namespace {
 
 using nlohmann::json;
 using testing::HuaweiSdkDevice;
-
-const BoardProfile& kBoard = kStm32f429Fire;
 
 // Today's date at hour 23 (UTC), the stamp the C SDK bumps to "hour 24".
 std::string Today23() {
@@ -47,61 +44,33 @@ std::string SecretThatBumps(const std::string& timestamp, int sig_type) {
 class HuaweiSdkCompat : public ::testing::Test {
  protected:
   void SetUp() override {
-    platform_ = std::make_unique<Platform>(dir_.path());
-    Registry& reg = platform_->registry();
-    const json model = {{"services",
-                         {{{"service_id", "Smoke"},
-                           {"properties", {{{"name", "Smoke_value"}, {"type", "int"}}}}}}}};
-    reg.CreateProduct("fire", "FIRE", "embedfire", "MQTT", model);
-    reg.AddProductKey("fire", host::PublicKeyPem(key_.pkey()), false);
-    const uint32_t load = kBoard.internal_base + kBoard.partition(PartitionId::kRunning).offset;
+    stack_.AddFireProduct(key_.pkey(),
+                          {{"services",
+                            {{{"service_id", "Smoke"},
+                              {"properties", {{{"name", "Smoke_value"}, {"type", "int"}}}}}}}});
     host::PackageSpec full;
     full.version = "v2.0";
-    full.image = testing::MakeTestImage("v2.0", 30000, load, 2);
+    full.image = testing::MakeTestImage("v2.0", 30000, testing::FireAppAddress(), 2);
     full_ = testing::MakePackage(full, &key_);
-    full_id_ = platform_->packages().Upload("fire", full_, "fire-v2.0.bin").package_id;
+    full_id_ = stack_.platform().packages().Upload("fire", full_, "fire-v2.0.bin").package_id;
 
-    std::ofstream(dir_ / "platform.pw") << "platform-secret\n";
-    broker_ = std::make_unique<testing::MosquittoProcess>(
-        dir_.path(), std::vector<std::string>{
-                         std::string("plugin ") + OTA_AUTH_PLUGIN,
-                         "plugin_opt_registry " + platform_->database_path().string(),
-                         "plugin_opt_secret_key " + platform_->secret_key_path().string(),
-                         "plugin_opt_platform_password_file " + (dir_ / "platform.pw").string()});
-    ASSERT_TRUE(broker_->running());
-    ServiceOptions o;
-    o.http_port = 0;
-    o.download_port = 0;
-    o.mqtt.port = broker_->port();
-    o.mqtt.password = "platform-secret";
-    o.tick_ms = 100;
-    service_ = std::make_unique<Service>(*platform_, o);
-    std::string error;
-    ASSERT_TRUE(service_->Start(&error)) << error;
-    std::ifstream(dir_ / "admin.token") >> token_;
-  }
-  void TearDown() override {
-    service_.reset();
-    if (HasFailure() && broker_) std::fprintf(stderr, "broker log:\n%s\n", broker_->Log().c_str());
-    broker_.reset();
+    ASSERT_TRUE(stack_.Start());
   }
 
   // Registers node `node` of product fire with `secret`; returns the device ID.
   std::string Register(const std::string& node, const std::string& secret) {
-    std::lock_guard<std::mutex> g(platform_->lock());
-    return platform_->registry().CreateDevice("fire", node, "", secret).first.device_id;
+    std::lock_guard<std::mutex> g(stack_.platform().lock());
+    return stack_.platform().registry().CreateDevice("fire", node, "", secret).first.device_id;
   }
   int64_t CreateTask(const std::vector<std::string>& devices) {
     TaskSpec spec;
     spec.product_id = "fire";
     spec.target_version = "v2.0";
     spec.devices = devices;
-    std::lock_guard<std::mutex> g(platform_->lock());
-    return service_->tasks().Create(spec, std::time(nullptr));
+    return stack_.CreateTask(spec);
   }
   std::string DeviceStatus(int64_t task, const std::string& device) {
-    std::lock_guard<std::mutex> g(platform_->lock());
-    const json t = service_->tasks().Get(task);
+    const json t = stack_.Task(task);
     for (const json& d : t["devices"]) {
       if (d["device_id"] == device) return d["status"];
     }
@@ -134,23 +103,13 @@ class HuaweiSdkCompat : public ::testing::Test {
 
   // An operator's REST call (it may wait for a device's answer).
   std::pair<int, json> Call(const std::string& path, const json& body) {
-    httplib::SSLClient api("127.0.0.1", service_->http_port());
-    api.set_ca_cert_path(platform_->tls().ca_cert.c_str());
-    api.enable_server_certificate_verification(true);
-    api.set_bearer_token_auth(token_.c_str());
-    api.set_read_timeout(30);
-    httplib::Result r = api.Post(path.c_str(), body.dump(), "application/json");
-    if (!r) return {-1, nullptr};
-    return {r->status, json::parse(r->body, nullptr, false)};
+    testing::ApiAnswer a = stack_.Call("POST", path, body);
+    return {a.status, std::move(a.body)};
   }
 
-  testing::TempDir dir_{"ota-huawei-sdk"};
-  std::string token_;
-  std::filesystem::path sdk_dir_ = dir_ / "sdk-downloads";
+  testing::PlatformStack stack_{"ota-huawei-sdk"};
+  std::filesystem::path sdk_dir_ = stack_.dir() / "sdk-downloads";
   testing::TestKey key_;
-  std::unique_ptr<Platform> platform_;
-  std::unique_ptr<testing::MosquittoProcess> broker_;
-  std::unique_ptr<Service> service_;
   std::vector<uint8_t> full_;
   int64_t full_id_ = 0;
 };
@@ -163,7 +122,7 @@ TEST_F(HuaweiSdkCompat, CSdkDevice_Hour24StampNeverSubscribes_WholeUpgradeSuccee
   HuaweiSdkDevice dev(id, secret, 0, Today23(), sdk_dir_);
   ASSERT_GE(dev.login().bumps, 1);
   ASSERT_EQ(dev.login().timestamp.substr(8), std::to_string(23 + dev.login().bumps));
-  ASSERT_EQ(dev.Connect(broker_->port()), 0) << "client id " << dev.client_id();
+  ASSERT_EQ(dev.Connect(stack_.broker().port()), 0) << "client id " << dev.client_id();
   const int64_t task = CreateTask({id});
   EXPECT_TRUE(RunUntilSuccess(task, {&dev})) << "status " << DeviceStatus(task, id);
   ExpectWholeDownload(dev);
@@ -177,8 +136,8 @@ TEST_F(HuaweiSdkCompat, Sm3AndSha256SigTypes_NeverSubscribe_WholeUpgradeSucceeds
                       sdk_dir_);
   HuaweiSdkDevice sha(Register("c-sdk-sha", "sha-secret"), "sha-secret", 1, testing::UtcHour(),
                       sdk_dir_);
-  ASSERT_EQ(sm3.Connect(broker_->port()), 0) << "client id " << sm3.client_id();
-  ASSERT_EQ(sha.Connect(broker_->port()), 0) << "client id " << sha.client_id();
+  ASSERT_EQ(sm3.Connect(stack_.broker().port()), 0) << "client id " << sm3.client_id();
+  ASSERT_EQ(sha.Connect(stack_.broker().port()), 0) << "client id " << sha.client_id();
   const int64_t task = CreateTask({sm3.device_id(), sha.device_id()});
   EXPECT_TRUE(RunUntilSuccess(task, {&sm3, &sha}))
       << DeviceStatus(task, sm3.device_id()) << " / " << DeviceStatus(task, sha.device_id());
@@ -189,7 +148,7 @@ TEST_F(HuaweiSdkCompat, Sm3AndSha256SigTypes_NeverSubscribe_WholeUpgradeSucceeds
 TEST_F(HuaweiSdkCompat, PropertyReport_FromANeverSubscribedDevice_Stored) {
   const std::string id = Register("c-sdk-props", "props-secret");
   HuaweiSdkDevice dev(id, "props-secret", 0, testing::UtcHour(), sdk_dir_);
-  ASSERT_EQ(dev.Connect(broker_->port()), 0);
+  ASSERT_EQ(dev.Connect(stack_.broker().port()), 0);
   // properties_test.c: Smoke.Smoke_value as an int, no event_time.
   ASSERT_TRUE(dev.Publish(
       "/sys/properties/report",
@@ -198,8 +157,8 @@ TEST_F(HuaweiSdkCompat, PropertyReport_FromANeverSubscribedDevice_Stored) {
   json props;
   while (std::chrono::steady_clock::now() < deadline) {
     {
-      std::lock_guard<std::mutex> g(platform_->lock());
-      props = platform_->registry().Properties(id);
+      std::lock_guard<std::mutex> g(stack_.platform().lock());
+      props = stack_.platform().registry().Properties(id);
     }
     if (props.dump().find("42") != std::string::npos) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -211,7 +170,7 @@ TEST_F(HuaweiSdkCompat, PropertyReport_FromANeverSubscribedDevice_Stored) {
 TEST_F(HuaweiSdkCompat, PythonSdkOnConnect_TimeSyncShadowAndCommandReachANeverSubscribedDevice) {
   const std::string id = Register("py-sdk-1", "py-secret");
   HuaweiSdkDevice dev(id, "py-secret", 0, testing::UtcHour(), sdk_dir_);
-  ASSERT_EQ(dev.Connect(broker_->port()), 0);
+  ASSERT_EQ(dev.Connect(stack_.broker().port()), 0);
   const auto event = [&](const char* service, const char* type, const json& paras) {
     return json{{"object_device_id", id},
                 {"services",

@@ -4,19 +4,19 @@
 // download and during the loader's work, packages the board must refuse.
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <fstream>
 #include <random>
 #include <thread>
 
 #include "board_runner.hpp"
-#include "mosquitto_process.hpp"
 #include "mqtt_test_client.hpp"
 #include "ota/broker/device_auth.hpp"
 #include "ota/host/image_builder.hpp"
 #include "ota/host/keys.hpp"
 #include "ota/image.hpp"
 #include "ota/server/service.hpp"
-#include "temp_dir.hpp"
+#include "platform_stack.hpp"
 #include "test_images.hpp"
 #include "test_packages.hpp"
 
@@ -44,13 +44,8 @@ std::vector<uint8_t> Restamp(std::vector<uint8_t> image, const char* version) {
 class OtaE2E : public ::testing::Test {
  protected:
   void SetUp() override {
-    platform_ = std::make_unique<server::Platform>(dir_.path());
-    server::Registry& reg = platform_->registry();
-    reg.CreateProduct("fire", "FIRE", "embedfire", "MQTT",
-                      json::parse(R"({"services":[{"service_id":"DeviceStatus",)"
-                                  R"("properties":[{"name":"radioValue","type":"int"}]}]})"));
-    reg.AddProductKey("fire", host::PublicKeyPem(key_.pkey()), false);
-    reg.CreateDevice("fire", "n1", "", kSecret);
+    stack_.AddFireProduct(key_.pkey());
+    stack_.registry().CreateDevice("fire", "n1", "", kSecret);
 
     // 120 KB images sharing most bytes: 30 blocks of download for the full package.
     v1_ = MakeTestImage("FOTAV1", 120000, LoadAddress(), 1);
@@ -60,32 +55,16 @@ class OtaE2E : public ::testing::Test {
     full2_ = Upload(Full(v2_, "FOTAV2", key_), "appv2c.bin");
     diff12_ = Upload(Diff(v1_, v2_, key_), "appv1v2.bin");
 
-    const int mqtts = FreeLoopbackPort();
-    std::istringstream lines(platform_->MosquittoConfig(OTA_AUTH_PLUGIN, mqtts, 0, "127.0.0.1"));
-    for (std::string line; std::getline(lines, line);)
-      broker_conf_.push_back(line);
-    broker_ = std::make_unique<MosquittoProcess>(dir_.path(), broker_conf_);
-    ASSERT_TRUE(broker_->running());
-    ASSERT_TRUE(WaitForPort(mqtts, 5000));
-    mqtts_ = mqtts;
-
-    server::ServiceOptions o;
-    o.http_port = 0;
-    o.mqtt.host = "localhost";
-    o.mqtt.port = mqtts;
-    o.mqtt.ca_file = platform_->tls().ca_cert.string();
-    std::ifstream(platform_->platform_password_path()) >> o.mqtt.password;
-    o.tick_ms = 100;
-    service_ = std::make_unique<Service>(*platform_, o);
-    std::string error;
-    ASSERT_TRUE(service_->Start(&error)) << error;
+    StackOptions options;
+    options.broker = StackBroker::kPlatformTls;
+    ASSERT_TRUE(stack_.Start(options));
 
     device_sim::DeviceConfig dc;
     dc.device_id = kDevice;
     dc.secret = kSecret;
     dc.mqtt_host = "localhost";
-    dc.mqtt_port = mqtts;
-    dc.ca_file = platform_->tls().ca_cert.string();
+    dc.mqtt_port = stack_.mqtts_port();
+    dc.ca_file = stack_.platform().tls().ca_cert.string();
     dc.loader_keys = {key_.trusted()};
     dc.report_interval_ms = 60000;
     device_config_ = dc;
@@ -98,12 +77,6 @@ class OtaE2E : public ::testing::Test {
     board_ = std::make_unique<device_sim::BoardRunner>(kBoard, "", device_config_);
     board_->Program({}, v1_);
   }
-  void TearDown() override {
-    board_.reset();
-    service_.reset();
-    broker_.reset();
-  }
-
   host::PackageSpec Full(const std::vector<uint8_t>& image, const char* version, const TestKey& k) {
     (void)k;
     host::PackageSpec s;
@@ -121,7 +94,7 @@ class OtaE2E : public ::testing::Test {
   }
   int64_t Upload(const host::PackageSpec& spec, const char* name, const TestKey* signer = nullptr) {
     const std::vector<uint8_t> pkg = MakePackage(spec, signer != nullptr ? signer : &key_);
-    return platform_->packages().Upload("fire", pkg, name).package_id;
+    return stack_.platform().packages().Upload("fire", pkg, name).package_id;
   }
 
   int64_t CreateTask(int64_t package_id, const char* version, int retries) {
@@ -132,13 +105,9 @@ class OtaE2E : public ::testing::Test {
     spec.devices = {kDevice};
     spec.retry_count = retries;
     spec.retry_interval = 1;
-    std::lock_guard<std::mutex> g(platform_->lock());
-    return service_->tasks().Create(spec, std::time(nullptr));
+    return stack_.CreateTask(spec);
   }
-  json Task(int64_t id) {
-    std::lock_guard<std::mutex> g(platform_->lock());
-    return service_->tasks().Get(id);
-  }
+  json Task(int64_t id) { return stack_.Task(id); }
   std::string DeviceState(int64_t task) { return Task(task)["devices"][0]["status"]; }
 
   // Powers the board on once: the loader, then the app; kPowerLost if a cut struck.
@@ -164,17 +133,12 @@ class OtaE2E : public ::testing::Test {
     return done() ? Status::Ok() : Status(StatusCode::kFailedPrecondition);
   }
 
-  TempDir dir_{"ota-e2e"};
+  PlatformStack stack_{"ota-e2e"};
   TestKey key_;
-  std::unique_ptr<server::Platform> platform_;
-  std::unique_ptr<MosquittoProcess> broker_;
-  std::unique_ptr<Service> service_;
   device_sim::DeviceConfig device_config_;
   std::unique_ptr<device_sim::BoardRunner> board_;
   std::vector<uint8_t> v1_, v2_;
   int64_t full2_ = 0, diff12_ = 0;
-  int mqtts_ = 0;
-  std::vector<std::string> broker_conf_;
   std::vector<BootRecord> boots_;
 };
 
@@ -187,25 +151,27 @@ TEST_F(OtaE2E, OversizedDevicePayload_RefusedAtTheBroker_NothingReachesThePlatfo
   const std::string topic = std::string("$oc/devices/") + kDevice + "/sys/properties/report";
   {
     MqttTestClient device(std::string(kDevice) + "_0_0_" + UtcHour());
-    ASSERT_TRUE(device.UseTls(platform_->tls().ca_cert.string()));
-    ASSERT_EQ(device.Connect(mqtts_, kDevice, broker::IotdaPassword(kSecret, UtcHour())), 0);
+    ASSERT_TRUE(device.UseTls(stack_.platform().tls().ca_cert.string()));
+    ASSERT_EQ(
+        device.Connect(stack_.mqtts_port(), kDevice, broker::IotdaPassword(kSecret, UtcHour())), 0);
     EXPECT_FALSE(device.Publish(topic, std::string(70000, ' '))) << "the broker acknowledged it";
   }
   MqttTestClient device(std::string(kDevice) + "_0_0_" + UtcHour());
-  ASSERT_TRUE(device.UseTls(platform_->tls().ca_cert.string()));
-  ASSERT_EQ(device.Connect(mqtts_, kDevice, broker::IotdaPassword(kSecret, UtcHour())), 0);
+  ASSERT_TRUE(device.UseTls(stack_.platform().tls().ca_cert.string()));
+  ASSERT_EQ(device.Connect(stack_.mqtts_port(), kDevice, broker::IotdaPassword(kSecret, UtcHour())),
+            0);
   ASSERT_TRUE(device.Publish(topic, report));
   int64_t stored = 0;
   for (int i = 0; i < 100 && stored == 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    std::lock_guard<std::mutex> g(platform_->lock());
-    stored = platform_->registry().Counter("property_reports");
+    std::lock_guard<std::mutex> g(stack_.platform().lock());
+    stored = stack_.platform().registry().Counter("property_reports");
   }
-  std::lock_guard<std::mutex> g(platform_->lock());
+  std::lock_guard<std::mutex> g(stack_.platform().lock());
   EXPECT_EQ(stored, 1) << "only the report that fits";
-  EXPECT_EQ(platform_->registry().Counter("rejected_oversized"), 0)
+  EXPECT_EQ(stack_.platform().registry().Counter("rejected_oversized"), 0)
       << "the platform never saw the large one: the broker refused it";
-  EXPECT_EQ(platform_->registry().Counter("rejected_property_reports"), 0);
+  EXPECT_EQ(stack_.platform().registry().Counter("rejected_property_reports"), 0);
 }
 
 TEST_F(OtaE2E, DiffUpgrade_FromThePlatform_Succeeds) {
@@ -226,8 +192,8 @@ TEST_F(OtaE2E, EspAtModemPort_DiffUpgrade_Succeeds) {
   EXPECT_EQ(Task(task)["devices"][0]["package_id"], diff12_);
   EXPECT_TRUE(board_->agent().record().confirmed());
   EXPECT_GT(board_->modem_sim()->commands(), 10u) << "the traffic went through AT commands";
-  std::lock_guard<std::mutex> g(platform_->lock());
-  EXPECT_EQ(platform_->registry().GetDevice(kDevice).fw_version, "FOTAV2");
+  std::lock_guard<std::mutex> g(stack_.platform().lock());
+  EXPECT_EQ(stack_.platform().registry().GetDevice(kDevice).fw_version, "FOTAV2");
 }
 
 TEST_F(OtaE2E, EspAtModemPort_DroppedDownloadAndLostBroker_Recovers) {
@@ -252,7 +218,7 @@ TEST_F(OtaE2E, EspAtModemPort_DroppedDownloadAndLostBroker_Recovers) {
 TEST_F(OtaE2E, BrokerRestart_AgentReconnectsWithBackoff) {
   ASSERT_TRUE(PowerOn().ok());
   ASSERT_TRUE(Run([&] { return board_->agent().connected(); }).ok());
-  broker_.reset();  // the broker goes away ...
+  stack_.broker().Stop(SIGTERM);  // the broker goes away ...
   ASSERT_TRUE(Run([&] { return !board_->agent().connected(); }, 10000).ok());
   // ... the agent keeps trying (backing off) while it is down ...
   const auto down = std::chrono::steady_clock::now();
@@ -261,12 +227,12 @@ TEST_F(OtaE2E, BrokerRestart_AgentReconnectsWithBackoff) {
           .ok());
   EXPECT_FALSE(board_->agent().connected());
   // ... and is back, with a version report, soon after the broker returns.
-  broker_ = std::make_unique<MosquittoProcess>(dir_.path(), broker_conf_);
-  ASSERT_TRUE(broker_->running() && WaitForPort(mqtts_, 5000)) << broker_->Log();
+  ASSERT_TRUE(stack_.broker().Start() && WaitForPort(stack_.mqtts_port(), 5000))
+      << stack_.broker().Log();
   ASSERT_TRUE(Run([&] { return board_->agent().connected(); }, 20000).ok())
       << "no reconnect within the backoff";
-  std::lock_guard<std::mutex> g(platform_->lock());
-  EXPECT_EQ(platform_->registry().GetDevice(kDevice).fw_version, "FOTAV1");
+  std::lock_guard<std::mutex> g(stack_.platform().lock());
+  EXPECT_EQ(stack_.platform().registry().GetDevice(kDevice).fw_version, "FOTAV1");
 }
 
 TEST_F(OtaE2E, DownloadDroppedThenPowerCut_ResumesFromSavedOffset) {
@@ -290,7 +256,7 @@ TEST_F(OtaE2E, DownloadDroppedThenPowerCut_ResumesFromSavedOffset) {
   EXPECT_GT(saved, offset_after_drop) << "the resumed download saved its progress";
   ASSERT_TRUE(Run([&] { return DeviceState(task) == "Success"; }).ok()) << Task(task).dump();
   EXPECT_EQ(board_->running_version(), "FOTAV2");
-  const auto pkg_size = static_cast<uint64_t>(platform_->packages().Get(full2_).size);
+  const auto pkg_size = static_cast<uint64_t>(stack_.platform().packages().Get(full2_).size);
   EXPECT_LT(board_->https().bytes_received() - bytes_before, pkg_size - saved + 4096)
       << "the rest was downloaded, not the whole file again";
 }
@@ -357,7 +323,7 @@ TEST_F(OtaE2E, DiffForAnotherImage_RefusedBeforeAnythingIsErased) {
 TEST_F(OtaE2E, PackageTheLoaderDoesNotTrust_RefusedWith7) {
   // Signed by a key the platform accepts for the product but the loader does not hold.
   TestKey other_key;
-  platform_->registry().AddProductKey("fire", host::PublicKeyPem(other_key.pkey()), false);
+  stack_.platform().registry().AddProductKey("fire", host::PublicKeyPem(other_key.pkey()), false);
   const std::vector<uint8_t> v3 = Restamp(v2_, "FOTAV3");
   host::PackageSpec s = Full(v3, "FOTAV3", other_key);
   const int64_t pkg = Upload(s, "appv3c.bin", &other_key);
@@ -377,10 +343,10 @@ TEST_F(OtaE2E, SignThatDoesNotMatchTheFile_RefusedWith7) {
   // test listens to the device's reports with the platform's identity.
   server::MqttOptions o;
   o.host = "localhost";
-  o.port = mqtts_;
-  o.ca_file = platform_->tls().ca_cert.string();
+  o.port = stack_.mqtts_port();
+  o.ca_file = stack_.platform().tls().ca_cert.string();
   o.client_id = "test-platform";
-  std::ifstream(platform_->platform_password_path()) >> o.password;
+  std::ifstream(stack_.platform().platform_password_path()) >> o.password;
   std::mutex mu;
   std::vector<std::string> reports;
   server::MqttBridge bridge(o, [&](const std::string& topic, const std::string& payload) {
@@ -389,8 +355,9 @@ TEST_F(OtaE2E, SignThatDoesNotMatchTheFile_RefusedWith7) {
   });
   std::string error;
   ASSERT_TRUE(bridge.Start(5000, &error)) << error;
-  json grant = server::DownloadGrant(*platform_, service_->api().download_base_url(), kDevice,
-                                     platform_->packages().Get(full2_), std::time(nullptr) + 600);
+  json grant =
+      server::DownloadGrant(stack_.platform(), stack_.service().api().download_base_url(), kDevice,
+                            stack_.platform().packages().Get(full2_), std::time(nullptr) + 600);
   grant["sign"] = std::string(64, 'a');
   ASSERT_GE(bridge.Publish(server::FirmwareUpgrade(kDevice, grant)), 0);
   auto refused = [&] {

@@ -7,9 +7,14 @@
 #include "ota/bytes.hpp"
 #include "ota/host/image_builder.hpp"
 #include "ota/image.hpp"
+#include "ota/profile.hpp"
 #include "ota/sha256.hpp"
 
 namespace ota::testing {
+
+uint32_t FireAppAddress() {
+  return kStm32f429Fire.internal_base + kStm32f429Fire.partition(PartitionId::kRunning).offset;
+}
 
 std::vector<uint8_t> MakeTestImage(const std::string& version, uint32_t total_size,
                                    uint32_t load_address, uint32_t seed) {

@@ -7,6 +7,9 @@
 
 namespace ota::testing {
 
+// The address app images for the FIRE board's running slot are linked for.
+uint32_t FireAppAddress();
+
 // An image of exactly `total_size` bytes (trailer included) linked for `load_address`.
 // The same seed gives the same bytes.
 std::vector<uint8_t> MakeTestImage(const std::string& version, uint32_t total_size,

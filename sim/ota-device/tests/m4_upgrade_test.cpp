@@ -15,13 +15,12 @@
 #include <map>
 
 #include "emulated_board.hpp"
-#include "mosquitto_process.hpp"
 #include "ota/host/keys.hpp"
 #include "ota/host/package_builder.hpp"
 #include "ota/profile.hpp"
 #include "ota/server/service.hpp"
+#include "platform_stack.hpp"
 #include "sim/m4/factory_image.hpp"
-#include "temp_dir.hpp"
 
 namespace ota::testing {
 namespace {
@@ -86,41 +85,11 @@ class M4Upgrade : public ::testing::Test {
               loader_.end())
         << FirmwareKeyPath() << " is not the key loader.bin was built with";
 
-    platform_ = std::make_unique<server::Platform>(dir_.path());
-    server::Registry& reg = platform_->registry();
-    reg.CreateProduct("fire", "FIRE", "embedfire", "MQTT",
-                      json::parse(R"({"services":[{"service_id":"DeviceStatus",)"
-                                  R"("properties":[{"name":"radioValue","type":"int"}]}]})"));
-    reg.AddProductKey("fire", host::PublicKeyPem(key_.get()), false);
-    reg.CreateDevice("fire", "n1", "", kSecret);
-
-    const int mqtts = FreeLoopbackPort();
-    std::vector<std::string> conf;
-    std::istringstream lines(platform_->MosquittoConfig(OTA_AUTH_PLUGIN, mqtts, 0, "127.0.0.1"));
-    for (std::string line; std::getline(lines, line);)
-      conf.push_back(line);
-    broker_ = std::make_unique<MosquittoProcess>(dir_.path(), conf);
-    ASSERT_TRUE(broker_->running());
-    ASSERT_TRUE(WaitForPort(mqtts, 5000));
-    mqtts_ = mqtts;
-
-    server::ServiceOptions o;
-    o.http_port = 0;
-    o.download_port = 0;
-    o.mqtt.host = "localhost";
-    o.mqtt.port = mqtts;
-    o.mqtt.ca_file = platform_->tls().ca_cert.string();
-    std::ifstream(platform_->platform_password_path()) >> o.mqtt.password;
-    o.tick_ms = 100;
-    service_ = std::make_unique<server::Service>(*platform_, o);
-    std::string error;
-    ASSERT_TRUE(service_->Start(&error)) << error;
-  }
-
-  void TearDown() override {
-    board_.reset();
-    service_.reset();
-    broker_.reset();
+    stack_.AddFireProduct(key_.get());
+    stack_.registry().CreateDevice("fire", "n1", "", kSecret);
+    StackOptions options;
+    options.broker = StackBroker::kPlatformTls;
+    ASSERT_TRUE(stack_.Start(options));
   }
 
   int64_t Upload(host::PackageSpec spec, const char* name) {
@@ -128,7 +97,7 @@ class M4Upgrade : public ::testing::Test {
     EXPECT_EQ(packed.error, "");
     const host::SignResult signed_package = host::SignPackage(packed.package, key_.get());
     EXPECT_EQ(signed_package.error, "");
-    return platform_->packages().Upload("fire", signed_package.package, name).package_id;
+    return stack_.platform().packages().Upload("fire", signed_package.package, name).package_id;
   }
   int64_t CreateTask(int64_t package_id) {
     server::TaskSpec spec;
@@ -136,13 +105,9 @@ class M4Upgrade : public ::testing::Test {
     spec.package_id = package_id;
     spec.devices = {"fire_n1"};
     spec.retry_count = 0;
-    std::lock_guard<std::mutex> g(platform_->lock());
-    return service_->tasks().Create(spec, std::time(nullptr));
+    return stack_.CreateTask(spec);
   }
-  json Task(int64_t id) {
-    std::lock_guard<std::mutex> g(platform_->lock());
-    return service_->tasks().Get(id);
-  }
+  json Task(int64_t id) { return stack_.Task(id); }
   std::string DeviceState(int64_t task) { return Task(task)["devices"][0]["status"]; }
 
   // A factory-fresh board: loader.bin and appv1.bin, the app's settings provisioned (the
@@ -154,10 +119,10 @@ class M4Upgrade : public ::testing::Test {
     ASSERT_TRUE(agent::SetField(s.device_id, "fire_n1"));
     ASSERT_TRUE(agent::SetField(s.secret, kSecret));
     ASSERT_TRUE(agent::SetField(s.broker_host, "localhost"));
-    s.broker_port = static_cast<uint16_t>(mqtts_);
+    s.broker_port = static_cast<uint16_t>(stack_.mqtts_port());
     ASSERT_TRUE(device_sim::ProvisionSettings(*flash_, s).ok());
-    board_ =
-        std::make_unique<device_sim::EmulatedBoard>(*flash_, platform_->tls().ca_cert.string());
+    board_ = std::make_unique<device_sim::EmulatedBoard>(*flash_,
+                                                         stack_.platform().tls().ca_cert.string());
     board_->PowerOn();
   }
 
@@ -216,8 +181,8 @@ class M4Upgrade : public ::testing::Test {
     EXPECT_TRUE(board_->board().Violations().empty())
         << ::testing::PrintToString(board_->board().Violations());
     {
-      std::lock_guard<std::mutex> g(platform_->lock());
-      EXPECT_EQ(platform_->registry().GetDevice("fire_n1").fw_version, "FOTAV2");
+      std::lock_guard<std::mutex> g(stack_.platform().lock());
+      EXPECT_EQ(stack_.platform().registry().GetDevice("fire_n1").fw_version, "FOTAV2");
     }
     EXPECT_EQ(Task(task)["devices"][0]["package_id"], package);
     EXPECT_GT(board_->modem().commands(), 10u) << "the traffic went through AT commands";
@@ -279,11 +244,7 @@ class M4Upgrade : public ::testing::Test {
   static std::vector<uint8_t> loader_, appv1_, appv2_;
   static host::Pkey key_;
   static std::string key_error_;
-  TempDir dir_{"ota-m4-upgrade"};
-  std::unique_ptr<server::Platform> platform_;
-  std::unique_ptr<MosquittoProcess> broker_;
-  std::unique_ptr<server::Service> service_;
-  int mqtts_ = 0;
+  PlatformStack stack_{"ota-m4-upgrade"};
   std::unique_ptr<sim::BoardFlash> flash_;
   std::unique_ptr<device_sim::EmulatedBoard> board_;
   Phase whole_;
