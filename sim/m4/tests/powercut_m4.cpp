@@ -67,7 +67,9 @@ struct OpInfo {
 
 class Runner {
  public:
-  Runner(const M4Scenario& s, SimBoard& sim) : s_(s), sim_(sim), m4_(sim.flash()) {
+  using Hook = std::function<void(M4Board&, BoardFlash&, bool)>;
+  Runner(const M4Scenario& s, SimBoard& sim, Hook hook = nullptr, bool clean = false)
+      : s_(s), sim_(sim), m4_(sim.flash()), hook_(std::move(hook)), clean_(clean) {
     m4_.flash_interface().set_fast_busy_wait(true);
     m4_.w25q128().set_fast_busy_wait(true);
   }
@@ -94,6 +96,7 @@ class Runner {
   void PowerOnOnce(RunOutcome* out, int* boots, int max_boots) {
     marks_.push_back({m4_.flash_interface().events().size(), m4_.w25q128().commands().size(), 0});
     m4_.PowerOn();
+    if (hook_) hook_(m4_, sim_.flash(), clean_);
     const auto tally = [&] {
       out->instructions += m4_.instructions();
       out->emulated_ms += static_cast<double>(m4_.now_ns()) / 1e6;
@@ -179,6 +182,8 @@ class Runner {
   const M4Scenario& s_;
   SimBoard& sim_;
   M4Board m4_;
+  Hook hook_;
+  bool clean_;
 
  public:
   // The operations of the power-ons so far, in order: per power-on, the flash interface's and
@@ -238,6 +243,18 @@ class Runner {
   };
   std::vector<Mark> marks_;
 };
+
+// A run's own checks, whatever the board came up on: "" if it passed them.
+std::string CheckRun(M4Board& m4, const RunOutcome& run) {
+  if (!run.error.empty()) return run.error;
+  const std::vector<std::string> rules = BoardRuleFailures(m4);
+  if (rules.empty()) return "";
+  std::string text =
+      "a model's rule broken or an operation refused (" + std::to_string(rules.size()) + "):";
+  for (size_t i = 0; i < rules.size() && i < 3; ++i)
+    text += " [" + rules[i] + "]";
+  return text;
+}
 
 // A settled board boots exactly one of the two images and says which everywhere: "" if so.
 std::string CheckConsistent(const M4Scenario& s, SimBoard& sim, const RunOutcome& run,
@@ -345,6 +362,7 @@ bool IsBulk(const OpInfo& op) {
 struct PointResult {
   bool done = false;
   bool recovered = false;
+  bool failed = false;
   bool unexpected = false;
   std::string failure;
   uint64_t instructions = 0;
@@ -353,7 +371,7 @@ struct PointResult {
 };
 
 PointResult RunPoint(const M4Scenario& s, SimBoard& prepared, uint64_t n, bool torn, uint64_t seed,
-                     int max_boots) {
+                     int max_boots, const Runner::Hook& hook) {
   PointResult pr;
   SimBoard sim(kProfile);
   sim.flash().CopyCellsFrom(prepared.flash());
@@ -361,33 +379,47 @@ PointResult RunPoint(const M4Scenario& s, SimBoard& prepared, uint64_t n, bool t
   (torn ? plan.tear : plan.cut_before) = n;
   plan.seed = seed * 1000003u + n;
   sim.power().Arm(plan);
-  Runner runner(s, sim);
+  Runner runner(s, sim, hook, false);
   RunOutcome run = runner.PowerOnUntilSettled(max_boots);
   pr.instructions += run.instructions;
   pr.emulated_ms += run.emulated_ms;
   pr.host_seconds += run.host_seconds;
   std::ostringstream replay;
   replay << s.name << (torn ? " tear=" : " cut_before=") << n << " seed=" << plan.seed;
+  pr.done = true;
   if (!run.power_lost) {
-    replay << " (the planned fault never fired)";
-  } else {
-    sim.power().PowerOn();
-    sim.power().Arm({});
-    run = runner.PowerOnUntilSettled(max_boots);
-    pr.instructions += run.instructions;
-    pr.emulated_ms += run.emulated_ms;
-    pr.host_seconds += run.host_seconds;
+    // The board went through the upgrade without the fault: nothing was cut, nothing shown.
+    replay << ": the planned fault never fired (" << sim.power().ops_since_arm()
+           << " operations after arming)";
+    if (!run.error.empty()) replay << "; " << run.error;
+    pr.failed = true;
+    pr.failure = replay.str();
+    return pr;
   }
+  // Before the cut: the run up to the power loss broke no rule and stopped for no other reason.
+  const std::string before = CheckRun(runner.m4(), RunOutcome{});
+  sim.power().PowerOn();
+  sim.power().Arm({});
+  run = runner.PowerOnUntilSettled(max_boots);
+  pr.instructions += run.instructions;
+  pr.emulated_ms += run.emulated_ms;
+  pr.host_seconds += run.host_seconds;
   bool holds_new = false;
   const std::string why =
       run.power_lost ? "power lost again" : CheckConsistent(s, sim, run, &holds_new);
-  pr.done = true;
-  if (why.empty()) {
+  const std::string rules = CheckRun(runner.m4(), RunOutcome{});
+  if (why.empty() && rules.empty()) {
     pr.recovered = true;
     pr.unexpected = holds_new != s.expect_new;
+  } else if (why.empty()) {
+    pr.failed = true;
+    replay << ": recovered, but " << (before.empty() ? "in the recovery: " : "before the cut: ")
+           << rules;
+    pr.failure = replay.str();
   } else {
     const Result<BootRecord> r = sim.Record();
     replay << ": " << why;
+    if (!rules.empty()) replay << "; " << rules;
     if (r.ok()) {
       replay << " (status " << UpgradeStatusName(r->status) << ", step " << UpgradeStepName(r->step)
              << ", reason " << FailReasonName(r->reason) << ")";
@@ -405,8 +437,8 @@ M4SweepResult RunM4Sweep(const M4Scenario& s, const M4SweepOptions& options) {
   SimBoard prepared(kProfile);
   const std::string prep = Prepare(s, prepared);
   if (!prep.empty()) {
-    result.failures.push_back(prep);
-    ++result.bricked;
+    result.failures.push_back(s.name + " set-up: " + prep);
+    result.sweep_failed = true;
     return result;
   }
 
@@ -416,18 +448,21 @@ M4SweepResult RunM4Sweep(const M4Scenario& s, const M4SweepOptions& options) {
     SimBoard sim(kProfile);
     sim.flash().CopyCellsFrom(prepared.flash());
     sim.power().Arm({});
-    Runner runner(s, sim);
+    Runner runner(s, sim, options.after_power_on, true);
     const RunOutcome clean = runner.PowerOnUntilSettled(max_boots);
     bool holds_new = false;
-    const std::string why = CheckConsistent(s, sim, clean, &holds_new);
+    std::string why = clean.power_lost ? "power lost with no fault planned"
+                                       : CheckConsistent(s, sim, clean, &holds_new);
+    if (why.empty()) why = CheckRun(runner.m4(), clean);
     result.clean_instructions = clean.instructions;
     result.clean_emulated_ms = clean.emulated_ms;
     result.instructions += clean.instructions;
     result.emulated_ms += clean.emulated_ms;
     result.host_seconds += clean.host_seconds;
     if (!why.empty() || holds_new != s.expect_new) {
-      result.failures.push_back("uninterrupted run: " + (why.empty() ? "wrong outcome" : why));
-      ++result.bricked;
+      result.failures.push_back(s.name +
+                                " uninterrupted run: " + (why.empty() ? "wrong outcome" : why));
+      result.sweep_failed = true;
       return result;
     }
     result.total_ops = clean.ops;
@@ -435,19 +470,24 @@ M4SweepResult RunM4Sweep(const M4Scenario& s, const M4SweepOptions& options) {
     result.clean_ops_detail = OpsDetail(runner.m4(), clean.confirm_ops);
     op_map = runner.OpMap();
     if (op_map.size() != result.total_ops) {
-      result.clean_ops_detail += "; the models recorded " + std::to_string(op_map.size()) +
-                                 " operations, the supply counted " +
-                                 std::to_string(result.total_ops) + ": sampling uniformly";
+      // Which operation a number cuts would be a guess: no run is made on a wrong map.
+      result.failures.push_back(
+          s.name + " uninterrupted run: the models recorded " + std::to_string(op_map.size()) +
+          " mutating flash operations, the supply counted " + std::to_string(result.total_ops));
+      result.sweep_failed = true;
+      return result;
     }
   }
 
   std::set<uint64_t> chosen;
   std::vector<uint64_t> few, bulk;
   for (uint64_t n = 1; n <= result.total_ops; ++n) {
-    (op_map.size() == result.total_ops && IsBulk(op_map[n - 1]) ? bulk : few).push_back(n);
+    (IsBulk(op_map[n - 1]) ? bulk : few).push_back(n);
   }
   result.bulk_ops = bulk.size();
-  if (options.exhaustive) {
+  if (!options.points.empty()) {
+    chosen.insert(options.points.begin(), options.points.end());
+  } else if (options.exhaustive) {
     chosen.insert(few.begin(), few.end());
     for (size_t i = 0; i < bulk.size(); ++i) {
       const bool run_edge = i == 0 || i + 1 == bulk.size() || bulk[i - 1] + 1 != bulk[i] ||
@@ -481,15 +521,18 @@ M4SweepResult RunM4Sweep(const M4Scenario& s, const M4SweepOptions& options) {
   size_t finished = 0;
   const auto worker = [&] {
     for (size_t i = next++; i < jobs.size(); i = next++) {
-      results[i] = RunPoint(s, prepared, jobs[i].n, jobs[i].torn, options.seed, max_boots);
+      results[i] = RunPoint(s, prepared, jobs[i].n, jobs[i].torn, options.seed, max_boots,
+                            options.after_power_on);
       if (options.progress) {
         const std::lock_guard<std::mutex> lock(progress_mutex);
         ++finished;
-        std::fprintf(stderr, "powercut-m4-run: %s %s=%llu %s (%zu/%zu)%s%s\n", s.name.c_str(),
-                     jobs[i].torn ? "tear" : "cut_before",
-                     static_cast<unsigned long long>(jobs[i].n),
-                     results[i].recovered ? "recovered" : "BRICKED", finished, jobs.size(),
-                     results[i].recovered ? "" : ": ", results[i].failure.c_str());
+        std::fprintf(
+            stderr, "powercut-m4-run: %s %s=%llu %s (%zu/%zu)%s%s\n", s.name.c_str(),
+            jobs[i].torn ? "tear" : "cut_before", static_cast<unsigned long long>(jobs[i].n),
+            results[i].recovered ? "recovered"
+            : results[i].failed  ? "FAILED"
+                                 : "BRICKED",
+            finished, jobs.size(), results[i].recovered ? "" : ": ", results[i].failure.c_str());
       }
     }
   };
@@ -510,11 +553,23 @@ M4SweepResult RunM4Sweep(const M4Scenario& s, const M4SweepOptions& options) {
       ++result.recovered;
       if (pr.unexpected) ++result.unexpected;
     } else {
-      ++result.bricked;
+      ++(pr.failed ? result.failed : result.bricked);
       if (result.failures.size() < 5) result.failures.push_back(pr.failure);
     }
   }
   return result;
+}
+
+std::vector<std::string> BoardRuleFailures(M4Board& board) {
+  std::vector<std::string> out = board.flash_interface().Violations();
+  for (const FlashIfEvent& e : board.flash_interface().events()) {
+    if (e.kind == FlashIfEvent::Kind::kError) out.push_back("flash interface refused: " + e.note);
+  }
+  for (const std::string& v : board.w25q128().Violations())
+    out.push_back("w25q128: " + v);
+  for (const std::string& v : board.spi5().violations())
+    out.push_back("spi5: " + v);
+  return out;
 }
 
 std::string M4SummaryLine(const std::string& scenario, const M4SweepResult& r) {

@@ -11,8 +11,12 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
+
+#include "sim/board_flash.hpp"
+#include "sim/m4/board.hpp"
 
 namespace ota::sim::m4::testing {
 
@@ -51,6 +55,13 @@ struct M4SweepOptions {
   bool tear = true;       // also tear each chosen operation
   int jobs = 1;           // runs in parallel (one emulated board each)
   bool progress = false;  // a line on stderr per run as it ends
+  // These operations exactly (1-based, each cut and, with `tear`, torn), instead of the
+  // sample or the exhaustive choice; a number past the last operation is cut all the same (a
+  // plan that never fires: the sweep must report it).
+  std::vector<uint64_t> points;
+  // For the tests that show a check can fail: called after every power-on of the board, in
+  // the uninterrupted run (`clean` true) and in every cut run (its recovery included).
+  std::function<void(M4Board& board, BoardFlash& flash, bool clean)> after_power_on;
 };
 
 struct M4SweepResult {
@@ -61,7 +72,13 @@ struct M4SweepResult {
   uint64_t cuts = 0;
   uint64_t torn = 0;
   uint64_t recovered = 0;
-  uint64_t bricked = 0;
+  uint64_t bricked = 0;  // runs that did not come up on exactly one of the images
+  // Runs that came up on an image but failed a check all the same: the planned fault never
+  // fired, a model's rule was broken or a flash operation refused (before the cut or in the
+  // recovery), the run stopped for a reason it should not.
+  uint64_t failed = 0;
+  // The sweep itself failed (the uninterrupted run, the op map): no run was made.
+  bool sweep_failed = false;
   uint64_t unexpected = 0;  // recovered, but not to the outcome of the uninterrupted run
   // The uninterrupted run: emulated instructions and board time over all its boots.
   uint64_t clean_instructions = 0;
@@ -73,6 +90,10 @@ struct M4SweepResult {
   double host_seconds = 0;
   std::vector<std::string> failures;  // replayable descriptions of the first few
 };
+
+// The rules of the board's models that a run broke: the flash interface's violations and
+// refused operations (SR error flags), the W25Q128's and SPI5's violations. Empty if none.
+std::vector<std::string> BoardRuleFailures(M4Board& board);
 
 M4SweepResult RunM4Sweep(const M4Scenario& scenario, const M4SweepOptions& options);
 

@@ -9,6 +9,7 @@
 // loader.bin trusts; default: the development key next to the cross build's loader).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -109,9 +110,20 @@ class PowerCutM4 : public ::testing::Test {
     return s;
   }
 
-  void Sweep(const M4Scenario& s) {
+  // The refused package: the cheapest scenario (one loader boot checks the signature and
+  // refuses it), for the tests that show a check fails.
+  M4Scenario Refused() {
+    std::vector<uint8_t> package = Package(PackageKind::kFull);
+    package[4000 % package.size()] ^= 0x01;
+    M4Scenario s = Make("refused-package", package);
+    s.expect_new = false;
+    return s;
+  }
+
+  M4SweepResult Sweep(const M4Scenario& s) { return Sweep(s, options_, true); }
+  M4SweepResult Sweep(const M4Scenario& s, const M4SweepOptions& options, bool expect_pass) {
     const auto started = std::chrono::steady_clock::now();
-    const M4SweepResult r = RunM4Sweep(s, options_);
+    const M4SweepResult r = RunM4Sweep(s, options);
     const double wall =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     std::printf("%s\n", M4SummaryLine(s.name, r).c_str());
@@ -135,13 +147,22 @@ class PowerCutM4 : public ::testing::Test {
     std::printf("powercut-m4-points: %s%s\n", s.name.c_str(), points.c_str());
     for (const std::string& f : r.failures)
       std::printf("  replay: %s\n", f.c_str());
+    if (!expect_pass) return r;
+    EXPECT_FALSE(r.sweep_failed) << "the uninterrupted run or the op map failed: see replay";
     EXPECT_GT(r.total_ops, 0u);
     EXPECT_EQ(r.bricked, 0u);
+    EXPECT_EQ(r.failed, 0u) << "a run broke a model's rule, or its fault never fired";
     EXPECT_EQ(r.unexpected, 0u) << "a cut changed the outcome of the upgrade";
     EXPECT_EQ(r.recovered, r.cuts + r.torn);
-    if (options_.exhaustive && options_.bulk_stride == 1) {
+    if (options.exhaustive && options.bulk_stride == 1) {
       EXPECT_EQ(r.cuts, r.total_ops) << "not every operation was cut";
     }
+    return r;
+  }
+
+  static bool AnyFailureHas(const M4SweepResult& r, const std::string& text) {
+    return std::any_of(r.failures.begin(), r.failures.end(),
+                       [&](const std::string& f) { return f.find(text) != std::string::npos; });
   }
 
   static M4SweepOptions options_;
@@ -187,6 +208,80 @@ TEST_F(PowerCutM4, RefusedPackage_NeverBricks) {
   M4Scenario s = Make("refused-package", package);
   s.expect_new = false;
   Sweep(s);
+}
+
+// The sweep's own checks fail a sweep (each test makes one of them fail on purpose).
+
+// A plan past the last operation: the board goes through the upgrade untouched, and that is a
+// failure (nothing was cut), not a recovery.
+TEST_F(PowerCutM4, Check_PlanPastTheLastOperation_IsReportedAsNeverFired) {
+  M4SweepOptions o = options_;
+  o.points = {1'000'000};
+  o.tear = false;
+  const M4SweepResult r = Sweep(Refused(), o, false);
+  EXPECT_FALSE(r.sweep_failed);
+  EXPECT_LT(r.total_ops, 1'000'000u);
+  EXPECT_EQ(r.cuts, 1u);
+  EXPECT_EQ(r.recovered, 0u);
+  EXPECT_EQ(r.failed, 1u);
+  EXPECT_TRUE(AnyFailureHas(r, "cut_before=1000000")) << "replayable";
+  EXPECT_TRUE(AnyFailureHas(r, "the planned fault never fired"));
+}
+
+// A W25Q128 page program without write enable (the chip ignores it and its model notes it),
+// sent after each power-on of the uninterrupted run: the sweep fails before any cut.
+TEST_F(PowerCutM4, Check_RuleBrokenInTheUninterruptedRun_FailsTheSweep) {
+  M4SweepOptions o = options_;
+  o.after_power_on = [](M4Board& board, BoardFlash&, bool clean) {
+    if (!clean) return;
+    W25q128Chip& chip = board.w25q128();
+    chip.Select();
+    for (const int b : {0x02, 0xFF, 0xF0, 0x00, 0x55})
+      chip.Transfer(static_cast<uint8_t>(b));
+    chip.Deselect();
+  };
+  const M4SweepResult r = Sweep(Refused(), o, false);
+  EXPECT_TRUE(r.sweep_failed);
+  EXPECT_EQ(r.cuts + r.torn, 0u);
+  EXPECT_TRUE(AnyFailureHas(r, "uninterrupted run: a model's rule broken"));
+  EXPECT_TRUE(AnyFailureHas(r, "w25q128: "));
+}
+
+// The same in the cut runs only: each run fails, though the board comes up on appv1.
+TEST_F(PowerCutM4, Check_RuleBrokenInACutRun_FailsTheRun) {
+  M4SweepOptions o = options_;
+  o.points = {1};
+  o.after_power_on = [](M4Board& board, BoardFlash&, bool clean) {
+    if (clean) return;
+    W25q128Chip& chip = board.w25q128();
+    chip.Select();
+    for (const int b : {0x20, 0xFF, 0xF0, 0x00})
+      chip.Transfer(static_cast<uint8_t>(b));  // a sector erase without write enable
+    chip.Deselect();
+  };
+  const M4SweepResult r = Sweep(Refused(), o, false);
+  EXPECT_FALSE(r.sweep_failed);
+  EXPECT_EQ(r.cuts, 1u);
+  EXPECT_EQ(r.torn, 1u);
+  EXPECT_EQ(r.recovered, 0u);
+  EXPECT_EQ(r.failed, 2u);
+  EXPECT_TRUE(AnyFailureHas(r, "refused-package cut_before=1 seed="));
+  EXPECT_TRUE(AnyFailureHas(r, "before the cut: a model's rule broken"));
+}
+
+// An operation the supply counts that no model recorded (the host erases a W25Q128 sector
+// behind the board's back): the op map cannot say what a number cuts, so the sweep fails.
+TEST_F(PowerCutM4, Check_OpMapDiffersFromTheSupplysCount_FailsTheSweep) {
+  M4SweepOptions o = options_;
+  o.after_power_on = [](M4Board&, BoardFlash& flash, bool clean) {
+    if (clean) {
+      ASSERT_TRUE(flash.external.Erase(flash.external.size() - 4096, 4096).ok());
+    }
+  };
+  const M4SweepResult r = Sweep(Refused(), o, false);
+  EXPECT_TRUE(r.sweep_failed);
+  EXPECT_EQ(r.cuts + r.torn, 0u);
+  EXPECT_TRUE(AnyFailureHas(r, "operations, the supply counted"));
 }
 
 // What the sweep's fast waiting changes: a cold boot (an option-byte program, a 16 KB erase, 32
