@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -12,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "emulated_board.hpp"
 #include "ota/boot_state.hpp"
 #include "ota/image.hpp"
 #include "ota/profile.hpp"
@@ -30,20 +32,27 @@ constexpr int kExtraBoots = 6;
 // time is halted: an install takes a few seconds, a halt resets after about 5.5 s.
 constexpr uint64_t kLoaderRunNs = 60'000'000'000ull;
 constexpr const char* kBanner = "app: version ";
+// The app's part of a power-on, with the modem and the broker: it reports and confirms within
+// a few seconds of board time (the modem's boot is 1 s; the rest is the login); the real time
+// bounds a broker that does not answer.
+constexpr uint64_t kAppRunNs = 30'000'000'000ull;
+constexpr auto kAppRealTime = std::chrono::seconds(60);
+// An app that never confirms runs this long past its banner before the power goes.
+constexpr uint64_t kAppQuietNs = 20'000'000ull;
 
 uint32_t SlotAddress() {
   return kProfile.internal_base + kProfile.partition(PartitionId::kRunning).offset;
 }
 
-// What the uninterrupted run and every cut run go through: power-ons of the real loader
-// until the upgrade has an end, the app confirming a new image it runs on trial.
+// What the uninterrupted run and every cut run go through: power-ons of the real loader until
+// the upgrade has an end; the real app, on the simulated modem and a real broker, reporting
+// the outcome and confirming the image it runs (its agent's boot-state save).
 struct RunOutcome {
   bool power_lost = false;
   bool settled = false;
   std::string version;  // the app's banner on the last boot that reached it
   std::string error;    // a fault of the model, or why the board did not settle
   uint64_t ops = 0;
-  uint64_t confirm_ops = 0;  // of ops: the app's confirmations (host code, as tests/powercut)
   uint64_t instructions = 0;
   double emulated_ms = 0;
   double host_seconds = 0;
@@ -57,19 +66,33 @@ bool Final(const BootRecord& r, const TrustRecord& t) {
           r.status == UpgradeStatus::kUpgradedFailed || r.status == UpgradeStatus::kIdle);
 }
 
+// The app's agent owes the platform this record's outcome, and saves the record confirmed
+// (kIdle) once the broker has acknowledged its report (ota_agent.cpp, ReportPending and
+// SettleOutcome).
+bool AppOwesOutcome(const BootRecord& r) {
+  return (r.status == UpgradeStatus::kUpgradedOk && !r.confirmed()) ||
+         r.status == UpgradeStatus::kUpgradedFailed;
+}
+
 constexpr uint32_t kOtpFirst = 0x1FFF7800u;
 
 // One mutating flash operation of the uninterrupted run, in the order the supply counted it.
 struct OpInfo {
-  OpKind kind = OpKind::kConfirm;
+  OpKind kind = OpKind::kInternalProgram;
   uint32_t address = 0;  // CPU address (internal, OTP) or W25Q128 address
+  bool by_app = false;   // performed after the loader's jump (the app's agent)
 };
 
 class Runner {
  public:
   using Hook = std::function<void(M4Board&, BoardFlash&, bool)>;
   Runner(const M4Scenario& s, SimBoard& sim, Hook hook = nullptr, bool clean = false)
-      : s_(s), sim_(sim), m4_(sim.flash()), hook_(std::move(hook)), clean_(clean) {
+      : s_(s),
+        sim_(sim),
+        board_(sim.flash(), s.network.ca_file),
+        m4_(board_.board()),
+        hook_(std::move(hook)),
+        clean_(clean) {
     m4_.flash_interface().set_fast_busy_wait(true);
     m4_.w25q128().set_fast_busy_wait(true);
   }
@@ -90,18 +113,31 @@ class Runner {
     return out;
   }
 
+  // The operations of the power-ons so far, in order: per power-on, the flash interface's and
+  // the W25Q128's operations merged by cycle (the app's after the loader's).
+  std::vector<OpInfo> OpMap() const;
+
  private:
-  // One power-on: loader runs (resets included) until the app is entered, then the app's
-  // part. Counts each loader run as a boot.
+  // One power-on (the board and its modem): loader runs (resets included) until the app is
+  // entered, then the app's part. Counts each loader run as a boot.
   void PowerOnOnce(RunOutcome* out, int* boots, int max_boots) {
-    marks_.push_back({m4_.flash_interface().events().size(), m4_.w25q128().commands().size(), 0});
-    m4_.PowerOn();
+    marks_.push_back(
+        {m4_.flash_interface().events().size(), m4_.w25q128().commands().size(), UINT64_MAX});
+    board_.PowerOn();
     if (hook_) hook_(m4_, sim_.flash(), clean_);
-    const auto tally = [&] {
-      out->instructions += m4_.instructions();
-      out->emulated_ms += static_cast<double>(m4_.now_ns()) / 1e6;
-      out->host_seconds += m4_.host_seconds();
-    };
+    PowerOnBody(out, boots, max_boots);
+    out->instructions += m4_.instructions();
+    out->emulated_ms += static_cast<double>(m4_.now_ns()) / 1e6;
+    out->host_seconds += m4_.host_seconds();
+  }
+
+  std::string ConsoleTail(size_t from) const {
+    const std::string& c = m4_.console();
+    return c.substr(std::max(from, c.size() > 400 ? c.size() - 400 : 0));
+  }
+
+  void PowerOnBody(RunOutcome* out, int* boots, int max_boots) {
+    // The loader's part runs on the bare board: nothing of it waits for the network.
     for (;;) {
       ++*boots;
       const size_t from = m4_.console().size();
@@ -116,26 +152,21 @@ class Runner {
           limits);
       if (r.reason == StopReason::kPowerLost) {
         out->power_lost = true;
-        tally();
         return;
       }
       if (r.reason == StopReason::kReset) {
-        if (*boots >= max_boots) {
-          tally();
-          return;
-        }
+        if (*boots >= max_boots) return;
         continue;  // the loader reset itself (a halt): it runs again
       }
       if (r.reason != StopReason::kCondition) {
-        out->error = std::string(StopReasonName(r.reason)) + " " + r.error + "; console: " +
-                     m4_.console().substr(from > 400 ? m4_.console().size() - 400 : from);
-        tally();
+        out->error = "loader run " + std::to_string(*boots) + ": " + StopReasonName(r.reason) +
+                     " " + r.error + "; console: " + ConsoleTail(from);
         return;
       }
       break;
     }
-    tally();
     // The app runs: the loader jumped to the slot's vector table.
+    marks_.back().app_cycle = m4_.cycles();
     const size_t at = m4_.console().rfind(kBanner);
     const size_t end =
         m4_.console().find_first_of(" \n", at + std::char_traits<char>::length(kBanner));
@@ -150,99 +181,138 @@ class Runner {
       out->error = "boot record unreadable";
       return;
     }
-    BootRecord r = record.value();
-    if (s_.app_confirms && r.status == UpgradeStatus::kUpgradedOk && !r.confirmed()) {
-      const uint64_t before = sim_.power().total_ops();
-      const Status c = sim_.Confirm();
-      out->confirm_ops += sim_.power().total_ops() - before;
-      marks_.back().confirm_ops += sim_.power().total_ops() - before;
-      if (sim_.power().lost()) {
-        out->power_lost = true;
-        return;
-      }
-      if (!c.ok()) {
-        out->error = std::string("confirm failed ") + c.name();
-        return;
-      }
-      record = sim_.Record();
-      if (!record.ok()) {
-        out->error = "record unreadable after confirm";
-        return;
-      }
-      r = record.value();
+    if (s_.app_confirms && AppOwesOutcome(record.value())) {
+      RunAppUntilSettled(out);
+      if (out->power_lost || !out->error.empty()) return;
+    } else if (!s_.app_confirms) {
+      RunAppWithoutNetwork(out);
+      if (out->power_lost || !out->error.empty()) return;
     }
+    record = sim_.Record();
     const Result<TrustRecord> trust = sim_.Trust();
-    if (!trust.ok()) {
-      out->error = "trust record unreadable";
+    if (!record.ok() || !trust.ok()) {
+      out->error = "boot record or trust record unreadable after the app";
       return;
     }
-    out->settled = Final(r, trust.value());
+    out->settled = Final(record.value(), trust.value());
   }
 
-  const M4Scenario& s_;
-  SimBoard& sim_;
-  M4Board m4_;
-  Hook hook_;
-  bool clean_;
-
- public:
-  // The operations of the power-ons so far, in order: per power-on, the flash interface's and
-  // the W25Q128's operations merged by cycle, then the app's confirmation.
-  std::vector<OpInfo> OpMap() {
-    std::vector<OpInfo> ops;
-    const auto& events = m4_.flash_interface().events();
-    const auto& commands = m4_.w25q128().commands();
-    for (size_t b = 0; b < marks_.size(); ++b) {
-      const Mark end =
-          b + 1 < marks_.size() ? marks_[b + 1] : Mark{events.size(), commands.size(), 0};
-      std::vector<std::pair<uint64_t, OpInfo>> boot;
-      for (size_t i = marks_[b].events; i < end.events; ++i) {
-        const FlashIfEvent& e = events[i];
-        OpInfo op;
-        op.address = e.address;
-        if (e.kind == FlashIfEvent::Kind::kProgram) {
-          op.kind = e.address >= kOtpFirst ? OpKind::kOtpProgram : OpKind::kInternalProgram;
-        } else if (e.kind == FlashIfEvent::Kind::kErase) {
-          op.kind = OpKind::kInternalErase;
-        } else if (e.kind == FlashIfEvent::Kind::kOptionProgram) {
-          op.kind = OpKind::kOptionBytes;
-        } else {
-          continue;
-        }
-        boot.push_back({e.cycle, op});
-      }
-      for (size_t i = marks_[b].commands; i < end.commands; ++i) {
-        const W25qCommand& c = commands[i];
-        if (!c.executed) continue;
-        OpInfo op;
-        op.address = c.address;
-        if (c.opcode == 0x02) {
-          op.kind = OpKind::kExternalProgram;
-        } else if (c.opcode == 0x20 || c.opcode == 0x52 || c.opcode == 0xD8) {
-          op.kind = OpKind::kExternalErase;
-        } else {
-          continue;
-        }
-        boot.push_back({c.cycle, op});
-      }
-      std::stable_sort(boot.begin(), boot.end(),
-                       [](const auto& x, const auto& y) { return x.first < y.first; });
-      for (const auto& [cycle, op] : boot)
-        ops.push_back(op);
-      for (uint64_t i = 0; i < marks_[b].confirm_ops; ++i)
-        ops.push_back(OpInfo{OpKind::kConfirm, 0});
+  // The app with its modem and the broker: until its agent has saved the record confirmed.
+  void RunAppUntilSettled(RunOutcome* out) {
+    const size_t from = m4_.console().size();
+    const uint64_t start_ns = m4_.now_ns();
+    const auto deadline = std::chrono::steady_clock::now() + kAppRealTime;
+    size_t seen = m4_.w25q128().commands().size();
+    bool confirmed = false;
+    bool late = false;
+    RunLimits limits;
+    limits.max_instructions = UINT64_MAX;
+    limits.max_emulated_ns = start_ns + kAppRunNs;
+    limits.stop_on_reset = true;
+    const RunResult r = board_.Run(
+        [&] {
+          if (m4_.w25q128().commands().size() != seen) {
+            // A command went to the W25Q128: perhaps the agent's save.
+            seen = m4_.w25q128().commands().size();
+            const Result<BootRecord> now = sim_.Record();
+            confirmed = now.ok() && now->status == UpgradeStatus::kIdle && now->confirmed();
+          }
+          late = std::chrono::steady_clock::now() > deadline;
+          return confirmed || late;
+        },
+        limits);
+    if (r.reason == StopReason::kPowerLost) {
+      out->power_lost = true;
+      return;
     }
-    return ops;
+    if (r.reason != StopReason::kCondition || !confirmed) {
+      out->error = std::string("the app did not confirm (") +
+                   (r.reason != StopReason::kCondition ? StopReasonName(r.reason)
+                    : late                             ? "60 s of real time"
+                                                       : "?") +
+                   " " + r.error + ", after " +
+                   std::to_string((m4_.now_ns() - start_ns) / 1'000'000) +
+                   " ms of board time in the app); console: " + ConsoleTail(from);
+    }
   }
 
- private:
+  // An app that never confirms (no modem answers it, no broker): a little board time past
+  // its banner, as the power-on of a board that is switched off again.
+  void RunAppWithoutNetwork(RunOutcome* out) {
+    RunLimits limits;
+    limits.max_instructions = UINT64_MAX;
+    limits.max_emulated_ns = m4_.now_ns() + kAppQuietNs;
+    limits.stop_on_reset = true;
+    const RunResult r = m4_.Run([] { return false; }, limits);
+    if (r.reason == StopReason::kPowerLost) {
+      out->power_lost = true;
+    } else if (r.reason != StopReason::kTimeLimit) {
+      out->error =
+          std::string("the app without network: ") + StopReasonName(r.reason) + " " + r.error;
+    }
+  }
+
   struct Mark {
     size_t events;
     size_t commands;
-    uint64_t confirm_ops;
+    uint64_t app_cycle;  // the cycle the app's part started at (UINT64_MAX: never)
   };
+
+  const M4Scenario& s_;
+  SimBoard& sim_;
+  ota::device_sim::EmulatedBoard board_;
+  M4Board& m4_;
+  Hook hook_;
+  bool clean_;
   std::vector<Mark> marks_;
 };
+
+std::vector<OpInfo> Runner::OpMap() const {
+  std::vector<OpInfo> ops;
+  const auto& events = m4_.flash_interface().events();
+  const auto& commands = m4_.w25q128().commands();
+  for (size_t b = 0; b < marks_.size(); ++b) {
+    const Mark end =
+        b + 1 < marks_.size() ? marks_[b + 1] : Mark{events.size(), commands.size(), 0};
+    std::vector<std::pair<uint64_t, OpInfo>> boot;
+    for (size_t i = marks_[b].events; i < end.events; ++i) {
+      const FlashIfEvent& e = events[i];
+      OpInfo op;
+      op.address = e.address;
+      if (e.kind == FlashIfEvent::Kind::kProgram) {
+        op.kind = e.address >= kOtpFirst ? OpKind::kOtpProgram : OpKind::kInternalProgram;
+      } else if (e.kind == FlashIfEvent::Kind::kErase) {
+        op.kind = OpKind::kInternalErase;
+      } else if (e.kind == FlashIfEvent::Kind::kOptionProgram) {
+        op.kind = OpKind::kOptionBytes;
+      } else {
+        continue;
+      }
+      op.by_app = e.cycle >= marks_[b].app_cycle;
+      boot.push_back({e.cycle, op});
+    }
+    for (size_t i = marks_[b].commands; i < end.commands; ++i) {
+      const W25qCommand& c = commands[i];
+      if (!c.executed) continue;
+      OpInfo op;
+      op.address = c.address;
+      if (c.opcode == 0x02) {
+        op.kind = OpKind::kExternalProgram;
+      } else if (c.opcode == 0x20 || c.opcode == 0x52 || c.opcode == 0xD8) {
+        op.kind = OpKind::kExternalErase;
+      } else {
+        continue;
+      }
+      op.by_app = c.cycle >= marks_[b].app_cycle;
+      boot.push_back({c.cycle, op});
+    }
+    std::stable_sort(boot.begin(), boot.end(),
+                     [](const auto& x, const auto& y) { return x.first < y.first; });
+    for (const auto& [cycle, op] : boot)
+      ops.push_back(op);
+  }
+  return ops;
+}
 
 // A run's own checks, whatever the board came up on: "" if it passed them.
 std::string CheckRun(M4Board& m4, const RunOutcome& run) {
@@ -281,14 +351,43 @@ std::string CheckConsistent(const M4Scenario& s, SimBoard& sim, const RunOutcome
   }
   const Result<BootRecord> r = sim.Record();
   if (!r.ok()) return "boot record unreadable";
-  if (is_new != (r->status == UpgradeStatus::kUpgradedOk)) {
+  // The boot state accepts the new image: upgraded-ok and confirmed, or, once the app's agent
+  // has reported it, idle and confirmed with the trust record naming it.
+  Sha256Digest new_trailer;
+  std::copy(s.new_image.end() - kImageTrailerSize, s.new_image.end(), new_trailer);
+  const bool trust_names_new =
+      trust->confirmed.Matches(static_cast<uint32_t>(s.new_image.size()), new_trailer);
+  const bool accepts_new =
+      r->confirmed() && (r->status == UpgradeStatus::kUpgradedOk ||
+                         (r->status == UpgradeStatus::kIdle && trust_names_new));
+  if (is_new != accepts_new) {
     return std::string("slot holds the ") + (is_new ? "new" : "old") + " image but state is " +
-           UpgradeStatusName(r->status);
+           UpgradeStatusName(r->status) + (r->confirmed() ? " confirmed" : " unconfirmed");
   }
   if (run.version != (is_new ? "FOTAV2" : "FOTAV1")) {
     return "the app that booted says " + run.version;
   }
   *holds_new = is_new;
+  return "";
+}
+
+// The app's settings (as the factory's `provision` writes them, not counted): its broker, and a
+// device name of its own per run, so that boards running in parallel do not take over each
+// other's session at the broker.
+std::string Provision(const M4Scenario& s, SimBoard& sim) {
+  if (!s.app_confirms) return "";
+  static std::atomic<uint64_t> next_device{1};
+  agent::DeviceSettings settings;
+  const std::string id = "m4pc" + std::to_string(next_device++);
+  if (!agent::SetField(settings.device_id, id.c_str()) ||
+      !agent::SetField(settings.secret, "powercut-m4-secret") ||
+      !agent::SetField(settings.broker_host, "localhost") || s.network.port <= 0) {
+    return "no broker for the app (M4Scenario::network)";
+  }
+  settings.broker_port = static_cast<uint16_t>(s.network.port);
+  if (!ota::device_sim::ProvisionSettings(sim.flash(), settings).ok()) {
+    return "could not provision the app's settings";
+  }
   return "";
 }
 
@@ -325,7 +424,9 @@ std::string Prepare(const M4Scenario& s, SimBoard& prepared) {
   return "";
 }
 
-std::string OpsDetail(M4Board& m4, uint64_t confirm_ops) {
+std::string OpsDetail(M4Board& m4, const std::vector<OpInfo>& map) {
+  const uint64_t app_ops = static_cast<uint64_t>(
+      std::count_if(map.begin(), map.end(), [](const OpInfo& op) { return op.by_app; }));
   uint64_t programs = 0, otp = 0, erases = 0, options = 0;
   for (const FlashIfEvent& e : m4.flash_interface().events()) {
     if (e.kind == FlashIfEvent::Kind::kProgram) (e.address >= 0x1FFF0000u ? otp : programs)++;
@@ -343,7 +444,8 @@ std::string OpsDetail(M4Board& m4, uint64_t confirm_ops) {
   out << "internal word programs=" << programs << " sector erases=" << erases
       << " otp programs=" << otp << " option-byte programs=" << options
       << "; w25q128 page programs=" << pages << " 4k erases=" << sector_erases
-      << " block erases=" << block_erases << "; app confirm ops=" << confirm_ops;
+      << " block erases=" << block_erases
+      << "; of all these the app's (its boot-state saves)=" << app_ops;
   return out.str();
 }
 
@@ -375,6 +477,11 @@ PointResult RunPoint(const M4Scenario& s, SimBoard& prepared, uint64_t n, bool t
   PointResult pr;
   SimBoard sim(kProfile);
   sim.flash().CopyCellsFrom(prepared.flash());
+  if (const std::string p = Provision(s, sim); !p.empty()) {
+    pr.failed = true;
+    pr.failure = s.name + ": " + p;
+    return pr;
+  }
   FaultPlan plan;
   (torn ? plan.tear : plan.cut_before) = n;
   plan.seed = seed * 1000003u + n;
@@ -447,6 +554,11 @@ M4SweepResult RunM4Sweep(const M4Scenario& s, const M4SweepOptions& options) {
   {
     SimBoard sim(kProfile);
     sim.flash().CopyCellsFrom(prepared.flash());
+    if (const std::string p = Provision(s, sim); !p.empty()) {
+      result.failures.push_back(s.name + ": " + p);
+      result.sweep_failed = true;
+      return result;
+    }
     sim.power().Arm({});
     Runner runner(s, sim, options.after_power_on, true);
     const RunOutcome clean = runner.PowerOnUntilSettled(max_boots);
@@ -466,9 +578,10 @@ M4SweepResult RunM4Sweep(const M4Scenario& s, const M4SweepOptions& options) {
       return result;
     }
     result.total_ops = clean.ops;
-    result.loader_ops = clean.ops - clean.confirm_ops;
-    result.clean_ops_detail = OpsDetail(runner.m4(), clean.confirm_ops);
     op_map = runner.OpMap();
+    result.loader_ops = static_cast<uint64_t>(
+        std::count_if(op_map.begin(), op_map.end(), [](const OpInfo& op) { return !op.by_app; }));
+    result.clean_ops_detail = OpsDetail(runner.m4(), op_map);
     if (op_map.size() != result.total_ops) {
       // Which operation a number cuts would be a guess: no run is made on a wrong map.
       result.failures.push_back(

@@ -20,20 +20,32 @@
 
 namespace ota::sim::m4::testing {
 
+// Where the app's agent finds its broker: a Mosquitto on loopback with a TLS listener (the
+// simulated modem checks its certificate against `ca_file`). The agent needs only the
+// broker's CONNACK, SUBACK and PUBACKs to report the outcome and confirm the image.
+struct M4Network {
+  std::string ca_file;
+  int port = 0;
+};
+
 struct M4Scenario {
   std::string name;
   std::vector<uint8_t> loader;     // loader.bin
   std::vector<uint8_t> old_image;  // the stamped app in the running slot (FOTAV1)
   std::vector<uint8_t> new_image;  // the package's target (FOTAV2)
   std::vector<uint8_t> package;    // what is staged in the download region
-  bool app_confirms = true;        // the app confirms the new image once it runs
-  bool expect_new = true;          // the outcome of an uninterrupted run
+  // The app runs with the simulated modem on `network` and its agent reports the outcome and
+  // confirms the image it runs (ota_agent.cpp); false: no modem answers it, it never does.
+  bool app_confirms = true;
+  M4Network network;
+  bool expect_new = true;  // the outcome of an uninterrupted run
   uint32_t new_security_counter = 0;
 };
 
 // What a mutating flash operation is. The bulk of them are the word programs of an image into
 // the running slot and the page programs of the backup copy; the rest (erases, the boot-state
-// and trust records, the OTP counter, the app's confirmation) are few.
+// and trust records, the OTP counter, the app's confirmation: its agent's boot-state save,
+// W25Q128 operations like the loader's) are few.
 enum class OpKind {
   kInternalProgram,  // one 32-bit word (FLASH_CR.PG)
   kInternalErase,    // one sector (FLASH_CR.SER)
@@ -41,7 +53,6 @@ enum class OpKind {
   kOptionBytes,
   kExternalProgram,  // one W25Q128 page program
   kExternalErase,    // one W25Q128 sector or block erase
-  kConfirm,          // the app's confirmation (host code, as tests/powercut)
 };
 
 struct M4SweepOptions {
@@ -66,7 +77,7 @@ struct M4SweepOptions {
 
 struct M4SweepResult {
   uint64_t total_ops = 0;        // mutating flash operations of the uninterrupted run
-  uint64_t loader_ops = 0;       // of which the loader's (the rest: the app's confirmation)
+  uint64_t loader_ops = 0;       // of which the loader's (the rest: the app's, its confirmation)
   uint64_t bulk_ops = 0;         // of which image data: slot word programs, backup page programs
   std::vector<uint64_t> points;  // the operations cut (and torn)
   uint64_t cuts = 0;

@@ -13,14 +13,17 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 
 #include "board_image.hpp"
+#include "mosquitto_process.hpp"
 #include "ota/host/keys.hpp"
 #include "ota/host/package_builder.hpp"
 #include "ota/image.hpp"
 #include "ota/package.hpp"
 #include "ota/profile.hpp"
+#include "ota/server/tls_files.hpp"
 #include "powercut_m4.hpp"
 #include "sim/board_flash.hpp"
 #include "sim/m4/board.hpp"
@@ -56,6 +59,7 @@ class PowerCutM4 : public ::testing::Test {
     std::printf("powercut-m4: %s, seed=%llu (OTA_POWERCUT_M4_SEED replays it), jobs=%d\n",
                 full ? "every operation" : "seeded sample",
                 static_cast<unsigned long long>(options_.seed), options_.jobs);
+    StartBroker();
     if (full) {
       std::printf("powercut-m4: image-data operations every %llu (OTA_POWERCUT_M4_STRIDE)\n",
                   static_cast<unsigned long long>(options_.bulk_stride));
@@ -65,7 +69,41 @@ class PowerCutM4 : public ::testing::Test {
     }
   }
 
+  static void TearDownTestSuite() {
+    broker_.reset();
+    if (!broker_dir_.empty()) std::filesystem::remove_all(broker_dir_);
+  }
+
+  // One broker for the whole binary: a plain Mosquitto (no auth plugin; any login is let in,
+  // no ACL) with a TLS listener on a free loopback port and a CA of its own. That is all the
+  // app's agent needs to report the outcome and confirm the image: the CONNACK of its login,
+  // the SUBACK of its command topic and the PUBACK of its report (ota_agent.cpp, Step,
+  // ReportPending, SettleOutcome); nothing answers its reports.
+  static void StartBroker() {
+    char dir[] = "/tmp/ota-powercut-m4-XXXXXX";
+    if (::mkdtemp(dir) == nullptr) return;
+    broker_dir_ = dir;
+    const server::TlsFiles tls = server::EnsureTlsFiles(broker_dir_ / "tls");
+    const int port = ota::testing::FreeLoopbackPort();
+    broker_ = std::make_unique<ota::testing::MosquittoProcess>(
+        broker_dir_, std::vector<std::string>{
+                         "allow_anonymous true",
+                         "listener " + std::to_string(port) + " 127.0.0.1",
+                         "certfile " + tls.server_cert.string(),
+                         "keyfile " + tls.server_key.string(),
+                         "cafile " + tls.ca_cert.string(),
+                         "tls_version tlsv1.2",
+                     });
+    if (broker_->running() && ota::testing::WaitForPort(port, 5000)) {
+      network_.ca_file = tls.ca_cert.string();
+      network_.port = port;
+    }
+    std::printf("powercut-m4: the app's broker: Mosquitto with TLS on 127.0.0.1:%d\n", port);
+  }
+
   void SetUp() override {
+    ASSERT_GT(network_.port, 0) << "the broker for the app did not start (/usr/sbin/mosquitto)"
+                                << (broker_ ? "\n" + broker_->Log() : std::string());
     loader_ = LoadImage("loader.bin");
     old_ = LoadImage("appv1.bin");
     new_ = LoadImage("appv2.bin");
@@ -107,6 +145,7 @@ class PowerCutM4 : public ::testing::Test {
     s.new_image = new_;
     s.package = std::move(package);
     s.new_security_counter = 70;
+    s.network = network_;
     return s;
   }
 
@@ -166,11 +205,17 @@ class PowerCutM4 : public ::testing::Test {
   }
 
   static M4SweepOptions options_;
+  static std::unique_ptr<ota::testing::MosquittoProcess> broker_;
+  static std::filesystem::path broker_dir_;
+  static M4Network network_;
   std::vector<uint8_t> loader_, old_, new_;
   host::Pkey key_;
 };
 
 M4SweepOptions PowerCutM4::options_;
+std::unique_ptr<ota::testing::MosquittoProcess> PowerCutM4::broker_;
+std::filesystem::path PowerCutM4::broker_dir_;
+M4Network PowerCutM4::network_;
 
 TEST_F(PowerCutM4, FullInstall_NeverBricks) {
   Sweep(Make("full-install", Package(PackageKind::kFull)));
