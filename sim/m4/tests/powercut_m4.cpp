@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -461,6 +462,46 @@ bool IsBulk(const OpInfo& op) {
          op.address < backup.offset + backup.size;
 }
 
+bool InPartition(uint32_t address, PartitionId id) {
+  const Partition& p = kProfile.partition(id);
+  return address >= p.offset && address < p.offset + p.size;
+}
+
+// The kind of operation a sample must cut and tear at least once: what it does and where,
+// and whether the app or the loader does it. All image data is one kind.
+std::string Stratum(const OpInfo& op) {
+  if (IsBulk(op)) return "image data";
+  std::string kind;
+  switch (op.kind) {
+    case OpKind::kInternalProgram: {
+      const uint32_t offset = op.address - kProfile.internal_base;
+      kind = InPartition(offset, PartitionId::kTrustA) || InPartition(offset, PartitionId::kTrustB)
+                 ? "trust-record word program"
+                 : "internal word program";
+      break;
+    }
+    case OpKind::kInternalErase:
+      kind = "internal sector erase";
+      break;
+    case OpKind::kOtpProgram:
+      kind = "OTP program";
+      break;
+    case OpKind::kOptionBytes:
+      kind = "option-byte program";
+      break;
+    case OpKind::kExternalProgram:
+      kind = InPartition(op.address, PartitionId::kBootStateA) ||
+                     InPartition(op.address, PartitionId::kBootStateB)
+                 ? "W25Q128 boot-state page program"
+                 : "W25Q128 page program";
+      break;
+    case OpKind::kExternalErase:
+      kind = "W25Q128 erase";
+      break;
+  }
+  return (op.by_app ? "app: " : "loader: ") + kind;
+}
+
 struct PointResult {
   bool done = false;
   bool recovered = false;
@@ -594,9 +635,13 @@ M4SweepResult RunM4Sweep(const M4Scenario& s, const M4SweepOptions& options) {
 
   std::set<uint64_t> chosen;
   std::vector<uint64_t> few, bulk;
+  std::map<std::string, std::vector<uint64_t>> strata;
   for (uint64_t n = 1; n <= result.total_ops; ++n) {
     (IsBulk(op_map[n - 1]) ? bulk : few).push_back(n);
+    strata[Stratum(op_map[n - 1])].push_back(n);
   }
+  for (const auto& [name, ops] : strata)
+    result.strata.push_back(name + " x" + std::to_string(ops.size()));
   result.bulk_ops = bulk.size();
   if (!options.points.empty()) {
     chosen.insert(options.points.begin(), options.points.end());
@@ -608,17 +653,21 @@ M4SweepResult RunM4Sweep(const M4Scenario& s, const M4SweepOptions& options) {
       if (run_edge || i % std::max<uint64_t>(1, options.bulk_stride) == 0) chosen.insert(bulk[i]);
     }
   } else {
-    // The scenario's name in the seed: scenarios with the same operations sample different ones.
+    // Stratified: one operation of each kind the run performs (image data is one kind), then
+    // `samples` more, alternately among the few and the image data. The scenario's name in the
+    // seed: scenarios with the same operations sample different ones.
     std::mt19937_64 rng(options.seed ^ std::hash<std::string>{}(s.name));
-    const uint64_t want = std::min<uint64_t>(options.samples, result.total_ops);
-    const uint64_t want_few = std::min<uint64_t>(few.size(), (want + 1) / 2);
-    while (chosen.size() < want_few)
-      chosen.insert(few[rng() % few.size()]);
-    while (chosen.size() < want)
-      chosen.insert(bulk.empty() ? 1 + rng() % result.total_ops : bulk[rng() % bulk.size()]);
+    for (const auto& [name, ops] : strata)
+      chosen.insert(ops[rng() % ops.size()]);
+    for (uint64_t i = 0; i < options.samples; ++i) {
+      const std::vector<uint64_t>& from = (i % 2 == 0 && !few.empty()) || bulk.empty() ? few : bulk;
+      if (!from.empty()) chosen.insert(from[rng() % from.size()]);
+    }
   }
   const std::vector<uint64_t> points(chosen.begin(), chosen.end());
   result.points = points;
+  for (const uint64_t n : points)
+    result.point_strata.push_back(n <= op_map.size() ? Stratum(op_map[n - 1]) : "past the end");
   struct Job {
     uint64_t n;
     bool torn;

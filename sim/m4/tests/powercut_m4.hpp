@@ -57,8 +57,11 @@ enum class OpKind {
 
 struct M4SweepOptions {
   // Every operation but the bulk ones, and of those the first and last of each run and every
-  // bulk_stride-th (1: every operation of the run). Otherwise `samples` seeded operations,
-  // half of them among the few, half among the bulk.
+  // bulk_stride-th (1: every operation of the run). Otherwise a stratified sample, seeded: one
+  // operation of each kind the run performs outside image data (internal sector erase, trust
+  // record word program, OTP program, option bytes, W25Q128 erase, boot-state page program;
+  // the loader's and the app's apart) and one of image data, then `samples` more, alternately
+  // among the few and the image data.
   bool exhaustive = false;
   uint64_t bulk_stride = 1;
   uint64_t samples = 0;
@@ -80,6 +83,8 @@ struct M4SweepResult {
   uint64_t loader_ops = 0;       // of which the loader's (the rest: the app's, its confirmation)
   uint64_t bulk_ops = 0;         // of which image data: slot word programs, backup page programs
   std::vector<uint64_t> points;  // the operations cut (and torn)
+  std::vector<std::string> point_strata;  // each one's kind (see M4SweepOptions)
+  std::vector<std::string> strata;        // the kinds of the uninterrupted run, "name xN"
   uint64_t cuts = 0;
   uint64_t torn = 0;
   uint64_t recovered = 0;
