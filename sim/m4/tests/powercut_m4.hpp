@@ -1,13 +1,15 @@
 // The power-cut sweep on the real binary: the scenarios of tests/powercut run by the real
-// loader.bin on the emulated FIRE board (sim/m4). The board's flash is set up as the host
-// suite sets up the FIRE profile's (the factory image, the boot-state history, a package in
-// the download region and a record saying "downloaded"); an uninterrupted run counts the
-// mutating flash operations (programs and erases of both flashes, OTP, option bytes) until
-// the upgrade has an end; then, for each chosen operation, one run cuts the power before it
-// and one tears it, and the board is powered on again until it settles. Every run must end
-// with the loader jumping into exactly the old or the new image (its banner on USART1, the
-// slot holding it byte for byte, the trust record and OTP counter naming it): a loader that
-// halts or resets forever is a bricked board. docs/m4-board.md, "Power-cut sweep".
+// loader.bin and app images on the emulated FIRE board (sim/m4, with the simulated ESP-AT
+// modem of sim/ota-device). The board's flash is set up as the host suite sets up the FIRE
+// profile's (the factory image, the boot-state history, a package in the download region and
+// a record saying "downloaded"); an uninterrupted run counts the mutating flash operations
+// (programs and erases of both flashes, OTP, option bytes; the loader's and the app's, whose
+// agent reports the outcome to a broker and confirms the image) until the upgrade has an end;
+// then, for each chosen operation, one run cuts the power before it and one tears it, and the
+// board is powered on again until it settles. Every run must end with the loader jumping into
+// exactly the old or the new image (its banner on USART1, the slot holding it byte for byte,
+// the trust record, OTP counter and boot state naming it) without breaking a model's rule: a
+// loader that halts or resets forever is a bricked board. docs/m4-board.md, "Power-cut sweep".
 #pragma once
 
 #include <cstdint>

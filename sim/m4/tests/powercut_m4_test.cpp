@@ -1,12 +1,14 @@
-// The power-cut sweep on the real loader.bin (issue 15): the scenarios of tests/powercut on the
-// emulated FIRE board, with packages signed by the key the firmware build made the loader
-// trust. `make test` (m4-board-check) runs a seeded sample of each scenario; `make
+// The power-cut sweep on the real loader.bin and apps (issue 15): the scenarios of
+// tests/powercut on the emulated FIRE board, with packages signed by the key the firmware
+// build made the loader trust, and one Mosquitto (TLS, loopback) for the apps' agents. `make
+// test` (m4-board-check) runs a stratified seeded sample of each scenario; `make
 // powercut-m4-full` runs every operation of every scenario (OTA_POWERCUT_M4_FULL=1).
 //
 // Environment: OTA_POWERCUT_M4_SEED (the sample's seed; printed), OTA_POWERCUT_M4_SAMPLES
-// (operations per scenario, each cut and torn), OTA_POWERCUT_M4_FULL=1 (all of them),
-// OTA_POWERCUT_M4_JOBS (boards run in parallel), OTA_LOADER_SIGNING_KEY (the private key
-// loader.bin trusts; default: the development key next to the cross build's loader).
+// (operations per scenario beyond the stratified sample's, each cut and torn),
+// OTA_POWERCUT_M4_FULL=1 (all of them), OTA_POWERCUT_M4_JOBS (boards run in parallel),
+// OTA_LOADER_SIGNING_KEY (the private key loader.bin trusts; default: the development key
+// next to the cross build's loader).
 #include <gtest/gtest.h>
 
 #include <algorithm>
