@@ -219,7 +219,8 @@ class Runner {
             confirmed = now.ok() && now->status == UpgradeStatus::kIdle && now->confirmed();
           }
           late = std::chrono::steady_clock::now() > deadline;
-          return confirmed || late;
+          // The save complete, not only visible: the power does not go during its program.
+          return (confirmed && (m4_.w25q128().status1() & W25q128Chip::kStatusBusy) == 0) || late;
         },
         limits);
     if (r.reason == StopReason::kPowerLost) {
