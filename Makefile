@@ -109,10 +109,13 @@ m4-board-check: firmware
 
 # The power-cut sweep on the real loader.bin (docs/m4-board.md, "Power-cut sweep"): the
 # scenarios of tests/powercut, each operation cut and torn. `powercut-m4` (in m4-board-check,
-# so in `make test`) runs POWERCUT_M4_SAMPLES seeded operations per scenario (the seed is
-# printed; POWERCUT_M4_SEED=<n> replays it); `powercut-m4-full` every operation but the image
-# data, and of that every POWERCUT_M4_STRIDE-th word or page (1: all of it; hours to days).
-POWERCUT_M4_SAMPLES ?= 2
+# so in `make test`) runs a stratified seeded sample: per scenario one operation of each kind
+# it performs outside image data (internal sector erase, trust record, OTP, option bytes,
+# W25Q128 erase, boot-state records, the app's confirmation) and one of image data, plus
+# POWERCUT_M4_SAMPLES more (the seed is printed; POWERCUT_M4_SEED=<n> replays it);
+# `powercut-m4-full` every operation but the image data, and of that every
+# POWERCUT_M4_STRIDE-th word or page (1: all of it; hours to days).
+POWERCUT_M4_SAMPLES ?= 0
 POWERCUT_M4_STRIDE ?= 512
 POWERCUT_M4_ENV = OTA_FIRMWARE_DIR=$(FIRMWARE_DIR) OTA_POWERCUT_M4_JOBS=$(JOBS) \
   $(if $(POWERCUT_M4_SEED),OTA_POWERCUT_M4_SEED=$(POWERCUT_M4_SEED))

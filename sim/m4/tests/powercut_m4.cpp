@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -12,6 +14,7 @@
 #include <sstream>
 #include <thread>
 
+#include "emulated_board.hpp"
 #include "ota/boot_state.hpp"
 #include "ota/image.hpp"
 #include "ota/profile.hpp"
@@ -30,20 +33,27 @@ constexpr int kExtraBoots = 6;
 // time is halted: an install takes a few seconds, a halt resets after about 5.5 s.
 constexpr uint64_t kLoaderRunNs = 60'000'000'000ull;
 constexpr const char* kBanner = "app: version ";
+// The app's part of a power-on, with the modem and the broker: it reports and confirms within
+// a few seconds of board time (the modem's boot is 1 s; the rest is the login); the real time
+// bounds a broker that does not answer.
+constexpr uint64_t kAppRunNs = 30'000'000'000ull;
+constexpr auto kAppRealTime = std::chrono::seconds(60);
+// An app that never confirms runs this long past its banner before the power goes.
+constexpr uint64_t kAppQuietNs = 20'000'000ull;
 
 uint32_t SlotAddress() {
   return kProfile.internal_base + kProfile.partition(PartitionId::kRunning).offset;
 }
 
-// What the uninterrupted run and every cut run go through: power-ons of the real loader
-// until the upgrade has an end, the app confirming a new image it runs on trial.
+// What the uninterrupted run and every cut run go through: power-ons of the real loader until
+// the upgrade has an end; the real app, on the simulated modem and a real broker, reporting
+// the outcome and confirming the image it runs (its agent's boot-state save).
 struct RunOutcome {
   bool power_lost = false;
   bool settled = false;
   std::string version;  // the app's banner on the last boot that reached it
   std::string error;    // a fault of the model, or why the board did not settle
   uint64_t ops = 0;
-  uint64_t confirm_ops = 0;  // of ops: the app's confirmations (host code, as tests/powercut)
   uint64_t instructions = 0;
   double emulated_ms = 0;
   double host_seconds = 0;
@@ -57,17 +67,33 @@ bool Final(const BootRecord& r, const TrustRecord& t) {
           r.status == UpgradeStatus::kUpgradedFailed || r.status == UpgradeStatus::kIdle);
 }
 
+// The app's agent owes the platform this record's outcome, and saves the record confirmed
+// (kIdle) once the broker has acknowledged its report (ota_agent.cpp, ReportPending and
+// SettleOutcome).
+bool AppOwesOutcome(const BootRecord& r) {
+  return (r.status == UpgradeStatus::kUpgradedOk && !r.confirmed()) ||
+         r.status == UpgradeStatus::kUpgradedFailed;
+}
+
 constexpr uint32_t kOtpFirst = 0x1FFF7800u;
 
 // One mutating flash operation of the uninterrupted run, in the order the supply counted it.
 struct OpInfo {
-  OpKind kind = OpKind::kConfirm;
+  OpKind kind = OpKind::kInternalProgram;
   uint32_t address = 0;  // CPU address (internal, OTP) or W25Q128 address
+  bool by_app = false;   // performed after the loader's jump (the app's agent)
 };
 
 class Runner {
  public:
-  Runner(const M4Scenario& s, SimBoard& sim) : s_(s), sim_(sim), m4_(sim.flash()) {
+  using Hook = std::function<void(M4Board&, BoardFlash&, bool)>;
+  Runner(const M4Scenario& s, SimBoard& sim, Hook hook = nullptr, bool clean = false)
+      : s_(s),
+        sim_(sim),
+        board_(sim.flash(), s.network.ca_file),
+        m4_(board_.board()),
+        hook_(std::move(hook)),
+        clean_(clean) {
     m4_.flash_interface().set_fast_busy_wait(true);
     m4_.w25q128().set_fast_busy_wait(true);
   }
@@ -88,17 +114,31 @@ class Runner {
     return out;
   }
 
+  // The operations of the power-ons so far, in order: per power-on, the flash interface's and
+  // the W25Q128's operations merged by cycle (the app's after the loader's).
+  std::vector<OpInfo> OpMap() const;
+
  private:
-  // One power-on: loader runs (resets included) until the app is entered, then the app's
-  // part. Counts each loader run as a boot.
+  // One power-on (the board and its modem): loader runs (resets included) until the app is
+  // entered, then the app's part. Counts each loader run as a boot.
   void PowerOnOnce(RunOutcome* out, int* boots, int max_boots) {
-    marks_.push_back({m4_.flash_interface().events().size(), m4_.w25q128().commands().size(), 0});
-    m4_.PowerOn();
-    const auto tally = [&] {
-      out->instructions += m4_.instructions();
-      out->emulated_ms += static_cast<double>(m4_.now_ns()) / 1e6;
-      out->host_seconds += m4_.host_seconds();
-    };
+    marks_.push_back(
+        {m4_.flash_interface().events().size(), m4_.w25q128().commands().size(), UINT64_MAX});
+    board_.PowerOn();
+    if (hook_) hook_(m4_, sim_.flash(), clean_);
+    PowerOnBody(out, boots, max_boots);
+    out->instructions += m4_.instructions();
+    out->emulated_ms += static_cast<double>(m4_.now_ns()) / 1e6;
+    out->host_seconds += m4_.host_seconds();
+  }
+
+  std::string ConsoleTail(size_t from) const {
+    const std::string& c = m4_.console();
+    return c.substr(std::max(from, c.size() > 400 ? c.size() - 400 : 0));
+  }
+
+  void PowerOnBody(RunOutcome* out, int* boots, int max_boots) {
+    // The loader's part runs on the bare board: nothing of it waits for the network.
     for (;;) {
       ++*boots;
       const size_t from = m4_.console().size();
@@ -113,26 +153,21 @@ class Runner {
           limits);
       if (r.reason == StopReason::kPowerLost) {
         out->power_lost = true;
-        tally();
         return;
       }
       if (r.reason == StopReason::kReset) {
-        if (*boots >= max_boots) {
-          tally();
-          return;
-        }
+        if (*boots >= max_boots) return;
         continue;  // the loader reset itself (a halt): it runs again
       }
       if (r.reason != StopReason::kCondition) {
-        out->error = std::string(StopReasonName(r.reason)) + " " + r.error + "; console: " +
-                     m4_.console().substr(from > 400 ? m4_.console().size() - 400 : from);
-        tally();
+        out->error = "loader run " + std::to_string(*boots) + ": " + StopReasonName(r.reason) +
+                     " " + r.error + "; console: " + ConsoleTail(from);
         return;
       }
       break;
     }
-    tally();
     // The app runs: the loader jumped to the slot's vector table.
+    marks_.back().app_cycle = m4_.cycles();
     const size_t at = m4_.console().rfind(kBanner);
     const size_t end =
         m4_.console().find_first_of(" \n", at + std::char_traits<char>::length(kBanner));
@@ -147,97 +182,151 @@ class Runner {
       out->error = "boot record unreadable";
       return;
     }
-    BootRecord r = record.value();
-    if (s_.app_confirms && r.status == UpgradeStatus::kUpgradedOk && !r.confirmed()) {
-      const uint64_t before = sim_.power().total_ops();
-      const Status c = sim_.Confirm();
-      out->confirm_ops += sim_.power().total_ops() - before;
-      marks_.back().confirm_ops += sim_.power().total_ops() - before;
-      if (sim_.power().lost()) {
-        out->power_lost = true;
-        return;
-      }
-      if (!c.ok()) {
-        out->error = std::string("confirm failed ") + c.name();
-        return;
-      }
-      record = sim_.Record();
-      if (!record.ok()) {
-        out->error = "record unreadable after confirm";
-        return;
-      }
-      r = record.value();
+    if (s_.app_confirms && AppOwesOutcome(record.value())) {
+      RunAppUntilSettled(out);
+      if (out->power_lost || !out->error.empty()) return;
+    } else if (!s_.app_confirms) {
+      RunAppWithoutNetwork(out);
+      if (out->power_lost || !out->error.empty()) return;
     }
+    record = sim_.Record();
     const Result<TrustRecord> trust = sim_.Trust();
-    if (!trust.ok()) {
-      out->error = "trust record unreadable";
+    if (!record.ok() || !trust.ok()) {
+      out->error = "boot record or trust record unreadable after the app";
       return;
     }
-    out->settled = Final(r, trust.value());
+    out->settled = Final(record.value(), trust.value());
   }
 
-  const M4Scenario& s_;
-  SimBoard& sim_;
-  M4Board m4_;
-
- public:
-  // The operations of the power-ons so far, in order: per power-on, the flash interface's and
-  // the W25Q128's operations merged by cycle, then the app's confirmation.
-  std::vector<OpInfo> OpMap() {
-    std::vector<OpInfo> ops;
-    const auto& events = m4_.flash_interface().events();
-    const auto& commands = m4_.w25q128().commands();
-    for (size_t b = 0; b < marks_.size(); ++b) {
-      const Mark end =
-          b + 1 < marks_.size() ? marks_[b + 1] : Mark{events.size(), commands.size(), 0};
-      std::vector<std::pair<uint64_t, OpInfo>> boot;
-      for (size_t i = marks_[b].events; i < end.events; ++i) {
-        const FlashIfEvent& e = events[i];
-        OpInfo op;
-        op.address = e.address;
-        if (e.kind == FlashIfEvent::Kind::kProgram) {
-          op.kind = e.address >= kOtpFirst ? OpKind::kOtpProgram : OpKind::kInternalProgram;
-        } else if (e.kind == FlashIfEvent::Kind::kErase) {
-          op.kind = OpKind::kInternalErase;
-        } else if (e.kind == FlashIfEvent::Kind::kOptionProgram) {
-          op.kind = OpKind::kOptionBytes;
-        } else {
-          continue;
-        }
-        boot.push_back({e.cycle, op});
-      }
-      for (size_t i = marks_[b].commands; i < end.commands; ++i) {
-        const W25qCommand& c = commands[i];
-        if (!c.executed) continue;
-        OpInfo op;
-        op.address = c.address;
-        if (c.opcode == 0x02) {
-          op.kind = OpKind::kExternalProgram;
-        } else if (c.opcode == 0x20 || c.opcode == 0x52 || c.opcode == 0xD8) {
-          op.kind = OpKind::kExternalErase;
-        } else {
-          continue;
-        }
-        boot.push_back({c.cycle, op});
-      }
-      std::stable_sort(boot.begin(), boot.end(),
-                       [](const auto& x, const auto& y) { return x.first < y.first; });
-      for (const auto& [cycle, op] : boot)
-        ops.push_back(op);
-      for (uint64_t i = 0; i < marks_[b].confirm_ops; ++i)
-        ops.push_back(OpInfo{OpKind::kConfirm, 0});
+  // The app with its modem and the broker: until its agent has saved the record confirmed.
+  void RunAppUntilSettled(RunOutcome* out) {
+    const size_t from = m4_.console().size();
+    const uint64_t start_ns = m4_.now_ns();
+    const auto deadline = std::chrono::steady_clock::now() + kAppRealTime;
+    size_t seen = m4_.w25q128().commands().size();
+    bool confirmed = false;
+    bool late = false;
+    RunLimits limits;
+    limits.max_instructions = UINT64_MAX;
+    limits.max_emulated_ns = start_ns + kAppRunNs;
+    limits.stop_on_reset = true;
+    const RunResult r = board_.Run(
+        [&] {
+          if (m4_.w25q128().commands().size() != seen) {
+            // A command went to the W25Q128: perhaps the agent's save.
+            seen = m4_.w25q128().commands().size();
+            const Result<BootRecord> now = sim_.Record();
+            confirmed = now.ok() && now->status == UpgradeStatus::kIdle && now->confirmed();
+          }
+          late = std::chrono::steady_clock::now() > deadline;
+          // The save complete, not only visible: the power does not go during its program.
+          return (confirmed && (m4_.w25q128().status1() & W25q128Chip::kStatusBusy) == 0) || late;
+        },
+        limits);
+    if (r.reason == StopReason::kPowerLost) {
+      out->power_lost = true;
+      return;
     }
-    return ops;
+    if (r.reason != StopReason::kCondition || !confirmed) {
+      out->error = std::string("the app did not confirm (") +
+                   (r.reason != StopReason::kCondition ? StopReasonName(r.reason)
+                    : late                             ? "60 s of real time"
+                                                       : "?") +
+                   " " + r.error + ", after " +
+                   std::to_string((m4_.now_ns() - start_ns) / 1'000'000) +
+                   " ms of board time in the app); console: " + ConsoleTail(from);
+    }
   }
 
- private:
+  // An app that never confirms (no modem answers it, no broker): a little board time past
+  // its banner, as the power-on of a board that is switched off again.
+  void RunAppWithoutNetwork(RunOutcome* out) {
+    RunLimits limits;
+    limits.max_instructions = UINT64_MAX;
+    limits.max_emulated_ns = m4_.now_ns() + kAppQuietNs;
+    limits.stop_on_reset = true;
+    const RunResult r = m4_.Run([] { return false; }, limits);
+    if (r.reason == StopReason::kPowerLost) {
+      out->power_lost = true;
+    } else if (r.reason != StopReason::kTimeLimit) {
+      out->error =
+          std::string("the app without network: ") + StopReasonName(r.reason) + " " + r.error;
+    }
+  }
+
   struct Mark {
     size_t events;
     size_t commands;
-    uint64_t confirm_ops;
+    uint64_t app_cycle;  // the cycle the app's part started at (UINT64_MAX: never)
   };
+
+  const M4Scenario& s_;
+  SimBoard& sim_;
+  ota::device_sim::EmulatedBoard board_;
+  M4Board& m4_;
+  Hook hook_;
+  bool clean_;
   std::vector<Mark> marks_;
 };
+
+std::vector<OpInfo> Runner::OpMap() const {
+  std::vector<OpInfo> ops;
+  const auto& events = m4_.flash_interface().events();
+  const auto& commands = m4_.w25q128().commands();
+  for (size_t b = 0; b < marks_.size(); ++b) {
+    const Mark end =
+        b + 1 < marks_.size() ? marks_[b + 1] : Mark{events.size(), commands.size(), 0};
+    std::vector<std::pair<uint64_t, OpInfo>> boot;
+    for (size_t i = marks_[b].events; i < end.events; ++i) {
+      const FlashIfEvent& e = events[i];
+      OpInfo op;
+      op.address = e.address;
+      if (e.kind == FlashIfEvent::Kind::kProgram) {
+        op.kind = e.address >= kOtpFirst ? OpKind::kOtpProgram : OpKind::kInternalProgram;
+      } else if (e.kind == FlashIfEvent::Kind::kErase) {
+        op.kind = OpKind::kInternalErase;
+      } else if (e.kind == FlashIfEvent::Kind::kOptionProgram) {
+        op.kind = OpKind::kOptionBytes;
+      } else {
+        continue;
+      }
+      op.by_app = e.cycle >= marks_[b].app_cycle;
+      boot.push_back({e.cycle, op});
+    }
+    for (size_t i = marks_[b].commands; i < end.commands; ++i) {
+      const W25qCommand& c = commands[i];
+      if (!c.executed) continue;
+      OpInfo op;
+      op.address = c.address;
+      if (c.opcode == 0x02) {
+        op.kind = OpKind::kExternalProgram;
+      } else if (c.opcode == 0x20 || c.opcode == 0x52 || c.opcode == 0xD8) {
+        op.kind = OpKind::kExternalErase;
+      } else {
+        continue;
+      }
+      op.by_app = c.cycle >= marks_[b].app_cycle;
+      boot.push_back({c.cycle, op});
+    }
+    std::stable_sort(boot.begin(), boot.end(),
+                     [](const auto& x, const auto& y) { return x.first < y.first; });
+    for (const auto& [cycle, op] : boot)
+      ops.push_back(op);
+  }
+  return ops;
+}
+
+// A run's own checks, whatever the board came up on: "" if it passed them.
+std::string CheckRun(M4Board& m4, const RunOutcome& run) {
+  if (!run.error.empty()) return run.error;
+  const std::vector<std::string> rules = BoardRuleFailures(m4);
+  if (rules.empty()) return "";
+  std::string text =
+      "a model's rule broken or an operation refused (" + std::to_string(rules.size()) + "):";
+  for (size_t i = 0; i < rules.size() && i < 3; ++i)
+    text += " [" + rules[i] + "]";
+  return text;
+}
 
 // A settled board boots exactly one of the two images and says which everywhere: "" if so.
 std::string CheckConsistent(const M4Scenario& s, SimBoard& sim, const RunOutcome& run,
@@ -264,14 +353,43 @@ std::string CheckConsistent(const M4Scenario& s, SimBoard& sim, const RunOutcome
   }
   const Result<BootRecord> r = sim.Record();
   if (!r.ok()) return "boot record unreadable";
-  if (is_new != (r->status == UpgradeStatus::kUpgradedOk)) {
+  // The boot state accepts the new image: upgraded-ok and confirmed, or, once the app's agent
+  // has reported it, idle and confirmed with the trust record naming it.
+  Sha256Digest new_trailer;
+  std::copy(s.new_image.end() - kImageTrailerSize, s.new_image.end(), new_trailer);
+  const bool trust_names_new =
+      trust->confirmed.Matches(static_cast<uint32_t>(s.new_image.size()), new_trailer);
+  const bool accepts_new =
+      r->confirmed() && (r->status == UpgradeStatus::kUpgradedOk ||
+                         (r->status == UpgradeStatus::kIdle && trust_names_new));
+  if (is_new != accepts_new) {
     return std::string("slot holds the ") + (is_new ? "new" : "old") + " image but state is " +
-           UpgradeStatusName(r->status);
+           UpgradeStatusName(r->status) + (r->confirmed() ? " confirmed" : " unconfirmed");
   }
   if (run.version != (is_new ? "FOTAV2" : "FOTAV1")) {
     return "the app that booted says " + run.version;
   }
   *holds_new = is_new;
+  return "";
+}
+
+// The app's settings (as the factory's `provision` writes them, not counted): its broker, and a
+// device name of its own per run, so that boards running in parallel do not take over each
+// other's session at the broker.
+std::string Provision(const M4Scenario& s, SimBoard& sim) {
+  if (!s.app_confirms) return "";
+  static std::atomic<uint64_t> next_device{1};
+  agent::DeviceSettings settings;
+  const std::string id = "m4pc" + std::to_string(next_device++);
+  if (!agent::SetField(settings.device_id, id.c_str()) ||
+      !agent::SetField(settings.secret, "powercut-m4-secret") ||
+      !agent::SetField(settings.broker_host, "localhost") || s.network.port <= 0) {
+    return "no broker for the app (M4Scenario::network)";
+  }
+  settings.broker_port = static_cast<uint16_t>(s.network.port);
+  if (!ota::device_sim::ProvisionSettings(sim.flash(), settings).ok()) {
+    return "could not provision the app's settings";
+  }
   return "";
 }
 
@@ -308,7 +426,9 @@ std::string Prepare(const M4Scenario& s, SimBoard& prepared) {
   return "";
 }
 
-std::string OpsDetail(M4Board& m4, uint64_t confirm_ops) {
+std::string OpsDetail(M4Board& m4, const std::vector<OpInfo>& map) {
+  const uint64_t app_ops = static_cast<uint64_t>(
+      std::count_if(map.begin(), map.end(), [](const OpInfo& op) { return op.by_app; }));
   uint64_t programs = 0, otp = 0, erases = 0, options = 0;
   for (const FlashIfEvent& e : m4.flash_interface().events()) {
     if (e.kind == FlashIfEvent::Kind::kProgram) (e.address >= 0x1FFF0000u ? otp : programs)++;
@@ -326,7 +446,8 @@ std::string OpsDetail(M4Board& m4, uint64_t confirm_ops) {
   out << "internal word programs=" << programs << " sector erases=" << erases
       << " otp programs=" << otp << " option-byte programs=" << options
       << "; w25q128 page programs=" << pages << " 4k erases=" << sector_erases
-      << " block erases=" << block_erases << "; app confirm ops=" << confirm_ops;
+      << " block erases=" << block_erases
+      << "; of all these the app's (its boot-state saves)=" << app_ops;
   return out.str();
 }
 
@@ -342,9 +463,50 @@ bool IsBulk(const OpInfo& op) {
          op.address < backup.offset + backup.size;
 }
 
+bool InPartition(uint32_t address, PartitionId id) {
+  const Partition& p = kProfile.partition(id);
+  return address >= p.offset && address < p.offset + p.size;
+}
+
+// The kind of operation a sample must cut and tear at least once: what it does and where,
+// and whether the app or the loader does it. All image data is one kind.
+std::string Stratum(const OpInfo& op) {
+  if (IsBulk(op)) return "image data";
+  std::string kind;
+  switch (op.kind) {
+    case OpKind::kInternalProgram: {
+      const uint32_t offset = op.address - kProfile.internal_base;
+      kind = InPartition(offset, PartitionId::kTrustA) || InPartition(offset, PartitionId::kTrustB)
+                 ? "trust-record word program"
+                 : "internal word program";
+      break;
+    }
+    case OpKind::kInternalErase:
+      kind = "internal sector erase";
+      break;
+    case OpKind::kOtpProgram:
+      kind = "OTP program";
+      break;
+    case OpKind::kOptionBytes:
+      kind = "option-byte program";
+      break;
+    case OpKind::kExternalProgram:
+      kind = InPartition(op.address, PartitionId::kBootStateA) ||
+                     InPartition(op.address, PartitionId::kBootStateB)
+                 ? "W25Q128 boot-state page program"
+                 : "W25Q128 page program";
+      break;
+    case OpKind::kExternalErase:
+      kind = "W25Q128 erase";
+      break;
+  }
+  return (op.by_app ? "app: " : "loader: ") + kind;
+}
+
 struct PointResult {
   bool done = false;
   bool recovered = false;
+  bool failed = false;
   bool unexpected = false;
   std::string failure;
   uint64_t instructions = 0;
@@ -353,41 +515,60 @@ struct PointResult {
 };
 
 PointResult RunPoint(const M4Scenario& s, SimBoard& prepared, uint64_t n, bool torn, uint64_t seed,
-                     int max_boots) {
+                     int max_boots, const Runner::Hook& hook) {
   PointResult pr;
   SimBoard sim(kProfile);
   sim.flash().CopyCellsFrom(prepared.flash());
+  if (const std::string p = Provision(s, sim); !p.empty()) {
+    pr.failed = true;
+    pr.failure = s.name + ": " + p;
+    return pr;
+  }
   FaultPlan plan;
   (torn ? plan.tear : plan.cut_before) = n;
   plan.seed = seed * 1000003u + n;
   sim.power().Arm(plan);
-  Runner runner(s, sim);
+  Runner runner(s, sim, hook, false);
   RunOutcome run = runner.PowerOnUntilSettled(max_boots);
   pr.instructions += run.instructions;
   pr.emulated_ms += run.emulated_ms;
   pr.host_seconds += run.host_seconds;
   std::ostringstream replay;
   replay << s.name << (torn ? " tear=" : " cut_before=") << n << " seed=" << plan.seed;
+  pr.done = true;
   if (!run.power_lost) {
-    replay << " (the planned fault never fired)";
-  } else {
-    sim.power().PowerOn();
-    sim.power().Arm({});
-    run = runner.PowerOnUntilSettled(max_boots);
-    pr.instructions += run.instructions;
-    pr.emulated_ms += run.emulated_ms;
-    pr.host_seconds += run.host_seconds;
+    // The board went through the upgrade without the fault: nothing was cut, nothing shown.
+    replay << ": the planned fault never fired (" << sim.power().ops_since_arm()
+           << " operations after arming)";
+    if (!run.error.empty()) replay << "; " << run.error;
+    pr.failed = true;
+    pr.failure = replay.str();
+    return pr;
   }
+  // Before the cut: the run up to the power loss broke no rule and stopped for no other reason.
+  const std::string before = CheckRun(runner.m4(), RunOutcome{});
+  sim.power().PowerOn();
+  sim.power().Arm({});
+  run = runner.PowerOnUntilSettled(max_boots);
+  pr.instructions += run.instructions;
+  pr.emulated_ms += run.emulated_ms;
+  pr.host_seconds += run.host_seconds;
   bool holds_new = false;
   const std::string why =
       run.power_lost ? "power lost again" : CheckConsistent(s, sim, run, &holds_new);
-  pr.done = true;
-  if (why.empty()) {
+  const std::string rules = CheckRun(runner.m4(), RunOutcome{});
+  if (why.empty() && rules.empty()) {
     pr.recovered = true;
     pr.unexpected = holds_new != s.expect_new;
+  } else if (why.empty()) {
+    pr.failed = true;
+    replay << ": recovered, but " << (before.empty() ? "in the recovery: " : "before the cut: ")
+           << rules;
+    pr.failure = replay.str();
   } else {
     const Result<BootRecord> r = sim.Record();
     replay << ": " << why;
+    if (!rules.empty()) replay << "; " << rules;
     if (r.ok()) {
       replay << " (status " << UpgradeStatusName(r->status) << ", step " << UpgradeStepName(r->step)
              << ", reason " << FailReasonName(r->reason) << ")";
@@ -405,8 +586,8 @@ M4SweepResult RunM4Sweep(const M4Scenario& s, const M4SweepOptions& options) {
   SimBoard prepared(kProfile);
   const std::string prep = Prepare(s, prepared);
   if (!prep.empty()) {
-    result.failures.push_back(prep);
-    ++result.bricked;
+    result.failures.push_back(s.name + " set-up: " + prep);
+    result.sweep_failed = true;
     return result;
   }
 
@@ -415,39 +596,57 @@ M4SweepResult RunM4Sweep(const M4Scenario& s, const M4SweepOptions& options) {
   {
     SimBoard sim(kProfile);
     sim.flash().CopyCellsFrom(prepared.flash());
+    if (const std::string p = Provision(s, sim); !p.empty()) {
+      result.failures.push_back(s.name + ": " + p);
+      result.sweep_failed = true;
+      return result;
+    }
     sim.power().Arm({});
-    Runner runner(s, sim);
+    Runner runner(s, sim, options.after_power_on, true);
     const RunOutcome clean = runner.PowerOnUntilSettled(max_boots);
     bool holds_new = false;
-    const std::string why = CheckConsistent(s, sim, clean, &holds_new);
+    std::string why = clean.power_lost ? "power lost with no fault planned"
+                                       : CheckConsistent(s, sim, clean, &holds_new);
+    if (why.empty()) why = CheckRun(runner.m4(), clean);
     result.clean_instructions = clean.instructions;
     result.clean_emulated_ms = clean.emulated_ms;
     result.instructions += clean.instructions;
     result.emulated_ms += clean.emulated_ms;
     result.host_seconds += clean.host_seconds;
     if (!why.empty() || holds_new != s.expect_new) {
-      result.failures.push_back("uninterrupted run: " + (why.empty() ? "wrong outcome" : why));
-      ++result.bricked;
+      result.failures.push_back(s.name +
+                                " uninterrupted run: " + (why.empty() ? "wrong outcome" : why));
+      result.sweep_failed = true;
       return result;
     }
     result.total_ops = clean.ops;
-    result.loader_ops = clean.ops - clean.confirm_ops;
-    result.clean_ops_detail = OpsDetail(runner.m4(), clean.confirm_ops);
     op_map = runner.OpMap();
+    result.loader_ops = static_cast<uint64_t>(
+        std::count_if(op_map.begin(), op_map.end(), [](const OpInfo& op) { return !op.by_app; }));
+    result.clean_ops_detail = OpsDetail(runner.m4(), op_map);
     if (op_map.size() != result.total_ops) {
-      result.clean_ops_detail += "; the models recorded " + std::to_string(op_map.size()) +
-                                 " operations, the supply counted " +
-                                 std::to_string(result.total_ops) + ": sampling uniformly";
+      // Which operation a number cuts would be a guess: no run is made on a wrong map.
+      result.failures.push_back(
+          s.name + " uninterrupted run: the models recorded " + std::to_string(op_map.size()) +
+          " mutating flash operations, the supply counted " + std::to_string(result.total_ops));
+      result.sweep_failed = true;
+      return result;
     }
   }
 
   std::set<uint64_t> chosen;
   std::vector<uint64_t> few, bulk;
+  std::map<std::string, std::vector<uint64_t>> strata;
   for (uint64_t n = 1; n <= result.total_ops; ++n) {
-    (op_map.size() == result.total_ops && IsBulk(op_map[n - 1]) ? bulk : few).push_back(n);
+    (IsBulk(op_map[n - 1]) ? bulk : few).push_back(n);
+    strata[Stratum(op_map[n - 1])].push_back(n);
   }
+  for (const auto& [name, ops] : strata)
+    result.strata.push_back(name + " x" + std::to_string(ops.size()));
   result.bulk_ops = bulk.size();
-  if (options.exhaustive) {
+  if (!options.points.empty()) {
+    chosen.insert(options.points.begin(), options.points.end());
+  } else if (options.exhaustive) {
     chosen.insert(few.begin(), few.end());
     for (size_t i = 0; i < bulk.size(); ++i) {
       const bool run_edge = i == 0 || i + 1 == bulk.size() || bulk[i - 1] + 1 != bulk[i] ||
@@ -455,17 +654,21 @@ M4SweepResult RunM4Sweep(const M4Scenario& s, const M4SweepOptions& options) {
       if (run_edge || i % std::max<uint64_t>(1, options.bulk_stride) == 0) chosen.insert(bulk[i]);
     }
   } else {
-    // The scenario's name in the seed: scenarios with the same operations sample different ones.
+    // Stratified: one operation of each kind the run performs (image data is one kind), then
+    // `samples` more, alternately among the few and the image data. The scenario's name in the
+    // seed: scenarios with the same operations sample different ones.
     std::mt19937_64 rng(options.seed ^ std::hash<std::string>{}(s.name));
-    const uint64_t want = std::min<uint64_t>(options.samples, result.total_ops);
-    const uint64_t want_few = std::min<uint64_t>(few.size(), (want + 1) / 2);
-    while (chosen.size() < want_few)
-      chosen.insert(few[rng() % few.size()]);
-    while (chosen.size() < want)
-      chosen.insert(bulk.empty() ? 1 + rng() % result.total_ops : bulk[rng() % bulk.size()]);
+    for (const auto& [name, ops] : strata)
+      chosen.insert(ops[rng() % ops.size()]);
+    for (uint64_t i = 0; i < options.samples; ++i) {
+      const std::vector<uint64_t>& from = (i % 2 == 0 && !few.empty()) || bulk.empty() ? few : bulk;
+      if (!from.empty()) chosen.insert(from[rng() % from.size()]);
+    }
   }
   const std::vector<uint64_t> points(chosen.begin(), chosen.end());
   result.points = points;
+  for (const uint64_t n : points)
+    result.point_strata.push_back(n <= op_map.size() ? Stratum(op_map[n - 1]) : "past the end");
   struct Job {
     uint64_t n;
     bool torn;
@@ -481,15 +684,18 @@ M4SweepResult RunM4Sweep(const M4Scenario& s, const M4SweepOptions& options) {
   size_t finished = 0;
   const auto worker = [&] {
     for (size_t i = next++; i < jobs.size(); i = next++) {
-      results[i] = RunPoint(s, prepared, jobs[i].n, jobs[i].torn, options.seed, max_boots);
+      results[i] = RunPoint(s, prepared, jobs[i].n, jobs[i].torn, options.seed, max_boots,
+                            options.after_power_on);
       if (options.progress) {
         const std::lock_guard<std::mutex> lock(progress_mutex);
         ++finished;
-        std::fprintf(stderr, "powercut-m4-run: %s %s=%llu %s (%zu/%zu)%s%s\n", s.name.c_str(),
-                     jobs[i].torn ? "tear" : "cut_before",
-                     static_cast<unsigned long long>(jobs[i].n),
-                     results[i].recovered ? "recovered" : "BRICKED", finished, jobs.size(),
-                     results[i].recovered ? "" : ": ", results[i].failure.c_str());
+        std::fprintf(
+            stderr, "powercut-m4-run: %s %s=%llu %s (%zu/%zu)%s%s\n", s.name.c_str(),
+            jobs[i].torn ? "tear" : "cut_before", static_cast<unsigned long long>(jobs[i].n),
+            results[i].recovered ? "recovered"
+            : results[i].failed  ? "FAILED"
+                                 : "BRICKED",
+            finished, jobs.size(), results[i].recovered ? "" : ": ", results[i].failure.c_str());
       }
     }
   };
@@ -510,11 +716,23 @@ M4SweepResult RunM4Sweep(const M4Scenario& s, const M4SweepOptions& options) {
       ++result.recovered;
       if (pr.unexpected) ++result.unexpected;
     } else {
-      ++result.bricked;
+      ++(pr.failed ? result.failed : result.bricked);
       if (result.failures.size() < 5) result.failures.push_back(pr.failure);
     }
   }
   return result;
+}
+
+std::vector<std::string> BoardRuleFailures(M4Board& board) {
+  std::vector<std::string> out = board.flash_interface().Violations();
+  for (const FlashIfEvent& e : board.flash_interface().events()) {
+    if (e.kind == FlashIfEvent::Kind::kError) out.push_back("flash interface refused: " + e.note);
+  }
+  for (const std::string& v : board.w25q128().Violations())
+    out.push_back("w25q128: " + v);
+  for (const std::string& v : board.spi5().violations())
+    out.push_back("spi5: " + v);
+  return out;
 }
 
 std::string M4SummaryLine(const std::string& scenario, const M4SweepResult& r) {

@@ -1,25 +1,32 @@
-// The power-cut sweep on the real loader.bin (issue 15): the scenarios of tests/powercut on the
-// emulated FIRE board, with packages signed by the key the firmware build made the loader
-// trust. `make test` (m4-board-check) runs a seeded sample of each scenario; `make
+// The power-cut sweep on the real loader.bin and apps (issue 15): the scenarios of
+// tests/powercut on the emulated FIRE board, with packages signed by the key the firmware
+// build made the loader trust, and one Mosquitto (TLS, loopback) for the apps' agents. `make
+// test` (m4-board-check) runs a stratified seeded sample of each scenario; `make
 // powercut-m4-full` runs every operation of every scenario (OTA_POWERCUT_M4_FULL=1).
 //
 // Environment: OTA_POWERCUT_M4_SEED (the sample's seed; printed), OTA_POWERCUT_M4_SAMPLES
-// (operations per scenario, each cut and torn), OTA_POWERCUT_M4_FULL=1 (all of them),
-// OTA_POWERCUT_M4_JOBS (boards run in parallel), OTA_LOADER_SIGNING_KEY (the private key
-// loader.bin trusts; default: the development key next to the cross build's loader).
+// (operations per scenario beyond the stratified sample's, each cut and torn),
+// OTA_POWERCUT_M4_FULL=1 (all of them), OTA_POWERCUT_M4_JOBS (boards run in parallel),
+// OTA_LOADER_SIGNING_KEY (the private key loader.bin trusts; default: the development key
+// next to the cross build's loader).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <set>
 
 #include "board_image.hpp"
+#include "mosquitto_process.hpp"
 #include "ota/host/keys.hpp"
 #include "ota/host/package_builder.hpp"
 #include "ota/image.hpp"
 #include "ota/package.hpp"
 #include "ota/profile.hpp"
+#include "ota/server/tls_files.hpp"
 #include "powercut_m4.hpp"
 #include "sim/board_flash.hpp"
 #include "sim/m4/board.hpp"
@@ -44,7 +51,7 @@ class PowerCutM4 : public ::testing::Test {
   static void SetUpTestSuite() {
     const bool full = EnvNumber("OTA_POWERCUT_M4_FULL", 0) != 0;
     options_.exhaustive = full;
-    options_.samples = EnvNumber("OTA_POWERCUT_M4_SAMPLES", 2);
+    options_.samples = EnvNumber("OTA_POWERCUT_M4_SAMPLES", 0);
     options_.seed = EnvNumber(
         "OTA_POWERCUT_M4_SEED",
         static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count()) %
@@ -55,16 +62,53 @@ class PowerCutM4 : public ::testing::Test {
     std::printf("powercut-m4: %s, seed=%llu (OTA_POWERCUT_M4_SEED replays it), jobs=%d\n",
                 full ? "every operation" : "seeded sample",
                 static_cast<unsigned long long>(options_.seed), options_.jobs);
+    StartBroker();
     if (full) {
       std::printf("powercut-m4: image-data operations every %llu (OTA_POWERCUT_M4_STRIDE)\n",
                   static_cast<unsigned long long>(options_.bulk_stride));
     } else {
-      std::printf("powercut-m4: %llu operations per scenario, each cut and torn\n",
-                  static_cast<unsigned long long>(options_.samples));
+      std::printf(
+          "powercut-m4: per scenario one operation of each kind it performs outside image "
+          "data, one of image data and %llu more (OTA_POWERCUT_M4_SAMPLES), each cut and torn\n",
+          static_cast<unsigned long long>(options_.samples));
     }
   }
 
+  static void TearDownTestSuite() {
+    broker_.reset();
+    if (!broker_dir_.empty()) std::filesystem::remove_all(broker_dir_);
+  }
+
+  // One broker for the whole binary: a plain Mosquitto (no auth plugin; any login is let in,
+  // no ACL) with a TLS listener on a free loopback port and a CA of its own. That is all the
+  // app's agent needs to report the outcome and confirm the image: the CONNACK of its login,
+  // the SUBACK of its command topic and the PUBACK of its report (ota_agent.cpp, Step,
+  // ReportPending, SettleOutcome); nothing answers its reports.
+  static void StartBroker() {
+    char dir[] = "/tmp/ota-powercut-m4-XXXXXX";
+    if (::mkdtemp(dir) == nullptr) return;
+    broker_dir_ = dir;
+    const server::TlsFiles tls = server::EnsureTlsFiles(broker_dir_ / "tls");
+    const int port = ota::testing::FreeLoopbackPort();
+    broker_ = std::make_unique<ota::testing::MosquittoProcess>(
+        broker_dir_, std::vector<std::string>{
+                         "allow_anonymous true",
+                         "listener " + std::to_string(port) + " 127.0.0.1",
+                         "certfile " + tls.server_cert.string(),
+                         "keyfile " + tls.server_key.string(),
+                         "cafile " + tls.ca_cert.string(),
+                         "tls_version tlsv1.2",
+                     });
+    if (broker_->running() && ota::testing::WaitForPort(port, 5000)) {
+      network_.ca_file = tls.ca_cert.string();
+      network_.port = port;
+    }
+    std::printf("powercut-m4: the app's broker: Mosquitto with TLS on 127.0.0.1:%d\n", port);
+  }
+
   void SetUp() override {
+    ASSERT_GT(network_.port, 0) << "the broker for the app did not start (/usr/sbin/mosquitto)"
+                                << (broker_ ? "\n" + broker_->Log() : std::string());
     loader_ = LoadImage("loader.bin");
     old_ = LoadImage("appv1.bin");
     new_ = LoadImage("appv2.bin");
@@ -106,15 +150,28 @@ class PowerCutM4 : public ::testing::Test {
     s.new_image = new_;
     s.package = std::move(package);
     s.new_security_counter = 70;
+    s.network = network_;
     return s;
   }
 
-  void Sweep(const M4Scenario& s) {
+  // The refused package: the cheapest scenario (one loader boot checks the signature and
+  // refuses it), for the tests that show a check fails.
+  M4Scenario Refused() {
+    std::vector<uint8_t> package = Package(PackageKind::kFull);
+    package[4000 % package.size()] ^= 0x01;
+    M4Scenario s = Make("refused-package", package);
+    s.expect_new = false;
+    return s;
+  }
+
+  M4SweepResult Sweep(const M4Scenario& s) { return Sweep(s, options_, true); }
+  M4SweepResult Sweep(const M4Scenario& s, const M4SweepOptions& options, bool expect_pass) {
     const auto started = std::chrono::steady_clock::now();
-    const M4SweepResult r = RunM4Sweep(s, options_);
+    const M4SweepResult r = RunM4Sweep(s, options);
     const double wall =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    std::printf("%s\n", M4SummaryLine(s.name, r).c_str());
+    // The checks' own sweeps (expected to fail) are not summary lines of the sweep.
+    std::printf("%s%s\n", expect_pass ? "" : "check: ", M4SummaryLine(s.name, r).c_str());
     std::printf(
         "powercut-m4-detail: %s ops=%llu (loader %llu) unexpected=%llu; uninterrupted "
         "instructions=%llu emulated_ms=%.1f; all runs instructions=%llu emulated_ms=%.0f "
@@ -128,28 +185,56 @@ class PowerCutM4 : public ::testing::Test {
         wall);
     std::printf("powercut-m4-ops: %s %s; bulk (image data) %llu\n", s.name.c_str(),
                 r.clean_ops_detail.c_str(), static_cast<unsigned long long>(r.bulk_ops));
+    std::string strata;
+    for (const std::string& k : r.strata)
+      strata += (strata.empty() ? "" : "; ") + k;
+    std::printf("powercut-m4-kinds: %s %s\n", s.name.c_str(), strata.c_str());
     std::string points;
     for (size_t i = 0; i < r.points.size() && i < 40; ++i)
-      points += " " + std::to_string(r.points[i]);
+      points += " " + std::to_string(r.points[i]) + " (" + r.point_strata[i] + ")";
     if (r.points.size() > 40) points += " ...";
     std::printf("powercut-m4-points: %s%s\n", s.name.c_str(), points.c_str());
     for (const std::string& f : r.failures)
       std::printf("  replay: %s\n", f.c_str());
+    if (!expect_pass) return r;
+    EXPECT_FALSE(r.sweep_failed) << "the uninterrupted run or the op map failed: see replay";
     EXPECT_GT(r.total_ops, 0u);
     EXPECT_EQ(r.bricked, 0u);
+    EXPECT_EQ(r.failed, 0u) << "a run broke a model's rule, or its fault never fired";
     EXPECT_EQ(r.unexpected, 0u) << "a cut changed the outcome of the upgrade";
     EXPECT_EQ(r.recovered, r.cuts + r.torn);
-    if (options_.exhaustive && options_.bulk_stride == 1) {
+    if (options.points.empty()) {
+      // Every kind of operation the run performs was cut and torn at least once.
+      std::set<std::string> kinds, cut;
+      for (const std::string& k : r.strata)
+        kinds.insert(k.substr(0, k.rfind(" x")));
+      cut.insert(r.point_strata.begin(), r.point_strata.end());
+      EXPECT_EQ(cut, kinds);
+      EXPECT_TRUE(options.tear);
+    }
+    if (options.exhaustive && options.bulk_stride == 1) {
       EXPECT_EQ(r.cuts, r.total_ops) << "not every operation was cut";
     }
+    return r;
+  }
+
+  static bool AnyFailureHas(const M4SweepResult& r, const std::string& text) {
+    return std::any_of(r.failures.begin(), r.failures.end(),
+                       [&](const std::string& f) { return f.find(text) != std::string::npos; });
   }
 
   static M4SweepOptions options_;
+  static std::unique_ptr<ota::testing::MosquittoProcess> broker_;
+  static std::filesystem::path broker_dir_;
+  static M4Network network_;
   std::vector<uint8_t> loader_, old_, new_;
   host::Pkey key_;
 };
 
 M4SweepOptions PowerCutM4::options_;
+std::unique_ptr<ota::testing::MosquittoProcess> PowerCutM4::broker_;
+std::filesystem::path PowerCutM4::broker_dir_;
+M4Network PowerCutM4::network_;
 
 TEST_F(PowerCutM4, FullInstall_NeverBricks) {
   Sweep(Make("full-install", Package(PackageKind::kFull)));
@@ -187,6 +272,80 @@ TEST_F(PowerCutM4, RefusedPackage_NeverBricks) {
   M4Scenario s = Make("refused-package", package);
   s.expect_new = false;
   Sweep(s);
+}
+
+// The sweep's own checks fail a sweep (each test makes one of them fail on purpose).
+
+// A plan past the last operation: the board goes through the upgrade untouched, and that is a
+// failure (nothing was cut), not a recovery.
+TEST_F(PowerCutM4, Check_PlanPastTheLastOperation_IsReportedAsNeverFired) {
+  M4SweepOptions o = options_;
+  o.points = {1'000'000};
+  o.tear = false;
+  const M4SweepResult r = Sweep(Refused(), o, false);
+  EXPECT_FALSE(r.sweep_failed);
+  EXPECT_LT(r.total_ops, 1'000'000u);
+  EXPECT_EQ(r.cuts, 1u);
+  EXPECT_EQ(r.recovered, 0u);
+  EXPECT_EQ(r.failed, 1u);
+  EXPECT_TRUE(AnyFailureHas(r, "cut_before=1000000")) << "replayable";
+  EXPECT_TRUE(AnyFailureHas(r, "the planned fault never fired"));
+}
+
+// A W25Q128 page program without write enable (the chip ignores it and its model notes it),
+// sent after each power-on of the uninterrupted run: the sweep fails before any cut.
+TEST_F(PowerCutM4, Check_RuleBrokenInTheUninterruptedRun_FailsTheSweep) {
+  M4SweepOptions o = options_;
+  o.after_power_on = [](M4Board& board, BoardFlash&, bool clean) {
+    if (!clean) return;
+    W25q128Chip& chip = board.w25q128();
+    chip.Select();
+    for (const int b : {0x02, 0xFF, 0xF0, 0x00, 0x55})
+      chip.Transfer(static_cast<uint8_t>(b));
+    chip.Deselect();
+  };
+  const M4SweepResult r = Sweep(Refused(), o, false);
+  EXPECT_TRUE(r.sweep_failed);
+  EXPECT_EQ(r.cuts + r.torn, 0u);
+  EXPECT_TRUE(AnyFailureHas(r, "uninterrupted run: a model's rule broken"));
+  EXPECT_TRUE(AnyFailureHas(r, "w25q128: "));
+}
+
+// The same in the cut runs only: each run fails, though the board comes up on appv1.
+TEST_F(PowerCutM4, Check_RuleBrokenInACutRun_FailsTheRun) {
+  M4SweepOptions o = options_;
+  o.points = {1};
+  o.after_power_on = [](M4Board& board, BoardFlash&, bool clean) {
+    if (clean) return;
+    W25q128Chip& chip = board.w25q128();
+    chip.Select();
+    for (const int b : {0x20, 0xFF, 0xF0, 0x00})
+      chip.Transfer(static_cast<uint8_t>(b));  // a sector erase without write enable
+    chip.Deselect();
+  };
+  const M4SweepResult r = Sweep(Refused(), o, false);
+  EXPECT_FALSE(r.sweep_failed);
+  EXPECT_EQ(r.cuts, 1u);
+  EXPECT_EQ(r.torn, 1u);
+  EXPECT_EQ(r.recovered, 0u);
+  EXPECT_EQ(r.failed, 2u);
+  EXPECT_TRUE(AnyFailureHas(r, "refused-package cut_before=1 seed="));
+  EXPECT_TRUE(AnyFailureHas(r, "before the cut: a model's rule broken"));
+}
+
+// An operation the supply counts that no model recorded (the host erases a W25Q128 sector
+// behind the board's back): the op map cannot say what a number cuts, so the sweep fails.
+TEST_F(PowerCutM4, Check_OpMapDiffersFromTheSupplysCount_FailsTheSweep) {
+  M4SweepOptions o = options_;
+  o.after_power_on = [](M4Board&, BoardFlash& flash, bool clean) {
+    if (clean) {
+      ASSERT_TRUE(flash.external.Erase(flash.external.size() - 4096, 4096).ok());
+    }
+  };
+  const M4SweepResult r = Sweep(Refused(), o, false);
+  EXPECT_TRUE(r.sweep_failed);
+  EXPECT_EQ(r.cuts + r.torn, 0u);
+  EXPECT_TRUE(AnyFailureHas(r, "operations, the supply counted"));
 }
 
 // What the sweep's fast waiting changes: a cold boot (an option-byte program, a 16 KB erase, 32
