@@ -319,7 +319,9 @@ std::vector<OpInfo> Runner::OpMap() const {
 // A run's own checks, whatever the board came up on: "" if it passed them.
 std::string CheckRun(M4Board& m4, const RunOutcome& run) {
   if (!run.error.empty()) return run.error;
-  const std::vector<std::string> rules = BoardRuleFailures(m4);
+  // Every model's rules (M4Board::Violations: the flash interface's violations and refused
+  // operations, the W25Q128's, SPI5's, the USARTs' lost bytes).
+  const std::vector<std::string> rules = m4.Violations();
   if (rules.empty()) return "";
   std::string text =
       "a model's rule broken or an operation refused (" + std::to_string(rules.size()) + "):";
@@ -721,18 +723,6 @@ M4SweepResult RunM4Sweep(const M4Scenario& s, const M4SweepOptions& options) {
     }
   }
   return result;
-}
-
-std::vector<std::string> BoardRuleFailures(M4Board& board) {
-  std::vector<std::string> out = board.flash_interface().Violations();
-  for (const FlashIfEvent& e : board.flash_interface().events()) {
-    if (e.kind == FlashIfEvent::Kind::kError) out.push_back("flash interface refused: " + e.note);
-  }
-  for (const std::string& v : board.w25q128().Violations())
-    out.push_back("w25q128: " + v);
-  for (const std::string& v : board.spi5().violations())
-    out.push_back("spi5: " + v);
-  return out;
 }
 
 std::string M4SummaryLine(const std::string& scenario, const M4SweepResult& r) {

@@ -109,10 +109,6 @@ struct M4SweepResult {
   std::vector<std::string> failures;  // replayable descriptions of the first few
 };
 
-// The rules of the board's models that a run broke: the flash interface's violations and
-// refused operations (SR error flags), the W25Q128's and SPI5's violations. Empty if none.
-std::vector<std::string> BoardRuleFailures(M4Board& board);
-
 M4SweepResult RunM4Sweep(const M4Scenario& scenario, const M4SweepOptions& options);
 
 // `powercut-m4: <scenario> cuts=N torn=N recovered=N bricked=N`

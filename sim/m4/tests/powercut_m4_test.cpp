@@ -308,7 +308,7 @@ TEST_F(PowerCutM4, Check_RuleBrokenInTheUninterruptedRun_FailsTheSweep) {
   EXPECT_TRUE(r.sweep_failed);
   EXPECT_EQ(r.cuts + r.torn, 0u);
   EXPECT_TRUE(AnyFailureHas(r, "uninterrupted run: a model's rule broken"));
-  EXPECT_TRUE(AnyFailureHas(r, "w25q128: "));
+  EXPECT_TRUE(AnyFailureHas(r, "W25Q128: "));
 }
 
 // The same in the cut runs only: each run fails, though the board comes up on appv1.
