@@ -50,6 +50,14 @@ wait_port() {
   done
   return 1
 }
+# wait_grep PATTERN FILE: waits up to 10 s for a line (a server prints its line after it listens).
+wait_grep() {
+  for _ in $(seq 100); do
+    grep -q "$1" "$2" && return 0
+    sleep 0.1
+  done
+  return 1
+}
 # Runs the client; saves stdout to out.json, stderr to err.txt, and the exit code in RC.
 client() {
   set +e
@@ -77,7 +85,7 @@ check "mosquitto starts with that configuration" wait_port "$MQTTS"
 SERVE_PID=$!
 pids+=($SERVE_PID)
 check "ota-server serve starts (HTTPS, and MQTTS to the broker)" wait_port "$HTTP"
-check "serve prints its one line" grep -q "^ota-server: api=https://127.0.0.1:$HTTP/api/v1 downloads=https://127.0.0.1:$DOWNLOADS mqtt=localhost:$MQTTS" serve.log
+check "serve prints its one line" wait_grep "^ota-server: api=https://127.0.0.1:$HTTP/api/v1 downloads=https://127.0.0.1:$DOWNLOADS mqtt=localhost:$MQTTS" serve.log
 
 # ---- products, keys, devices ----
 cat >model.json <<'EOF'
