@@ -371,6 +371,40 @@ TEST_F(PowerCutM4, Check_RuleBrokenInACutRun_FailsTheRun) {
   EXPECT_TRUE(AnyFailureHas(r, "before the cut: a model's rule broken"));
 }
 
+// The double cut's failure text names both cuts and the seed: a rule broken on the run's board
+// from its second power-on on (the recovery that is cut again, then the last one; not the
+// probe's copy of the board, which recovers uninterrupted and passes), so the run fails.
+TEST_F(PowerCutM4, Check_RuleBrokenAfterTheSecondCut_ReplayNamesBothCuts) {
+  M4SweepOptions o = options_;
+  o.second_cut = true;
+  o.points = {1};
+  o.tear = false;
+  o.jobs = 1;
+  const M4Board* run_board = nullptr;
+  int power_ons = 0;
+  o.after_power_on = [&](M4Board& board, BoardFlash&, bool clean) {
+    if (clean) return;
+    if (run_board == nullptr) run_board = &board;  // the first power-on of the cut run
+    if (&board != run_board || ++power_ons < 2) return;
+    W25q128Chip& chip = board.w25q128();
+    chip.Select();
+    for (const int b : {0x20, 0xFF, 0xF0, 0x00})
+      chip.Transfer(static_cast<uint8_t>(b));  // a sector erase without write enable
+    chip.Deselect();
+  };
+  const M4SweepResult r = Sweep(Refused(), o, false);
+  EXPECT_FALSE(r.sweep_failed);
+  EXPECT_EQ(r.cuts, 1u);
+  EXPECT_EQ(r.second_cuts, 1u) << "the recovery was cut a second time";
+  EXPECT_EQ(r.failed, 1u);
+  ASSERT_EQ(r.second_points.size(), 1u);
+  EXPECT_EQ(r.second_points[0].rfind("cut_before=1 -> cut_before=", 0), 0u) << r.second_points[0];
+  EXPECT_TRUE(AnyFailureHas(r, "refused-package cut_before=1 seed=" +
+                                   std::to_string(o.seed * 1000003u + 1) + " then cut_before="));
+  EXPECT_TRUE(AnyFailureHas(r, "of the recovery's "));
+  EXPECT_TRUE(AnyFailureHas(r, "recovered, but in the recovery: a model's rule broken"));
+}
+
 // An operation the supply counts that no model recorded (the host erases a W25Q128 sector
 // behind the board's back): the op map cannot say what a number cuts, so the sweep fails.
 TEST_F(PowerCutM4, Check_OpMapDiffersFromTheSupplysCount_FailsTheSweep) {
