@@ -622,7 +622,8 @@ PointResult RunPoint(const M4Scenario& s, SimBoard& prepared, uint64_t n, bool t
       replay << " (the recovery performs no operation: no second cut)";
       point << "none";
     } else {
-      std::mt19937_64 rng(plan.seed);
+      // The cut and the tear of an operation draw different second cuts.
+      std::mt19937_64 rng(plan.seed * 2 + (torn ? 1 : 0));
       FaultPlan second;
       second.cut_before = 1 + rng() % recovery_ops;
       second.seed = plan.seed + 1;

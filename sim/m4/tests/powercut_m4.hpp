@@ -75,9 +75,9 @@ struct M4SweepOptions {
   // itself cut once, cleanly, before an operation drawn from the recovery's own operations:
   // a copy of the board as the first cut left it recovers uninterrupted and counts them (R),
   // and the run's recovery is cut before operation 1 + rng() % R, rng seeded with the first
-  // plan's seed (so the sweep's seed replays both cuts). Then the board is powered on again
-  // until it settles, and checked as a single cut run is. The recovery without the second
-  // cut is checked too (it is the single cut's run).
+  // plan's seed and whether it tore (so the sweep's seed replays both cuts). Then the board is
+  // powered on again until it settles, and checked as a single cut run is. The recovery without the
+  // second cut is checked too (it is the single cut's run).
   bool second_cut = false;
   int jobs = 1;           // runs in parallel (one emulated board each)
   bool progress = false;  // a line on stderr per run as it ends

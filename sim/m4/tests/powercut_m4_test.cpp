@@ -5,7 +5,8 @@
 // powercut-m4-full` runs every operation of every scenario (OTA_POWERCUT_M4_FULL=1). The
 // DoubleCut_* tests cut the recovery a second time (M4SweepOptions::second_cut): `make test`
 // a seeded sample of OTA_POWERCUT_M4_DOUBLE_SAMPLES first cuts (default 2: one operation
-// outside image data, one of image data), each cut and torn; the full target one of each kind.
+// outside image data, one of image data), each cut and torn; the full target one of each kind
+// first.
 //
 // Environment: OTA_POWERCUT_M4_SEED (the sample's seed; printed), OTA_POWERCUT_M4_SAMPLES
 // (operations per scenario beyond the stratified sample's, each cut and torn),
@@ -68,10 +69,15 @@ class PowerCutM4 : public ::testing::Test {
     double_options_.second_cut = true;
     double_options_.exhaustive = false;
     double_options_.every_kind = full;
-    double_options_.samples = EnvNumber("OTA_POWERCUT_M4_DOUBLE_SAMPLES", full ? 0 : 2);
+    double_options_.samples = EnvNumber("OTA_POWERCUT_M4_DOUBLE_SAMPLES", 2);
     std::printf("powercut-m4: %s, seed=%llu (OTA_POWERCUT_M4_SEED replays it), jobs=%d\n",
                 full ? "every operation" : "seeded sample",
                 static_cast<unsigned long long>(options_.seed), options_.jobs);
+    std::printf(
+        "powercut-m4: the double cut: per scenario %llu first cuts%s "
+        "(OTA_POWERCUT_M4_DOUBLE_SAMPLES), each cut and torn, then a seeded second cut\n",
+        static_cast<unsigned long long>(double_options_.samples),
+        full ? " beyond one of each kind" : "");
     StartBroker();
     if (full) {
       std::printf("powercut-m4: image-data operations every %llu (OTA_POWERCUT_M4_STRIDE)\n",
