@@ -7,7 +7,7 @@ demo: build
 	@$(MAKE) --no-print-directory firmware || echo "demo: no Cortex-M4 images; using synthetic ones"
 	@scripts/demo.sh build/host
 
-.PHONY: all demo deps build test test-host test-asan cross firmware m4-crypto-check m4-app-check m4-check m4-board-check powercut-m4 powercut-m4-full fuzz fuzz-build fuzz-run fuzz-smoke fuzz-smoke-short fuzz-smoke-delta test-long bench-upgrade bench-delta bench-package bench-platform bench-fleet bench-connect-storm format \
+.PHONY: all demo deps build test test-host test-asan cross firmware m4-crypto-check m4-app-check m4-check m4-board-check powercut-m4 powercut-m4-double powercut-m4-full fuzz fuzz-build fuzz-run fuzz-smoke fuzz-smoke-short fuzz-smoke-delta test-long bench-upgrade bench-delta bench-package bench-platform bench-fleet bench-connect-storm format \
         format-check clean
 
 JOBS ?= $(shell nproc)
@@ -113,20 +113,32 @@ m4-board-check: firmware
 # so in `make test`) runs a stratified seeded sample: per scenario one operation of each kind
 # it performs outside image data (internal sector erase, trust record, OTP, option bytes,
 # W25Q128 erase, boot-state records, the app's confirmation) and one of image data, plus
-# POWERCUT_M4_SAMPLES more (the seed is printed; POWERCUT_M4_SEED=<n> replays it);
+# POWERCUT_M4_SAMPLES more (the seed is printed; POWERCUT_M4_SEED=<n> replays it), and the
+# double cut (a second cut during the recovery) after POWERCUT_M4_DOUBLE_SAMPLES first cuts of
+# full-install and target-mismatch-recover (`powercut-m4-double` runs only those);
 # `powercut-m4-full` every operation but the image data, and of that every
 # POWERCUT_M4_STRIDE-th word or page (1: all of it; hours to days).
 POWERCUT_M4_SAMPLES ?= 0
+POWERCUT_M4_DOUBLE_SAMPLES ?= 2
 POWERCUT_M4_STRIDE ?= 512
 POWERCUT_M4_ENV = OTA_FIRMWARE_DIR=$(FIRMWARE_DIR) OTA_POWERCUT_M4_JOBS=$(JOBS) \
-  $(if $(POWERCUT_M4_SEED),OTA_POWERCUT_M4_SEED=$(POWERCUT_M4_SEED))
+  $(if $(POWERCUT_M4_SEED),OTA_POWERCUT_M4_SEED=$(POWERCUT_M4_SEED)) \
+  OTA_POWERCUT_M4_DOUBLE_SAMPLES=$(POWERCUT_M4_DOUBLE_SAMPLES)
 powercut-m4:
 	@cmake --build --preset host -j $(JOBS) --target ota_m4_powercut_tests
 	@out=$$($(POWERCUT_M4_ENV) OTA_POWERCUT_M4_SAMPLES=$(POWERCUT_M4_SAMPLES) \
 	  build/host/sim/m4/tests/ota_m4_powercut_tests 2>&1); \
 	  rc=$$?; \
 	  if [ $$rc -ne 0 ]; then echo "$$out"; exit $$rc; fi; \
-	  echo "$$out" | grep -E '^powercut-m4: |^\[  PASSED'
+	  echo "$$out" | grep -E '^powercut-m4(-double)?: |^\[  PASSED'
+
+powercut-m4-double:
+	@cmake --build --preset host -j $(JOBS) --target ota_m4_powercut_tests
+	@out=$$($(POWERCUT_M4_ENV) build/host/sim/m4/tests/ota_m4_powercut_tests \
+	  --gtest_filter='PowerCutM4.DoubleCut_*' 2>&1); \
+	  rc=$$?; \
+	  if [ $$rc -ne 0 ]; then echo "$$out"; exit $$rc; fi; \
+	  echo "$$out" | grep -E '^powercut-m4(-double)?: |^\[  PASSED'
 
 powercut-m4-full: firmware
 	@cmake --build --preset host -j $(JOBS) --target ota_m4_powercut_tests

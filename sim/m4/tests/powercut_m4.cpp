@@ -514,10 +514,67 @@ struct PointResult {
   uint64_t instructions = 0;
   double emulated_ms = 0;
   double host_seconds = 0;
+  bool second_cut = false;  // the recovery was cut a second time
+  std::string second_point;
+
+  void Add(const RunOutcome& run) {
+    instructions += run.instructions;
+    emulated_ms += run.emulated_ms;
+    host_seconds += run.host_seconds;
+  }
 };
 
-PointResult RunPoint(const M4Scenario& s, SimBoard& prepared, uint64_t n, bool torn, uint64_t seed,
-                     int max_boots, const Runner::Hook& hook) {
+// The end of a run: the board settled (or not) after its last power-on, checked; `rules` is
+// what the models recorded over the whole run, `before` up to the first power loss.
+void Judge(const M4Scenario& s, SimBoard& sim, const RunOutcome& run, const std::string& before,
+           const std::string& rules, std::ostringstream& replay, PointResult* pr) {
+  bool holds_new = false;
+  const std::string why =
+      run.power_lost ? "power lost again" : CheckConsistent(s, sim, run, &holds_new);
+  if (why.empty() && rules.empty()) {
+    pr->recovered = true;
+    pr->unexpected = holds_new != s.expect_new;
+  } else if (why.empty()) {
+    pr->failed = true;
+    replay << ": recovered, but " << (before.empty() ? "in the recovery: " : "before the cut: ")
+           << rules;
+    pr->failure = replay.str();
+  } else {
+    const Result<BootRecord> r = sim.Record();
+    replay << ": " << why;
+    if (!rules.empty()) replay << "; " << rules;
+    if (r.ok()) {
+      replay << " (status " << UpgradeStatusName(r->status) << ", step " << UpgradeStepName(r->step)
+             << ", reason " << FailReasonName(r->reason) << ")";
+    }
+    pr->failure = replay.str();
+  }
+}
+
+// The double cut's probe: a copy of the board as the first cut left it recovers with no fault
+// planned; its operations bound the second cut. The copy's recovery is the single cut's run and
+// is checked as one ("" if it passed; else why, and *bricked if it did not come up).
+std::string ProbeRecovery(const M4Scenario& s, SimBoard& sim, int max_boots,
+                          const Runner::Hook& hook, PointResult* pr, uint64_t* ops, bool* bricked) {
+  SimBoard copy(kProfile);
+  copy.flash().CopyCellsFrom(sim.flash());
+  copy.power().Arm({});
+  Runner probe(s, copy, hook, false);
+  const RunOutcome run = probe.PowerOnUntilSettled(max_boots);
+  pr->Add(run);
+  *ops = run.ops;
+  bool holds_new = false;
+  const std::string why = run.power_lost ? "power lost with no fault planned"
+                                         : CheckConsistent(s, copy, run, &holds_new);
+  *bricked = !why.empty();
+  if (!why.empty()) return why;
+  if (holds_new != s.expect_new) return "not the uninterrupted run's outcome";
+  return CheckRun(probe.m4(), RunOutcome{});
+}
+
+PointResult RunPoint(const M4Scenario& s, SimBoard& prepared, uint64_t n, bool torn,
+                     const M4SweepOptions& options, int max_boots) {
+  const Runner::Hook& hook = options.after_power_on;
   PointResult pr;
   SimBoard sim(kProfile);
   sim.flash().CopyCellsFrom(prepared.flash());
@@ -528,13 +585,11 @@ PointResult RunPoint(const M4Scenario& s, SimBoard& prepared, uint64_t n, bool t
   }
   FaultPlan plan;
   (torn ? plan.tear : plan.cut_before) = n;
-  plan.seed = seed * 1000003u + n;
+  plan.seed = options.seed * 1000003u + n;
   sim.power().Arm(plan);
   Runner runner(s, sim, hook, false);
   RunOutcome run = runner.PowerOnUntilSettled(max_boots);
-  pr.instructions += run.instructions;
-  pr.emulated_ms += run.emulated_ms;
-  pr.host_seconds += run.host_seconds;
+  pr.Add(run);
   std::ostringstream replay;
   replay << s.name << (torn ? " tear=" : " cut_before=") << n << " seed=" << plan.seed;
   pr.done = true;
@@ -550,33 +605,51 @@ PointResult RunPoint(const M4Scenario& s, SimBoard& prepared, uint64_t n, bool t
   // Before the cut: the run up to the power loss broke no rule and stopped for no other reason.
   const std::string before = CheckRun(runner.m4(), RunOutcome{});
   sim.power().PowerOn();
+  if (options.second_cut) {
+    uint64_t recovery_ops = 0;
+    bool bricked = false;
+    const std::string probe = ProbeRecovery(s, sim, max_boots, hook, &pr, &recovery_ops, &bricked);
+    if (!probe.empty()) {
+      replay << ": the recovery without a second cut: " << probe;
+      pr.failed = !bricked;
+      pr.failure = replay.str();
+      return pr;
+    }
+    std::ostringstream point;
+    point << (torn ? "tear=" : "cut_before=") << n << " -> ";
+    if (recovery_ops == 0) {
+      // Nothing in the recovery to cut (tests/powercut skips it too): a single cut run.
+      replay << " (the recovery performs no operation: no second cut)";
+      point << "none";
+    } else {
+      // The cut and the tear of an operation draw different second cuts.
+      std::mt19937_64 rng(plan.seed * 2 + (torn ? 1 : 0));
+      FaultPlan second;
+      second.cut_before = 1 + rng() % recovery_ops;
+      second.seed = plan.seed + 1;
+      replay << " then cut_before=" << second.cut_before << " of the recovery's " << recovery_ops
+             << " operations";
+      point << "cut_before=" << second.cut_before << " of " << recovery_ops;
+      sim.power().Arm(second);
+      run = runner.PowerOnUntilSettled(max_boots);
+      pr.Add(run);
+      if (!run.power_lost) {
+        replay << ": the second planned fault never fired (" << sim.power().ops_since_arm()
+               << " operations after arming)";
+        if (!run.error.empty()) replay << "; " << run.error;
+        pr.failed = true;
+        pr.failure = replay.str();
+        return pr;
+      }
+      pr.second_cut = true;
+      sim.power().PowerOn();
+    }
+    pr.second_point = point.str();
+  }
   sim.power().Arm({});
   run = runner.PowerOnUntilSettled(max_boots);
-  pr.instructions += run.instructions;
-  pr.emulated_ms += run.emulated_ms;
-  pr.host_seconds += run.host_seconds;
-  bool holds_new = false;
-  const std::string why =
-      run.power_lost ? "power lost again" : CheckConsistent(s, sim, run, &holds_new);
-  const std::string rules = CheckRun(runner.m4(), RunOutcome{});
-  if (why.empty() && rules.empty()) {
-    pr.recovered = true;
-    pr.unexpected = holds_new != s.expect_new;
-  } else if (why.empty()) {
-    pr.failed = true;
-    replay << ": recovered, but " << (before.empty() ? "in the recovery: " : "before the cut: ")
-           << rules;
-    pr.failure = replay.str();
-  } else {
-    const Result<BootRecord> r = sim.Record();
-    replay << ": " << why;
-    if (!rules.empty()) replay << "; " << rules;
-    if (r.ok()) {
-      replay << " (status " << UpgradeStatusName(r->status) << ", step " << UpgradeStepName(r->step)
-             << ", reason " << FailReasonName(r->reason) << ")";
-    }
-    pr.failure = replay.str();
-  }
+  pr.Add(run);
+  Judge(s, sim, run, before, CheckRun(runner.m4(), RunOutcome{}), replay, &pr);
   return pr;
 }
 
@@ -656,12 +729,14 @@ M4SweepResult RunM4Sweep(const M4Scenario& s, const M4SweepOptions& options) {
       if (run_edge || i % std::max<uint64_t>(1, options.bulk_stride) == 0) chosen.insert(bulk[i]);
     }
   } else {
-    // Stratified: one operation of each kind the run performs (image data is one kind), then
-    // `samples` more, alternately among the few and the image data. The scenario's name in the
-    // seed: scenarios with the same operations sample different ones.
+    // Stratified: one operation of each kind the run performs (image data is one kind; not
+    // with every_kind false), then `samples` more, alternately among the few and the image data.
+    // The scenario's name in the seed: scenarios with the same operations sample different ones.
     std::mt19937_64 rng(options.seed ^ std::hash<std::string>{}(s.name));
-    for (const auto& [name, ops] : strata)
-      chosen.insert(ops[rng() % ops.size()]);
+    if (options.every_kind) {
+      for (const auto& [name, ops] : strata)
+        chosen.insert(ops[rng() % ops.size()]);
+    }
     for (uint64_t i = 0; i < options.samples; ++i) {
       const std::vector<uint64_t>& from = (i % 2 == 0 && !few.empty()) || bulk.empty() ? few : bulk;
       if (!from.empty()) chosen.insert(from[rng() % from.size()]);
@@ -686,18 +761,21 @@ M4SweepResult RunM4Sweep(const M4Scenario& s, const M4SweepOptions& options) {
   size_t finished = 0;
   const auto worker = [&] {
     for (size_t i = next++; i < jobs.size(); i = next++) {
-      results[i] = RunPoint(s, prepared, jobs[i].n, jobs[i].torn, options.seed, max_boots,
-                            options.after_power_on);
+      results[i] = RunPoint(s, prepared, jobs[i].n, jobs[i].torn, options, max_boots);
       if (options.progress) {
         const std::lock_guard<std::mutex> lock(progress_mutex);
         ++finished;
-        std::fprintf(
-            stderr, "powercut-m4-run: %s %s=%llu %s (%zu/%zu)%s%s\n", s.name.c_str(),
-            jobs[i].torn ? "tear" : "cut_before", static_cast<unsigned long long>(jobs[i].n),
-            results[i].recovered ? "recovered"
-            : results[i].failed  ? "FAILED"
-                                 : "BRICKED",
-            finished, jobs.size(), results[i].recovered ? "" : ": ", results[i].failure.c_str());
+        const std::string& second = results[i].second_point;
+        const std::string then =
+            second.empty() ? "" : " then " + second.substr(second.find("-> ") + 3);
+        std::fprintf(stderr, "powercut-m4-run: %s %s=%llu%s %s (%zu/%zu)%s%s\n", s.name.c_str(),
+                     jobs[i].torn ? "tear" : "cut_before",
+                     static_cast<unsigned long long>(jobs[i].n), then.c_str(),
+                     results[i].recovered ? "recovered"
+                     : results[i].failed  ? "FAILED"
+                                          : "BRICKED",
+                     finished, jobs.size(), results[i].recovered ? "" : ": ",
+                     results[i].failure.c_str());
       }
     }
   };
@@ -714,6 +792,8 @@ M4SweepResult RunM4Sweep(const M4Scenario& s, const M4SweepOptions& options) {
     result.instructions += pr.instructions;
     result.emulated_ms += pr.emulated_ms;
     result.host_seconds += pr.host_seconds;
+    if (pr.second_cut) ++result.second_cuts;
+    if (!pr.second_point.empty()) result.second_points.push_back(pr.second_point);
     if (pr.recovered) {
       ++result.recovered;
       if (pr.unexpected) ++result.unexpected;
@@ -728,6 +808,13 @@ M4SweepResult RunM4Sweep(const M4Scenario& s, const M4SweepOptions& options) {
 std::string M4SummaryLine(const std::string& scenario, const M4SweepResult& r) {
   std::ostringstream line;
   line << "powercut-m4: " << scenario << " cuts=" << r.cuts << " torn=" << r.torn
+       << " recovered=" << r.recovered << " bricked=" << r.bricked;
+  return line.str();
+}
+
+std::string M4DoubleSummaryLine(const std::string& scenario, const M4SweepResult& r) {
+  std::ostringstream line;
+  line << "powercut-m4-double: " << scenario << " runs=" << r.cuts + r.torn
        << " recovered=" << r.recovered << " bricked=" << r.bricked;
   return line.str();
 }

@@ -68,7 +68,17 @@ struct M4SweepOptions {
   uint64_t bulk_stride = 1;
   uint64_t samples = 0;
   uint64_t seed = 1;
-  bool tear = true;       // also tear each chosen operation
+  // false: no operation of each kind first; only the `samples` (the double cut's sample).
+  bool every_kind = true;
+  bool tear = true;  // also tear each chosen operation
+  // The double cut (tests/powercut's DoubleCut_*): after the cut (or tear), the recovery is
+  // itself cut once, cleanly, before an operation drawn from the recovery's own operations:
+  // a copy of the board as the first cut left it recovers uninterrupted and counts them (R),
+  // and the run's recovery is cut before operation 1 + rng() % R, rng seeded with the first
+  // plan's seed and whether it tore (so the sweep's seed replays both cuts). Then the board is
+  // powered on again until it settles, and checked as a single cut run is. The recovery without the
+  // second cut is checked too (it is the single cut's run).
+  bool second_cut = false;
   int jobs = 1;           // runs in parallel (one emulated board each)
   bool progress = false;  // a line on stderr per run as it ends
   // These operations exactly (1-based, each cut and, with `tear`, torn), instead of the
@@ -107,11 +117,17 @@ struct M4SweepResult {
   double emulated_ms = 0;
   double host_seconds = 0;
   std::vector<std::string> failures;  // replayable descriptions of the first few
+  // With `second_cut`: the runs whose recovery was cut a second time (a recovery with no
+  // operation is not), and per run "cut_before=N -> cut_before=K of R" (tear=N for a tear).
+  uint64_t second_cuts = 0;
+  std::vector<std::string> second_points;
 };
 
 M4SweepResult RunM4Sweep(const M4Scenario& scenario, const M4SweepOptions& options);
 
 // `powercut-m4: <scenario> cuts=N torn=N recovered=N bricked=N`
 std::string M4SummaryLine(const std::string& scenario, const M4SweepResult& result);
+// `powercut-m4-double: <scenario> runs=N recovered=N bricked=N` (runs: cut and torn).
+std::string M4DoubleSummaryLine(const std::string& scenario, const M4SweepResult& result);
 
 }  // namespace ota::sim::m4::testing

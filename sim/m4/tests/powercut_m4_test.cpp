@@ -2,10 +2,15 @@
 // tests/powercut on the emulated FIRE board, with packages signed by the key the firmware
 // build made the loader trust, and one Mosquitto (TLS, loopback) for the apps' agents. `make
 // test` (m4-board-check) runs a stratified seeded sample of each scenario; `make
-// powercut-m4-full` runs every operation of every scenario (OTA_POWERCUT_M4_FULL=1).
+// powercut-m4-full` runs every operation of every scenario (OTA_POWERCUT_M4_FULL=1). The
+// DoubleCut_* tests cut the recovery a second time (M4SweepOptions::second_cut): `make test`
+// a seeded sample of OTA_POWERCUT_M4_DOUBLE_SAMPLES first cuts (default 2: one operation
+// outside image data, one of image data), each cut and torn; the full target one of each kind
+// first.
 //
 // Environment: OTA_POWERCUT_M4_SEED (the sample's seed; printed), OTA_POWERCUT_M4_SAMPLES
 // (operations per scenario beyond the stratified sample's, each cut and torn),
+// OTA_POWERCUT_M4_DOUBLE_SAMPLES (the double cut's first cuts per scenario),
 // OTA_POWERCUT_M4_FULL=1 (all of them), OTA_POWERCUT_M4_JOBS (boards run in parallel),
 // OTA_LOADER_SIGNING_KEY (the private key loader.bin trusts; default: the development key
 // next to the cross build's loader).
@@ -59,9 +64,20 @@ class PowerCutM4 : public ::testing::Test {
     options_.jobs = static_cast<int>(EnvNumber("OTA_POWERCUT_M4_JOBS", 1));
     options_.bulk_stride = EnvNumber("OTA_POWERCUT_M4_STRIDE", 1);
     options_.progress = full || EnvNumber("OTA_POWERCUT_M4_PROGRESS", 0) != 0;
+    // The double cut: a seeded sample of first cuts (one of each kind in the full target).
+    double_options_ = options_;
+    double_options_.second_cut = true;
+    double_options_.exhaustive = false;
+    double_options_.every_kind = full;
+    double_options_.samples = EnvNumber("OTA_POWERCUT_M4_DOUBLE_SAMPLES", 2);
     std::printf("powercut-m4: %s, seed=%llu (OTA_POWERCUT_M4_SEED replays it), jobs=%d\n",
                 full ? "every operation" : "seeded sample",
                 static_cast<unsigned long long>(options_.seed), options_.jobs);
+    std::printf(
+        "powercut-m4: the double cut: per scenario %llu first cuts%s "
+        "(OTA_POWERCUT_M4_DOUBLE_SAMPLES), each cut and torn, then a seeded second cut\n",
+        static_cast<unsigned long long>(double_options_.samples),
+        full ? " beyond one of each kind" : "");
     StartBroker();
     if (full) {
       std::printf("powercut-m4: image-data operations every %llu (OTA_POWERCUT_M4_STRIDE)\n",
@@ -165,13 +181,24 @@ class PowerCutM4 : public ::testing::Test {
   }
 
   M4SweepResult Sweep(const M4Scenario& s) { return Sweep(s, options_, true); }
+  // The double cut (M4SweepOptions::second_cut) of a scenario.
+  M4SweepResult DoubleSweep(const M4Scenario& s) {
+    const M4SweepResult r = Sweep(s, double_options_, true);
+    std::string points;
+    for (const std::string& p : r.second_points)
+      points += (points.empty() ? " " : "; ") + p;
+    std::printf("powercut-m4-double-points: %s%s\n", s.name.c_str(), points.c_str());
+    EXPECT_GT(r.second_cuts, 0u) << "no recovery was cut a second time";
+    return r;
+  }
   M4SweepResult Sweep(const M4Scenario& s, const M4SweepOptions& options, bool expect_pass) {
     const auto started = std::chrono::steady_clock::now();
     const M4SweepResult r = RunM4Sweep(s, options);
     const double wall =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     // The checks' own sweeps (expected to fail) are not summary lines of the sweep.
-    std::printf("%s%s\n", expect_pass ? "" : "check: ", M4SummaryLine(s.name, r).c_str());
+    std::printf("%s%s\n", expect_pass ? "" : "check: ",
+                (options.second_cut ? M4DoubleSummaryLine : M4SummaryLine)(s.name, r).c_str());
     std::printf(
         "powercut-m4-detail: %s ops=%llu (loader %llu) unexpected=%llu; uninterrupted "
         "instructions=%llu emulated_ms=%.1f; all runs instructions=%llu emulated_ms=%.0f "
@@ -203,7 +230,7 @@ class PowerCutM4 : public ::testing::Test {
     EXPECT_EQ(r.failed, 0u) << "a run broke a model's rule, or its fault never fired";
     EXPECT_EQ(r.unexpected, 0u) << "a cut changed the outcome of the upgrade";
     EXPECT_EQ(r.recovered, r.cuts + r.torn);
-    if (options.points.empty()) {
+    if (options.points.empty() && (options.every_kind || options.exhaustive)) {
       // Every kind of operation the run performs was cut and torn at least once.
       std::set<std::string> kinds, cut;
       for (const std::string& k : r.strata)
@@ -223,7 +250,20 @@ class PowerCutM4 : public ::testing::Test {
                        [&](const std::string& f) { return f.find(text) != std::string::npos; });
   }
 
+  // The stored payload of a full package is appv2.bin itself: one byte of it changed, signed
+  // again. The signature holds; the image the loader writes does not hash to the target.
+  M4Scenario TargetMismatch() {
+    std::vector<uint8_t> package = Package(PackageKind::kFull, CodecId::kStored);
+    const auto at = std::search(package.begin(), package.end(), new_.begin(), new_.begin() + 64);
+    EXPECT_NE(at, package.end());
+    if (at != package.end()) at[1024 + 17] ^= 0x01;
+    M4Scenario s = Make("target-mismatch-recover", ota::testing::Resign(package, key_.get()));
+    s.expect_new = false;
+    return s;
+  }
+
   static M4SweepOptions options_;
+  static M4SweepOptions double_options_;
   static std::unique_ptr<ota::testing::MosquittoProcess> broker_;
   static std::filesystem::path broker_dir_;
   static M4Network network_;
@@ -232,6 +272,7 @@ class PowerCutM4 : public ::testing::Test {
 };
 
 M4SweepOptions PowerCutM4::options_;
+M4SweepOptions PowerCutM4::double_options_;
 std::unique_ptr<ota::testing::MosquittoProcess> PowerCutM4::broker_;
 std::filesystem::path PowerCutM4::broker_dir_;
 M4Network PowerCutM4::network_;
@@ -247,14 +288,7 @@ TEST_F(PowerCutM4, DiffInstall_NeverBricks) {
 // A package the signature vouches for whose payload does not give the target it names: the
 // loader writes it, its verify step finds the mismatch, and it restores appv1 from the backup.
 TEST_F(PowerCutM4, TargetMismatchRecover_NeverBricks) {
-  std::vector<uint8_t> package = Package(PackageKind::kFull, CodecId::kStored);
-  // The stored payload is appv2.bin itself: change one byte of it, then sign again.
-  const auto at = std::search(package.begin(), package.end(), new_.begin(), new_.begin() + 64);
-  ASSERT_NE(at, package.end());
-  at[1024 + 17] ^= 0x01;
-  M4Scenario s = Make("target-mismatch-recover", ota::testing::Resign(package, key_.get()));
-  s.expect_new = false;
-  Sweep(s);
+  Sweep(TargetMismatch());
 }
 
 // The app never confirms appv2: after its trial boots the loader goes back to appv1.
@@ -272,6 +306,16 @@ TEST_F(PowerCutM4, RefusedPackage_NeverBricks) {
   M4Scenario s = Make("refused-package", package);
   s.expect_new = false;
   Sweep(s);
+}
+
+// The double cut (tests/powercut's DoubleCut_*): each cut or tear, then the recovery cut again
+// before a seeded one of its own operations, then powered on until the board settles.
+TEST_F(PowerCutM4, DoubleCut_FullInstall_NeverBricks) {
+  DoubleSweep(Make("full-install", Package(PackageKind::kFull)));
+}
+
+TEST_F(PowerCutM4, DoubleCut_TargetMismatchRecover_NeverBricks) {
+  DoubleSweep(TargetMismatch());
 }
 
 // The sweep's own checks fail a sweep (each test makes one of them fail on purpose).
@@ -331,6 +375,40 @@ TEST_F(PowerCutM4, Check_RuleBrokenInACutRun_FailsTheRun) {
   EXPECT_EQ(r.failed, 2u);
   EXPECT_TRUE(AnyFailureHas(r, "refused-package cut_before=1 seed="));
   EXPECT_TRUE(AnyFailureHas(r, "before the cut: a model's rule broken"));
+}
+
+// The double cut's failure text names both cuts and the seed: a rule broken on the run's board
+// from its second power-on on (the recovery that is cut again, then the last one; not the
+// probe's copy of the board, which recovers uninterrupted and passes), so the run fails.
+TEST_F(PowerCutM4, Check_RuleBrokenAfterTheSecondCut_ReplayNamesBothCuts) {
+  M4SweepOptions o = options_;
+  o.second_cut = true;
+  o.points = {1};
+  o.tear = false;
+  o.jobs = 1;
+  const M4Board* run_board = nullptr;
+  int power_ons = 0;
+  o.after_power_on = [&](M4Board& board, BoardFlash&, bool clean) {
+    if (clean) return;
+    if (run_board == nullptr) run_board = &board;  // the first power-on of the cut run
+    if (&board != run_board || ++power_ons < 2) return;
+    W25q128Chip& chip = board.w25q128();
+    chip.Select();
+    for (const int b : {0x20, 0xFF, 0xF0, 0x00})
+      chip.Transfer(static_cast<uint8_t>(b));  // a sector erase without write enable
+    chip.Deselect();
+  };
+  const M4SweepResult r = Sweep(Refused(), o, false);
+  EXPECT_FALSE(r.sweep_failed);
+  EXPECT_EQ(r.cuts, 1u);
+  EXPECT_EQ(r.second_cuts, 1u) << "the recovery was cut a second time";
+  EXPECT_EQ(r.failed, 1u);
+  ASSERT_EQ(r.second_points.size(), 1u);
+  EXPECT_EQ(r.second_points[0].rfind("cut_before=1 -> cut_before=", 0), 0u) << r.second_points[0];
+  EXPECT_TRUE(AnyFailureHas(r, "refused-package cut_before=1 seed=" +
+                                   std::to_string(o.seed * 1000003u + 1) + " then cut_before="));
+  EXPECT_TRUE(AnyFailureHas(r, "of the recovery's "));
+  EXPECT_TRUE(AnyFailureHas(r, "recovered, but in the recovery: a model's rule broken"));
 }
 
 // An operation the supply counts that no model recorded (the host erases a W25Q128 sector
