@@ -124,21 +124,21 @@ POWERCUT_M4_STRIDE ?= 512
 POWERCUT_M4_ENV = OTA_FIRMWARE_DIR=$(FIRMWARE_DIR) OTA_POWERCUT_M4_JOBS=$(JOBS) \
   $(if $(POWERCUT_M4_SEED),OTA_POWERCUT_M4_SEED=$(POWERCUT_M4_SEED)) \
   OTA_POWERCUT_M4_DOUBLE_SAMPLES=$(POWERCUT_M4_DOUBLE_SAMPLES)
-powercut-m4:
+# The sweep's test binary, its figures printed (the whole output on a failure); $(1): a filter.
+define powercut_m4_run
 	@cmake --build --preset host -j $(JOBS) --target ota_m4_powercut_tests
 	@out=$$($(POWERCUT_M4_ENV) OTA_POWERCUT_M4_SAMPLES=$(POWERCUT_M4_SAMPLES) \
-	  build/host/sim/m4/tests/ota_m4_powercut_tests 2>&1); \
+	  build/host/sim/m4/tests/ota_m4_powercut_tests $(1) 2>&1); \
 	  rc=$$?; \
 	  if [ $$rc -ne 0 ]; then echo "$$out"; exit $$rc; fi; \
 	  echo "$$out" | grep -E '^powercut-m4(-double)?: |^\[  PASSED'
+endef
+
+powercut-m4:
+	$(call powercut_m4_run,)
 
 powercut-m4-double:
-	@cmake --build --preset host -j $(JOBS) --target ota_m4_powercut_tests
-	@out=$$($(POWERCUT_M4_ENV) build/host/sim/m4/tests/ota_m4_powercut_tests \
-	  --gtest_filter='PowerCutM4.DoubleCut_*' 2>&1); \
-	  rc=$$?; \
-	  if [ $$rc -ne 0 ]; then echo "$$out"; exit $$rc; fi; \
-	  echo "$$out" | grep -E '^powercut-m4(-double)?: |^\[  PASSED'
+	$(call powercut_m4_run,--gtest_filter='PowerCutM4.DoubleCut_*')
 
 powercut-m4-full: firmware
 	@cmake --build --preset host -j $(JOBS) --target ota_m4_powercut_tests
