@@ -112,7 +112,8 @@ m4-board-check: firmware
 # scenarios of tests/powercut, each operation cut and torn. `powercut-m4` (in m4-board-check,
 # so in `make test`) runs a stratified seeded sample: per scenario one operation of each kind
 # it performs outside image data (internal sector erase, trust record, OTP, option bytes,
-# W25Q128 erase, boot-state records, the app's confirmation) and one of image data, plus
+# W25Q128 erase, boot-state records, the app's confirmation) and one of each kind of image
+# data (the slot's word programs, the backup's page programs), plus
 # POWERCUT_M4_SAMPLES more (the seed is printed; POWERCUT_M4_SEED=<n> replays it), and the
 # double cut (a second cut during the recovery) after POWERCUT_M4_DOUBLE_SAMPLES first cuts of
 # full-install and target-mismatch-recover (`powercut-m4-double` runs only those);

@@ -1267,8 +1267,14 @@ void HttpApi::AccountRoutes() {
            }
            const std::string hash = Accounts::HashPassword(new_password);
            std::lock_guard<std::mutex> guard(p.lock());
+           // Disabled, signed out or given another password while it was hashed: not written
+           // (a session an admin ended must not set a password on its way out).
            const std::optional<UserRecord> now = a.FindUser(session.username);
-           if (!now || now->user_id != user.user_id || now->password_hash != user.password_hash) {
+           const std::optional<SessionInfo> still = a.LookupSession(SessionCookie(req), false);
+           if (!now || now->disabled || !still || still->user_id != user.user_id) {
+             throw ApiError(401, "no valid session: sign in again");
+           }
+           if (now->user_id != user.user_id || now->password_hash != user.password_hash) {
              throw ApiError(409, "the password was changed meanwhile: sign in again");
            }
            a.SignInSucceeded(session.username, req.remote_addr);

@@ -465,15 +465,30 @@ bool IsBulk(const OpInfo& op) {
          op.address < backup.offset + backup.size;
 }
 
+// The scenario's name mixed into the seed: FNV-1a, the same on every toolchain (std::hash is
+// not), so a printed seed replays anywhere.
+uint64_t Fnv1a(const std::string& text) {
+  uint64_t h = 14695981039346656037ull;
+  for (const char c : text) {
+    h ^= static_cast<uint8_t>(c);
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
 bool InPartition(uint32_t address, PartitionId id) {
   const Partition& p = kProfile.partition(id);
   return address >= p.offset && address < p.offset + p.size;
 }
 
 // The kind of operation a sample must cut and tear at least once: what it does and where,
-// and whether the app or the loader does it. All image data is one kind.
+// and whether the app or the loader does it. Image data is two kinds: the slot's word
+// programs and the backup's page programs (a hundred times fewer, and what a recovery reads).
 std::string Stratum(const OpInfo& op) {
-  if (IsBulk(op)) return "image data";
+  if (IsBulk(op)) {
+    return op.kind == OpKind::kInternalProgram ? "image data: slot word program"
+                                               : "image data: backup page program";
+  }
   std::string kind;
   switch (op.kind) {
     case OpKind::kInternalProgram: {
@@ -729,10 +744,11 @@ M4SweepResult RunM4Sweep(const M4Scenario& s, const M4SweepOptions& options) {
       if (run_edge || i % std::max<uint64_t>(1, options.bulk_stride) == 0) chosen.insert(bulk[i]);
     }
   } else {
-    // Stratified: one operation of each kind the run performs (image data is one kind; not
-    // with every_kind false), then `samples` more, alternately among the few and the image data.
+    // Stratified: one operation of each kind the run performs (image data is two: the slot's
+    // and the backup's; not with every_kind false), then `samples` more, alternately among the
+    // few and the image data.
     // The scenario's name in the seed: scenarios with the same operations sample different ones.
-    std::mt19937_64 rng(options.seed ^ std::hash<std::string>{}(s.name));
+    std::mt19937_64 rng(options.seed ^ Fnv1a(s.name));
     if (options.every_kind) {
       for (const auto& [name, ops] : strata)
         chosen.insert(ops[rng() % ops.size()]);

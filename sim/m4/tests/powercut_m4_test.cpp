@@ -85,7 +85,8 @@ class PowerCutM4 : public ::testing::Test {
     } else {
       std::printf(
           "powercut-m4: per scenario one operation of each kind it performs outside image "
-          "data, one of image data and %llu more (OTA_POWERCUT_M4_SAMPLES), each cut and torn\n",
+          "data, one of each kind of image data (slot, backup) and %llu more "
+          "(OTA_POWERCUT_M4_SAMPLES), each cut and torn\n",
           static_cast<unsigned long long>(options_.samples));
     }
   }

@@ -100,7 +100,7 @@ class HttpApi {
 // API worker; the pool has this many workers more than ordinary requests need.
 inline constexpr int kMaxEventStreams = 8;
 // Of those, the streams of one token or one user (all its sessions): one more is refused with
-// 429, so that one operator's tabs cannot take every stream from the others.
+// 429, so that one operator's tabs hold at most half of them.
 inline constexpr int kMaxEventStreamsPerCaller = 4;
 
 // The firmware_upgrade paras that let `device_id` (its current generation) download `package`
